@@ -1,0 +1,61 @@
+/*
+ * nft.h - the daemon's own nftables table, written over netlink.
+ *
+ * Layout (family ip, names from the configuration):
+ *
+ *   table ip <table> {
+ *     map mappings { type inet_proto . inet_service : ipv4_addr . inet_service; flags timeout; }
+ *     chain <chain> {
+ *       type nat hook prerouting priority dstnat; policy accept;
+ *       iifname "<external>" fib daddr type local dnat ip to meta l4proto . th dport map @mappings
+ *     }
+ *   }
+ *
+ * One rule serves every mapping; a mapping is one map element keyed by
+ * (protocol, external port) whose data is (client address, internal port),
+ * with a kernel timeout a little above its lifetime so that a daemon that dies
+ * leaves nothing open for long.  Only the daemon's table is ever touched.
+ *
+ * Usage: nft_begin(), any number of nft_install()/nft_put()/nft_del(), then
+ * nft_commit(), which sends everything as one batch (one atomic kernel
+ * transaction) and waits for the kernel's answer.  Functions return 0 or
+ * -errno.
+ */
+#ifndef NATPMP_NFT_H
+#define NATPMP_NFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "table.h"
+
+#define NFT_MAP_NAME "mappings"
+/* Seconds added to a mapping's remaining lifetime for its kernel timeout. */
+#define NFT_TIMEOUT_SLACK 30
+
+struct nft_config {
+	const char *table;
+	const char *chain;
+	const char *external_interface;
+};
+
+struct nft;
+
+/* Opens the netlink socket; NULL with errno set on failure. */
+struct nft *nft_open(const struct nft_config *cfg);
+void nft_close(struct nft *n);
+
+void nft_begin(struct nft *n);
+/* Replaces the daemon's table (if any) with an empty one of the layout above. */
+int nft_install(struct nft *n);
+/* Adds the element for m, replacing any element with the same key; timeout in seconds. */
+int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout);
+int nft_del(struct nft *n, const struct table_mapping *m);
+/* Number of messages queued since nft_begin(). */
+size_t nft_pending(const struct nft *n);
+int nft_commit(struct nft *n);
+
+/* Deletes the daemon's table in a transaction of its own; a missing table is not an error. */
+int nft_remove(struct nft *n);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * proto.h - NAT-PMP (RFC 6886) wire codec: pure functions, no I/O.
+ *
+ * proto_decode() classifies a datagram and returns what the server must do
+ * with it; the encoders write a reply into a caller buffer and return its
+ * length.  All multi-byte fields on the wire are big-endian; the structs hold
+ * host byte order, except IPv4 addresses, which stay in network byte order
+ * (struct in_addr convention) throughout the project.
+ */
+#ifndef NATPMP_PROTO_H
+#define NATPMP_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NATPMP_SERVER_PORT 5351
+#define NATPMP_CLIENT_PORT 5350
+#define NATPMP_VERSION 0
+
+#define NATPMP_OP_ADDRESS 0
+#define NATPMP_OP_MAP_UDP 1
+#define NATPMP_OP_MAP_TCP 2
+#define NATPMP_OP_REPLY 0x80
+
+#define NATPMP_RESULT_SUCCESS 0
+#define NATPMP_RESULT_UNSUPPORTED_VERSION 1
+#define NATPMP_RESULT_NOT_AUTHORIZED 2
+#define NATPMP_RESULT_NETWORK_FAILURE 3
+#define NATPMP_RESULT_OUT_OF_RESOURCES 4
+#define NATPMP_RESULT_UNSUPPORTED_OPCODE 5
+
+#define PROTO_ADDRESS_REQUEST_LEN 2
+#define PROTO_MAP_REQUEST_LEN 12
+#define PROTO_ADDRESS_REPLY_LEN 12
+#define PROTO_MAP_REPLY_LEN 16
+#define PROTO_ERROR_REPLY_LEN 8
+/* Largest datagram the server reads; PCP requests are at most 1100 bytes. */
+#define PROTO_MAX_DATAGRAM 1100
+
+enum proto_verdict {
+	PROTO_DROP,		  /* too short, or a response: ignore silently */
+	PROTO_ADDRESS,		  /* opcode 0 */
+	PROTO_MAP,		  /* opcodes 1 and 2: req->protocol is set */
+	PROTO_BAD_VERSION,	  /* answer with proto_encode_bad_version() */
+	PROTO_UNSUPPORTED_OPCODE, /* answer with proto_encode_unsupported_opcode() */
+};
+
+struct proto_request {
+	uint8_t version;
+	uint8_t opcode;
+	uint8_t protocol; /* IPPROTO_UDP or IPPROTO_TCP for PROTO_MAP, else 0 */
+	uint16_t internal_port;
+	uint16_t suggested_port;
+	uint32_t lifetime;
+};
+
+enum proto_verdict proto_decode(const uint8_t *buf, size_t len, struct proto_request *req);
+
+/* Each encoder returns the number of bytes written; out must hold them. */
+size_t proto_encode_address(uint8_t out[PROTO_ADDRESS_REPLY_LEN], uint16_t result, uint32_t epoch,
+			    uint32_t addr_be);
+size_t proto_encode_map(uint8_t out[PROTO_MAP_REPLY_LEN], uint8_t opcode, uint16_t result, uint32_t epoch,
+			uint16_t internal_port, uint16_t external_port, uint32_t lifetime);
+size_t proto_encode_bad_version(uint8_t out[PROTO_ERROR_REPLY_LEN], uint8_t request_opcode, uint32_t epoch);
+/* Echoes the request (len bytes, at most PROTO_MAX_DATAGRAM) with the reply bit and result 5. */
+size_t proto_encode_unsupported_opcode(uint8_t *out, const uint8_t *req, size_t len);
+
+uint8_t proto_opcode_to_protocol(uint8_t opcode);
+uint8_t proto_protocol_to_opcode(uint8_t protocol);
+const char *proto_protocol_name(uint8_t protocol);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * table.h - the mapping table: decides, never acts.
+ *
+ * The table holds every mapping the daemon has granted and applies RFC 6886's
+ * rules (port choice, renewal, lifetimes, per-client limits).  It does no I/O:
+ * each change it makes is also appended to a change log, which the caller
+ * turns into one nftables transaction and one state write, and then either
+ * commits (table_commit) or undoes (table_rollback) when the kernel refused.
+ *
+ * Time is whatever clock the caller passes as "now", in whole seconds; the
+ * daemon passes CLOCK_MONOTONIC, the tests a fake clock.  Addresses are IPv4
+ * in network byte order, ports in host order, protocols IPPROTO_UDP/TCP.
+ * Functions that answer a client return a NATPMP_RESULT_* code; the others
+ * return 0 or -errno.
+ */
+#ifndef NATPMP_TABLE_H
+#define NATPMP_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct port_range {
+	uint16_t from;
+	uint16_t to;
+};
+
+struct table_mapping {
+	uint32_t client; /* internal address: always the request's source */
+	uint8_t protocol;
+	uint16_t internal_port;
+	uint16_t external_port;
+	uint32_t lifetime; /* seconds granted by the last request */
+	int64_t expires;   /* table clock */
+};
+
+struct table_config {
+	const struct port_range *allowed; /* ports that may be handed out */
+	size_t n_allowed;
+	uint32_t max_per_client;
+	uint32_t max_lifetime;
+	/* Returns a uniformly random number below bound; NULL means arc4random_uniform. */
+	uint32_t (*random)(uint32_t bound, void *arg);
+	void *random_arg;
+};
+
+enum table_op { TABLE_ADD, TABLE_RENEW, TABLE_DEL };
+
+struct table_change {
+	enum table_op op;
+	struct table_mapping mapping;  /* the mapping after the change (before it, for TABLE_DEL) */
+	int64_t previous_expires;      /* TABLE_RENEW: for rollback */
+	uint32_t previous_lifetime;    /* TABLE_RENEW: for rollback */
+};
+
+struct table_grant {
+	uint16_t external_port;
+	uint32_t lifetime;
+};
+
+struct table;
+
+/* Copies cfg (including the ranges); returns NULL with errno set. */
+struct table *table_new(const struct table_config *cfg);
+void table_free(struct table *t);
+
+/*
+ * A map request (RFC 6886 3.3).  lifetime 0 deletes: the mapping of
+ * (client, protocol, internal_port), or with internal_port 0 all of the
+ * client's mappings of that protocol; deleting nothing succeeds.
+ */
+uint16_t table_request(struct table *t, uint32_t client, uint8_t protocol, uint16_t internal_port,
+		       uint16_t suggested_port, uint32_t lifetime, int64_t now, struct table_grant *grant);
+
+/* Puts back a mapping read from the state file; -EEXIST if it conflicts, -ENOSPC over a limit. */
+int table_restore(struct table *t, const struct table_mapping *m);
+
+/* Removes every mapping whose lifetime has ended; returns how many. */
+size_t table_expire(struct table *t, int64_t now);
+/* Earliest expiry in the table, or INT64_MAX when it is empty. */
+int64_t table_next_expiry(const struct table *t);
+
+size_t table_count(const struct table *t);
+size_t table_client_count(const struct table *t, uint32_t client);
+const struct table_mapping *table_find(const struct table *t, uint32_t client, uint8_t protocol,
+				       uint16_t internal_port);
+const struct table_mapping *table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port);
+/* Calls fn for each mapping, in no particular order; stops early when fn returns non-zero. */
+int table_foreach(const struct table *t, int (*fn)(const struct table_mapping *m, void *arg), void *arg);
+
+/* The change log since the last commit or rollback. */
+size_t table_changes(const struct table *t, const struct table_change **changes);
+void table_commit(struct table *t);
+void table_rollback(struct table *t);
+
+#endif

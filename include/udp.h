@@ -1,0 +1,51 @@
+/*
+ * udp.h - the NAT-PMP sockets: one per listen interface.
+ *
+ * Each socket is bound to its interface (SO_BINDTODEVICE), so the kernel
+ * never hands it a datagram that arrived on another interface, in
+ * particular the external one.  IP_PKTINFO tells which local address a
+ * request was sent to; the reply leaves from exactly that address, because
+ * libnatpmp and libtorrent drop replies from any other source.
+ * Functions return a count or 0 on success, -errno on failure.
+ */
+#ifndef NATPMP_UDP_H
+#define NATPMP_UDP_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netif.h"
+#include "proto.h"
+
+#define UDP_BATCH 64
+#define UDP_MAX_SUBNETS 16
+
+struct udp_packet {
+	struct sockaddr_in peer; /* the client: replies go back to its address and port */
+	struct in_addr local;	 /* where the request was sent: replies come from there */
+	size_t len;
+	size_t reply_len;	 /* 0: no reply */
+	uint8_t data[PROTO_MAX_DATAGRAM];
+	uint8_t reply[PROTO_MAX_DATAGRAM];
+};
+
+struct udp_socket {
+	int fd;
+	char ifname[16];
+	struct netif_addr subnets[UDP_MAX_SUBNETS];
+	int n_subnets;
+	int64_t refreshed; /* monotonic seconds of the last subnet refresh */
+};
+
+int udp_open(struct udp_socket *u, const char *ifname, uint16_t port);
+void udp_close(struct udp_socket *u);
+/* Receives up to max datagrams without blocking; returns how many (0 when none). */
+int udp_recv(struct udp_socket *u, struct udp_packet *pkts, int max);
+/* Sends every packet's reply (those with reply_len > 0); returns how many were sent. */
+int udp_send(struct udp_socket *u, struct udp_packet *pkts, int n);
+/* True when src lies inside one of the interface's IPv4 subnets (RFC 6886 3: LAN clients only). */
+bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now);
+
+#endif

@@ -1,0 +1,380 @@
+/*
+ * config.c - command line and environment.
+ *
+ * The option names are those of the Go NAT-PMP server for NixOS, so that its
+ * users can switch by changing the binary's name.  Every value is checked
+ * here, once; the rest of the daemon trusts struct config.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "netif.h"
+
+enum {
+	OPT_LISTEN_INTERFACE = 256,
+	OPT_LISTEN_PORT,
+	OPT_EXTERNAL_INTERFACE,
+	OPT_NAT_TABLE,
+	OPT_NAT_CHAIN,
+	OPT_MAX_MAPPINGS,
+	OPT_DEFAULT_LIFETIME,
+	OPT_MAX_LIFETIME,
+	OPT_ALLOWED_PORTS,
+	OPT_STATE_DIR,
+	OPT_LOG_LEVEL,
+	OPT_CHECK_CONFIG,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_END,
+};
+
+static const struct option config_options[] = {
+	{ "listen-interface", required_argument, NULL, OPT_LISTEN_INTERFACE },
+	{ "listen-port", required_argument, NULL, OPT_LISTEN_PORT },
+	{ "external-interface", required_argument, NULL, OPT_EXTERNAL_INTERFACE },
+	{ "nat-table", required_argument, NULL, OPT_NAT_TABLE },
+	{ "nat-chain", required_argument, NULL, OPT_NAT_CHAIN },
+	{ "max-mappings-per-ip", required_argument, NULL, OPT_MAX_MAPPINGS },
+	{ "default-lifetime", required_argument, NULL, OPT_DEFAULT_LIFETIME },
+	{ "max-lifetime", required_argument, NULL, OPT_MAX_LIFETIME },
+	{ "allowed-ports", required_argument, NULL, OPT_ALLOWED_PORTS },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+void config_usage(FILE *out)
+{
+	fputs("usage: natpmp-server --listen-interface IF --external-interface IF [options]\n"
+	      "\n"
+	      "A NAT-PMP (RFC 6886) server: LAN clients ask it for ports, it forwards them\n"
+	      "from the external interface through its own nftables table.\n"
+	      "\n"
+	      "  --listen-interface IF      LAN interface to answer on (repeatable; required)\n"
+	      "  --listen-port PORT         UDP port to answer on (default 5351)\n"
+	      "  --external-interface IF    interface whose address is the public one (required)\n"
+	      "  --nat-table NAME           nftables table (family ip) the daemon owns (default natpmp)\n"
+	      "  --nat-chain NAME           prerouting chain in that table (default prerouting)\n"
+	      "  --max-mappings-per-ip N    mappings one client may hold (default 100)\n"
+	      "  --default-lifetime SECS    lifetime for requests that carry none (default 3600)\n"
+	      "  --max-lifetime SECS        longest lifetime granted (default 86400)\n"
+	      "  --allowed-ports RANGE      ports that may be mapped, N or N-M (repeatable;\n"
+	      "                             default 1024-65535)\n"
+	      "  --state-dir DIR            where state.json is kept (default /var/lib/natpmp-server)\n"
+	      "  --log-level LEVEL          debug, info, warning or error (default info)\n"
+	      "  -n, --check-config         check the configuration, print it, and exit\n"
+	      "  -h, --help                 this text\n"
+	      "  -V, --version              the version\n"
+	      "\n"
+	      "Each option can also come from the environment as NATPMP_<NAME>, for example\n"
+	      "NATPMP_LISTEN_PORT=5351; repeatable options take a comma- or space-separated list\n"
+	      "there.  The command line wins over the environment.\n",
+	      out);
+}
+
+static void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen_port = 5351;
+	strcpy(cfg->nat_table, "natpmp");
+	strcpy(cfg->nat_chain, "prerouting");
+	cfg->max_mappings_per_ip = 100;
+	cfg->default_lifetime = 3600;
+	cfg->max_lifetime = 86400;
+	strcpy(cfg->state_dir, "/var/lib/natpmp-server");
+	cfg->log_level = LOG_LEVEL_INFO;
+}
+
+static int config_error(const char *option, const char *value, const char *why)
+{
+	fprintf(stderr, "natpmp-server: --%s '%s': %s\n", option, value, why);
+	return -1;
+}
+
+/* Whole decimal numbers only: no sign, no spaces, no trailing text. */
+static int parse_uint(const char *option, const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	char why[96];
+
+	if (!isdigit((unsigned char)s[0]))
+		return config_error(option, s, "not a whole number");
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (*end != '\0')
+		return config_error(option, s, "not a whole number");
+	if (errno == ERANGE || *out < min || *out > max) {
+		snprintf(why, sizeof(why), "out of range: use %lu to %lu", min, max);
+		return config_error(option, s, why);
+	}
+	return 0;
+}
+
+static int parse_range(const char *option, const char *s, struct port_range *r)
+{
+	char buf[32], *dash;
+	unsigned long from, to;
+
+	if (strlen(s) >= sizeof(buf))
+		return config_error(option, s, "not a port or range: use N or N-M, e.g. 1024-65535");
+	strcpy(buf, s);
+	dash = strchr(buf, '-');
+	if (dash)
+		*dash = '\0';
+	if (parse_uint(option, buf, 1, 65535, &from) < 0)
+		return -1;
+	to = from;
+	if (dash && parse_uint(option, dash + 1, 1, 65535, &to) < 0)
+		return -1;
+	if (to < from)
+		return config_error(option, s, "range runs backwards: put the lower port first");
+	r->from = (uint16_t)from;
+	r->to = (uint16_t)to;
+	return 0;
+}
+
+static int parse_name(const char *option, const char *s, char *out, size_t outlen)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= outlen)
+		return config_error(option, s, "must be 1 to 63 characters");
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+			return config_error(option, s, "use only letters, digits, '_' and '-'");
+	memcpy(out, s, len + 1);
+	return 0;
+}
+
+static int parse_interface(const char *option, const char *s, char out[16])
+{
+	if (!netif_name_valid(s))
+		return config_error(option, s, "not an interface name (1-15 characters, no '/', ':' or spaces)");
+	strcpy(out, s);
+	return 0;
+}
+
+/* Applies one option's value; the first --allowed-ports replaces the default list. */
+static int config_apply(struct config *cfg, int opt, const char *arg, int *ranges_reset)
+{
+	unsigned long v;
+	int level;
+
+	switch (opt) {
+	case OPT_LISTEN_INTERFACE:
+		if (cfg->n_listen == CONFIG_MAX_LISTEN)
+			return config_error("listen-interface", arg, "too many listen interfaces (16 at most)");
+		return parse_interface("listen-interface", arg, cfg->listen_interfaces[cfg->n_listen++]);
+	case OPT_LISTEN_PORT:
+		if (parse_uint("listen-port", arg, 1, 65535, &v) < 0)
+			return -1;
+		cfg->listen_port = (uint16_t)v;
+		return 0;
+	case OPT_EXTERNAL_INTERFACE:
+		return parse_interface("external-interface", arg, cfg->external_interface);
+	case OPT_NAT_TABLE:
+		return parse_name("nat-table", arg, cfg->nat_table, sizeof(cfg->nat_table));
+	case OPT_NAT_CHAIN:
+		return parse_name("nat-chain", arg, cfg->nat_chain, sizeof(cfg->nat_chain));
+	case OPT_MAX_MAPPINGS:
+		if (parse_uint("max-mappings-per-ip", arg, 1, 131072, &v) < 0)
+			return -1;
+		cfg->max_mappings_per_ip = (uint32_t)v;
+		return 0;
+	case OPT_DEFAULT_LIFETIME:
+		if (parse_uint("default-lifetime", arg, 1, UINT32_MAX, &v) < 0)
+			return -1;
+		cfg->default_lifetime = (uint32_t)v;
+		cfg->default_lifetime_given = true;
+		return 0;
+	case OPT_MAX_LIFETIME:
+		if (parse_uint("max-lifetime", arg, 1, UINT32_MAX, &v) < 0)
+			return -1;
+		cfg->max_lifetime = (uint32_t)v;
+		return 0;
+	case OPT_ALLOWED_PORTS:
+		/* The first range given replaces the default instead of adding to it. */
+		if (!*ranges_reset) {
+			cfg->n_allowed = 0;
+			*ranges_reset = 1;
+		}
+		if (cfg->n_allowed == CONFIG_MAX_RANGES)
+			return config_error("allowed-ports", arg, "too many ranges (64 at most)");
+		return parse_range("allowed-ports", arg, &cfg->allowed_ports[cfg->n_allowed++]);
+	case OPT_STATE_DIR:
+		if (arg[0] != '/' || strlen(arg) >= sizeof(cfg->state_dir))
+			return config_error("state-dir", arg, "use an absolute path shorter than 256 characters");
+		strcpy(cfg->state_dir, arg);
+		return 0;
+	case OPT_LOG_LEVEL:
+		if ((level = log_level_parse(arg)) < 0)
+			return config_error("log-level", arg, "use debug, info, warning or error");
+		cfg->log_level = (enum log_level)level;
+		return 0;
+	case OPT_CHECK_CONFIG:
+		cfg->check_config = true;
+		return 0;
+	}
+	return -1;
+}
+
+static int option_repeatable(int opt)
+{
+	return opt == OPT_LISTEN_INTERFACE || opt == OPT_ALLOWED_PORTS;
+}
+
+/* NATPMP_LISTEN_INTERFACE for "listen-interface". */
+static void env_name(const char *option, char *out, size_t outlen)
+{
+	size_t i = 0;
+
+	i = (size_t)snprintf(out, outlen, "NATPMP_");
+	for (; *option && i + 1 < outlen; option++)
+		out[i++] = *option == '-' ? '_' : (char)toupper((unsigned char)*option);
+	out[i] = '\0';
+}
+
+static int config_from_env(struct config *cfg, const int *seen, int *ranges_reset)
+{
+	for (const struct option *o = config_options; o->name; o++) {
+		char name[64], *value, *copy, *tok, *save;
+		int r = 0;
+
+		if (o->val >= OPT_HELP || seen[o->val - OPT_LISTEN_INTERFACE])
+			continue;
+		env_name(o->name, name, sizeof(name));
+		value = getenv(name);
+		if (!value)
+			continue;
+		if (o->has_arg == no_argument) {
+			if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
+				r = config_apply(cfg, o->val, value, ranges_reset);
+			else if (strcmp(value, "0") && strcmp(value, "false") && strcmp(value, "no") && value[0])
+				r = config_error(o->name, value, "environment value must be 1/true/yes or 0/false/no");
+			if (r < 0)
+				return -1;
+			continue;
+		}
+		if (!option_repeatable(o->val)) {
+			if (config_apply(cfg, o->val, value, ranges_reset) < 0)
+				return -1;
+			continue;
+		}
+		if (!(copy = strdup(value)))
+			return config_error(o->name, value, "out of memory");
+		for (tok = strtok_r(copy, ", \t", &save); tok && r == 0; tok = strtok_r(NULL, ", \t", &save))
+			r = config_apply(cfg, o->val, tok, ranges_reset);
+		free(copy);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int config_check(struct config *cfg)
+{
+	char value[32];
+
+	if (cfg->n_listen == 0) {
+		fprintf(stderr, "natpmp-server: --listen-interface is required: name the LAN interface(s) "
+				"clients ask on, e.g. --listen-interface br-lan\n");
+		return -1;
+	}
+	if (cfg->external_interface[0] == '\0') {
+		fprintf(stderr, "natpmp-server: --external-interface is required: name the interface that "
+				"has the public address, e.g. --external-interface eth0\n");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		if (strcmp(cfg->listen_interfaces[i], cfg->external_interface) == 0)
+			return config_error("listen-interface", cfg->listen_interfaces[i],
+					    "is also the external interface: the daemon never answers there");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cfg->listen_interfaces[i], cfg->listen_interfaces[j]) == 0)
+				return config_error("listen-interface", cfg->listen_interfaces[i],
+						    "given twice");
+	}
+	if (cfg->default_lifetime > cfg->max_lifetime && !cfg->default_lifetime_given)
+		cfg->default_lifetime = cfg->max_lifetime;
+	if (cfg->default_lifetime > cfg->max_lifetime) {
+		snprintf(value, sizeof(value), "%u", cfg->default_lifetime);
+		return config_error("default-lifetime", value, "is above --max-lifetime: lower it or raise that");
+	}
+	if (cfg->n_allowed == 0) {
+		cfg->allowed_ports[0] = (struct port_range){ 1024, 65535 };
+		cfg->n_allowed = 1;
+	}
+	return 0;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv)
+{
+	int seen[OPT_END - OPT_LISTEN_INTERFACE] = { 0 };
+	int ranges_reset = 0, opt;
+
+	config_defaults(cfg);
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":nhV", config_options, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			opt = OPT_CHECK_CONFIG;
+			break;
+		case 'h':
+		case OPT_HELP:
+			config_usage(stdout);
+			return 1;
+		case 'V':
+		case OPT_VERSION:
+			printf("natpmp-server %s\n", NATPMP_VERSION_STRING);
+			return 1;
+		case ':':
+			fprintf(stderr, "natpmp-server: %s needs a value; see --help\n", argv[optind - 1]);
+			return -1;
+		case '?':
+			fprintf(stderr, "natpmp-server: unknown option '%s'; see --help\n", argv[optind - 1]);
+			return -1;
+		}
+		seen[opt - OPT_LISTEN_INTERFACE] = 1;
+		if (config_apply(cfg, opt, optarg, &ranges_reset) < 0)
+			return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "natpmp-server: unexpected argument '%s'; options start with --, see --help\n",
+			argv[optind]);
+		return -1;
+	}
+	if (config_from_env(cfg, seen, &ranges_reset) < 0)
+		return -1;
+	return config_check(cfg);
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		fprintf(out, "--listen-interface %s\n", cfg->listen_interfaces[i]);
+	fprintf(out, "--listen-port %u\n", cfg->listen_port);
+	fprintf(out, "--external-interface %s\n", cfg->external_interface);
+	fprintf(out, "--nat-table %s\n", cfg->nat_table);
+	fprintf(out, "--nat-chain %s\n", cfg->nat_chain);
+	fprintf(out, "--max-mappings-per-ip %u\n", cfg->max_mappings_per_ip);
+	fprintf(out, "--default-lifetime %u\n", cfg->default_lifetime);
+	fprintf(out, "--max-lifetime %u\n", cfg->max_lifetime);
+	for (size_t i = 0; i < cfg->n_allowed; i++) {
+		if (cfg->allowed_ports[i].from == cfg->allowed_ports[i].to)
+			fprintf(out, "--allowed-ports %u\n", cfg->allowed_ports[i].from);
+		else
+			fprintf(out, "--allowed-ports %u-%u\n", cfg->allowed_ports[i].from,
+				cfg->allowed_ports[i].to);
+	}
+	fprintf(out, "--state-dir %s\n", cfg->state_dir);
+	fprintf(out, "--log-level %s\n", log_level_name(cfg->log_level));
+}

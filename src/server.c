@@ -1,0 +1,533 @@
+/*
+ * server.c - the request path and the mapping lifecycle.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "netif.h"
+#include "nft.h"
+#include "proto.h"
+#include "server.h"
+#include "state.h"
+#include "table.h"
+#include "udp.h"
+
+/* Rounds of recvmmsg per readable event before other sockets get a turn. */
+#define SERVER_ROUNDS 8
+
+struct server_listener {
+	struct server *server;
+	struct udp_socket sock;
+	struct event *ev;
+};
+
+struct server_request {
+	struct proto_request req;
+	enum proto_verdict verdict;
+	uint16_t result;
+	struct table_grant grant;
+};
+
+struct server {
+	const struct config *cfg;
+	struct event_base *base;
+	struct server_listener listeners[CONFIG_MAX_LISTEN];
+	size_t n_listeners;
+	struct event *expiry_ev;
+	struct event *signal_ev[3];
+	struct table *table;
+	struct nft *nft;
+	char state_path[PATH_MAX];
+	int64_t epoch_start; /* monotonic seconds when the mapping table began */
+	struct udp_packet pkts[UDP_BATCH];
+	struct server_request reqs[UDP_BATCH];
+};
+
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static int64_t wall_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static uint32_t server_epoch(const struct server *s, int64_t now)
+{
+	int64_t e = now - s->epoch_start;
+
+	return e < 0 ? 0 : e > UINT32_MAX ? UINT32_MAX : (uint32_t)e;
+}
+
+static const char *addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN])
+{
+	struct in_addr in = { .s_addr = addr };
+
+	return inet_ntop(AF_INET, &in, buf, INET_ADDRSTRLEN);
+}
+
+/* --- state file --- */
+
+struct snapshot {
+	struct state_mapping *out;
+	size_t n;
+	int64_t mono, wall;
+};
+
+static int snapshot_one(const struct table_mapping *m, void *arg)
+{
+	struct snapshot *sn = arg;
+
+	sn->out[sn->n++] = (struct state_mapping){
+		.client = m->client,
+		.protocol = m->protocol,
+		.internal_port = m->internal_port,
+		.external_port = m->external_port,
+		.lifetime = m->lifetime,
+		.expires = sn->wall + (m->expires - sn->mono),
+	};
+	return 0;
+}
+
+static int server_save(struct server *s, int64_t now)
+{
+	struct snapshot sn = { .mono = now, .wall = wall_now() };
+	struct state st;
+	int r;
+
+	sn.out = calloc(table_count(s->table) + 1, sizeof(*sn.out));
+	if (!sn.out)
+		return -ENOMEM;
+	table_foreach(s->table, snapshot_one, &sn);
+	st = (struct state){
+		.epoch_start = sn.wall - server_epoch(s, now),
+		.n_mappings = sn.n,
+		.mappings = sn.out,
+	};
+	r = state_save(s->state_path, &st);
+	free(sn.out);
+	if (r < 0)
+		log_warnx("cannot write %s: %s", s->state_path, strerror(-r));
+	return r;
+}
+
+/* --- applying the table's decisions --- */
+
+static uint32_t kernel_timeout(const struct table_mapping *m, int64_t now)
+{
+	int64_t left = m->expires - now;
+
+	if (left < 0)
+		left = 0;
+	if (left > UINT32_MAX - NFT_TIMEOUT_SLACK)
+		left = UINT32_MAX - NFT_TIMEOUT_SLACK;
+	return (uint32_t)left + NFT_TIMEOUT_SLACK;
+}
+
+static void log_change(const struct table_change *ch, const char *why)
+{
+	char client[INET_ADDRSTRLEN];
+	const struct table_mapping *m = &ch->mapping;
+
+	addr_str(m->client, client);
+	switch (ch->op) {
+	case TABLE_ADD:
+		log_info("mapped %s %u -> %s:%u for %u s", proto_protocol_name(m->protocol), m->external_port,
+			 client, m->internal_port, m->lifetime);
+		break;
+	case TABLE_RENEW:
+		log_debug("renewed %s %u -> %s:%u for %u s", proto_protocol_name(m->protocol), m->external_port,
+			  client, m->internal_port, m->lifetime);
+		break;
+	case TABLE_DEL:
+		log_info("%s %s %u -> %s:%u", why, proto_protocol_name(m->protocol), m->external_port, client,
+			 m->internal_port);
+		break;
+	}
+}
+
+/* Queues the change log into one nftables transaction and commits it. */
+static int server_install(struct server *s, int64_t now, int fresh_table)
+{
+	const struct table_change *ch;
+	size_t n = table_changes(s->table, &ch);
+	int r = 0;
+
+	nft_begin(s->nft);
+	if (fresh_table)
+		r = nft_install(s->nft);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (ch[i].op == TABLE_DEL)
+			r = nft_del(s->nft, &ch[i].mapping);
+		else
+			r = nft_put(s->nft, &ch[i].mapping, kernel_timeout(&ch[i].mapping, now));
+	}
+	if (r == 0)
+		r = nft_commit(s->nft);
+	return r;
+}
+
+/*
+ * Makes the table's pending changes durable, then real.  The state file is
+ * written first: a crash between the two leaves a mapping on disk that the
+ * client was never told about, which is harmless, never the reverse.
+ */
+static int server_apply(struct server *s, int64_t now, const char *why)
+{
+	const struct table_change *ch;
+	size_t n = table_changes(s->table, &ch);
+	int r;
+
+	if (n == 0)
+		return 0;
+	if ((r = server_save(s, now)) < 0)
+		goto fail;
+	if ((r = server_install(s, now, 0)) < 0) {
+		log_warnx("nftables refused %zu change(s): %s", n, strerror(-r));
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++)
+		log_change(&ch[i], why);
+	table_commit(s->table);
+	return 0;
+fail:
+	table_rollback(s->table);
+	/* The file may already hold the refused changes: put it back in step. */
+	(void)server_save(s, now);
+	return r;
+}
+
+static void server_arm_expiry(struct server *s, int64_t now)
+{
+	int64_t next = table_next_expiry(s->table);
+	struct timeval tv = { .tv_sec = 3600 };
+
+	if (next != INT64_MAX)
+		tv.tv_sec = next <= now ? 0 : next - now < 3600 ? next - now : 3600;
+	evtimer_add(s->expiry_ev, &tv);
+}
+
+static void server_on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	int64_t now = mono_now();
+
+	(void)fd;
+	(void)what;
+	if (table_expire(s->table, now) > 0 && server_apply(s, now, "expired") < 0) {
+		/*
+		 * An expired mapping stays expired: the kernel drops its element
+		 * at its own timeout, so forget it rather than resurrect it.
+		 */
+		table_expire(s->table, now);
+		const struct table_change *ch;
+		size_t n = table_changes(s->table, &ch);
+		for (size_t i = 0; i < n; i++)
+			log_change(&ch[i], "expired");
+		table_commit(s->table);
+		(void)server_save(s, now);
+	}
+	server_arm_expiry(s, now);
+}
+
+/* --- the request path --- */
+
+static void server_decide(struct server *s, struct udp_socket *sock, struct udp_packet *p, struct server_request *r,
+			  int64_t now, int *addr_known, struct netif_addr *ext, int *ext_err)
+{
+	char peer[INET_ADDRSTRLEN];
+	uint32_t epoch = server_epoch(s, now);
+
+	r->verdict = PROTO_DROP;
+	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
+		log_debug("ignored request on %s from %s: not inside its subnets", sock->ifname,
+			  addr_str(p->peer.sin_addr.s_addr, peer));
+		return;
+	}
+	r->verdict = proto_decode(p->data, p->len, &r->req);
+	switch (r->verdict) {
+	case PROTO_DROP:
+		log_debug("dropped %zu-byte datagram from %s", p->len, addr_str(p->peer.sin_addr.s_addr, peer));
+		break;
+	case PROTO_ADDRESS:
+		if (!*addr_known) {
+			*ext_err = netif_ipv4(s->cfg->external_interface, ext);
+			*addr_known = 1;
+		}
+		p->reply_len = proto_encode_address(p->reply, *ext_err ? NATPMP_RESULT_NETWORK_FAILURE : 0, epoch,
+						    *ext_err ? 0 : ext->addr);
+		break;
+	case PROTO_BAD_VERSION:
+		p->reply_len = proto_encode_bad_version(p->reply, r->req.opcode, epoch);
+		break;
+	case PROTO_UNSUPPORTED_OPCODE:
+		p->reply_len = proto_encode_unsupported_opcode(p->reply, p->data, p->len);
+		break;
+	case PROTO_MAP:
+		r->result = table_request(s->table, p->peer.sin_addr.s_addr, r->req.protocol, r->req.internal_port,
+					  r->req.suggested_port, r->req.lifetime, now, &r->grant);
+		break;
+	}
+}
+
+static void server_handle(struct server *s, struct server_listener *l, int n)
+{
+	int64_t now = mono_now();
+	int addr_known = 0, ext_err = 0, failed;
+	struct netif_addr ext;
+
+	for (int i = 0; i < n; i++)
+		server_decide(s, &l->sock, &s->pkts[i], &s->reqs[i], now, &addr_known, &ext, &ext_err);
+
+	failed = server_apply(s, now, "deleted") < 0;
+	for (int i = 0; i < n; i++) {
+		struct server_request *r = &s->reqs[i];
+		if (r->verdict != PROTO_MAP)
+			continue;
+		if (failed) {
+			r->result = NATPMP_RESULT_NETWORK_FAILURE;
+			r->grant = (struct table_grant){ 0 };
+		}
+		s->pkts[i].reply_len = proto_encode_map(s->pkts[i].reply, r->req.opcode, r->result,
+							 server_epoch(s, now), r->req.internal_port,
+							 r->grant.external_port, r->grant.lifetime);
+	}
+	udp_send(&l->sock, s->pkts, n);
+	server_arm_expiry(s, now);
+}
+
+static void server_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_listener *l = arg;
+	struct server *s = l->server;
+
+	(void)fd;
+	(void)what;
+	for (int round = 0; round < SERVER_ROUNDS; round++) {
+		int n = udp_recv(&l->sock, s->pkts, UDP_BATCH);
+		if (n < 0) {
+			log_warnx("receive on %s: %s", l->sock.ifname, strerror(-n));
+			return;
+		}
+		if (n == 0)
+			return;
+		server_handle(s, l, n);
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
+static void server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: nothing to reload in this version; still serving");
+		return;
+	}
+	log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	event_base_loopbreak(s->base);
+}
+
+/* --- start-up --- */
+
+static void server_restore(struct server *s, int64_t now)
+{
+	char err[256], moved[PATH_MAX + 64];
+	struct state st;
+	int64_t wall = wall_now();
+	size_t restored = 0, expired = 0, refused = 0;
+	int r;
+
+	s->epoch_start = now;
+	r = state_load(s->state_path, &st, err, sizeof(err));
+	if (r == -ENOENT) {
+		log_info("no state file at %s: starting with an empty table", s->state_path);
+		return;
+	}
+	if (r < 0) {
+		if (r != -EBADMSG)
+			snprintf(err, sizeof(err), "%s", strerror(-r));
+		if (state_quarantine(s->state_path, moved, sizeof(moved)) == 0)
+			log_error("state file %s is unusable (%s); moved it to %s and started with an empty "
+				  "table, epoch 0",
+				  s->state_path, err, moved);
+		else
+			log_error("state file %s is unusable (%s) and could not be moved aside; starting with an "
+				  "empty table, epoch 0",
+				  s->state_path, err);
+		return;
+	}
+	/* The epoch keeps running across restarts: clients see no reset (RFC 6886 3.6). */
+	if (st.epoch_start <= wall)
+		s->epoch_start = now - (wall - st.epoch_start);
+	for (size_t i = 0; i < st.n_mappings; i++) {
+		const struct state_mapping *sm = &st.mappings[i];
+		char client[INET_ADDRSTRLEN];
+		struct table_mapping m = {
+			.client = sm->client,
+			.protocol = sm->protocol,
+			.internal_port = sm->internal_port,
+			.external_port = sm->external_port,
+			.lifetime = sm->lifetime,
+			.expires = now + (sm->expires - wall),
+		};
+		if (sm->expires <= wall) {
+			expired++;
+			continue;
+		}
+		if ((r = table_restore(s->table, &m)) < 0) {
+			refused++;
+			log_warnx("state file: not restoring %s %u -> %s:%u: %s", proto_protocol_name(m.protocol),
+				  m.external_port, addr_str(m.client, client), m.internal_port,
+				  r == -ERANGE ? "port no longer allowed" : r == -ENOSPC ? "over the client's limit"
+									: "conflicts with another mapping");
+			continue;
+		}
+		restored++;
+	}
+	log_info("restored %zu mapping(s) from %s (%zu expired while stopped, %zu refused), epoch %u", restored,
+		 s->state_path, expired, refused, server_epoch(s, now));
+	state_free(&st);
+}
+
+struct server *server_new(const struct config *cfg)
+{
+	struct server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->cfg = cfg;
+	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
+		s->listeners[i].sock.fd = -1;
+	return s;
+}
+
+int server_start(struct server *s)
+{
+	const struct config *cfg = s->cfg;
+	struct table_config tc = {
+		.allowed = cfg->allowed_ports,
+		.n_allowed = cfg->n_allowed,
+		.max_per_client = cfg->max_mappings_per_ip,
+		.max_lifetime = cfg->max_lifetime,
+	};
+	struct nft_config nc = {
+		.table = cfg->nat_table,
+		.chain = cfg->nat_chain,
+		.external_interface = cfg->external_interface,
+	};
+	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
+	int64_t now = mono_now();
+	int r;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST) {
+		log_error("cannot create state directory %s: %s; create it or point --state-dir elsewhere",
+			  cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(s->state_path, sizeof(s->state_path), "%s/%s", cfg->state_dir, STATE_FILE_NAME);
+
+	if (!(s->base = event_base_new()) || !(s->table = table_new(&tc))) {
+		log_error("out of memory at start");
+		return -1;
+	}
+	if (!(s->nft = nft_open(&nc))) {
+		log_error("cannot open a netfilter netlink socket: %s", strerror(errno));
+		return -1;
+	}
+
+	server_restore(s, now);
+	/* A fresh table replaces whatever a previous run left, then holds exactly our mappings. */
+	if ((r = server_install(s, now, 1)) < 0) {
+		log_error("cannot install nftables table ip %s: %s (the daemon needs CAP_NET_ADMIN and a kernel "
+			  "with nf_tables and nft_nat)",
+			  cfg->nat_table, strerror(-r));
+		return -1;
+	}
+	table_commit(s->table);
+	if (server_save(s, now) < 0) {
+		log_error("state directory %s is not writable: fix its permissions or choose another --state-dir",
+			  cfg->state_dir);
+		return -1;
+	}
+
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		struct server_listener *l = &s->listeners[i];
+		l->server = s;
+		if ((r = udp_open(&l->sock, cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
+			log_error("cannot listen on %s port %u: %s", cfg->listen_interfaces[i], cfg->listen_port,
+				  r == -ENODEV ? "no such interface" : strerror(-r));
+			return -1;
+		}
+		l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, server_on_readable, l);
+		if (!l->ev || event_add(l->ev, NULL) < 0) {
+			log_error("cannot watch the socket on %s", cfg->listen_interfaces[i]);
+			return -1;
+		}
+		s->n_listeners++;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		s->signal_ev[i] = evsignal_new(s->base, signals[i], server_on_signal, s);
+		if (!s->signal_ev[i] || event_add(s->signal_ev[i], NULL) < 0) {
+			log_error("cannot install signal handlers");
+			return -1;
+		}
+	}
+	if (!(s->expiry_ev = evtimer_new(s->base, server_on_expiry, s))) {
+		log_error("out of memory at start");
+		return -1;
+	}
+	server_arm_expiry(s, now);
+	log_info("serving NAT-PMP on port %u of %zu interface(s); %zu mapping(s) in table ip %s", cfg->listen_port,
+		 s->n_listeners, table_count(s->table), cfg->nat_table);
+	return 0;
+}
+
+int server_run(struct server *s)
+{
+	return event_base_dispatch(s->base) < 0 ? -1 : 0;
+}
+
+void server_free(struct server *s)
+{
+	int r;
+
+	if (!s)
+		return;
+	if (s->nft) {
+		if ((r = nft_remove(s->nft)) < 0)
+			log_warnx("cannot remove nftables table ip %s: %s", s->cfg->nat_table, strerror(-r));
+		nft_close(s->nft);
+	}
+	if (s->table && s->base)
+		(void)server_save(s, mono_now());
+	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++) {
+		if (s->listeners[i].ev)
+			event_free(s->listeners[i].ev);
+		udp_close(&s->listeners[i].sock);
+	}
+	for (size_t i = 0; i < 3; i++)
+		if (s->signal_ev[i])
+			event_free(s->signal_ev[i]);
+	if (s->expiry_ev)
+		event_free(s->expiry_ev);
+	table_free(s->table);
+	if (s->base)
+		event_base_free(s->base);
+	free(s);
+}

@@ -1,0 +1,162 @@
+/*
+ * udp.c - receiving requests and sending replies on the listen interfaces.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "udp.h"
+
+static void udp_refresh_subnets(struct udp_socket *u, int64_t now)
+{
+	int n = netif_ipv4_all(u->ifname, u->subnets, UDP_MAX_SUBNETS);
+
+	u->n_subnets = n < 0 ? 0 : n;
+	u->refreshed = now;
+}
+
+int udp_open(struct udp_socket *u, const char *ifname, uint16_t port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int one = 1, err;
+
+	memset(u, 0, sizeof(*u));
+	strncpy(u->ifname, ifname, sizeof(u->ifname) - 1);
+	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->fd < 0)
+		return -errno;
+	/* Several sockets share the port, one per interface. */
+	if (setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(u->fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0 ||
+	    setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 ||
+	    bind(u->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		err = -errno;
+		close(u->fd);
+		u->fd = -1;
+		return err;
+	}
+	udp_refresh_subnets(u, 0);
+	return 0;
+}
+
+void udp_close(struct udp_socket *u)
+{
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+}
+
+int udp_recv(struct udp_socket *u, struct udp_packet *pkts, int max)
+{
+	struct mmsghdr msgs[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct cmsghdr align;
+	} cmsg[UDP_BATCH];
+	int n;
+
+	if (max > UDP_BATCH)
+		max = UDP_BATCH;
+	for (int i = 0; i < max; i++) {
+		iov[i] = (struct iovec){ .iov_base = pkts[i].data, .iov_len = sizeof(pkts[i].data) };
+		msgs[i].msg_hdr = (struct msghdr){
+			.msg_name = &pkts[i].peer,
+			.msg_namelen = sizeof(pkts[i].peer),
+			.msg_iov = &iov[i],
+			.msg_iovlen = 1,
+			.msg_control = cmsg[i].buf,
+			.msg_controllen = sizeof(cmsg[i].buf),
+		};
+	}
+	n = recvmmsg(u->fd, msgs, (unsigned int)max, MSG_DONTWAIT, NULL);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		struct udp_packet *p = &pkts[i];
+		struct cmsghdr *c;
+
+		p->len = msgs[i].msg_len;
+		p->reply_len = 0;
+		p->local.s_addr = INADDR_ANY;
+		/* Oversized datagrams are cut to the buffer; MSG_TRUNC marks them. */
+		if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+			p->len = sizeof(p->data);
+		for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+			if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+				struct in_pktinfo pi;
+				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+				/* ipi_spec_dst is the local address a unicast request was sent to. */
+				p->local = pi.ipi_spec_dst;
+			}
+		}
+	}
+	return n;
+}
+
+int udp_send(struct udp_socket *u, struct udp_packet *pkts, int n)
+{
+	struct mmsghdr msgs[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct cmsghdr align;
+	} cmsg[UDP_BATCH];
+	int count = 0, sent = 0;
+
+	for (int i = 0; i < n && i < UDP_BATCH; i++) {
+		struct udp_packet *p = &pkts[i];
+		struct cmsghdr *c;
+		struct in_pktinfo pi = { .ipi_spec_dst = p->local };
+
+		if (!p->reply_len)
+			continue;
+		iov[count] = (struct iovec){ .iov_base = p->reply, .iov_len = p->reply_len };
+		msgs[count].msg_hdr = (struct msghdr){
+			.msg_name = &p->peer,
+			.msg_namelen = sizeof(p->peer),
+			.msg_iov = &iov[count],
+			.msg_iovlen = 1,
+			.msg_control = cmsg[count].buf,
+			.msg_controllen = sizeof(cmsg[count].buf),
+		};
+		c = CMSG_FIRSTHDR(&msgs[count].msg_hdr);
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		count++;
+	}
+	while (sent < count) {
+		int r = sendmmsg(u->fd, msgs + sent, (unsigned int)(count - sent), MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			/* A client that vanished (ICMP unreachable) must not stop the others. */
+			log_debug("send on %s: %s", u->ifname, strerror(errno));
+			sent++;
+			continue;
+		}
+		sent += r;
+	}
+	return count;
+}
+
+bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < u->n_subnets; i++)
+			if (((src.s_addr ^ u->subnets[i].addr) & u->subnets[i].mask) == 0)
+				return src.s_addr != u->subnets[i].addr;
+		/* An address added since the last look: ask again, at most once a second. */
+		if (pass == 0 && now != u->refreshed)
+			udp_refresh_subnets(u, now);
+		else
+			break;
+	}
+	return false;
+}

@@ -1,0 +1,126 @@
+/* test_proto.c - the wire codec: every request shape and every reply. */
+#include <netinet/in.h>
+#include <string.h>
+
+#include "check.h"
+#include "proto.h"
+
+static void test_address_request(void)
+{
+	struct proto_request r;
+	uint8_t req[] = { 0, 0 }, out[PROTO_ADDRESS_REPLY_LEN];
+	uint32_t addr;
+
+	CHECK_EQ(proto_decode(req, sizeof(req), &r), PROTO_ADDRESS);
+	/* Trailing bytes do not matter (RFC 6886 3.2). */
+	uint8_t longer[] = { 0, 0, 9, 9, 9, 9 };
+	CHECK_EQ(proto_decode(longer, sizeof(longer), &r), PROTO_ADDRESS);
+	CHECK_EQ(proto_decode(req, 1, &r), PROTO_DROP);
+	CHECK_EQ(proto_decode(req, 0, &r), PROTO_DROP);
+
+	addr = htonl(0xc6336401); /* 198.51.100.1 */
+	CHECK_EQ(proto_encode_address(out, 0, 0x01020304, addr), 12);
+	const uint8_t want[] = { 0, 128, 0, 0, 1, 2, 3, 4, 198, 51, 100, 1 };
+	CHECK(memcmp(out, want, sizeof(want)) == 0);
+	proto_encode_address(out, NATPMP_RESULT_NETWORK_FAILURE, 7, 0);
+	CHECK_EQ(out[3], 3);
+	CHECK(out[8] == 0 && out[9] == 0 && out[10] == 0 && out[11] == 0);
+}
+
+static void test_map_request(void)
+{
+	struct proto_request r;
+	uint8_t req[20] = { 0, 2, 0xab, 0xcd, 0xc8, 0xd5, 0x1f, 0x90, 0x00, 0x36, 0xee, 0x80 };
+	uint8_t out[PROTO_MAP_REPLY_LEN];
+
+	/* The reserved field (0xabcd here) and 8 trailing bytes are ignored. */
+	CHECK_EQ(proto_decode(req, sizeof(req), &r), PROTO_MAP);
+	CHECK_EQ(r.protocol, IPPROTO_TCP);
+	CHECK_EQ(r.internal_port, 51413);
+	CHECK_EQ(r.suggested_port, 8080);
+	CHECK_EQ(r.lifetime, 3600000);
+	req[1] = 1;
+	CHECK_EQ(proto_decode(req, 12, &r), PROTO_MAP);
+	CHECK_EQ(r.protocol, IPPROTO_UDP);
+	CHECK_EQ(proto_decode(req, 11, &r), PROTO_DROP);
+	CHECK_EQ(proto_decode(req, 4, &r), PROTO_DROP);
+
+	CHECK_EQ(proto_encode_map(out, 2, 0, 99, 51413, 40000, 7200), 16);
+	const uint8_t want[] = { 0, 130, 0, 0, 0, 0, 0, 99, 0xc8, 0xd5, 0x9c, 0x40, 0, 0, 0x1c, 0x20 };
+	CHECK(memcmp(out, want, sizeof(want)) == 0);
+	proto_encode_map(out, 1, NATPMP_RESULT_OUT_OF_RESOURCES, 1, 80, 0, 0);
+	CHECK_EQ(out[1], 129);
+	CHECK_EQ(out[3], 4);
+}
+
+static void test_versions_and_opcodes(void)
+{
+	struct proto_request r;
+	uint8_t pcp[60] = { 2, 1 }, out[PROTO_MAX_DATAGRAM];
+
+	/* qBittorrent's PCP MAP: 8-byte "unsupported version" with the map opcode. */
+	CHECK_EQ(proto_decode(pcp, sizeof(pcp), &r), PROTO_BAD_VERSION);
+	CHECK_EQ(proto_encode_bad_version(out, r.opcode, 5), 8);
+	const uint8_t want[] = { 0, 129, 0, 1, 0, 0, 0, 5 };
+	CHECK(memcmp(out, want, sizeof(want)) == 0);
+	uint8_t v1[] = { 1, 77 };
+	CHECK_EQ(proto_decode(v1, 2, &r), PROTO_BAD_VERSION);
+	proto_encode_bad_version(out, r.opcode, 5);
+	CHECK_EQ(out[1], 128);
+	CHECK_EQ(proto_decode(v1, 1, &r), PROTO_DROP);
+
+	/* Responses (ours or another server's) are never answered. */
+	for (int op = 128; op < 256; op++) {
+		uint8_t resp[16] = { 0, (uint8_t)op };
+		CHECK_EQ(proto_decode(resp, sizeof(resp), &r), PROTO_DROP);
+		resp[0] = 2;
+		CHECK_EQ(proto_decode(resp, sizeof(resp), &r), PROTO_DROP);
+	}
+
+	/* Unknown opcodes come back whole, reply bit set, result 5. */
+	uint8_t unk[10] = { 0, 3, 0, 0, 1, 2, 3, 4, 5, 6 };
+	for (int op = 3; op < 128; op++) {
+		unk[1] = (uint8_t)op;
+		CHECK_EQ(proto_decode(unk, sizeof(unk), &r), PROTO_UNSUPPORTED_OPCODE);
+	}
+	unk[1] = 3;
+	CHECK_EQ(proto_encode_unsupported_opcode(out, unk, sizeof(unk)), 10);
+	const uint8_t echo[] = { 0, 131, 0, 5, 1, 2, 3, 4, 5, 6 };
+	CHECK(memcmp(out, echo, sizeof(echo)) == 0);
+	CHECK_EQ(proto_encode_unsupported_opcode(out, unk, 2), 4);
+	CHECK(out[1] == 131 && out[3] == 5);
+}
+
+/* Every possible 1-3 byte datagram and random longer ones: no crash, sane verdicts. */
+static void test_all_short_inputs(void)
+{
+	struct proto_request r;
+	uint8_t buf[PROTO_MAX_DATAGRAM];
+	unsigned int seed = 1;
+
+	for (unsigned int v = 0; v < 65536; v++) {
+		buf[0] = v >> 8;
+		buf[1] = v & 0xff;
+		enum proto_verdict d = proto_decode(buf, 2, &r);
+		CHECK(d != PROTO_MAP);
+		if (buf[1] >= 128)
+			CHECK_EQ(d, PROTO_DROP);
+	}
+	for (int i = 0; i < 100000; i++) {
+		size_t len = (size_t)rand_r(&seed) % sizeof(buf);
+		for (size_t j = 0; j < len; j++)
+			buf[j] = (uint8_t)rand_r(&seed);
+		enum proto_verdict d = proto_decode(buf, len, &r);
+		if (d == PROTO_MAP)
+			CHECK(len >= 12 && (r.protocol == IPPROTO_UDP || r.protocol == IPPROTO_TCP));
+	}
+}
+
+int main(void)
+{
+	test_address_request();
+	test_map_request();
+	test_versions_and_opcodes();
+	test_all_short_inputs();
+	return check_exit();
+}

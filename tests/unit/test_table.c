@@ -1,0 +1,324 @@
+/* test_table.c - the table's decisions, on a fake clock. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "proto.h"
+#include "table.h"
+
+#define TCP IPPROTO_TCP
+#define UDP IPPROTO_UDP
+
+static uint32_t A, B;
+
+/* A deterministic "random" source: a counter, so the tests can predict it. */
+static uint32_t fake_random(uint32_t bound, void *arg)
+{
+	uint32_t *state = arg;
+
+	*state = *state * 1103515245u + 12345u;
+	return (*state >> 8) % bound;
+}
+
+static uint32_t rng_state = 42;
+
+static struct table *make(uint16_t from, uint16_t to, uint32_t max_per_client, uint32_t max_lifetime)
+{
+	struct port_range r = { from, to };
+	struct table_config cfg = {
+		.allowed = &r,
+		.n_allowed = 1,
+		.max_per_client = max_per_client,
+		.max_lifetime = max_lifetime,
+		.random = fake_random,
+		.random_arg = &rng_state,
+	};
+	struct table *t = table_new(&cfg);
+
+	CHECK(t != NULL);
+	if (!t)
+		exit(1);
+	return t;
+}
+
+static uint16_t map(struct table *t, uint32_t client, uint8_t proto, uint16_t iport, uint16_t sugg, uint32_t life,
+		    int64_t now, struct table_grant *g)
+{
+	uint16_t r = table_request(t, client, proto, iport, sugg, life, now, g);
+	table_commit(t);
+	return r;
+}
+
+static void test_port_choice(void)
+{
+	struct table *t = make(1024, 65535, 100, 86400);
+	struct table_grant g;
+
+	/* Suggested port when free. */
+	CHECK_EQ(map(t, A, TCP, 51413, 40000, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 40000);
+	CHECK_EQ(g.lifetime, 3600);
+	/* Suggested port taken: the internal port. */
+	CHECK_EQ(map(t, B, TCP, 50000, 40000, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 50000);
+	/* Suggested 0: the internal port. */
+	CHECK_EQ(map(t, B, UDP, 6000, 0, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 6000);
+	/* The same internal port for the other protocol gets the same external port. */
+	CHECK_EQ(map(t, A, UDP, 51413, 0, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 40000);
+	/* B holds 50000/tcp: A may not have 50000/udp. */
+	CHECK_EQ(map(t, A, UDP, 50000, 50000, 3600, 0, &g), 0);
+	CHECK(g.external_port != 50000);
+	/* ... but B may, for its own other protocol. */
+	CHECK_EQ(map(t, B, UDP, 50000, 50000, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 50000);
+	/* Below the allowed range: neither suggested nor internal port; random, not the lowest. */
+	CHECK_EQ(map(t, A, TCP, 80, 80, 3600, 0, &g), 0);
+	CHECK(g.external_port >= 1024 && g.external_port != 1024);
+	table_free(t);
+}
+
+static void test_random_not_lowest(void)
+{
+	struct table *t = make(20000, 20100, 1000, 86400);
+	struct table_grant g;
+	int lowest = 0;
+
+	for (int i = 0; i < 50; i++) {
+		CHECK_EQ(map(t, A, TCP, (uint16_t)(100 + i), 0, 3600, 0, &g), 0);
+		CHECK(g.external_port >= 20000 && g.external_port <= 20100);
+		if (g.external_port == 20000 + i)
+			lowest++;
+	}
+	CHECK(lowest < 10);
+	/* Fill the range completely, then one more is out of resources. */
+	for (int i = 50; i < 101; i++)
+		CHECK_EQ(map(t, A, TCP, (uint16_t)(100 + i), 0, 3600, 0, &g), 0);
+	CHECK_EQ(table_count(t), 101);
+	CHECK_EQ(map(t, A, TCP, 9999, 0, 3600, 0, &g), NATPMP_RESULT_OUT_OF_RESOURCES);
+	CHECK_EQ(g.external_port, 0);
+	table_free(t);
+}
+
+static void test_never_natpmp_ports(void)
+{
+	struct table *t = make(5000, 6000, 100, 86400);
+	struct table_grant g;
+
+	CHECK_EQ(map(t, A, UDP, 5351, 5351, 3600, 0, &g), 0);
+	CHECK(g.external_port != 5351 && g.external_port != 5350);
+	CHECK_EQ(map(t, A, UDP, 5350, 5350, 3600, 0, &g), 0);
+	CHECK(g.external_port != 5351 && g.external_port != 5350);
+	/* TCP 5351 is an ordinary port. */
+	CHECK_EQ(map(t, A, TCP, 5351, 5351, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 5351);
+	table_free(t);
+}
+
+static void test_renewal_and_lifetimes(void)
+{
+	struct table *t = make(1024, 65535, 100, 86400);
+	struct table_grant g;
+	const struct table_change *ch;
+
+	CHECK_EQ(map(t, A, TCP, 51413, 51413, 3600, 0, &g), 0);
+	/* Renewal: same port, whatever is suggested now; lifetime extended. */
+	CHECK_EQ(table_request(t, A, TCP, 51413, 1234, 7200, 100, &g), 0);
+	CHECK_EQ(g.external_port, 51413);
+	CHECK_EQ(g.lifetime, 7200);
+	CHECK_EQ(table_changes(t, &ch), 1);
+	CHECK_EQ(ch[0].op, TABLE_RENEW);
+	CHECK_EQ(ch[0].mapping.expires, 7300);
+	table_commit(t);
+	CHECK_EQ(table_find(t, A, TCP, 51413)->expires, 7300);
+	/* Capped at the maximum, never above what was asked. */
+	CHECK_EQ(map(t, A, TCP, 1, 0, 3600000, 0, &g), 0);
+	CHECK_EQ(g.lifetime, 86400);
+	CHECK_EQ(map(t, A, TCP, 2, 0, 100, 0, &g), 0);
+	CHECK_EQ(g.lifetime, 100);
+	table_free(t);
+}
+
+static void test_deletes(void)
+{
+	struct table *t = make(1024, 65535, 100, 86400);
+	struct table_grant g;
+	const struct table_change *ch;
+
+	/* Deleting what does not exist succeeds, with nothing to do. */
+	CHECK_EQ(table_request(t, A, TCP, 5000, 5000, 0, 0, &g), 0);
+	CHECK_EQ(table_changes(t, &ch), 0);
+	CHECK_EQ(g.external_port, 0);
+	CHECK_EQ(g.lifetime, 0);
+
+	for (uint16_t p = 2000; p < 2005; p++) {
+		CHECK_EQ(map(t, A, TCP, p, p, 3600, 0, &g), 0);
+		CHECK_EQ(map(t, A, UDP, p, p, 3600, 0, &g), 0);
+	}
+	CHECK_EQ(map(t, B, UDP, 3000, 3000, 3600, 0, &g), 0);
+	/* Delete one: the non-zero suggested port is ignored. */
+	CHECK_EQ(table_request(t, A, TCP, 2000, 9999, 0, 0, &g), 0);
+	CHECK_EQ(table_changes(t, &ch), 1);
+	CHECK_EQ(ch[0].op, TABLE_DEL);
+	CHECK_EQ(ch[0].mapping.external_port, 2000);
+	table_commit(t);
+	CHECK(table_find(t, A, TCP, 2000) == NULL);
+	/* Delete all of A's UDP: A's TCP and B's UDP stay. */
+	CHECK_EQ(map(t, A, UDP, 0, 0, 0, 0, &g), 0);
+	CHECK_EQ(table_client_count(t, A), 4);
+	CHECK(table_find(t, B, UDP, 3000) != NULL);
+	CHECK(table_find(t, A, TCP, 2001) != NULL);
+	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), 0);
+	CHECK_EQ(table_client_count(t, A), 0);
+	CHECK_EQ(table_count(t), 1);
+	/* The freed ports can be had again. */
+	CHECK_EQ(map(t, B, TCP, 2001, 2001, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 2001);
+	table_free(t);
+}
+
+static void test_limits(void)
+{
+	struct table *t = make(1024, 65535, 3, 86400);
+	struct table_grant g;
+
+	for (uint16_t p = 4000; p < 4003; p++)
+		CHECK_EQ(map(t, A, TCP, p, p, 3600, 0, &g), 0);
+	CHECK_EQ(map(t, A, UDP, 4000, 4000, 3600, 0, &g), NATPMP_RESULT_OUT_OF_RESOURCES);
+	/* Renewals still work at the limit, and other clients are not affected. */
+	CHECK_EQ(map(t, A, TCP, 4000, 4000, 3600, 10, &g), 0);
+	CHECK_EQ(map(t, B, UDP, 4000, 0, 3600, 0, &g), 0);
+	/* Internal port 0 with a lifetime is not a mapping. */
+	CHECK(map(t, B, UDP, 0, 0, 3600, 0, &g) != 0);
+	table_free(t);
+}
+
+static void test_expiry(void)
+{
+	struct table *t = make(1024, 65535, 100, 86400);
+	struct table_grant g;
+	const struct table_change *ch;
+
+	CHECK_EQ(table_next_expiry(t), INT64_MAX);
+	CHECK_EQ(map(t, A, TCP, 5000, 5000, 10, 100, &g), 0);
+	CHECK_EQ(map(t, A, TCP, 5001, 5001, 20, 100, &g), 0);
+	CHECK_EQ(map(t, B, UDP, 5002, 5002, 5, 100, &g), 0);
+	CHECK_EQ(table_next_expiry(t), 105);
+	CHECK_EQ(table_expire(t, 104), 0);
+	CHECK_EQ(table_expire(t, 105), 1);
+	CHECK_EQ(table_changes(t, &ch), 1);
+	CHECK_EQ(ch[0].op, TABLE_DEL);
+	CHECK_EQ(ch[0].mapping.internal_port, 5002);
+	table_commit(t);
+	CHECK_EQ(table_next_expiry(t), 110);
+	/* Renewing moves the expiry. */
+	CHECK_EQ(map(t, A, TCP, 5000, 0, 100, 109, &g), 0);
+	CHECK_EQ(table_next_expiry(t), 120);
+	CHECK_EQ(table_expire(t, 1000), 2);
+	table_commit(t);
+	CHECK_EQ(table_count(t), 0);
+	/* Many mappings with scattered expiries leave in order. */
+	for (int i = 0; i < 2000; i++)
+		CHECK_EQ(map(t, (uint32_t)i, TCP, 10000, 0, (uint32_t)(1 + (i * 7919) % 1000), 0, &g), 0);
+	int64_t last = 0;
+	for (int i = 0; i < 2000 && table_count(t); i++) {
+		int64_t next = table_next_expiry(t);
+		CHECK(next >= last);
+		last = next;
+		table_expire(t, next);
+		table_commit(t);
+	}
+	CHECK_EQ(table_count(t), 0);
+	table_free(t);
+}
+
+static void test_rollback(void)
+{
+	struct table *t = make(1024, 65535, 100, 86400);
+	struct table_grant g;
+
+	CHECK_EQ(map(t, A, TCP, 7000, 7000, 100, 0, &g), 0);
+	CHECK_EQ(map(t, A, UDP, 7001, 7001, 100, 0, &g), 0);
+	/* One turn: add, renew, delete; the kernel refuses; everything goes back. */
+	CHECK_EQ(table_request(t, B, TCP, 7002, 7002, 100, 50, &g), 0);
+	CHECK_EQ(table_request(t, A, TCP, 7000, 0, 500, 50, &g), 0);
+	CHECK_EQ(table_request(t, A, UDP, 7001, 0, 0, 50, &g), 0);
+	CHECK_EQ(table_request(t, B, UDP, 7001, 7001, 100, 50, &g), 0);
+	table_rollback(t);
+	CHECK_EQ(table_count(t), 2);
+	CHECK(table_find(t, B, TCP, 7002) == NULL);
+	CHECK(table_find(t, B, UDP, 7001) == NULL);
+	CHECK_EQ(table_find(t, A, TCP, 7000)->expires, 100);
+	CHECK_EQ(table_find(t, A, UDP, 7001)->external_port, 7001);
+	CHECK_EQ(table_find_external(t, UDP, 7001)->client, A);
+	CHECK_EQ(table_next_expiry(t), 100);
+	const struct table_change *ch;
+	CHECK_EQ(table_changes(t, &ch), 0);
+	table_free(t);
+}
+
+static void test_restore(void)
+{
+	struct table *t = make(1024, 2000, 2, 86400);
+	struct table_mapping m = { .client = A, .protocol = TCP, .internal_port = 80, .external_port = 1500,
+				   .lifetime = 100, .expires = 50 };
+
+	CHECK_EQ(table_restore(t, &m), 0);
+	CHECK_EQ(table_restore(t, &m), -EEXIST);
+	m.client = B;
+	CHECK_EQ(table_restore(t, &m), -EEXIST); /* port held by A */
+	m.external_port = 3000;
+	CHECK_EQ(table_restore(t, &m), -ERANGE); /* no longer allowed */
+	m.external_port = 1501;
+	CHECK_EQ(table_restore(t, &m), 0);
+	m.internal_port = 81;
+	m.external_port = 1502;
+	CHECK_EQ(table_restore(t, &m), 0);
+	m.internal_port = 82;
+	m.external_port = 1503;
+	CHECK_EQ(table_restore(t, &m), -ENOSPC);
+	CHECK_EQ(table_count(t), 3);
+	table_free(t);
+}
+
+/* Many clients and ports: the indexes stay consistent through growth. */
+static void test_scale(void)
+{
+	struct table *t = make(1024, 65535, 100, 86400);
+	struct table_grant g;
+
+	for (uint32_t c = 0; c < 600; c++)
+		for (uint16_t p = 0; p < 100; p++)
+			CHECK_EQ(map(t, htonl(0x0a000000 + c), p % 2 ? TCP : UDP, (uint16_t)(1000 + p), 0, 3600, 0,
+				     &g),
+				 0);
+	CHECK_EQ(table_count(t), 60000);
+	CHECK_EQ(table_client_count(t, htonl(0x0a000000 + 7)), 100);
+	for (uint32_t c = 0; c < 600; c += 2) {
+		CHECK_EQ(map(t, htonl(0x0a000000 + c), TCP, 0, 0, 0, 0, &g), 0);
+		CHECK_EQ(map(t, htonl(0x0a000000 + c), UDP, 0, 0, 0, 0, &g), 0);
+	}
+	CHECK_EQ(table_count(t), 30000);
+	table_free(t);
+}
+
+int main(void)
+{
+	A = inet_addr("192.168.1.10");
+	B = inet_addr("192.168.1.11");
+	test_port_choice();
+	test_random_not_lowest();
+	test_never_natpmp_ports();
+	test_renewal_and_lifetimes();
+	test_deletes();
+	test_limits();
+	test_expiry();
+	test_rollback();
+	test_restore();
+	test_scale();
+	return check_exit();
+}
