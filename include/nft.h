@@ -16,10 +16,11 @@
  * with a kernel timeout a little above its lifetime so that a daemon that dies
  * leaves nothing open for long.  Only the daemon's table is ever touched.
  *
- * Usage: nft_begin(), any number of nft_install()/nft_put()/nft_del(), then
- * nft_commit(), which sends everything as one batch (one atomic kernel
- * transaction) and waits for the kernel's answer.  Functions return 0 or
- * -errno.
+ * Usage: nft_begin(), any number of nft_install(), nft_put(), nft_renew()
+ * and nft_del(), then nft_commit(), which sends everything as one batch (one
+ * atomic kernel transaction) and waits for the kernel's answer.  Functions
+ * return 0 or -errno; a failure while building (out of memory) is also
+ * returned by nft_commit(), which then sends nothing.
  */
 #ifndef NATPMP_NFT_H
 #define NATPMP_NFT_H
@@ -48,8 +49,11 @@ void nft_close(struct nft *n);
 void nft_begin(struct nft *n);
 /* Replaces the daemon's table (if any) with an empty one of the layout above. */
 int nft_install(struct nft *n);
-/* Adds the element for m, replacing any element with the same key; timeout in seconds. */
+/* Adds the element of a new mapping; timeout in seconds. */
 int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout);
+/* Gives m's element a new timeout, adding it if the kernel lost it. */
+int nft_renew(struct nft *n, const struct table_mapping *m, uint32_t timeout);
+/* Removes m's element; one that is already gone is not an error. */
 int nft_del(struct nft *n, const struct table_mapping *m);
 /* Number of messages queued since nft_begin(). */
 size_t nft_pending(const struct nft *n);

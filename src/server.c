@@ -159,24 +159,51 @@ static void log_change(const struct table_change *ch, const char *why)
 }
 
 /* Queues the change log into one nftables transaction and commits it. */
-static int server_install(struct server *s, int64_t now, int fresh_table)
+static int server_install_changes(struct server *s, int64_t now)
 {
 	const struct table_change *ch;
 	size_t n = table_changes(s->table, &ch);
 	int r = 0;
 
 	nft_begin(s->nft);
-	if (fresh_table)
-		r = nft_install(s->nft);
 	for (size_t i = 0; i < n && r == 0; i++) {
+		const struct table_mapping *m = &ch[i].mapping;
 		if (ch[i].op == TABLE_DEL)
-			r = nft_del(s->nft, &ch[i].mapping);
+			r = nft_del(s->nft, m);
+		else if (ch[i].op == TABLE_RENEW)
+			r = nft_renew(s->nft, m, kernel_timeout(m, now));
 		else
-			r = nft_put(s->nft, &ch[i].mapping, kernel_timeout(&ch[i].mapping, now));
+			r = nft_put(s->nft, m, kernel_timeout(m, now));
 	}
-	if (r == 0)
-		r = nft_commit(s->nft);
-	return r;
+	return r ? r : nft_commit(s->nft);
+}
+
+struct install_ctx {
+	struct server *s;
+	int64_t now;
+};
+
+static int install_one(const struct table_mapping *m, void *arg)
+{
+	struct install_ctx *ctx = arg;
+
+	return nft_put(ctx->s->nft, m, kernel_timeout(m, ctx->now));
+}
+
+/*
+ * Replaces the kernel's copy with a fresh table holding exactly the
+ * mappings in memory, in one transaction: stale elements from an earlier
+ * run, or elements someone else removed, cannot survive it.
+ */
+static int server_install_all(struct server *s, int64_t now)
+{
+	struct install_ctx ctx = { s, now };
+	int r;
+
+	nft_begin(s->nft);
+	if ((r = nft_install(s->nft)) < 0 || (r = table_foreach(s->table, install_one, &ctx)) < 0)
+		return r;
+	return nft_commit(s->nft);
 }
 
 /*
@@ -194,9 +221,17 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 		return 0;
 	if ((r = server_save(s, now)) < 0)
 		goto fail;
-	if ((r = server_install(s, now, 0)) < 0) {
-		log_warnx("nftables refused %zu change(s): %s", n, strerror(-r));
-		goto fail;
+	if ((r = server_install_changes(s, now)) < 0) {
+		/*
+		 * The kernel's copy has drifted (an element removed behind our
+		 * back makes its delete fail): rebuild it from the table.
+		 */
+		log_warnx("nftables refused %zu change(s) (%s); reinstalling table ip %s", n, strerror(-r),
+			  s->cfg->nat_table);
+		if ((r = server_install_all(s, now)) < 0) {
+			log_warnx("nftables refused the reinstall too: %s", strerror(-r));
+			goto fail;
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		log_change(&ch[i], why);
@@ -453,7 +488,7 @@ int server_start(struct server *s)
 
 	server_restore(s, now);
 	/* A fresh table replaces whatever a previous run left, then holds exactly our mappings. */
-	if ((r = server_install(s, now, 1)) < 0) {
+	if ((r = server_install_all(s, now)) < 0) {
 		log_error("cannot install nftables table ip %s: %s (the daemon needs CAP_NET_ADMIN and a kernel "
 			  "with nf_tables and nft_nat)",
 			  cfg->nat_table, strerror(-r));

@@ -1,0 +1,214 @@
+/*
+ * test_nft.c - the netlink backend against the real kernel.
+ *
+ * The test moves itself into a network namespace of its own, so the host's
+ * ruleset is never seen or touched, and reads the kernel's copy back with
+ * nft(8) (the daemon never runs it; a test may).  Needs root: skips (77)
+ * without it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "nft.h"
+
+static char listing[1 << 20];
+
+/* Runs an nft command in this namespace; the output lands in listing. */
+static int nft_cmd(const char *args)
+{
+	char cmd[256];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "nft %s 2>&1", args);
+	if (!(p = popen(cmd, "r")))
+		return -1;
+	n = fread(listing, 1, sizeof(listing) - 1, p);
+	listing[n] = '\0';
+	return pclose(p);
+}
+
+static struct table_mapping mapping(const char *client, uint8_t protocol, uint16_t iport, uint16_t eport)
+{
+	struct table_mapping m = { .protocol = protocol, .internal_port = iport, .external_port = eport };
+
+	inet_pton(AF_INET, client, &m.client);
+	return m;
+}
+
+static int contains(const char *needle)
+{
+	return strstr(listing, needle) != NULL;
+}
+
+static void test_layout(struct nft *n)
+{
+	struct table_mapping a = mapping("192.168.77.2", IPPROTO_TCP, 8080, 40000);
+	struct table_mapping b = mapping("192.168.77.3", IPPROTO_UDP, 51413, 51413);
+
+	nft_begin(n);
+	CHECK_EQ(nft_install(n), 0);
+	CHECK_EQ(nft_put(n, &a, 3630), 0);
+	CHECK_EQ(nft_put(n, &b, 90), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list table ip natpmp"), 0);
+	CHECK(contains("type inet_proto . inet_service : ipv4_addr . inet_service"));
+	CHECK(contains("flags timeout"));
+	CHECK(contains("type nat hook prerouting priority dstnat; policy accept;"));
+	CHECK(contains("iifname \"eth9\" fib daddr type local dnat ip to meta l4proto . th dport map @mappings"));
+	CHECK(contains("tcp . 40000 timeout 1h30s"));
+	CHECK(contains(": 192.168.77.2 . 8080"));
+	CHECK(contains("udp . 51413 timeout 1m30s"));
+	CHECK(contains(": 192.168.77.3 . 51413"));
+	if (check_failures)
+		fputs(listing, stderr);
+}
+
+static void test_renew_and_delete(struct nft *n)
+{
+	struct table_mapping a = mapping("192.168.77.2", IPPROTO_TCP, 8080, 40000);
+	struct table_mapping gone = mapping("192.168.77.9", IPPROTO_TCP, 9, 50000);
+
+	/* Renewal gives the element its new timeout (older kernels ignore a re-add). */
+	nft_begin(n);
+	CHECK_EQ(nft_renew(n, &a, 7230), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list map ip natpmp mappings"), 0);
+	CHECK(contains("tcp . 40000 timeout 2h30s"));
+
+	/* Renewing an element someone removed puts it back. */
+	CHECK_EQ(nft_cmd("delete element ip natpmp mappings '{ tcp . 40000 }'"), 0);
+	nft_begin(n);
+	CHECK_EQ(nft_renew(n, &a, 100), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list map ip natpmp mappings"), 0);
+	CHECK(contains("tcp . 40000 timeout 1m40s"));
+
+	/* Deleting removes; deleting what is not there succeeds. */
+	nft_begin(n);
+	CHECK_EQ(nft_del(n, &a), 0);
+	CHECK_EQ(nft_del(n, &gone), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list map ip natpmp mappings"), 0);
+	CHECK(!contains("40000"));
+	CHECK(!contains("50000"));
+	CHECK(contains("udp . 51413"));
+}
+
+static void test_atomic_failure(struct nft *n)
+{
+	struct table_mapping a = mapping("192.168.77.2", IPPROTO_TCP, 8080, 41000);
+	struct table_mapping other = mapping("192.168.77.4", IPPROTO_TCP, 22, 41000);
+	struct table_mapping c = mapping("192.168.77.2", IPPROTO_TCP, 8081, 41001);
+
+	nft_begin(n);
+	CHECK_EQ(nft_put(n, &a, 100), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	/* The same key with another client's data: the kernel refuses the whole batch. */
+	nft_begin(n);
+	CHECK_EQ(nft_put(n, &c, 100), 0);
+	CHECK_EQ(nft_put(n, &other, 100), 0);
+	CHECK(nft_commit(n) < 0);
+	CHECK_EQ(nft_cmd("list map ip natpmp mappings"), 0);
+	CHECK(contains(": 192.168.77.2 . 8080"));
+	CHECK(!contains("192.168.77.4"));
+	CHECK(!contains("41001"));
+	/* The socket is still usable afterwards. */
+	nft_begin(n);
+	CHECK_EQ(nft_put(n, &c, 100), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list map ip natpmp mappings"), 0);
+	CHECK(contains("41001"));
+}
+
+static void test_reinstall_and_foreign_tables(struct nft *n)
+{
+	struct table_mapping a = mapping("192.168.77.2", IPPROTO_UDP, 7000, 7000);
+
+	CHECK_EQ(nft_cmd("add table ip filter"), 0);
+	CHECK_EQ(nft_cmd("add chain ip filter input '{ type filter hook input priority 0; }'"), 0);
+	CHECK_EQ(nft_cmd("add rule ip filter input tcp dport 22 accept"), 0);
+	/* A reinstall replaces our table, stale elements and all, and nothing else. */
+	nft_begin(n);
+	CHECK_EQ(nft_install(n), 0);
+	CHECK_EQ(nft_put(n, &a, 100), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list ruleset"), 0);
+	CHECK(contains("udp . 7000"));
+	CHECK(!contains("41000"));
+	CHECK(!contains("51413"));
+	CHECK(contains("tcp dport 22 accept"));
+
+	CHECK_EQ(nft_remove(n), 0);
+	CHECK_EQ(nft_remove(n), 0);
+	CHECK_EQ(nft_cmd("list ruleset"), 0);
+	CHECK(!contains("natpmp"));
+	CHECK(contains("tcp dport 22 accept"));
+
+	/* With our table gone, changes fail instead of silently doing nothing. */
+	nft_begin(n);
+	CHECK_EQ(nft_put(n, &a, 100), 0);
+	CHECK(nft_commit(n) < 0);
+}
+
+static void test_large_batch(struct nft *n)
+{
+	const int count = 60000;
+	struct timespec t0, t1;
+	int r;
+
+	nft_begin(n);
+	CHECK_EQ(nft_install(n), 0);
+	for (int i = 0; i < count; i++) {
+		struct table_mapping m = mapping("10.0.0.0", i % 2 ? IPPROTO_UDP : IPPROTO_TCP, (uint16_t)(1024 + i / 2),
+						 (uint16_t)(1024 + i / 2));
+		m.client = htonl(ntohl(m.client) + (uint32_t)(i % 250) + 1);
+		CHECK_EQ(nft_put(n, &m, 3600), 0);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = nft_commit(n);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK_EQ(r, 0);
+	printf("kernel-nft: installed %d elements in one transaction in %.1f ms\n", count,
+	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	CHECK_EQ(nft_cmd("list map ip natpmp mappings | grep -o ' : 10\\.' | wc -l"), 0);
+	CHECK_EQ(atoi(listing), count);
+}
+
+int main(void)
+{
+	struct nft_config cfg = { .table = "natpmp", .chain = "prerouting", .external_interface = "eth9" };
+	struct nft *n;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "kernel-nft: needs root (network namespaces, nftables); skipping\n");
+		return 77;
+	}
+	if (unshare(CLONE_NEWNET) < 0) {
+		fprintf(stderr, "kernel-nft: cannot make a network namespace: %s; skipping\n", strerror(errno));
+		return 77;
+	}
+	if (system("nft --version >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "kernel-nft: nft(8) is needed to read the kernel's copy back\n");
+		return 1;
+	}
+	n = nft_open(&cfg);
+	CHECK(n != NULL);
+	if (!n)
+		return check_exit();
+	test_layout(n);
+	test_renew_and_delete(n);
+	test_atomic_failure(n);
+	test_reinstall_and_foreign_tables(n);
+	test_large_batch(n);
+	nft_close(n);
+	return check_exit();
+}
