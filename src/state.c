@@ -1,0 +1,581 @@
+/*
+ * state.c - reading and writing the state file.
+ *
+ * Loading is strict: the file is the daemon's own output, so anything
+ * unexpected means damage, and the caller quarantines it rather than guess.
+ * Every rejection says what is wrong and where, because the message ends up
+ * in the journal and is all an administrator has to go on.
+ * Saving writes the JSON by hand into one buffer: the daemon may hold tens of
+ * thousands of mappings and saves after every change.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "state.h"
+
+#define STATE_MAX_SIZE (64 * 1024 * 1024)
+#define STATE_MAX_QUARANTINE 100
+/* The longest mapping line, with room to spare. */
+#define STATE_MAPPING_BYTES 192
+
+struct reader {
+	char *err;
+	size_t errlen;
+};
+
+static int __attribute__((format(printf, 2, 3))) bad(struct reader *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(r->err, r->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EBADMSG;
+}
+
+static const char *type_desc(enum json_type type)
+{
+	switch (type) {
+	case json_type_null:
+		return "null";
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_double:
+		return "a floating-point number";
+	case json_type_int:
+		return "an integer";
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
+	}
+	return "of an unknown type";
+}
+
+/* A string from the file, quoted and made safe to log; long ones are cut short. */
+static const char *quote(const char *s, size_t len, char *buf, size_t buflen)
+{
+	size_t o = 0, i;
+
+	buf[o++] = '"';
+	for (i = 0; i < len && o + 8 < buflen; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			buf[o++] = (char)c;
+		else
+			o += (size_t)snprintf(buf + o, buflen - o, "\\x%02x", c);
+	}
+	if (i < len)
+		o += (size_t)snprintf(buf + o, buflen - o, "...");
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+static void line_col(const char *buf, size_t off, size_t *line, size_t *col)
+{
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < off; i++) {
+		if (buf[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else {
+			(*col)++;
+		}
+	}
+}
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* where is "" at the top level, "mappings[3]" inside a mapping. */
+static void field_name(char *buf, size_t len, const char *where, const char *key)
+{
+	if (where[0])
+		snprintf(buf, len, "%s.%s", where, key);
+	else
+		snprintf(buf, len, "\"%s\"", key);
+}
+
+static struct json_object *member(struct reader *r, struct json_object *obj, const char *where, const char *key,
+				  enum json_type type)
+{
+	struct json_object *v;
+	char name[64];
+
+	if (!json_object_object_get_ex(obj, key, &v)) {
+		if (where[0])
+			bad(r, "%s: missing \"%s\"", where, key);
+		else
+			bad(r, "missing \"%s\"", key);
+		return NULL;
+	}
+	if (!json_object_is_type(v, type)) {
+		field_name(name, sizeof(name), where, key);
+		bad(r, "%s is %s, not %s", name, type_desc(json_object_get_type(v)), type_desc(type));
+		return NULL;
+	}
+	return v;
+}
+
+/* An integer member within [min, max]; range says what the bounds mean. */
+static int member_int(struct reader *r, struct json_object *obj, const char *where, const char *key, int64_t min,
+		      int64_t max, const char *range, int64_t *out)
+{
+	struct json_object *v = member(r, obj, where, key, json_type_int);
+	char name[64];
+	int64_t i;
+
+	if (!v)
+		return -EBADMSG;
+	field_name(name, sizeof(name), where, key);
+	/* json-c clamps what does not fit in an int64 instead of failing. */
+	i = json_object_get_int64(v);
+	if (i == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
+		return bad(r, "%s: number is too large", name);
+	if (i < min || i > max)
+		return bad(r, "%s: %" PRId64 " %s", name, i, range);
+	*out = i;
+	return 0;
+}
+
+static int read_mapping(struct reader *r, struct json_object *o, size_t index, struct state_mapping *m)
+{
+	struct json_object *v;
+	char where[40], shown[64];
+	const char *s;
+	size_t len;
+	int64_t i;
+	int rc;
+
+	snprintf(where, sizeof(where), "mappings[%zu]", index);
+	if (!json_object_is_type(o, json_type_object))
+		return bad(r, "%s is %s, not an object", where, type_desc(json_object_get_type(o)));
+
+	if (!(v = member(r, o, where, "client", json_type_string)))
+		return -EBADMSG;
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	/* inet_pton() would stop at an embedded NUL and accept what precedes it. */
+	if (strlen(s) != len || inet_pton(AF_INET, s, &m->client) != 1)
+		return bad(r, "%s.client: %s is not an IPv4 address", where, quote(s, len, shown, sizeof(shown)));
+
+	if (!(v = member(r, o, where, "protocol", json_type_string)))
+		return -EBADMSG;
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	if (len == 3 && memcmp(s, "tcp", 3) == 0)
+		m->protocol = IPPROTO_TCP;
+	else if (len == 3 && memcmp(s, "udp", 3) == 0)
+		m->protocol = IPPROTO_UDP;
+	else
+		return bad(r, "%s.protocol: %s is not tcp or udp", where, quote(s, len, shown, sizeof(shown)));
+
+	if ((rc = member_int(r, o, where, "internal_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
+		return rc;
+	m->internal_port = (uint16_t)i;
+	if ((rc = member_int(r, o, where, "external_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
+		return rc;
+	m->external_port = (uint16_t)i;
+	if ((rc = member_int(r, o, where, "lifetime", 0, UINT32_MAX, "is not a lifetime (0-4294967295 seconds)",
+			     &i)) < 0)
+		return rc;
+	m->lifetime = (uint32_t)i;
+	if ((rc = member_int(r, o, where, "expires", 0, INT64_MAX, "is negative (not a unix time)", &m->expires)) < 0)
+		return rc;
+	return 0;
+}
+
+static int decode(struct reader *r, struct json_object *root, struct state *st)
+{
+	struct json_object *list;
+	int64_t version;
+	size_t n;
+	int rc;
+
+	if (!json_object_is_type(root, json_type_object))
+		return bad(r, "the top level is %s, not an object", type_desc(json_object_get_type(root)));
+	/* The version first: a newer file is reported as such, not as a pile of odd fields. */
+	if ((rc = member_int(r, root, "", "version", INT64_MIN, INT64_MAX, "", &version)) < 0)
+		return rc;
+	if (version != STATE_VERSION)
+		return bad(r, "\"version\" is %" PRId64 ": this daemon reads version %d", version, STATE_VERSION);
+	rc = member_int(r, root, "", "epoch_start", 0, INT64_MAX, "is negative (not a unix time)", &st->epoch_start);
+	if (rc < 0)
+		return rc;
+	if (!(list = member(r, root, "", "mappings", json_type_array)))
+		return -EBADMSG;
+	n = json_object_array_length(list);
+	if (n == 0)
+		return 0;
+	st->mappings = calloc(n, sizeof(*st->mappings));
+	if (!st->mappings)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = read_mapping(r, json_object_array_get_idx(list, i), i, &st->mappings[i])) < 0)
+			return rc;
+		st->n_mappings++;
+	}
+	return 0;
+}
+
+static int parse(struct reader *r, const char *buf, size_t len, struct state *st)
+{
+	struct json_tokener *tok;
+	struct json_object *root;
+	enum json_tokener_error jerr;
+	const char *nul;
+	size_t end, line, col;
+	int rc;
+
+	if (len == 0)
+		return bad(r, "empty file");
+	/* JSON has no raw NUL anywhere, and json-c would take one for the end of the input. */
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		line_col(buf, (size_t)(nul - buf), &line, &col);
+		return bad(r, "not JSON: NUL byte at line %zu, column %zu", line, col);
+	}
+	if (!(tok = json_tokener_new()))
+		return -ENOMEM;
+	/* Trailing characters are allowed here only to be reported precisely below. */
+	json_tokener_set_flags(tok,
+			       JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS | JSON_TOKENER_VALIDATE_UTF8);
+	/* Including the final NUL tells json-c that the input ends there (a number may end the file). */
+	root = json_tokener_parse_ex(tok, buf, (int)len + 1);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+
+	if (!root) {
+		if (jerr == json_tokener_success) /* a bare "null" */
+			return bad(r, "the top level is null, not an object");
+		if (jerr == json_tokener_continue || jerr == json_tokener_error_parse_eof) {
+			for (end = 0; end < len && is_space(buf[end]); end++)
+				;
+			if (end == len)
+				return bad(r, "empty file (only white space)");
+			return bad(r, "not JSON: unexpected end of data (truncated?)");
+		}
+		if (end > len)
+			end = len;
+		line_col(buf, end, &line, &col);
+		return bad(r, "not JSON: %s at line %zu, column %zu", json_tokener_error_desc(jerr), line, col);
+	}
+	while (end < len && is_space(buf[end]))
+		end++;
+	if (end < len) {
+		json_object_put(root);
+		line_col(buf, end, &line, &col);
+		return bad(r, "trailing data after the JSON object at line %zu, column %zu", line, col);
+	}
+	rc = decode(r, root, st);
+	json_object_put(root);
+	return rc;
+}
+
+/* Reads the whole file, refusing one too large to be ours. */
+static int read_file(struct reader *r, const char *path, char **bufp, size_t *lenp)
+{
+	struct stat sb;
+	size_t cap, len = 0;
+	char *buf, *nbuf;
+	ssize_t n;
+	int fd, rc;
+
+	/* O_NONBLOCK: a FIFO in the file's place must not hang the daemon in open(). */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		close(fd);
+		return -EISDIR;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return bad(r, "not a regular file");
+	}
+	if (sb.st_size > STATE_MAX_SIZE) {
+		close(fd);
+		return bad(r, "file is %lld bytes: a state file is at most 64 MiB", (long long)sb.st_size);
+	}
+	/* Room for the NUL and one byte more, so that EOF shows without growing the buffer. */
+	cap = (size_t)sb.st_size + 2;
+	if (!(buf = malloc(cap))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		/* One byte is always kept for the terminating NUL. */
+		if (len + 1 == cap) {
+			if (len > STATE_MAX_SIZE) {
+				free(buf);
+				close(fd);
+				return bad(r, "file is over 64 MiB: a state file is at most 64 MiB");
+			}
+			cap = cap * 2 < STATE_MAX_SIZE + 2 ? cap * 2 : STATE_MAX_SIZE + 2;
+			if (!(nbuf = realloc(buf, cap))) {
+				free(buf);
+				close(fd);
+				return -ENOMEM;
+			}
+			buf = nbuf;
+		}
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			free(buf);
+			close(fd);
+			return rc;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
+int state_load(const char *path, struct state *out, char *err, size_t errlen)
+{
+	struct reader r = { .err = err, .errlen = err ? errlen : 0 };
+	struct state st = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (r.errlen)
+		err[0] = '\0';
+	if ((rc = read_file(&r, path, &buf, &len)) < 0)
+		return rc;
+	rc = parse(&r, buf, len, &st);
+	free(buf);
+	if (rc < 0) {
+		state_free(&st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+void state_free(struct state *s)
+{
+	free(s->mappings);
+	memset(s, 0, sizeof(*s));
+}
+
+/* --- saving --- */
+
+struct outbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static int __attribute__((format(printf, 2, 3))) out_printf(struct outbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -EINVAL;
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return 0;
+		}
+		/* Only reached if the size estimate was wrong. */
+		size_t cap = b->cap * 2 + (size_t)n;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return -ENOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
+}
+
+static int format_state(const struct state *s, struct outbuf *b)
+{
+	char client[INET_ADDRSTRLEN];
+	int rc;
+
+	if (s->n_mappings > (SIZE_MAX - 256) / STATE_MAPPING_BYTES)
+		return -ENOMEM;
+	b->cap = 256 + s->n_mappings * STATE_MAPPING_BYTES;
+	b->len = 0;
+	if (!(b->p = malloc(b->cap)))
+		return -ENOMEM;
+	if ((rc = out_printf(b, "{\"version\": %d, \"epoch_start\": %" PRId64 ", \"mappings\": [", STATE_VERSION,
+			     s->epoch_start)) < 0)
+		return rc;
+	for (size_t i = 0; i < s->n_mappings; i++) {
+		const struct state_mapping *m = &s->mappings[i];
+		struct in_addr in = { .s_addr = m->client };
+
+		inet_ntop(AF_INET, &in, client, sizeof(client));
+		rc = out_printf(b,
+				"%s\n  {\"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
+				"\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "}",
+				i ? "," : "", client, m->protocol == IPPROTO_TCP ? "tcp" : "udp", m->internal_port,
+				m->external_port, m->lifetime, m->expires);
+		if (rc < 0)
+			return rc;
+	}
+	return out_printf(b, "%s]}\n", s->n_mappings ? "\n" : "");
+}
+
+/* Refuses to write what state_load() would reject. */
+static int check_state(const struct state *s)
+{
+	if (s->epoch_start < 0 || (s->n_mappings && !s->mappings))
+		return -EINVAL;
+	for (size_t i = 0; i < s->n_mappings; i++) {
+		const struct state_mapping *m = &s->mappings[i];
+		if ((m->protocol != IPPROTO_TCP && m->protocol != IPPROTO_UDP) || m->internal_port == 0 ||
+		    m->external_port == 0 || m->expires < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Makes the rename durable: it lives in the directory, not in the file. */
+static int sync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, rc = 0;
+
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == path)
+		strcpy(dir, "/");
+	else if ((size_t)(slash - path) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	else
+		return -ENAMETOOLONG;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	/* Some file systems cannot sync a directory (EINVAL); there is nothing more to do on those. */
+	if (fsync(fd) < 0 && errno != EINVAL)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int state_save(const char *path, const struct state *s)
+{
+	struct outbuf b = { 0 };
+	char tmp[PATH_MAX];
+	int fd, rc;
+
+	if ((rc = check_state(s)) < 0)
+		return rc;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	if ((rc = format_state(s, &b)) < 0) {
+		free(b.p);
+		return rc;
+	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		rc = -errno;
+		free(b.p);
+		return rc;
+	}
+	rc = write_all(fd, b.p, b.len);
+	free(b.p);
+	if (rc == 0 && fchmod(fd, 0644) < 0)
+		rc = -errno;
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	/* close() can report a failed write-back (NFS and the like): it counts. */
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	return sync_dir(path);
+}
+
+int state_quarantine(const char *path, char *moved, size_t movedlen)
+{
+	char name[PATH_MAX + 64];
+	long long now = (long long)time(NULL);
+	struct stat sb;
+	int n;
+
+	for (int i = 0; i <= STATE_MAX_QUARANTINE; i++) {
+		if (i == 0)
+			n = snprintf(name, sizeof(name), "%s.corrupt.%lld", path, now);
+		else
+			n = snprintf(name, sizeof(name), "%s.corrupt.%lld.%d", path, now, i);
+		if (n < 0 || (size_t)n >= sizeof(name) || (size_t)n >= movedlen)
+			return -ENAMETOOLONG;
+		/* RENAME_NOREPLACE: an earlier quarantined file is never overwritten, even in a race. */
+		if (renameat2(AT_FDCWD, path, AT_FDCWD, name, RENAME_NOREPLACE) == 0)
+			goto done;
+		if (errno == EINVAL || errno == ENOSYS) {
+			/* The file system cannot do it atomically: check, then rename. */
+			if (lstat(name, &sb) == 0)
+				continue;
+			if (errno != ENOENT)
+				return -errno;
+			if (rename(path, name) == 0)
+				goto done;
+		}
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+done:
+	memcpy(moved, name, (size_t)n + 1);
+	return 0;
+}
