@@ -1,0 +1,175 @@
+# lab.sh - the namespace lab that every integration test sources.
+#
+#   LAN ns: 192.168.77.2 and .3 (two clients)      WAN ns: 198.51.100.2
+#        |  vl<id>                                       |  vw<id>
+#        |  vr<id> 192.168.77.1, .254                    |  vx<id> 198.51.100.1
+#        +------------------ router ns -----------------+
+#                     natpmp-server (LAN: vr<id>, external: vx<id>)
+#
+# Names carry a per-run id so that parallel runs never meet; everything the
+# lab made is removed on exit, also when a test fails.  Every wait is
+# bounded.  NPS_BIN and NPC_BIN name the daemon and the client (meson sets
+# them; by hand, build/ is used); TRAFFIC names traffic.py.
+set -u
+
+if [ "$(id -u)" != 0 ]; then
+	echo "needs root (network namespaces, nftables): skipping"
+	exit 77
+fi
+
+LAB_ID=$(printf '%x%04x' $$ $((RANDOM % 65536)) | tail -c 8)
+LAN=npl-$LAB_ID RTR=npr-$LAB_ID WAN=npw-$LAB_ID
+LAN_IF=vl$LAB_ID RTR_LAN_IF=vr$LAB_ID WAN_IF=vw$LAB_ID RTR_WAN_IF=vx$LAB_ID
+GW=192.168.77.1
+CLIENT=192.168.77.2
+CLIENT2=192.168.77.3
+EXT=198.51.100.1
+PEER=198.51.100.2
+LAB_DIR=$(mktemp -d /tmp/natpmp-lab.XXXXXX)
+STATE_DIR=$LAB_DIR/state
+LOG=$LAB_DIR/daemon.log
+DAEMON_PID=""
+FAILURES=0
+CHECKS=0
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+NPS_BIN=${NPS_BIN:-$LAB_SRC/../../build/natpmp-server}
+NPC_BIN=${NPC_BIN:-$LAB_SRC/../../build/natpmp-client}
+TRAFFIC=${TRAFFIC:-$LAB_SRC/traffic.py}
+PYTHON=${PYTHON:-python3}
+
+lab_cleanup() {
+	daemon_kill KILL
+	for p in $(jobs -p); do kill "$p" 2>/dev/null; done
+	for ns in $LAN $RTR $WAN; do ip netns del "$ns" 2>/dev/null; done
+	rm -rf "$LAB_DIR"
+}
+trap lab_cleanup EXIT
+trap 'exit 1' INT TERM
+
+in_lan() { ip netns exec "$LAN" "$@"; }
+in_rtr() { ip netns exec "$RTR" "$@"; }
+in_wan() { ip netns exec "$WAN" "$@"; }
+
+lab_up() {
+	ip netns add "$LAN" && ip netns add "$RTR" && ip netns add "$WAN" || exit 1
+	for ns in $LAN $RTR $WAN; do ip -n "$ns" link set lo up; done
+	ip link add "$LAN_IF" netns "$LAN" type veth peer name "$RTR_LAN_IF" netns "$RTR" || exit 1
+	ip link add "$WAN_IF" netns "$WAN" type veth peer name "$RTR_WAN_IF" netns "$RTR" || exit 1
+	ip -n "$LAN" addr add $CLIENT/24 dev "$LAN_IF"
+	ip -n "$LAN" addr add $CLIENT2/24 dev "$LAN_IF"
+	ip -n "$LAN" link set "$LAN_IF" up
+	ip -n "$LAN" route add default via $GW
+	ip -n "$RTR" addr add $GW/24 dev "$RTR_LAN_IF"
+	ip -n "$RTR" addr add 192.168.77.254/24 dev "$RTR_LAN_IF"
+	ip -n "$RTR" addr add $EXT/24 dev "$RTR_WAN_IF"
+	ip -n "$RTR" link set "$RTR_LAN_IF" up
+	ip -n "$RTR" link set "$RTR_WAN_IF" up
+	in_rtr sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$WAN" addr add $PEER/24 dev "$WAN_IF"
+	ip -n "$WAN" link set "$WAN_IF" up
+	# Lets LAN hosts' own outgoing connections reach the peer without a masquerade.
+	ip -n "$WAN" route add 192.168.77.0/24 via $EXT
+	mkdir -p "$STATE_DIR"
+}
+
+# daemon_start [extra options...]: starts the daemon and waits until it answers.
+daemon_start() {
+	# Not through in_rtr: $! must be the daemon itself, not a subshell.
+	ip netns exec "$RTR" "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
+		--state-dir "$STATE_DIR" --log-level debug "$@" >>"$LOG" 2>&1 &
+	DAEMON_PID=$!
+	DAEMON_STARTED=$(date +%s)
+	for _ in $(seq 1 100); do
+		if in_lan "$NPC_BIN" -g $GW -r 1 -t 50 address >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "the daemon did not start answering; its log:"
+	cat "$LOG"
+	exit 1
+}
+
+# daemon_kill [SIGNAL]: stops the daemon and waits (at most 5 s) for it to exit.
+daemon_kill() {
+	[ -n "$DAEMON_PID" ] || return 0
+	kill -"${1:-TERM}" "$DAEMON_PID" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_STATUS=$?
+	DAEMON_PID=""
+}
+
+# npc ARGS...: the project's client on the LAN side; its output in OUT, exit code in RC.
+npc() {
+	OUT=$(in_lan "$NPC_BIN" -g $GW "$@" 2>&1)
+	RC=$?
+}
+
+# field NAME: the value of NAME=... in OUT's first reply line.
+field() {
+	printf '%s\n' "$OUT" | grep -m1 '^reply' | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+# check DESCRIPTION COMMAND...: runs a shell test and records the outcome.
+check() {
+	desc=$1
+	shift
+	CHECKS=$((CHECKS + 1))
+	if "$@"; then
+		echo "ok   - $desc"
+	else
+		echo "FAIL - $desc"
+		[ -n "${OUT:-}" ] && printf '       last client output: %s\n' "$OUT"
+		FAILURES=$((FAILURES + 1))
+	fi
+}
+
+eq() { [ "$1" = "$2" ] || { echo "       expected '$2', got '$1'"; return 1; }; }
+ne() { [ "$1" != "$2" ] || { echo "       expected anything but '$2'"; return 1; }; }
+
+# nft_map: the daemon's map as the kernel has it.
+nft_map() { in_rtr nft list map ip natpmp mappings 2>&1; }
+# nft_count: how many elements the daemon's map holds.
+nft_count() { nft_map | grep -Eo ': [0-9]+\.[0-9]+\.[0-9]+\.[0-9]+ \. [0-9]+' | wc -l; }
+
+# forward_tcp PORT / forward_udp PORT: a WAN peer reaches the LAN client's
+# listener on LPORT through the router's EXT:PORT; prints what the listener saw.
+forward() {
+	proto=$1 eport=$2 lport=$3 lan_addr=${4:-$CLIENT}
+	in_lan $PYTHON "$TRAFFIC" serve "$proto" "$lan_addr" "$lport" 3 >"$LAB_DIR/serve.out" 2>&1 &
+	spid=$!
+	# The listener is up when it says so (bounded).
+	for _ in $(seq 1 60); do
+		grep -q listening "$LAB_DIR/serve.out" 2>/dev/null && break
+		sleep 0.05
+	done
+	in_wan $PYTHON "$TRAFFIC" probe "$proto" $EXT "$eport" 2 >"$LAB_DIR/probe.out" 2>&1
+	prc=$?
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	return $prc
+}
+
+no_forward() { ! forward "$@"; }
+
+lab_finish() {
+	if [ -n "$DAEMON_PID" ]; then
+		daemon_kill TERM
+		check "the daemon exits 0 on SIGTERM" eq "$DAEMON_STATUS" "0"
+	fi
+	# Under -Db_sanitize the daemon's reports land in its log: any is a failure.
+	check "the daemon's log has no sanitizer report" bash -c "! grep -q 'Sanitizer\|runtime error' '$LOG'"
+	if [ "$FAILURES" -ne 0 ]; then
+		echo "$FAILURES of $CHECKS checks failed; the daemon's log:"
+		tail -n 80 "$LOG"
+		exit 1
+	fi
+	echo "all $CHECKS checks passed"
+	exit 0
+}

@@ -1,0 +1,52 @@
+#!/bin/bash
+# test_restart.sh - acknowledged mappings survive SIGTERM and SIGKILL, with
+# their ports, their forwards and the epoch.
+. "$(dirname "$0")/lab.sh"
+lab_up
+daemon_start
+
+npc map tcp 8080 40000 3600
+npc map udp 5353 40001 3600
+npc address
+e1=$(field epoch)
+
+daemon_kill TERM
+check "SIGTERM: the daemon exits 0" eq "$DAEMON_STATUS" "0"
+check "SIGTERM: the daemon removes its nftables table" bash -c "! ip netns exec $RTR nft list table ip natpmp >/dev/null 2>&1"
+check "SIGTERM: the state file stays, with both mappings" \
+	bash -c "grep -q '\"external_port\": *40000' $STATE_DIR/state.json && grep -q '\"external_port\": *40001' $STATE_DIR/state.json"
+
+sleep 1
+daemon_start
+check "after restart the kernel forwards both mappings again" \
+	bash -c "ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 40000 .*: $CLIENT . 8080' && ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'udp . 40001 .*: $CLIENT . 5353'"
+check "... TCP from the WAN reaches the client" forward tcp 40000 8080
+check "... UDP from the WAN reaches the client" forward udp 40001 5353
+npc map tcp 8080 9999 3600
+check "... and the daemon knows the mapping: a renewal keeps port 40000" eq "$(field external)" "40000"
+e2=$(field epoch)
+check "the epoch keeps running across the restart" test "$e2" -ge $((e1 + 1))
+check "the log says what was restored" grep -q "restored 2 mapping" "$LOG"
+
+# A mapping acknowledged just before SIGKILL is on disk.
+npc map tcp 8090 40020 3600
+check "a mapping acknowledged just before SIGKILL ..." eq "$(field result) $(field external)" "0 40020"
+daemon_kill KILL
+check "SIGKILL leaves the forwards in place while the daemon is down" forward tcp 40020 8090
+daemon_start
+check "... is back after restart, forwarding" forward tcp 40020 8090
+npc map tcp 8090 0 3600
+check "... and renewable with its port" eq "$(field external)" "40020"
+check "after SIGKILL and restart the kernel holds exactly the three mappings" \
+	eq "$(nft_count)" "3"
+
+# Mappings that expired while the daemon was down are not restored.
+npc map udp 7000 40030 2
+daemon_kill KILL
+sleep 2.5
+daemon_start
+check "a mapping that expired while the daemon was down is not restored" \
+	bash -c "! ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'udp . 40030 '"
+check "... and the log counts it" grep -q "1 expired while stopped" "$LOG"
+
+lab_finish

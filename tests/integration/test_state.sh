@@ -1,0 +1,46 @@
+#!/bin/bash
+# test_state.sh - a state file that cannot be used is kept aside, named in the
+# log, and the daemon starts empty with the epoch at 0; one with stale or
+# refused entries loses only those.
+. "$(dirname "$0")/lab.sh"
+lab_up
+
+start_with() {
+	printf '%s' "$1" >"$STATE_DIR/state.json"
+	: >"$LOG"
+	daemon_start
+}
+
+for bad in '{"version": 1, "epoch_start": 12' 'not json at all' '{"version": 9, "epoch_start": 1, "mappings": []}' \
+	'{"version": 1, "epoch_start": 1, "mappings": [{"client": "192.168.77.2", "protocol": "tcp"}]}' ''; do
+	rm -f "$STATE_DIR"/state.json.corrupt.*
+	start_with "$bad"
+	what=$(printf '%.24s' "$bad")
+	check "corrupt state ($what...): the daemon serves" eq "$(kill -0 $DAEMON_PID && echo up)" "up"
+	check "corrupt state ($what...): the log names the file and the problem" \
+		grep -q "state file $STATE_DIR/state.json is unusable (.\+); moved it to $STATE_DIR/state.json.corrupt" "$LOG"
+	check "corrupt state ($what...): the file is kept aside, byte for byte" \
+		bash -c "[ \"\$(cat $STATE_DIR/state.json.corrupt.*)\" = '$bad' ]"
+	npc address
+	check "corrupt state ($what...): the epoch starts at 0" test "$(field epoch)" -le 2
+	npc map tcp 8080 40000 60
+	check "corrupt state ($what...): new mappings work and are saved" \
+		bash -c "[ '$(field result)' = 0 ] && grep -q 40000 $STATE_DIR/state.json"
+	daemon_kill TERM
+done
+
+now=$(date +%s)
+start_with "{\"version\": 1, \"epoch_start\": $((now - 1000)), \"mappings\": [
+ {\"client\": \"192.168.77.2\", \"protocol\": \"tcp\", \"internal_port\": 8080, \"external_port\": 40000, \"lifetime\": 3600, \"expires\": $((now + 3000))},
+ {\"client\": \"192.168.77.2\", \"protocol\": \"udp\", \"internal_port\": 8080, \"external_port\": 40000, \"lifetime\": 3600, \"expires\": $((now - 5))},
+ {\"client\": \"192.168.77.3\", \"protocol\": \"tcp\", \"internal_port\": 22, \"external_port\": 40000, \"lifetime\": 3600, \"expires\": $((now + 3000))},
+ {\"client\": \"192.168.77.3\", \"protocol\": \"tcp\", \"internal_port\": 80, \"external_port\": 80, \"lifetime\": 3600, \"expires\": $((now + 3000))}]}"
+check "a valid state file is restored: the unexpired, allowed, conflict-free mapping forwards" forward tcp 40000 8080
+check "... the expired one, the conflicting one and the disallowed port are not installed" \
+	eq "$(nft_count)" "1"
+check "... the log says what was refused and why" \
+	bash -c "grep -q 'conflicts with another mapping' $LOG && grep -q 'port no longer allowed' $LOG"
+npc address
+check "... and the epoch continues from the file's epoch_start" test "$(field epoch)" -ge 1000
+
+lab_finish

@@ -1,0 +1,57 @@
+#!/bin/bash
+# test_cli.sh BINARY - what a user sees for a bad option: exit status 2 and one
+# line naming the option and the value; and what -n prints for a good one.
+bin=$1
+fail=0
+base="--listen-interface lan0 --external-interface wan0"
+
+expect_error() {
+	out=$("$bin" $base "$@" 2>&1 >/dev/null)
+	rc=$?
+	want=$(printf '%s' "$1 '$2'")
+	if [ $rc -ne 2 ] || ! grep -qF -- "$want" <<<"$out"; then
+		echo "FAIL: $* -> exit $rc, '$out' (wanted exit 2 and a message with \"$want\")"
+		fail=1
+	else
+		echo "ok   $* -> $out"
+	fi
+}
+
+expect_error --listen-port 0
+expect_error --listen-port 70000
+expect_error --allowed-ports 9000-8000
+expect_error --default-lifetime -5
+expect_error --max-lifetime -5
+expect_error --listen-interface 'bad/name'
+expect_error --external-interface 'has space'
+expect_error --max-mappings-per-ip 0
+expect_error --log-level loud
+expect_error --state-dir relative
+expect_error --nat-table 'a;b'
+NATPMP_LISTEN_PORT=99999 expect_error --listen-port 99999
+
+out=$("$bin" --bogus 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "unknown option '--bogus'" <<<"$out" || { echo "FAIL: --bogus -> $rc '$out'"; fail=1; }
+out=$("$bin" --external-interface wan0 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q -- "--listen-interface is required" <<<"$out" || { echo "FAIL: no listen interface -> $rc '$out'"; fail=1; }
+
+out=$("$bin" $base --allowed-ports 6881-6999 --allowed-ports 51413 -n); rc=$?
+if [ $rc -ne 0 ] || ! grep -q -- "--allowed-ports 6881-6999" <<<"$out" || ! grep -q -- "--allowed-ports 51413" <<<"$out" \
+	|| grep -q -- "--allowed-ports 1024-65535" <<<"$out"; then
+	echo "FAIL: -n printed: $out"
+	fail=1
+fi
+out=$(NATPMP_MAX_LIFETIME=600 "$bin" $base -n); rc=$?
+grep -q -- "--max-lifetime 600" <<<"$out" || { echo "FAIL: NATPMP_MAX_LIFETIME not applied: $out"; fail=1; }
+
+"$bin" --help | grep -q -- "--allowed-ports" || { echo "FAIL: --help"; fail=1; }
+"$bin" --version | grep -q "natpmp-server [0-9]" || { echo "FAIL: --version"; fail=1; }
+
+# A listen interface that does not exist: exit 1 at start, naming it.
+if [ "$(id -u)" = 0 ]; then
+	dir=$(mktemp -d)
+	out=$(unshare --net "$bin" --listen-interface nosuch0 --external-interface lo --state-dir "$dir" 2>&1); rc=$?
+	rm -rf "$dir"
+	[ $rc -eq 1 ] && grep -q "nosuch0.*no such interface" <<<"$out" || { echo "FAIL: missing interface -> $rc '$out'"; fail=1; }
+fi
+exit $fail
