@@ -412,18 +412,24 @@ static void server_restore(struct server *s, int64_t now)
 	for (size_t i = 0; i < st.n_mappings; i++) {
 		const struct state_mapping *sm = &st.mappings[i];
 		char client[INET_ADDRSTRLEN];
+		int64_t left = sm->expires - wall;
 		struct table_mapping m = {
 			.client = sm->client,
 			.protocol = sm->protocol,
 			.internal_port = sm->internal_port,
 			.external_port = sm->external_port,
 			.lifetime = sm->lifetime,
-			.expires = now + (sm->expires - wall),
 		};
-		if (sm->expires <= wall) {
+		if (left <= 0) {
 			expired++;
 			continue;
 		}
+		/*
+		 * A router without a clock that booted before NTP set it sees
+		 * expiries far ahead: no mapping outlives the lifetime it was
+		 * granted.
+		 */
+		m.expires = now + (left < sm->lifetime ? left : sm->lifetime);
 		if ((r = table_restore(s->table, &m)) < 0) {
 			refused++;
 			log_warnx("state file: not restoring %s %u -> %s:%u: %s", proto_protocol_name(m.protocol),

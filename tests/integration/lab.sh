@@ -73,9 +73,10 @@ lab_up() {
 }
 
 # daemon_start [extra options...]: starts the daemon and waits until it answers.
+# DAEMON_WRAPPER, if set, is a command put before it (setpriv, valgrind).
 daemon_start() {
 	# Not through in_rtr: $! must be the daemon itself, not a subshell.
-	ip netns exec "$RTR" "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
+	ip netns exec "$RTR" ${DAEMON_WRAPPER:-} "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
 		--state-dir "$STATE_DIR" --log-level debug "$@" >>"$LOG" 2>&1 &
 	DAEMON_PID=$!
 	DAEMON_STARTED=$(date +%s)

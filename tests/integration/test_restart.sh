@@ -3,6 +3,17 @@
 # their ports, their forwards and the epoch.
 . "$(dirname "$0")/lab.sh"
 lab_up
+# Someone else's ruleset on the router: the daemon must never touch it.
+in_rtr nft -f - <<'EOF'
+table inet filter {
+	chain input { type filter hook input priority filter; policy accept; tcp dport 22 counter accept; }
+}
+table ip nat {
+	chain prerouting { type nat hook prerouting priority dstnat; policy accept; tcp dport 2222 dnat to 192.168.77.9:22; }
+}
+EOF
+foreign() { in_rtr nft list table inet filter; in_rtr nft list table ip nat; }
+before=$(foreign)
 daemon_start
 
 npc map tcp 8080 40000 3600
@@ -10,8 +21,10 @@ npc map udp 5353 40001 3600
 npc address
 e1=$(field epoch)
 
+check "the daemon leaves other tables alone at start" eq "$(foreign)" "$before"
 daemon_kill TERM
 check "SIGTERM: the daemon exits 0" eq "$DAEMON_STATUS" "0"
+check "... and leaves other tables alone at shutdown" eq "$(foreign)" "$before"
 check "SIGTERM: the daemon removes its nftables table" bash -c "! ip netns exec $RTR nft list table ip natpmp >/dev/null 2>&1"
 check "SIGTERM: the state file stays, with both mappings" \
 	bash -c "grep -q '\"external_port\": *40000' $STATE_DIR/state.json && grep -q '\"external_port\": *40001' $STATE_DIR/state.json"

@@ -34,10 +34,13 @@ start_with "{\"version\": 1, \"epoch_start\": $((now - 1000)), \"mappings\": [
  {\"client\": \"192.168.77.2\", \"protocol\": \"tcp\", \"internal_port\": 8080, \"external_port\": 40000, \"lifetime\": 3600, \"expires\": $((now + 3000))},
  {\"client\": \"192.168.77.2\", \"protocol\": \"udp\", \"internal_port\": 8080, \"external_port\": 40000, \"lifetime\": 3600, \"expires\": $((now - 5))},
  {\"client\": \"192.168.77.3\", \"protocol\": \"tcp\", \"internal_port\": 22, \"external_port\": 40000, \"lifetime\": 3600, \"expires\": $((now + 3000))},
- {\"client\": \"192.168.77.3\", \"protocol\": \"tcp\", \"internal_port\": 80, \"external_port\": 80, \"lifetime\": 3600, \"expires\": $((now + 3000))}]}"
+ {\"client\": \"192.168.77.3\", \"protocol\": \"tcp\", \"internal_port\": 80, \"external_port\": 80, \"lifetime\": 3600, \"expires\": $((now + 3000))},
+ {\"client\": \"192.168.77.2\", \"protocol\": \"udp\", \"internal_port\": 9000, \"external_port\": 40005, \"lifetime\": 600, \"expires\": $((now + 315360000))}]}"
 check "a valid state file is restored: the unexpired, allowed, conflict-free mapping forwards" forward tcp 40000 8080
 check "... the expired one, the conflicting one and the disallowed port are not installed" \
-	eq "$(nft_count)" "1"
+	eq "$(nft_count)" "2"
+check "... and an expiry years ahead (a clock that was wrong) is cut to the granted lifetime" \
+	bash -c "ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'udp . 40005 timeout 10m30s'"
 check "... the log says what was refused and why" \
 	bash -c "grep -q 'conflicts with another mapping' $LOG && grep -q 'port no longer allowed' $LOG"
 npc address

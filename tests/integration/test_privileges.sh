@@ -1,0 +1,31 @@
+#!/bin/bash
+# test_privileges.sh - the daemon needs CAP_NET_ADMIN and nothing else: run as
+# user nobody with that one capability (as the systemd unit runs it), it
+# serves, forwards, saves its state and removes its table at SIGTERM.
+. "$(dirname "$0")/lab.sh"
+lab_up
+chmod 755 "$LAB_DIR"
+chown 65534:65534 "$STATE_DIR"
+DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,+net_admin
+	--ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin"
+daemon_start
+
+check "the daemon runs as uid 65534" eq "$(awk '/^Uid:/ {print $2}' /proc/$DAEMON_PID/status)" "65534"
+check "... with CAP_NET_ADMIN as its only effective capability" \
+	eq "$(awk '/^CapEff:/ {print $2}' /proc/$DAEMON_PID/status)" "0000000000001000"
+npc map tcp 8080 40000 3600
+check "it grants a mapping" eq "$(field result) $(field external)" "0 40000"
+check "... forwards TCP from the WAN" forward tcp 40000 8080
+check "... and has written its state file as nobody" bash -c "[ \"\$(stat -c %u $STATE_DIR/state.json)\" = 65534 ]"
+daemon_kill TERM
+check "at SIGTERM it exits 0" eq "$DAEMON_STATUS" "0"
+check "... having removed its table" bash -c "! ip netns exec $RTR nft list table ip natpmp >/dev/null 2>&1"
+
+DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all"
+: >"$LOG"
+ip netns exec "$RTR" $DAEMON_WRAPPER "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
+	--state-dir "$STATE_DIR" >>"$LOG" 2>&1
+check "without CAP_NET_ADMIN it refuses to start (exit 1)" eq "$?" "1"
+check "... saying what it needs" grep -q "needs CAP_NET_ADMIN" "$LOG"
+
+lab_finish
