@@ -34,6 +34,10 @@ struct config {
 	uint32_t max_lifetime;
 	struct port_range allowed_ports[CONFIG_MAX_RANGES];
 	size_t n_allowed;
+	struct port_range reserved_ports[CONFIG_MAX_RANGES]; /* never handed out */
+	size_t n_reserved;
+	uint32_t external_address; /* network byte order; 0: the external interface's */
+	uint32_t rate_limit;	   /* requests per second per client; 0: unlimited */
 	char state_dir[256];
 	enum log_level log_level;
 	bool check_config;

@@ -4,17 +4,32 @@
  * Layout (family ip, names from the configuration):
  *
  *   table ip <table> {
+ *     set external { type ipv4_addr; }      the external interface's addresses
  *     map mappings { type inet_proto . inet_service : ipv4_addr . inet_service; flags timeout; }
+ *     map sources { type ipv4_addr . inet_proto . inet_service : inet_service; flags timeout; }
  *     chain <chain> {
  *       type nat hook prerouting priority dstnat; policy accept;
- *       iifname "<external>" fib daddr type local dnat ip to meta l4proto . th dport map @mappings
+ *       iifname "<ext>" fib daddr type local dnat ip to meta l4proto . th dport map @mappings
+ *       iifname != "<ext>" ip daddr @external dnat ip to meta l4proto . th dport map @mappings
+ *     }
+ *     chain postrouting {
+ *       type nat hook postrouting priority srcnat - 10; policy accept;
+ *       oifname "<ext>" meta l4proto tcp masquerade to :ip saddr . meta l4proto . tcp sport map @sources
+ *       oifname "<ext>" meta l4proto udp masquerade to :ip saddr . meta l4proto . udp sport map @sources
+ *       oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade
  *     }
  *   }
  *
- * One rule serves every mapping; a mapping is one map element keyed by
- * (protocol, external port) whose data is (client address, internal port),
- * with a kernel timeout a little above its lifetime so that a daemon that dies
- * leaves nothing open for long.  Only the daemon's table is ever touched.
+ * A mapping is one element in each map: "mappings" forwards (protocol,
+ * external port) to (client, internal port); "sources" makes what the
+ * client sends from its internal port leave from the external port (RFC
+ * 6886 3.9).  The second prerouting rule and the last postrouting rule are
+ * hairpinning: a LAN host that connects to the external address reaches
+ * the mapped client, masqueraded so the answers come back through the
+ * router.  Elements carry a kernel timeout a little above their lifetime,
+ * so that a daemon that dies leaves nothing open for long.  The postrouting
+ * chain runs before the usual masquerade at srcnat, which would otherwise
+ * pick the source port.  Only the daemon's table is ever touched.
  *
  * Usage: nft_begin(), any number of nft_install(), nft_put(), nft_renew()
  * and nft_del(), then nft_commit(), which sends everything as one batch (one
@@ -31,6 +46,9 @@
 #include "table.h"
 
 #define NFT_MAP_NAME "mappings"
+#define NFT_SOURCES_NAME "sources"
+#define NFT_EXTERNAL_NAME "external"
+#define NFT_POSTROUTING_CHAIN "postrouting"
 /* Seconds added to a mapping's remaining lifetime for its kernel timeout. */
 #define NFT_TIMEOUT_SLACK 30
 
@@ -55,6 +73,8 @@ int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout);
 int nft_renew(struct nft *n, const struct table_mapping *m, uint32_t timeout);
 /* Removes m's element; one that is already gone is not an error. */
 int nft_del(struct nft *n, const struct table_mapping *m);
+/* Replaces the contents of the external set (addresses in network byte order). */
+int nft_set_external(struct nft *n, const uint32_t *addrs, size_t n_addrs);
 /* Number of messages queued since nft_begin(). */
 size_t nft_pending(const struct nft *n);
 int nft_commit(struct nft *n);

@@ -37,6 +37,15 @@ struct table_mapping {
 struct table_config {
 	const struct port_range *allowed; /* ports that may be handed out */
 	size_t n_allowed;
+	const struct port_range *reserved; /* ... except these */
+	size_t n_reserved;
+	/*
+	 * Asked last, for a port that is otherwise free: non-zero when the
+	 * router itself uses it (a listening socket), so that it is not
+	 * handed out.  NULL: never.
+	 */
+	int (*port_busy)(uint8_t protocol, uint16_t port, void *arg);
+	void *port_busy_arg;
 	uint32_t max_per_client;
 	uint32_t max_lifetime;
 	/* Returns a uniformly random number below bound; NULL means arc4random_uniform. */
@@ -72,7 +81,11 @@ void table_free(struct table *t);
 uint16_t table_request(struct table *t, uint32_t client, uint8_t protocol, uint16_t internal_port,
 		       uint16_t suggested_port, uint32_t lifetime, int64_t now, struct table_grant *grant);
 
-/* Puts back a mapping read from the state file; -EEXIST if it conflicts, -ENOSPC over a limit. */
+/*
+ * Puts back a mapping read from the state file; -ERANGE if its port is no
+ * longer allowed, -EADDRINUSE if the router itself now uses it, -EEXIST if
+ * it conflicts with another mapping, -ENOSPC over a limit.
+ */
 int table_restore(struct table *t, const struct table_mapping *m);
 
 /* Removes every mapping whose lifetime has ended; returns how many. */

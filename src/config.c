@@ -5,6 +5,7 @@
  * users can switch by changing the binary's name.  Every value is checked
  * here, once; the rest of the daemon trusts struct config.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +26,9 @@ enum {
 	OPT_DEFAULT_LIFETIME,
 	OPT_MAX_LIFETIME,
 	OPT_ALLOWED_PORTS,
+	OPT_RESERVED_PORTS,
+	OPT_EXTERNAL_ADDRESS,
+	OPT_RATE_LIMIT,
 	OPT_STATE_DIR,
 	OPT_LOG_LEVEL,
 	OPT_CHECK_CONFIG,
@@ -43,6 +47,9 @@ static const struct option config_options[] = {
 	{ "default-lifetime", required_argument, NULL, OPT_DEFAULT_LIFETIME },
 	{ "max-lifetime", required_argument, NULL, OPT_MAX_LIFETIME },
 	{ "allowed-ports", required_argument, NULL, OPT_ALLOWED_PORTS },
+	{ "reserved-ports", required_argument, NULL, OPT_RESERVED_PORTS },
+	{ "external-address", required_argument, NULL, OPT_EXTERNAL_ADDRESS },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
@@ -68,6 +75,12 @@ void config_usage(FILE *out)
 	      "  --max-lifetime SECS        longest lifetime granted (default 86400)\n"
 	      "  --allowed-ports RANGE      ports that may be mapped, N or N-M (repeatable;\n"
 	      "                             default 1024-65535)\n"
+	      "  --reserved-ports RANGE     ports never handed out, N or N-M (repeatable); ports\n"
+	      "                             the router itself listens on are never handed out either\n"
+	      "  --external-address ADDR    report this IPv4 address instead of the external\n"
+	      "                             interface's (behind another NAT)\n"
+	      "  --rate-limit N             requests per second one client may send (bursts of 2N);\n"
+	      "                             more are dropped; 0 for no limit (default 50)\n"
 	      "  --state-dir DIR            where state.json is kept (default /var/lib/natpmp-server)\n"
 	      "  --log-level LEVEL          debug, info, warning or error (default info)\n"
 	      "  -n, --check-config         check the configuration, print it, and exit\n"
@@ -89,6 +102,7 @@ static void config_defaults(struct config *cfg)
 	cfg->max_mappings_per_ip = 100;
 	cfg->default_lifetime = 3600;
 	cfg->max_lifetime = 86400;
+	cfg->rate_limit = 50;
 	strcpy(cfg->state_dir, "/var/lib/natpmp-server");
 	cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -209,6 +223,27 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 		if (cfg->n_allowed == CONFIG_MAX_RANGES)
 			return config_error("allowed-ports", arg, "too many ranges (64 at most)");
 		return parse_range("allowed-ports", arg, &cfg->allowed_ports[cfg->n_allowed++]);
+	case OPT_RESERVED_PORTS:
+		if (cfg->n_reserved == CONFIG_MAX_RANGES)
+			return config_error("reserved-ports", arg, "too many ranges (64 at most)");
+		return parse_range("reserved-ports", arg, &cfg->reserved_ports[cfg->n_reserved++]);
+	case OPT_EXTERNAL_ADDRESS: {
+		struct in_addr a;
+		uint32_t h;
+		if (inet_pton(AF_INET, arg, &a) != 1)
+			return config_error("external-address", arg, "not an IPv4 address: use A.B.C.D");
+		h = ntohl(a.s_addr);
+		if (h == 0 || h == 0xffffffff || (h >> 28) == 0xe || (h >> 24) == 127)
+			return config_error("external-address", arg,
+					    "not a unicast address: use the address the outside world sees");
+		cfg->external_address = a.s_addr;
+		return 0;
+	}
+	case OPT_RATE_LIMIT:
+		if (parse_uint("rate-limit", arg, 0, 1000000, &v) < 0)
+			return -1;
+		cfg->rate_limit = (uint32_t)v;
+		return 0;
 	case OPT_STATE_DIR:
 		if (arg[0] != '/' || strlen(arg) >= sizeof(cfg->state_dir))
 			return config_error("state-dir", arg, "use an absolute path shorter than 256 characters");
@@ -228,7 +263,7 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 
 static int option_repeatable(int opt)
 {
-	return opt == OPT_LISTEN_INTERFACE || opt == OPT_ALLOWED_PORTS;
+	return opt == OPT_LISTEN_INTERFACE || opt == OPT_ALLOWED_PORTS || opt == OPT_RESERVED_PORTS;
 }
 
 /* NATPMP_LISTEN_INTERFACE for "listen-interface". */
@@ -302,6 +337,9 @@ static int config_check(struct config *cfg)
 				return config_error("listen-interface", cfg->listen_interfaces[i],
 						    "given twice");
 	}
+	if (strcmp(cfg->nat_chain, "postrouting") == 0)
+		return config_error("nat-chain", cfg->nat_chain,
+				    "is the name of the daemon's own postrouting chain: choose another");
 	if (cfg->default_lifetime > cfg->max_lifetime && !cfg->default_lifetime_given)
 		cfg->default_lifetime = cfg->max_lifetime;
 	if (cfg->default_lifetime > cfg->max_lifetime) {
@@ -357,6 +395,16 @@ int config_parse(struct config *cfg, int argc, char **argv)
 	return config_check(cfg);
 }
 
+static void print_ranges(FILE *out, const char *option, const struct port_range *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].from == r[i].to)
+			fprintf(out, "--%s %u\n", option, r[i].from);
+		else
+			fprintf(out, "--%s %u-%u\n", option, r[i].from, r[i].to);
+	}
+}
+
 void config_print(const struct config *cfg, FILE *out)
 {
 	for (size_t i = 0; i < cfg->n_listen; i++)
@@ -368,13 +416,14 @@ void config_print(const struct config *cfg, FILE *out)
 	fprintf(out, "--max-mappings-per-ip %u\n", cfg->max_mappings_per_ip);
 	fprintf(out, "--default-lifetime %u\n", cfg->default_lifetime);
 	fprintf(out, "--max-lifetime %u\n", cfg->max_lifetime);
-	for (size_t i = 0; i < cfg->n_allowed; i++) {
-		if (cfg->allowed_ports[i].from == cfg->allowed_ports[i].to)
-			fprintf(out, "--allowed-ports %u\n", cfg->allowed_ports[i].from);
-		else
-			fprintf(out, "--allowed-ports %u-%u\n", cfg->allowed_ports[i].from,
-				cfg->allowed_ports[i].to);
+	print_ranges(out, "allowed-ports", cfg->allowed_ports, cfg->n_allowed);
+	print_ranges(out, "reserved-ports", cfg->reserved_ports, cfg->n_reserved);
+	if (cfg->external_address) {
+		char addr[INET_ADDRSTRLEN];
+		struct in_addr a = { .s_addr = cfg->external_address };
+		fprintf(out, "--external-address %s\n", inet_ntop(AF_INET, &a, addr, sizeof(addr)));
 	}
+	fprintf(out, "--rate-limit %u\n", cfg->rate_limit);
 	fprintf(out, "--state-dir %s\n", cfg->state_dir);
 	fprintf(out, "--log-level %s\n", log_level_name(cfg->log_level));
 }

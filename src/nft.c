@@ -22,9 +22,12 @@
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter_ipv4.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdlib.h>
@@ -35,15 +38,15 @@
 
 #include "nft.h"
 
-/* nft's datatype numbers; a concatenation is (first << 6) | second. */
+/* nft's datatype numbers; a concatenation is (first << 6 | second) << 6 | third. */
 #define NFT_TYPE_IPADDR 7
 #define NFT_TYPE_INET_PROTOCOL 12
 #define NFT_TYPE_INET_SERVICE 13
 #define NFT_TYPE_BITS 6
-#define NFT_KEY_TYPE (NFT_TYPE_INET_PROTOCOL << NFT_TYPE_BITS | NFT_TYPE_INET_SERVICE)
-#define NFT_DATA_TYPE (NFT_TYPE_IPADDR << NFT_TYPE_BITS | NFT_TYPE_INET_SERVICE)
+#define NFT_CONCAT2(a, b) ((a) << NFT_TYPE_BITS | (b))
+#define NFT_CONCAT3(a, b, c) (NFT_CONCAT2(a, b) << NFT_TYPE_BITS | (c))
 /* Each part of a concatenation takes a whole 32-bit register. */
-#define NFT_CONCAT_LEN 8
+#define NFT_REG_LEN 4
 
 /* Elements per message: well under a page each, and few acknowledgements. */
 #define NFT_ELEMS_PER_MSG 256
@@ -54,9 +57,32 @@
 /* Room for one read of acknowledgements. */
 #define NFT_RECV_SIZE 16384
 
+/* The table's sets; their index + 1 is their id within a batch. */
+enum { NFT_SET_EXTERNAL, NFT_SET_MAPPINGS, NFT_SET_SOURCES, NFT_N_SETS };
+
+static const struct nft_set_def {
+	const char *name;
+	uint32_t flags;
+	uint32_t key_type, key_len, data_type, data_len;
+} nft_sets[NFT_N_SETS] = {
+	[NFT_SET_EXTERNAL] = { NFT_EXTERNAL_NAME, 0, NFT_TYPE_IPADDR, 4, 0, 0 },
+	[NFT_SET_MAPPINGS] = { NFT_MAP_NAME, NFT_SET_MAP | NFT_SET_TIMEOUT,
+			       NFT_CONCAT2(NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE), 2 * NFT_REG_LEN,
+			       NFT_CONCAT2(NFT_TYPE_IPADDR, NFT_TYPE_INET_SERVICE), 2 * NFT_REG_LEN },
+	[NFT_SET_SOURCES] = { NFT_SOURCES_NAME, NFT_SET_MAP | NFT_SET_TIMEOUT,
+			      NFT_CONCAT3(NFT_TYPE_IPADDR, NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE),
+			      3 * NFT_REG_LEN, NFT_TYPE_INET_SERVICE, 2 },
+};
+
+/* Element operations on one set waiting to become one message. */
+struct nft_pending {
+	struct nftnl_set *elems;
+	uint16_t type; /* NFT_MSG_NEWSETELEM or NFT_MSG_DELSETELEM */
+	size_t n;
+};
+
 struct nft {
 	struct mnl_socket *nl;
-	uint32_t portid;
 	uint32_t seq;
 	char table[64];
 	char chain[64];
@@ -67,11 +93,7 @@ struct nft {
 	uint32_t batch_seq; /* seq of NFNL_MSG_BATCH_BEGIN */
 	size_t n_msgs;      /* messages after BEGIN */
 	int error;          /* first failure while building: reported by nft_commit() */
-
-	/* Element operations waiting to become one message. */
-	struct nftnl_set *pending;
-	uint16_t pending_type; /* NFT_MSG_NEWSETELEM or NFT_MSG_DELSETELEM */
-	size_t pending_n;
+	struct nft_pending pending[NFT_N_SETS];
 };
 
 struct nft *nft_open(const struct nft_config *cfg)
@@ -91,7 +113,6 @@ struct nft *nft_open(const struct nft_config *cfg)
 		goto fail;
 	/* Acknowledgements of failed messages need not carry the message back. */
 	(void)mnl_socket_setsockopt(n->nl, NETLINK_CAP_ACK, &one, sizeof(one));
-	n->portid = mnl_socket_get_portid(n->nl);
 	n->seq = (uint32_t)time(NULL);
 	return n;
 fail:
@@ -101,14 +122,22 @@ fail:
 	return NULL;
 }
 
+static void nft_drop_pending(struct nft *n)
+{
+	for (size_t i = 0; i < NFT_N_SETS; i++) {
+		if (n->pending[i].elems)
+			nftnl_set_free(n->pending[i].elems);
+		n->pending[i] = (struct nft_pending){ 0 };
+	}
+}
+
 void nft_close(struct nft *n)
 {
 	if (!n)
 		return;
 	if (n->nl)
 		mnl_socket_close(n->nl);
-	if (n->pending)
-		nftnl_set_free(n->pending);
+	nft_drop_pending(n);
 	free(n->buf);
 	free(n);
 }
@@ -144,30 +173,30 @@ static struct nlmsghdr *nft_msg(struct nft *n, uint16_t type, uint16_t flags)
 	return nftnl_nlmsg_build_hdr(at, type, NFPROTO_IPV4, flags | NLM_F_ACK, n->seq++);
 }
 
-static void nft_flush_elems(struct nft *n)
+static void nft_flush_set(struct nft *n, size_t set)
 {
+	struct nft_pending *p = &n->pending[set];
 	struct nlmsghdr *nlh;
-	uint16_t flags;
 
-	if (!n->pending)
+	if (!p->elems)
 		return;
-	flags = n->pending_type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0;
-	if ((nlh = nft_msg(n, n->pending_type, flags)) != NULL) {
-		nftnl_set_elems_nlmsg_build_payload(nlh, n->pending);
+	if ((nlh = nft_msg(n, p->type, p->type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0)) != NULL) {
+		nftnl_set_elems_nlmsg_build_payload(nlh, p->elems);
 		nft_push(n, nlh);
 	}
-	nftnl_set_free(n->pending);
-	n->pending = NULL;
-	n->pending_n = 0;
+	nftnl_set_free(p->elems);
+	*p = (struct nft_pending){ 0 };
+}
+
+static void nft_flush_all(struct nft *n)
+{
+	for (size_t i = 0; i < NFT_N_SETS; i++)
+		nft_flush_set(n, i);
 }
 
 void nft_begin(struct nft *n)
 {
-	if (n->pending)
-		nftnl_set_free(n->pending);
-	n->pending = NULL;
-	n->pending_n = 0;
-	n->len = 0;
+	nft_drop_pending(n);
 	n->n_msgs = 0;
 	n->error = 0;
 	n->batch_seq = n->seq++;
@@ -177,7 +206,11 @@ void nft_begin(struct nft *n)
 
 size_t nft_pending(const struct nft *n)
 {
-	return n->n_msgs + (n->pending ? 1 : 0);
+	size_t count = n->n_msgs;
+
+	for (size_t i = 0; i < NFT_N_SETS; i++)
+		count += n->pending[i].elems != NULL;
+	return count;
 }
 
 /* --- the table --- */
@@ -198,22 +231,25 @@ static int nft_table_msg(struct nft *n, uint16_t type, uint16_t flags)
 	return n->error;
 }
 
-static int nft_set_msg(struct nft *n)
+static int nft_set_msg(struct nft *n, size_t set)
 {
+	const struct nft_set_def *d = &nft_sets[set];
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nlmsghdr *nlh;
 
 	if (!s)
 		return n->error = -ENOMEM;
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, n->table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, NFT_MAP_NAME);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, d->name);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_IPV4);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, NFT_KEY_TYPE);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, NFT_CONCAT_LEN);
-	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_TYPE);
-	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, NFT_CONCAT_LEN);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)set + 1);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, d->flags);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, d->key_type);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, d->key_len);
+	if (d->flags & NFT_SET_MAP) {
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, d->data_type);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, d->data_len);
+	}
 	if ((nlh = nft_msg(n, NFT_MSG_NEWSET, NLM_F_CREATE)) != NULL) {
 		nftnl_set_nlmsg_build_payload(nlh, s);
 		nft_push(n, nlh);
@@ -222,7 +258,7 @@ static int nft_set_msg(struct nft *n)
 	return n->error;
 }
 
-static int nft_chain_msg(struct nft *n)
+static int nft_chain_msg(struct nft *n, const char *name, uint32_t hook, int32_t priority)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	struct nlmsghdr *nlh;
@@ -230,10 +266,10 @@ static int nft_chain_msg(struct nft *n)
 	if (!c)
 		return n->error = -ENOMEM;
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, n->table);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, n->chain);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "nat");
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, -100); /* dstnat */
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, priority);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
 	if ((nlh = nft_msg(n, NFT_MSG_NEWCHAIN, NLM_F_CREATE)) != NULL) {
 		nftnl_chain_nlmsg_build_payload(nlh, c);
@@ -243,85 +279,194 @@ static int nft_chain_msg(struct nft *n)
 	return n->error;
 }
 
-static struct nftnl_expr *expr_add(struct nftnl_rule *r, const char *name)
+/* --- rules: each helper appends one expression; a failed allocation is remembered in n->error --- */
+
+static struct nftnl_expr *expr(struct nft *n, struct nftnl_rule *r, const char *name)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc(name);
 
-	if (e)
-		nftnl_rule_add_expr(r, e);
+	if (!e) {
+		n->error = -ENOMEM;
+		return NULL;
+	}
+	nftnl_rule_add_expr(r, e);
 	return e;
 }
 
-/*
- * iifname "<external>" fib daddr type local
- *     dnat ip to meta l4proto . th dport map @mappings
- *
- * The concatenated key is built in registers 1 (protocol) and 9 (the
- * second 32-bit word of register 1: the destination port), which is how
- * nft itself lays out a concatenation, so `nft list` shows the rule as
- * written above.
- */
-static int nft_rule_msg(struct nft *n)
+static void expr_meta(struct nft *n, struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(n, r, "meta");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	}
+}
+
+static void expr_cmp(struct nft *n, struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = expr(n, r, "cmp");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	}
+}
+
+/* iifname/oifname ==/!= the external interface. */
+static void expr_ifname(struct nft *n, struct nftnl_rule *r, uint32_t key, uint32_t op)
+{
+	char ifname[IFNAMSIZ] = { 0 };
+
+	memcpy(ifname, n->ifname, strnlen(n->ifname, IFNAMSIZ - 1));
+	expr_meta(n, r, key, NFT_REG_1);
+	expr_cmp(n, r, op, ifname, sizeof(ifname));
+}
+
+static void expr_payload(struct nft *n, struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len,
+			 uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(n, r, "payload");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	}
+}
+
+/* A set lookup on register 1; a map's value goes to register 1 too. */
+static void expr_lookup(struct nft *n, struct nftnl_rule *r, size_t set)
+{
+	struct nftnl_expr *e = expr(n, r, "lookup");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+		if (nft_sets[set].flags & NFT_SET_MAP)
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, nft_sets[set].name);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, (uint32_t)set + 1);
+	}
+}
+
+/* meta l4proto . th dport, in registers 1 and 9 as nft lays out a concatenation. */
+static void expr_proto_dport(struct nft *n, struct nftnl_rule *r)
+{
+	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG_1);
+	expr_payload(n, r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_01);
+}
+
+static void expr_dnat_map(struct nft *n, struct nftnl_rule *r)
+{
+	struct nftnl_expr *e;
+
+	expr_proto_dport(n, r);
+	expr_lookup(n, r, NFT_SET_MAPPINGS);
+	if ((e = expr(n, r, "nat")) != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_01);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+	}
+}
+
+static void expr_masquerade(struct nft *n, struct nftnl_rule *r, int port_from_reg1)
+{
+	struct nftnl_expr *e = expr(n, r, "masq");
+
+	if (e && port_from_reg1) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_REG_PROTO_MIN, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+	}
+}
+
+/* oifname "<ext>" meta l4proto <proto> masquerade to :ip saddr . meta l4proto . th sport map @sources */
+static void rule_snat(struct nft *n, struct nftnl_rule *r, uint8_t protocol)
+{
+	expr_ifname(n, r, NFT_META_OIFNAME, NFT_CMP_EQ);
+	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG_1);
+	expr_cmp(n, r, NFT_CMP_EQ, &protocol, sizeof(protocol));
+	expr_payload(n, r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1); /* ip saddr */
+	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG32_01);
+	expr_payload(n, r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, NFT_REG32_02); /* source port */
+	expr_lookup(n, r, NFT_SET_SOURCES);
+	expr_masquerade(n, r, 1);
+}
+
+/* oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade */
+static void rule_hairpin_masquerade(struct nft *n, struct nftnl_rule *r)
+{
+	uint32_t mask = IPS_DST_NAT, zero = 0;
+	struct nftnl_expr *e;
+
+	expr_ifname(n, r, NFT_META_OIFNAME, NFT_CMP_NEQ);
+	if ((e = expr(n, r, "ct")) != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	if ((e = expr(n, r, "bitwise")) != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	expr_cmp(n, r, NFT_CMP_NEQ, &zero, sizeof(zero));
+	if ((e = expr(n, r, "ct")) != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_DST_IP);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, IP_CT_DIR_ORIGINAL);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	expr_lookup(n, r, NFT_SET_EXTERNAL);
+	expr_masquerade(n, r, 0);
+}
+
+enum nft_rule_kind { RULE_DNAT, RULE_HAIRPIN_DNAT, RULE_SNAT_TCP, RULE_SNAT_UDP, RULE_HAIRPIN_MASQ, RULE_COUNT };
+
+static int nft_rule_msg(struct nft *n, enum nft_rule_kind kind)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
-	struct nftnl_expr *e[8];
-	struct nlmsghdr *nlh;
-	char ifname[IFNAMSIZ] = { 0 };
 	uint32_t local = RTN_LOCAL;
-	size_t i = 0;
+	struct nlmsghdr *nlh;
 
 	if (!r)
 		return n->error = -ENOMEM;
-	memcpy(ifname, n->ifname, strnlen(n->ifname, IFNAMSIZ - 1));
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, n->table);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, n->chain);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, kind <= RULE_HAIRPIN_DNAT ? n->chain : NFT_POSTROUTING_CHAIN);
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_IPV4);
-
-	if ((e[i] = expr_add(r, "meta")) != NULL) {
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_META_KEY, NFT_META_IIFNAME);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_META_DREG, NFT_REG_1);
+	switch (kind) {
+	case RULE_DNAT: {
+		/* iifname "<ext>" fib daddr type local dnat ip to meta l4proto . th dport map @mappings */
+		struct nftnl_expr *e;
+		expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_EQ);
+		if ((e = expr(n, r, "fib")) != NULL) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+		}
+		expr_cmp(n, r, NFT_CMP_EQ, &local, sizeof(local));
+		expr_dnat_map(n, r);
+		break;
 	}
-	if ((e[++i] = expr_add(r, "cmp")) != NULL) {
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
-		nftnl_expr_set(e[i], NFTNL_EXPR_CMP_DATA, ifname, sizeof(ifname));
+	case RULE_HAIRPIN_DNAT:
+		/* iifname != "<ext>" ip daddr @external dnat ip to meta l4proto . th dport map @mappings */
+		expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_NEQ);
+		expr_payload(n, r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG_1);
+		expr_lookup(n, r, NFT_SET_EXTERNAL);
+		expr_dnat_map(n, r);
+		break;
+	case RULE_SNAT_TCP:
+	case RULE_SNAT_UDP:
+		rule_snat(n, r, kind == RULE_SNAT_TCP ? IPPROTO_TCP : IPPROTO_UDP);
+		break;
+	case RULE_HAIRPIN_MASQ:
+	case RULE_COUNT:
+		rule_hairpin_masquerade(n, r);
+		break;
 	}
-	if ((e[++i] = expr_add(r, "fib")) != NULL) {
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_FIB_DREG, NFT_REG_1);
-	}
-	if ((e[++i] = expr_add(r, "cmp")) != NULL) {
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
-		nftnl_expr_set(e[i], NFTNL_EXPR_CMP_DATA, &local, sizeof(local));
-	}
-	if ((e[++i] = expr_add(r, "meta")) != NULL) {
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_META_KEY, NFT_META_L4PROTO);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_META_DREG, NFT_REG_1);
-	}
-	if ((e[++i] = expr_add(r, "payload")) != NULL) {
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_PAYLOAD_OFFSET, 2); /* destination port */
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_PAYLOAD_LEN, 2);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_PAYLOAD_DREG, NFT_REG32_01);
-	}
-	if ((e[++i] = expr_add(r, "lookup")) != NULL) {
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
-		nftnl_expr_set_str(e[i], NFTNL_EXPR_LOOKUP_SET, NFT_MAP_NAME);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_LOOKUP_SET_ID, 1);
-	}
-	if ((e[++i] = expr_add(r, "nat")) != NULL) {
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_01);
-		nftnl_expr_set_u32(e[i], NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
-	}
-	for (size_t k = 0; k <= i; k++)
-		if (!e[k])
-			n->error = -ENOMEM;
 	if (!n->error && (nlh = nft_msg(n, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND)) != NULL) {
 		nftnl_rule_nlmsg_build_payload(nlh, r);
 		nft_push(n, nlh);
@@ -332,69 +477,82 @@ static int nft_rule_msg(struct nft *n)
 
 int nft_install(struct nft *n)
 {
-	nft_flush_elems(n);
+	nft_flush_all(n);
 	/* Create-if-missing then delete: replaces any table of ours, never fails on absence. */
 	if (nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 || nft_table_msg(n, NFT_MSG_DELTABLE, 0) < 0 ||
-	    nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 || nft_set_msg(n) < 0 || nft_chain_msg(n) < 0 ||
-	    nft_rule_msg(n) < 0)
+	    nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0)
 		return n->error;
+	for (size_t i = 0; i < NFT_N_SETS; i++)
+		if (nft_set_msg(n, i) < 0)
+			return n->error;
+	if (nft_chain_msg(n, n->chain, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST) < 0 ||
+	    nft_chain_msg(n, NFT_POSTROUTING_CHAIN, NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC - 10) < 0)
+		return n->error;
+	for (int kind = 0; kind < RULE_COUNT; kind++)
+		if (nft_rule_msg(n, (enum nft_rule_kind)kind) < 0)
+			return n->error;
 	return 0;
 }
 
 /* --- elements --- */
 
-static void nft_elem_key(const struct table_mapping *m, uint8_t key[NFT_CONCAT_LEN])
+/* Queues one element operation on a set; data NULL for deletions and plain sets. */
+static int nft_elem(struct nft *n, size_t set, uint16_t type, const void *key, const void *data, uint32_t timeout)
 {
-	uint16_t port = htons(m->external_port);
-
-	memset(key, 0, NFT_CONCAT_LEN);
-	key[0] = m->protocol;
-	memcpy(key + 4, &port, 2);
-}
-
-static void nft_elem_data(const struct table_mapping *m, uint8_t data[NFT_CONCAT_LEN])
-{
-	uint16_t port = htons(m->internal_port);
-
-	memset(data, 0, NFT_CONCAT_LEN);
-	memcpy(data, &m->client, 4);
-	memcpy(data + 4, &port, 2);
-}
-
-static int nft_elem(struct nft *n, uint16_t type, const struct table_mapping *m, uint32_t timeout)
-{
+	const struct nft_set_def *d = &nft_sets[set];
+	struct nft_pending *p = &n->pending[set];
 	struct nftnl_set_elem *e;
-	uint8_t key[NFT_CONCAT_LEN], data[NFT_CONCAT_LEN];
 
 	if (n->error)
 		return n->error;
-	if (n->pending && (n->pending_type != type || n->pending_n == NFT_ELEMS_PER_MSG))
-		nft_flush_elems(n);
-	if (!n->pending) {
-		if (!(n->pending = nftnl_set_alloc()))
+	if (p->elems && (p->type != type || p->n == NFT_ELEMS_PER_MSG))
+		nft_flush_set(n, set);
+	if (!p->elems) {
+		if (!(p->elems = nftnl_set_alloc()))
 			return n->error = -ENOMEM;
-		nftnl_set_set_str(n->pending, NFTNL_SET_TABLE, n->table);
-		nftnl_set_set_str(n->pending, NFTNL_SET_NAME, NFT_MAP_NAME);
-		nftnl_set_set_u32(n->pending, NFTNL_SET_FAMILY, NFPROTO_IPV4);
-		n->pending_type = type;
+		nftnl_set_set_str(p->elems, NFTNL_SET_TABLE, n->table);
+		nftnl_set_set_str(p->elems, NFTNL_SET_NAME, d->name);
+		nftnl_set_set_u32(p->elems, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+		p->type = type;
 	}
+	if (!key)
+		return 0; /* a set-wide operation: the message carries no element */
 	if (!(e = nftnl_set_elem_alloc()))
 		return n->error = -ENOMEM;
-	nft_elem_key(m, key);
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
-	if (type == NFT_MSG_NEWSETELEM) {
-		nft_elem_data(m, data);
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, sizeof(data));
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, d->key_len);
+	if (type == NFT_MSG_NEWSETELEM && data)
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, d->data_len);
+	if (type == NFT_MSG_NEWSETELEM && (d->flags & NFT_SET_TIMEOUT))
 		nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)timeout * 1000);
-	}
-	nftnl_set_elem_add(n->pending, e);
-	n->pending_n++;
+	nftnl_set_elem_add(p->elems, e);
+	p->n++;
 	return 0;
+}
+
+/* Both maps' elements for m: (protocol . external port : client . internal port) and
+ * (client . protocol . internal port : external port), in network byte order. */
+static int nft_mapping_elems(struct nft *n, uint16_t type, const struct table_mapping *m, uint32_t timeout)
+{
+	uint8_t fwd_key[2 * NFT_REG_LEN] = { 0 }, fwd_data[2 * NFT_REG_LEN] = { 0 };
+	uint8_t src_key[3 * NFT_REG_LEN] = { 0 }, src_data[NFT_REG_LEN] = { 0 };
+	uint16_t eport = htons(m->external_port), iport = htons(m->internal_port);
+
+	fwd_key[0] = m->protocol;
+	memcpy(fwd_key + 4, &eport, 2);
+	memcpy(fwd_data, &m->client, 4);
+	memcpy(fwd_data + 4, &iport, 2);
+	memcpy(src_key, &m->client, 4);
+	src_key[4] = m->protocol;
+	memcpy(src_key + 8, &iport, 2);
+	memcpy(src_data, &eport, 2);
+	if (nft_elem(n, NFT_SET_MAPPINGS, type, fwd_key, fwd_data, timeout) < 0)
+		return n->error;
+	return nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);
 }
 
 int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout)
 {
-	return nft_elem(n, NFT_MSG_NEWSETELEM, m, timeout);
+	return nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout);
 }
 
 /*
@@ -407,16 +565,30 @@ int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout)
  */
 int nft_renew(struct nft *n, const struct table_mapping *m, uint32_t timeout)
 {
-	if (nft_elem(n, NFT_MSG_NEWSETELEM, m, timeout) < 0 || nft_elem(n, NFT_MSG_DELSETELEM, m, 0) < 0)
+	if (nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout) < 0 ||
+	    nft_mapping_elems(n, NFT_MSG_DELSETELEM, m, 0) < 0)
 		return n->error;
-	return nft_elem(n, NFT_MSG_NEWSETELEM, m, timeout);
+	return nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout);
 }
 
 int nft_del(struct nft *n, const struct table_mapping *m)
 {
-	if (nft_elem(n, NFT_MSG_NEWSETELEM, m, 1) < 0)
+	if (nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, 1) < 0)
 		return n->error;
-	return nft_elem(n, NFT_MSG_DELSETELEM, m, 0);
+	return nft_mapping_elems(n, NFT_MSG_DELSETELEM, m, 0);
+}
+
+int nft_set_external(struct nft *n, const uint32_t *addrs, size_t n_addrs)
+{
+	/* A deletion that names no element empties the set. */
+	nft_flush_set(n, NFT_SET_EXTERNAL);
+	if (nft_elem(n, NFT_SET_EXTERNAL, NFT_MSG_DELSETELEM, NULL, NULL, 0) < 0)
+		return n->error;
+	nft_flush_set(n, NFT_SET_EXTERNAL);
+	for (size_t i = 0; i < n_addrs; i++)
+		if (nft_elem(n, NFT_SET_EXTERNAL, NFT_MSG_NEWSETELEM, &addrs[i], NULL, 0) < 0)
+			return n->error;
+	return 0;
 }
 
 /* --- sending a batch --- */
@@ -474,7 +646,7 @@ int nft_commit(struct nft *n)
 	uint32_t last_seq;
 	char *at;
 
-	nft_flush_elems(n);
+	nft_flush_all(n);
 	if (n->error)
 		return n->error;
 	if (n->n_msgs == 0)

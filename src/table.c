@@ -35,6 +35,7 @@ struct client {
 struct table {
 	struct table_config cfg;
 	struct port_range *allowed;
+	struct port_range *reserved;
 	uint32_t allowed_total; /* ports in all allowed ranges */
 
 	struct entry **buckets;
@@ -340,10 +341,18 @@ static int port_allowed(const struct table *t, uint8_t protocol, uint16_t port)
 	/* The daemon's own port and the announcement port are never forwarded. */
 	if (protocol == IPPROTO_UDP && (port == NATPMP_SERVER_PORT || port == NATPMP_CLIENT_PORT))
 		return 0;
+	for (size_t i = 0; i < t->cfg.n_reserved; i++)
+		if (port >= t->reserved[i].from && port <= t->reserved[i].to)
+			return 0;
 	for (size_t i = 0; i < t->cfg.n_allowed; i++)
 		if (port >= t->allowed[i].from && port <= t->allowed[i].to)
 			return 1;
 	return 0;
+}
+
+static int port_busy(const struct table *t, uint8_t protocol, uint16_t port)
+{
+	return t->cfg.port_busy && t->cfg.port_busy(protocol, port, t->cfg.port_busy_arg);
 }
 
 static int port_free(const struct table *t, uint32_t client, uint8_t protocol, uint16_t port)
@@ -353,7 +362,10 @@ static int port_free(const struct table *t, uint32_t client, uint8_t protocol, u
 	if (port == 0 || !port_allowed(t, protocol, port) || t->by_external[proto_slot(protocol)][port])
 		return 0;
 	/* Another client's mapping of the other protocol keeps the port for that client. */
-	return !other || other->m.client == client;
+	if (other && other->m.client != client)
+		return 0;
+	/* Last, as it asks the kernel: the router's own services keep their ports. */
+	return !port_busy(t, protocol, port);
 }
 
 static uint16_t port_nth_allowed(const struct table *t, uint32_t n)
@@ -427,17 +439,21 @@ struct table *table_new(const struct table_config *cfg)
 	if (!t->cfg.random)
 		t->cfg.random = default_random;
 	t->allowed = calloc(cfg->n_allowed ? cfg->n_allowed : 1, sizeof(*t->allowed));
+	t->reserved = calloc(cfg->n_reserved ? cfg->n_reserved : 1, sizeof(*t->reserved));
 	t->n_buckets = 64;
 	t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
 	t->n_client_buckets = 16;
 	t->clients = calloc(t->n_client_buckets, sizeof(*t->clients));
-	if (!t->allowed || !t->buckets || !t->clients) {
+	if (!t->allowed || !t->reserved || !t->buckets || !t->clients) {
 		table_free(t);
 		errno = ENOMEM;
 		return NULL;
 	}
 	memcpy(t->allowed, cfg->allowed, cfg->n_allowed * sizeof(*t->allowed));
 	t->cfg.allowed = t->allowed;
+	if (cfg->n_reserved)
+		memcpy(t->reserved, cfg->reserved, cfg->n_reserved * sizeof(*t->reserved));
+	t->cfg.reserved = t->reserved;
 	for (size_t i = 0; i < cfg->n_allowed; i++)
 		t->allowed_total += (uint32_t)cfg->allowed[i].to - cfg->allowed[i].from + 1;
 	return t;
@@ -461,6 +477,7 @@ void table_free(struct table *t)
 	free(t->heap);
 	free(t->log);
 	free(t->allowed);
+	free(t->reserved);
 	free(t);
 }
 
@@ -554,6 +571,8 @@ int table_restore(struct table *t, const struct table_mapping *m)
 		return -EINVAL;
 	if (!port_allowed(t, m->protocol, m->external_port))
 		return -ERANGE;
+	if (port_busy(t, m->protocol, m->external_port))
+		return -EADDRINUSE;
 	if (entry_find(t, m->client, m->protocol, m->internal_port) ||
 	    !port_free(t, m->client, m->protocol, m->external_port))
 		return -EEXIST;

@@ -28,6 +28,11 @@ expect_error --max-mappings-per-ip 0
 expect_error --log-level loud
 expect_error --state-dir relative
 expect_error --nat-table 'a;b'
+expect_error --nat-chain postrouting
+expect_error --reserved-ports 9000-8000
+expect_error --external-address 300.1.1.1
+expect_error --external-address 224.0.0.1
+expect_error --rate-limit -1
 NATPMP_LISTEN_PORT=99999 expect_error --listen-port 99999
 
 out=$("$bin" --bogus 2>&1); rc=$?
@@ -41,6 +46,10 @@ if [ $rc -ne 0 ] || ! grep -q -- "--allowed-ports 6881-6999" <<<"$out" || ! grep
 	echo "FAIL: -n printed: $out"
 	fail=1
 fi
+out=$("$bin" $base --reserved-ports 8080 --reserved-ports 9000-9100 --external-address 203.0.113.7 --rate-limit 0 -n)
+for want in "--reserved-ports 8080" "--reserved-ports 9000-9100" "--external-address 203.0.113.7" "--rate-limit 0"; do
+	grep -q -- "$want" <<<"$out" || { echo "FAIL: -n lacks '$want': $out"; fail=1; }
+done
 out=$(NATPMP_MAX_LIFETIME=600 "$bin" $base -n); rc=$?
 grep -q -- "--max-lifetime 600" <<<"$out" || { echo "FAIL: NATPMP_MAX_LIFETIME not applied: $out"; fail=1; }
 

@@ -68,8 +68,50 @@ static void test_layout(struct nft *n)
 	CHECK(contains(": 192.168.77.2 . 8080"));
 	CHECK(contains("udp . 51413 timeout 1m30s"));
 	CHECK(contains(": 192.168.77.3 . 51413"));
+	/* RFC 6886 3.9: the client's traffic from its internal port leaves from the external port. */
+	CHECK(contains("type nat hook postrouting priority srcnat - 10; policy accept;"));
+	CHECK(contains("oifname \"eth9\" meta l4proto tcp masquerade to :ip saddr . meta l4proto . tcp sport map @sources"));
+	CHECK(contains("oifname \"eth9\" meta l4proto udp masquerade to :ip saddr . meta l4proto . udp sport map @sources"));
+	CHECK(contains("192.168.77.2 . tcp . 8080 timeout 1h30s"));
+	CHECK(contains(": 40000"));
+	/* Hairpinning. */
+	CHECK(contains("iifname != \"eth9\" ip daddr @external dnat ip to meta l4proto . th dport map @mappings"));
+	CHECK(contains("oifname != \"eth9\" ct status dnat ct original ip daddr @external masquerade"));
 	if (check_failures)
 		fputs(listing, stderr);
+	/* What nft lists, nft reads back: users save their ruleset that way. */
+	CHECK_EQ(nft_cmd("list table ip natpmp > /tmp/natpmp-kernel-nft.$PPID && nft delete table ip natpmp && "
+			 "nft -f /tmp/natpmp-kernel-nft.$PPID; r=$?; rm -f /tmp/natpmp-kernel-nft.$PPID; exit $r"),
+		 0);
+	if (check_failures)
+		fputs(listing, stderr);
+}
+
+static void test_external_set(struct nft *n)
+{
+	uint32_t one[1], two[2];
+
+	inet_pton(AF_INET, "198.51.100.1", &one[0]);
+	inet_pton(AF_INET, "198.51.100.7", &two[0]);
+	inet_pton(AF_INET, "198.51.100.8", &two[1]);
+	nft_begin(n);
+	CHECK_EQ(nft_set_external(n, one, 1), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list set ip natpmp external"), 0);
+	CHECK(contains("elements = { 198.51.100.1 }"));
+	/* Replacing, not adding. */
+	nft_begin(n);
+	CHECK_EQ(nft_set_external(n, two, 2), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list set ip natpmp external"), 0);
+	CHECK(!contains("198.51.100.1 "));
+	CHECK(contains("198.51.100.7"));
+	CHECK(contains("198.51.100.8"));
+	nft_begin(n);
+	CHECK_EQ(nft_set_external(n, NULL, 0), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list set ip natpmp external"), 0);
+	CHECK(!contains("198.51.100."));
 }
 
 static void test_renew_and_delete(struct nft *n)
@@ -205,6 +247,7 @@ int main(void)
 	if (!n)
 		return check_exit();
 	test_layout(n);
+	test_external_set(n);
 	test_renew_and_delete(n);
 	test_atomic_failure(n);
 	test_reinstall_and_foreign_tables(n);

@@ -119,6 +119,60 @@ static void test_never_natpmp_ports(void)
 	table_free(t);
 }
 
+/* The router "listens" on TCP 8080 and UDP 51820. */
+static int fake_busy(uint8_t protocol, uint16_t port, void *arg)
+{
+	int *asked = arg;
+
+	(*asked)++;
+	return (protocol == TCP && port == 8080) || (protocol == UDP && port == 51820);
+}
+
+static void test_reserved_and_busy_ports(void)
+{
+	struct port_range allowed = { 1024, 65535 }, reserved[] = { { 9000, 9010 }, { 40000, 40000 } };
+	int asked = 0;
+	struct table_config cfg = {
+		.allowed = &allowed,
+		.n_allowed = 1,
+		.reserved = reserved,
+		.n_reserved = 2,
+		.port_busy = fake_busy,
+		.port_busy_arg = &asked,
+		.max_per_client = 100,
+		.max_lifetime = 86400,
+		.random = fake_random,
+		.random_arg = &rng_state,
+	};
+	struct table *t = table_new(&cfg);
+	struct table_grant g;
+
+	CHECK(t != NULL);
+	/* Neither the suggested nor the internal port when the router listens there. */
+	CHECK_EQ(map(t, A, TCP, 8080, 8080, 3600, 0, &g), 0);
+	CHECK(g.external_port != 8080 && g.external_port >= 1024);
+	CHECK(asked > 0);
+	CHECK_EQ(map(t, A, UDP, 51820, 0, 3600, 0, &g), 0);
+	CHECK(g.external_port != 51820);
+	/* The same port of the other protocol is fine. */
+	CHECK_EQ(map(t, A, UDP, 8080, 8080, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 8080);
+	/* Reserved ranges are never handed out, whatever is asked. */
+	CHECK_EQ(map(t, A, TCP, 9005, 9005, 3600, 0, &g), 0);
+	CHECK(g.external_port < 9000 || g.external_port > 9010);
+	CHECK_EQ(map(t, A, TCP, 1, 40000, 3600, 0, &g), 0);
+	CHECK(g.external_port != 40000);
+	/* Restoring onto such ports is refused with the reason. */
+	struct table_mapping busy = { .client = B, .protocol = TCP, .internal_port = 80, .external_port = 8080,
+				      .lifetime = 60, .expires = 60 };
+	struct table_mapping reserved_m = busy;
+	reserved_m.external_port = 9001;
+	CHECK_EQ(table_restore(t, &busy), -EADDRINUSE);
+	CHECK_EQ(table_restore(t, &reserved_m), -ERANGE);
+	table_commit(t);
+	table_free(t);
+}
+
 static void test_renewal_and_lifetimes(void)
 {
 	struct table *t = make(1024, 65535, 100, 86400);
@@ -313,6 +367,7 @@ int main(void)
 	test_port_choice();
 	test_random_not_lowest();
 	test_never_natpmp_ports();
+	test_reserved_and_busy_ports();
 	test_renewal_and_lifetimes();
 	test_deletes();
 	test_limits();
