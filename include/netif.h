@@ -20,4 +20,19 @@ int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max);
 /* A name the kernel could accept: 1-15 bytes, no '/', ':' or white space. */
 int netif_name_valid(const char *ifname);
 
+/*
+ * Watching links and IPv4 addresses over rtnetlink.  The watcher only says
+ * that something may have changed; the caller asks again with netif_ipv4*(),
+ * which also covers an interface deleted and recreated under the same name
+ * (a PPPoE redial) whatever its new index.
+ */
+struct netif_watch;
+
+/* NULL with errno set. */
+struct netif_watch *netif_watch_open(void);
+void netif_watch_close(struct netif_watch *w);
+int netif_watch_fd(const struct netif_watch *w);
+/* Drains the socket; 1 when a link or address event (or a lost one) came, 0 when none, -errno. */
+int netif_watch_read(struct netif_watch *w);
+
 #endif

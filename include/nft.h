@@ -16,7 +16,7 @@
  *       type nat hook postrouting priority srcnat - 10; policy accept;
  *       oifname "<ext>" meta l4proto tcp masquerade to :ip saddr . meta l4proto . tcp sport map @sources
  *       oifname "<ext>" meta l4proto udp masquerade to :ip saddr . meta l4proto . udp sport map @sources
- *       oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade
+ *       iifname != "<ext>" oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade
  *     }
  *   }
  *
@@ -63,6 +63,8 @@ struct nft;
 /* Opens the netlink socket; NULL with errno set on failure. */
 struct nft *nft_open(const struct nft_config *cfg);
 void nft_close(struct nft *n);
+/* The socket's netlink port id: the kernel's notifications of our own changes carry it. */
+uint32_t nft_portid(const struct nft *n);
 
 void nft_begin(struct nft *n);
 /* Replaces the daemon's table (if any) with an empty one of the layout above. */

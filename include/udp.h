@@ -45,6 +45,12 @@ void udp_close(struct udp_socket *u);
 int udp_recv(struct udp_socket *u, struct udp_packet *pkts, int max);
 /* Sends every packet's reply (those with reply_len > 0); returns how many were sent. */
 int udp_send(struct udp_socket *u, struct udp_packet *pkts, int n);
+/*
+ * Sends len bytes to 224.0.0.1:5350 (RFC 6886 3.2.1) out of the socket's
+ * interface, from its first IPv4 address and the listen port; -EADDRNOTAVAIL
+ * when the interface has no address.
+ */
+int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t now);
 /* True when src lies inside one of the interface's IPv4 subnets (RFC 6886 3: LAN clients only). */
 bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now);
 

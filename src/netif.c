@@ -1,11 +1,15 @@
 /*
- * netif.c - IPv4 addresses of an interface.
+ * netif.c - IPv4 addresses of an interface, and news of their changes.
  *
  * getifaddrs() asks the kernel over rtnetlink, which is what the daemon
- * needs here; no command is run.
+ * needs here; no command is run.  An interface that is down has no usable
+ * address: its addresses are not reported until it comes back up.
  */
 #include <errno.h>
 #include <ifaddrs.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+#include <stdlib.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -38,7 +42,7 @@ int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max)
 	for (ifa = list; ifa && n < max; ifa = ifa->ifa_next) {
 		/* ifa_name is the address label ("eth0:1" for aliases); compare the device. */
 		if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET || strncmp(ifa->ifa_name, ifname, len) != 0 ||
-		    (ifa->ifa_name[len] != '\0' && ifa->ifa_name[len] != ':'))
+		    (ifa->ifa_name[len] != '\0' && ifa->ifa_name[len] != ':') || !(ifa->ifa_flags & IFF_UP))
 			continue;
 		out[n].addr = ((struct sockaddr_in *)(void *)ifa->ifa_addr)->sin_addr.s_addr;
 		out[n].mask = ifa->ifa_netmask ? ((struct sockaddr_in *)(void *)ifa->ifa_netmask)->sin_addr.s_addr
@@ -57,4 +61,66 @@ int netif_ipv4(const char *ifname, struct netif_addr *out)
 	if (n < 0)
 		return n;
 	return n == 0 ? -EADDRNOTAVAIL : 0;
+}
+
+struct netif_watch {
+	struct mnl_socket *nl;
+};
+
+struct netif_watch *netif_watch_open(void)
+{
+	struct netif_watch *w = calloc(1, sizeof(*w));
+	int err;
+
+	if (!w)
+		return NULL;
+	w->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (!w->nl || mnl_socket_bind(w->nl, RTMGRP_LINK | RTMGRP_IPV4_IFADDR, MNL_SOCKET_AUTOPID) < 0) {
+		err = errno;
+		netif_watch_close(w);
+		errno = err;
+		return NULL;
+	}
+	return w;
+}
+
+void netif_watch_close(struct netif_watch *w)
+{
+	if (!w)
+		return;
+	if (w->nl)
+		mnl_socket_close(w->nl);
+	free(w);
+}
+
+int netif_watch_fd(const struct netif_watch *w)
+{
+	return mnl_socket_get_fd(w->nl);
+}
+
+int netif_watch_read(struct netif_watch *w)
+{
+	char buf[8192];
+	int changed = 0;
+
+	for (;;) {
+		ssize_t len = mnl_socket_recvfrom(w->nl, buf, sizeof(buf));
+		if (len < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return changed;
+			if (errno == EINTR)
+				continue;
+			/* Events were lost: whatever they said, ask again. */
+			if (errno == ENOBUFS) {
+				changed = 1;
+				continue;
+			}
+			return -errno;
+		}
+		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)len);
+		     nlh = mnl_nlmsg_next(nlh, (int *)&len))
+			if (nlh->nlmsg_type == RTM_NEWADDR || nlh->nlmsg_type == RTM_DELADDR ||
+			    nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_DELLINK)
+				changed = 1;
+	}
 }

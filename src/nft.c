@@ -122,6 +122,11 @@ fail:
 	return NULL;
 }
 
+uint32_t nft_portid(const struct nft *n)
+{
+	return mnl_socket_get_portid(n->nl);
+}
+
 static void nft_drop_pending(struct nft *n)
 {
 	for (size_t i = 0; i < NFT_N_SETS; i++) {
@@ -396,12 +401,18 @@ static void rule_snat(struct nft *n, struct nftnl_rule *r, uint8_t protocol)
 	expr_masquerade(n, r, 1);
 }
 
-/* oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade */
+/*
+ * iifname != "<ext>" oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade
+ *
+ * Only connections that came from the LAN side: those from the WAN were
+ * DNATed from the same external address, and must keep their source.
+ */
 static void rule_hairpin_masquerade(struct nft *n, struct nftnl_rule *r)
 {
 	uint32_t mask = IPS_DST_NAT, zero = 0;
 	struct nftnl_expr *e;
 
+	expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_NEQ);
 	expr_ifname(n, r, NFT_META_OIFNAME, NFT_CMP_NEQ);
 	if ((e = expr(n, r, "ct")) != NULL) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);

@@ -11,17 +11,25 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "announce.h"
+#include "conntrack.h"
 #include "log.h"
 #include "netif.h"
 #include "nft.h"
+#include "nftmon.h"
 #include "proto.h"
+#include "ratelimit.h"
 #include "server.h"
+#include "sockdiag.h"
 #include "state.h"
 #include "table.h"
 #include "udp.h"
 
 /* Rounds of recvmmsg per readable event before other sockets get a turn. */
 #define SERVER_ROUNDS 8
+/* How long a burst of foreign nftables changes (a ruleset reload) may take before the repair. */
+#define SERVER_REPAIR_DELAY_MS 100
+#define SERVER_MAX_EXTERNAL 16
 
 struct server_listener {
 	struct server *server;
@@ -49,14 +57,42 @@ struct server {
 	int64_t epoch_start; /* monotonic seconds when the mapping table began */
 	struct udp_packet pkts[UDP_BATCH];
 	struct server_request reqs[UDP_BATCH];
+
+	/* The external interface's addresses, kept current by the rtnetlink watcher. */
+	uint32_t external[SERVER_MAX_EXTERNAL];
+	size_t n_external;
+	struct netif_watch *netwatch;
+	struct event *netwatch_ev;
+	struct announce *announce;
+
+	/* Someone else's changes to our table, and their repair. */
+	struct nftmon *nftmon;
+	struct event *nftmon_ev;
+	struct event *repair_ev;
+	uint64_t repairs;
+
+	struct ratelimit *ratelimit;
+	uint64_t rate_limited;
+	struct sockdiag *sockdiag;
+	int sockdiag_failed; /* logged once */
+
+	/* Mappings removed from the kernel whose conntrack entries are still to go. */
+	struct ct *ct;
+	struct table_mapping *ended;
+	size_t n_ended, ended_cap;
 };
 
-static int64_t mono_now(void)
+static int64_t mono_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_now(void)
+{
+	return mono_now_ms() / 1000;
 }
 
 static int64_t wall_now(void)
@@ -76,6 +112,31 @@ static const char *addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN])
 	struct in_addr in = { .s_addr = addr };
 
 	return inet_ntop(AF_INET, &in, buf, INET_ADDRSTRLEN);
+}
+
+/* The address clients are told: --external-address, else the interface's first; 0 when none. */
+static uint32_t server_public_address(const struct server *s)
+{
+	if (s->cfg->external_address)
+		return s->cfg->external_address;
+	return s->n_external ? s->external[0] : 0;
+}
+
+/* Re-reads the external interface's addresses; 1 when they changed. */
+static int server_read_external(struct server *s)
+{
+	struct netif_addr a[SERVER_MAX_EXTERNAL];
+	uint32_t now[SERVER_MAX_EXTERNAL];
+	int n = netif_ipv4_all(s->cfg->external_interface, a, SERVER_MAX_EXTERNAL);
+	size_t count = n > 0 ? (size_t)n : 0;
+
+	for (size_t i = 0; i < count; i++)
+		now[i] = a[i].addr;
+	if (count == s->n_external && memcmp(now, s->external, count * sizeof(now[0])) == 0)
+		return 0;
+	memcpy(s->external, now, count * sizeof(now[0]));
+	s->n_external = count;
+	return 1;
 }
 
 /* --- state file --- */
@@ -201,9 +262,45 @@ static int server_install_all(struct server *s, int64_t now)
 	int r;
 
 	nft_begin(s->nft);
-	if ((r = nft_install(s->nft)) < 0 || (r = table_foreach(s->table, install_one, &ctx)) < 0)
+	if ((r = nft_install(s->nft)) < 0 || (r = nft_set_external(s->nft, s->external, s->n_external)) < 0 ||
+	    (r = table_foreach(s->table, install_one, &ctx)) < 0)
 		return r;
 	return nft_commit(s->nft);
+}
+
+/* Remembers what the kernel no longer forwards, for server_end_flows(). */
+static void server_note_ended(struct server *s, const struct table_mapping *m)
+{
+	if (s->n_ended == s->ended_cap) {
+		size_t cap = s->ended_cap ? s->ended_cap * 2 : 64;
+		struct table_mapping *e = realloc(s->ended, cap * sizeof(*e));
+		/* Out of memory: the flows end at their own conntrack timeout instead. */
+		if (!e)
+			return;
+		s->ended = e;
+		s->ended_cap = cap;
+	}
+	s->ended[s->n_ended++] = *m;
+}
+
+/*
+ * RFC 6886 3.4: established flows through a deleted or expired mapping
+ * stop too.  Called after the answers have left: it costs a dump of the
+ * conntrack table, which no client needs to wait for.
+ */
+static void server_end_flows(struct server *s)
+{
+	int r;
+
+	if (s->n_ended == 0)
+		return;
+	if ((r = ct_flush_mappings(s->ct, s->ended, s->n_ended)) < 0)
+		log_warnx("cannot remove the conntrack entries of %zu ended mapping(s): %s", s->n_ended,
+			  strerror(-r));
+	else if (r > 0)
+		log_debug("removed %d conntrack entr%s of %zu ended mapping(s)", r, r == 1 ? "y" : "ies",
+			  s->n_ended);
+	s->n_ended = 0;
 }
 
 /*
@@ -233,8 +330,11 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 			goto fail;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		log_change(&ch[i], why);
+		if (ch[i].op == TABLE_DEL)
+			server_note_ended(s, &ch[i].mapping);
+	}
 	table_commit(s->table);
 	return 0;
 fail:
@@ -269,26 +369,38 @@ static void server_on_expiry(evutil_socket_t fd, short what, void *arg)
 		table_expire(s->table, now);
 		const struct table_change *ch;
 		size_t n = table_changes(s->table, &ch);
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			log_change(&ch[i], "expired");
+			server_note_ended(s, &ch[i].mapping);
+		}
 		table_commit(s->table);
 		(void)server_save(s, now);
 	}
+	server_end_flows(s);
 	server_arm_expiry(s, now);
 }
 
 /* --- the request path --- */
 
 static void server_decide(struct server *s, struct udp_socket *sock, struct udp_packet *p, struct server_request *r,
-			  int64_t now, int *addr_known, struct netif_addr *ext, int *ext_err)
+			  int64_t now, int64_t now_ms)
 {
 	char peer[INET_ADDRSTRLEN];
-	uint32_t epoch = server_epoch(s, now);
+	uint32_t epoch = server_epoch(s, now), public;
 
 	r->verdict = PROTO_DROP;
 	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
 		log_debug("ignored request on %s from %s: not inside its subnets", sock->ifname,
 			  addr_str(p->peer.sin_addr.s_addr, peer));
+		return;
+	}
+	if (!ratelimit_allow(s->ratelimit, p->peer.sin_addr.s_addr, now_ms)) {
+		/* Counted, and logged at most once per power of two, so a flood cannot flood the log too. */
+		s->rate_limited++;
+		if ((s->rate_limited & (s->rate_limited - 1)) == 0)
+			log_warnx("dropped a request from %s over --rate-limit %u/s (%llu dropped in all)",
+				  addr_str(p->peer.sin_addr.s_addr, peer), s->cfg->rate_limit,
+				  (unsigned long long)s->rate_limited);
 		return;
 	}
 	r->verdict = proto_decode(p->data, p->len, &r->req);
@@ -297,12 +409,9 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 		log_debug("dropped %zu-byte datagram from %s", p->len, addr_str(p->peer.sin_addr.s_addr, peer));
 		break;
 	case PROTO_ADDRESS:
-		if (!*addr_known) {
-			*ext_err = netif_ipv4(s->cfg->external_interface, ext);
-			*addr_known = 1;
-		}
-		p->reply_len = proto_encode_address(p->reply, *ext_err ? NATPMP_RESULT_NETWORK_FAILURE : 0, epoch,
-						    *ext_err ? 0 : ext->addr);
+		/* RFC 6886 3.2: no external address yet, result 3 and 0.0.0.0. */
+		public = server_public_address(s);
+		p->reply_len = proto_encode_address(p->reply, public ? 0 : NATPMP_RESULT_NETWORK_FAILURE, epoch, public);
 		break;
 	case PROTO_BAD_VERSION:
 		p->reply_len = proto_encode_bad_version(p->reply, r->req.opcode, epoch);
@@ -319,12 +428,11 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 
 static void server_handle(struct server *s, struct server_listener *l, int n)
 {
-	int64_t now = mono_now();
-	int addr_known = 0, ext_err = 0, failed;
-	struct netif_addr ext;
+	int64_t now_ms = mono_now_ms(), now = now_ms / 1000;
+	int failed;
 
 	for (int i = 0; i < n; i++)
-		server_decide(s, &l->sock, &s->pkts[i], &s->reqs[i], now, &addr_known, &ext, &ext_err);
+		server_decide(s, &l->sock, &s->pkts[i], &s->reqs[i], now, now_ms);
 
 	failed = server_apply(s, now, "deleted") < 0;
 	for (int i = 0; i < n; i++) {
@@ -340,6 +448,7 @@ static void server_handle(struct server *s, struct server_listener *l, int n)
 							 r->grant.external_port, r->grant.lifetime);
 	}
 	udp_send(&l->sock, s->pkts, n);
+	server_end_flows(s);
 	server_arm_expiry(s, now);
 }
 
@@ -362,6 +471,127 @@ static void server_on_readable(evutil_socket_t fd, short what, void *arg)
 		if (n < UDP_BATCH)
 			return;
 	}
+}
+
+/* --- the external address, announcements and repairs --- */
+
+/* One round of RFC 6886 3.2.1 announcements: the current address and epoch, from every listen interface. */
+static void server_announce(void *arg)
+{
+	struct server *s = arg;
+	uint32_t public = server_public_address(s);
+	uint8_t buf[PROTO_ADDRESS_REPLY_LEN];
+	int64_t now = mono_now();
+	int r;
+
+	if (!public)
+		return;
+	proto_encode_address(buf, NATPMP_RESULT_SUCCESS, server_epoch(s, now), public);
+	for (size_t i = 0; i < s->n_listeners; i++)
+		if ((r = udp_announce(&s->listeners[i].sock, buf, sizeof(buf), now)) < 0)
+			log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
+}
+
+static void server_schedule_repair(struct server *s, int delay_ms)
+{
+	struct timeval tv = { .tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000 };
+
+	if (!evtimer_pending(s->repair_ev, NULL))
+		evtimer_add(s->repair_ev, &tv);
+}
+
+static void server_external_changed(struct server *s)
+{
+	char addr[INET_ADDRSTRLEN];
+	int r;
+
+	if (s->n_external)
+		log_info("external interface %s has address %s%s", s->cfg->external_interface,
+			 addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
+	else
+		log_warnx("external interface %s has no IPv4 address or is down: opcode 0 answers result 3 until "
+			  "it has one",
+			  s->cfg->external_interface);
+	/* Hairpinning follows the interface's addresses. */
+	nft_begin(s->nft);
+	if ((r = nft_set_external(s->nft, s->external, s->n_external)) < 0 || (r = nft_commit(s->nft)) < 0) {
+		log_warnx("cannot update the external addresses in table ip %s: %s", s->cfg->nat_table, strerror(-r));
+		server_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
+	}
+	/* RFC 6886 3.2.1: a new or changed address is announced; an override does not change. */
+	if (s->cfg->external_address)
+		return;
+	if (s->n_external)
+		announce_restart(s->announce);
+	else
+		announce_stop(s->announce);
+}
+
+static void server_on_netlink(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	int r;
+
+	(void)fd;
+	(void)what;
+	if ((r = netif_watch_read(s->netwatch)) < 0)
+		log_warnx("reading interface events: %s", strerror(-r));
+	if (r > 0 && server_read_external(s))
+		server_external_changed(s);
+}
+
+static void server_on_nftables(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	char who[96];
+	int r;
+
+	(void)fd;
+	(void)what;
+	if ((r = nftmon_read(s->nftmon, who, sizeof(who))) < 0)
+		log_warnx("reading nftables events: %s", strerror(-r));
+	if (r > 0 && !evtimer_pending(s->repair_ev, NULL)) {
+		log_warnx("table ip %s was changed by %s, not by this daemon: restoring it", s->cfg->nat_table, who);
+		server_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
+	}
+}
+
+/*
+ * Puts the kernel's copy back as the table in memory says, in one
+ * transaction: what was removed comes back, what was added goes.
+ */
+static void server_on_repair(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	int64_t now = mono_now();
+	int r;
+
+	(void)fd;
+	(void)what;
+	s->repairs++;
+	if ((r = server_install_all(s, now)) < 0) {
+		log_warnx("cannot restore table ip %s: %s; trying again in 1 s", s->cfg->nat_table, strerror(-r));
+		server_schedule_repair(s, 1000);
+		return;
+	}
+	log_info("restored table ip %s with %zu mapping(s) (repair %llu)", s->cfg->nat_table, table_count(s->table),
+		 (unsigned long long)s->repairs);
+}
+
+/* The table's port_busy: asks the kernel whether the router itself uses the port. */
+static int server_port_busy(uint8_t protocol, uint16_t port, void *arg)
+{
+	struct server *s = arg;
+	int r = sockdiag_port_in_use(s->sockdiag, protocol, port, s->external, s->n_external);
+
+	if (r < 0) {
+		if (!s->sockdiag_failed++)
+			log_warnx("cannot ask the kernel whether %s port %u is in use: %s; ports are handed out "
+				  "without asking until it answers",
+				  proto_protocol_name(protocol), port, strerror(-r));
+		return 0;
+	}
+	return r;
 }
 
 static void server_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -434,8 +664,10 @@ static void server_restore(struct server *s, int64_t now)
 			refused++;
 			log_warnx("state file: not restoring %s %u -> %s:%u: %s", proto_protocol_name(m.protocol),
 				  m.external_port, addr_str(m.client, client), m.internal_port,
-				  r == -ERANGE ? "port no longer allowed" : r == -ENOSPC ? "over the client's limit"
-									: "conflicts with another mapping");
+				  r == -ERANGE	       ? "port no longer allowed"
+				  : r == -EADDRINUSE ? "the router itself now uses the port"
+				  : r == -ENOSPC     ? "over the client's limit"
+						     : "conflicts with another mapping");
 			continue;
 		}
 		restored++;
@@ -463,6 +695,10 @@ int server_start(struct server *s)
 	struct table_config tc = {
 		.allowed = cfg->allowed_ports,
 		.n_allowed = cfg->n_allowed,
+		.reserved = cfg->reserved_ports,
+		.n_reserved = cfg->n_reserved,
+		.port_busy = server_port_busy,
+		.port_busy_arg = s,
 		.max_per_client = cfg->max_mappings_per_ip,
 		.max_lifetime = cfg->max_lifetime,
 	};
@@ -487,10 +723,21 @@ int server_start(struct server *s)
 		log_error("out of memory at start");
 		return -1;
 	}
-	if (!(s->nft = nft_open(&nc))) {
-		log_error("cannot open a netfilter netlink socket: %s", strerror(errno));
+	if (!(s->nft = nft_open(&nc)) || !(s->ct = ct_open()) || !(s->sockdiag = sockdiag_open()) ||
+	    !(s->netwatch = netif_watch_open()) || !(s->nftmon = nftmon_open(cfg->nat_table, nft_portid(s->nft)))) {
+		log_error("cannot open a netlink socket: %s (the daemon needs CAP_NET_ADMIN)", strerror(errno));
 		return -1;
 	}
+	if (!(s->ratelimit = ratelimit_new(cfg->rate_limit)) || !(s->announce = announce_new(s->base, server_announce, s)) ||
+	    !(s->repair_ev = evtimer_new(s->base, server_on_repair, s)) ||
+	    !(s->netwatch_ev = event_new(s->base, netif_watch_fd(s->netwatch), EV_READ | EV_PERSIST, server_on_netlink, s)) ||
+	    !(s->nftmon_ev = event_new(s->base, nftmon_fd(s->nftmon), EV_READ | EV_PERSIST, server_on_nftables, s)) ||
+	    event_add(s->netwatch_ev, NULL) < 0 || event_add(s->nftmon_ev, NULL) < 0) {
+		log_error("out of memory at start");
+		return -1;
+	}
+	/* Before the restore: the router's own ports on these addresses are not restored. */
+	server_read_external(s);
 
 	server_restore(s, now);
 	/* A fresh table replaces whatever a previous run left, then holds exactly our mappings. */
@@ -536,6 +783,12 @@ int server_start(struct server *s)
 	server_arm_expiry(s, now);
 	log_info("serving NAT-PMP on port %u of %zu interface(s); %zu mapping(s) in table ip %s", cfg->listen_port,
 		 s->n_listeners, table_count(s->table), cfg->nat_table);
+	/* RFC 6886 3.2.1: at start, and so after any loss of state, announce the address. */
+	if (server_public_address(s))
+		announce_restart(s->announce);
+	else
+		log_warnx("external interface %s has no IPv4 address yet: opcode 0 answers result 3 until it has one",
+			  cfg->external_interface);
 	return 0;
 }
 
@@ -567,6 +820,19 @@ void server_free(struct server *s)
 			event_free(s->signal_ev[i]);
 	if (s->expiry_ev)
 		event_free(s->expiry_ev);
+	if (s->repair_ev)
+		event_free(s->repair_ev);
+	if (s->netwatch_ev)
+		event_free(s->netwatch_ev);
+	if (s->nftmon_ev)
+		event_free(s->nftmon_ev);
+	announce_free(s->announce);
+	nftmon_close(s->nftmon);
+	netif_watch_close(s->netwatch);
+	sockdiag_close(s->sockdiag);
+	ct_close(s->ct);
+	ratelimit_free(s->ratelimit);
+	free(s->ended);
 	table_free(s->table);
 	if (s->base)
 		event_base_free(s->base);

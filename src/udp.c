@@ -146,6 +146,35 @@ int udp_send(struct udp_socket *u, struct udp_packet *pkts, int n)
 	return count;
 }
 
+int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t now)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(NATPMP_CLIENT_PORT),
+				  .sin_addr.s_addr = htonl(INADDR_ALLHOSTS_GROUP) };
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		struct cmsghdr align;
+	} cmsg;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cmsg.buf, .msg_controllen = sizeof(cmsg.buf) };
+	struct in_pktinfo pi = { 0 };
+	struct cmsghdr *c;
+
+	if (now != u->refreshed)
+		udp_refresh_subnets(u, now);
+	if (u->n_subnets == 0)
+		return -EADDRNOTAVAIL;
+	/* The interface and source address of a multicast datagram, chosen per datagram. */
+	pi.ipi_ifindex = (int)u->subnets[0].ifindex;
+	pi.ipi_spec_dst.s_addr = u->subnets[0].addr;
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = IPPROTO_IP;
+	c->cmsg_type = IP_PKTINFO;
+	c->cmsg_len = CMSG_LEN(sizeof(pi));
+	memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+	return sendmsg(u->fd, &msg, MSG_DONTWAIT) < 0 ? -errno : 0;
+}
+
 bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now)
 {
 	for (int pass = 0; pass < 2; pass++) {

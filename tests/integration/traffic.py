@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
 """traffic.py - real TCP and UDP through the lab's forwards.
 
-  traffic.py serve tcp|udp ADDR PORT SECONDS   answer one exchange on ADDR:PORT, echoing
-                                                what arrives; prints "listening", then
-                                                "served PEER"; exit 1 if nothing came
-  traffic.py probe tcp|udp HOST PORT SECONDS   send a token to HOST:PORT and wait for it
-                                                to come back; exit 0 only if it did
+  traffic.py serve tcp|udp ADDR PORT SECONDS [stream]
+        answer on ADDR:PORT, echoing what arrives; prints "listening", then
+        "served PEER" for the first peer; exit 1 if nothing came.  With
+        "stream", keep echoing on the connection until it closes.
+  traffic.py probe tcp|udp HOST PORT SECONDS [SRCPORT]
+        send a token to HOST:PORT (from SRCPORT if given) and wait for it to
+        come back; exit 0 only if it did
+  traffic.py session HOST PORT SECONDS FILE
+        open a TCP connection to HOST:PORT, exchange a token, print
+        "first exchange ok", wait (at most SECONDS) until FILE exists, then
+        exchange again: exit 0 if the second exchange worked, 1 if not
 Every wait is bounded by SECONDS.
 """
 import os
 import socket
 import sys
+import time
 
 
-def serve(proto, addr, port, seconds):
+def serve(proto, addr, port, seconds, stream=False):
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     s = socket.socket(socket.AF_INET, kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -25,47 +32,94 @@ def serve(proto, addr, port, seconds):
     try:
         if proto == "tcp":
             c, peer = s.accept()
+            print("served %s:%d" % peer, flush=True)
             c.settimeout(seconds)
-            c.sendall(c.recv(256))
+            while True:
+                data = c.recv(256)
+                if not data:
+                    break
+                c.sendall(data)
+                if not stream:
+                    break
             c.close()
         else:
             data, peer = s.recvfrom(256)
+            print("served %s:%d" % peer, flush=True)
             s.sendto(data, peer)
     except socket.timeout:
         print("nothing arrived", flush=True)
         return 1
-    print("served %s:%d" % peer, flush=True)
+    except OSError as e:
+        print("serve: %s" % e, flush=True)
     return 0
 
 
-def probe(proto, host, port, seconds):
+def exchange(s, proto, host, port):
     token = b"natpmp-" + os.urandom(8).hex().encode()
+    if proto == "tcp":
+        s.sendall(token)
+        got = s.recv(256)
+    else:
+        s.sendto(token, (host, port))
+        got, _ = s.recvfrom(256)
+    return got == token
+
+
+def probe(proto, host, port, seconds, srcport=0):
     try:
         if proto == "tcp":
-            s = socket.create_connection((host, port), timeout=seconds)
-            s.sendall(token)
-            got = s.recv(256)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", srcport))
+            s.settimeout(seconds)
+            s.connect((host, port))
         else:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("0.0.0.0", srcport))
             s.settimeout(seconds)
-            s.sendto(token, (host, port))
-            got, _ = s.recvfrom(256)
+        ok = exchange(s, proto, host, port)
     except OSError as e:
         print("probe %s %s:%d: %s" % (proto, host, port, e))
         return 1
-    if got != token:
-        print("probe %s %s:%d: wrong answer %r" % (proto, host, port, got))
+    print("probe %s %s:%d: %s" % (proto, host, port, "echoed" if ok else "wrong answer"))
+    return 0 if ok else 1
+
+
+def session(host, port, seconds, flag):
+    try:
+        s = socket.create_connection((host, port), timeout=seconds)
+        if not exchange(s, "tcp", host, port):
+            print("first exchange: wrong answer", flush=True)
+            return 2
+    except OSError as e:
+        print("first exchange: %s" % e, flush=True)
+        return 2
+    print("first exchange ok", flush=True)
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    s.settimeout(2)
+    try:
+        ok = exchange(s, "tcp", host, port)
+    except OSError as e:
+        print("second exchange: %s" % e, flush=True)
         return 1
-    print("probe %s %s:%d: echoed" % (proto, host, port))
-    return 0
+    print("second exchange %s" % ("ok" if ok else "got a wrong answer"), flush=True)
+    return 0 if ok else 1
 
 
 def main(argv):
-    if len(argv) != 6 or argv[1] not in ("serve", "probe") or argv[2] not in ("tcp", "udp"):
-        sys.stderr.write(__doc__)
-        return 2
-    fn = serve if argv[1] == "serve" else probe
-    return fn(argv[2], argv[3], int(argv[4]), float(argv[5]))
+    try:
+        if len(argv) >= 6 and argv[1] == "serve" and argv[2] in ("tcp", "udp"):
+            return serve(argv[2], argv[3], int(argv[4]), float(argv[5]), len(argv) > 6 and argv[6] == "stream")
+        if len(argv) in (6, 7) and argv[1] == "probe" and argv[2] in ("tcp", "udp"):
+            return probe(argv[2], argv[3], int(argv[4]), float(argv[5]), int(argv[6]) if len(argv) == 7 else 0)
+        if len(argv) == 6 and argv[1] == "session":
+            return session(argv[2], int(argv[3]), float(argv[4]), argv[5])
+    except ValueError:
+        pass
+    sys.stderr.write(__doc__)
+    return 2
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ static void test_layout(struct nft *n)
 	CHECK(contains(": 40000"));
 	/* Hairpinning. */
 	CHECK(contains("iifname != \"eth9\" ip daddr @external dnat ip to meta l4proto . th dport map @mappings"));
-	CHECK(contains("oifname != \"eth9\" ct status dnat ct original ip daddr @external masquerade"));
+	CHECK(contains("iifname != \"eth9\" oifname != \"eth9\" ct status dnat ct original ip daddr @external masquerade"));
 	if (check_failures)
 		fputs(listing, stderr);
 	/* What nft lists, nft reads back: users save their ruleset that way. */

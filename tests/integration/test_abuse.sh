@@ -1,0 +1,70 @@
+#!/bin/bash
+# test_abuse.sh - what one LAN host cannot do: flood the daemon past
+# --rate-limit, or be handed a port the router itself listens on or one in
+# --reserved-ports.
+. "$(dirname "$0")/lab.sh"
+lab_up
+
+# A router that runs its own services: ssh-like TCP on all addresses, a
+# WireGuard-like UDP port on the external address, a web UI on the LAN address only.
+in_rtr $PYTHON "$TRAFFIC" serve tcp 0.0.0.0 8022 60 >/dev/null 2>&1 &
+in_rtr $PYTHON "$TRAFFIC" serve udp $EXT 51820 60 >/dev/null 2>&1 &
+in_rtr $PYTHON "$TRAFFIC" serve tcp $GW 8023 60 >/dev/null 2>&1 &
+sleep 0.5
+daemon_start --rate-limit 5 --reserved-ports 6000-6010
+
+# burst COUNT: sends COUNT opcode-0 requests at once from one socket; prints how many were answered.
+burst() {
+	in_lan $PYTHON - "$1" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("192.168.77.2", 0))
+for _ in range(int(sys.argv[1])):
+    s.sendto(b"\0\0", ("192.168.77.1", 5351))
+s.settimeout(0.5)
+n = 0
+try:
+    while True:
+        s.recvfrom(64)
+        n += 1
+except socket.timeout:
+    pass
+print(n)
+PY
+}
+
+sleep 2.1 # the readiness probes have refilled the bucket
+answered=$(burst 40)
+echo "figure: 40 requests at once from one client with --rate-limit 5: $answered answered"
+check "--rate-limit 5: a burst of 40 requests gets about 10 answers (bursts of twice the rate)" \
+	bash -c "[ $answered -ge 10 ] && [ $answered -le 12 ]"
+npc -b $CLIENT2 -r 1 -t 200 address
+check "... while another client is answered at once" eq "$(field result)" "0"
+check "... and the drops are logged" grep -q "dropped a request from $CLIENT over --rate-limit 5/s" "$LOG"
+sleep 1.2
+npc -r 1 -t 500 address
+check "... and the flooding client is served again once its rate is back down" eq "$(field result)" "0"
+
+npc map tcp 8022 8022 3600
+check "a port the router listens on (TCP, all addresses) is never handed out" \
+	bash -c "[ '$(field result)' = 0 ] && [ '$(field external)' != 8022 ]"
+npc map udp 51820 51820 3600
+check "a UDP port the router has bound on the external address is never handed out" \
+	bash -c "[ '$(field result)' = 0 ] && [ '$(field external)' != 51820 ]"
+npc map tcp 8023 8023 3600
+check "a port the router listens on only on its LAN address can be mapped" eq "$(field external)" "8023"
+npc map tcp 6005 6005 3600
+check "--reserved-ports 6000-6010: never handed out" \
+	bash -c "[ '$(field result)' = 0 ] && { [ '$(field external)' -lt 6000 ] || [ '$(field external)' -gt 6010 ]; }"
+
+# A saved mapping onto a port the router has since started to use is not restored.
+daemon_kill TERM
+now=$(date +%s)
+printf '{"version": 1, "epoch_start": %d, "mappings": [{"client": "%s", "protocol": "tcp", "internal_port": 22, "external_port": 8022, "lifetime": 3600, "expires": %d}]}' \
+	$((now - 10)) $CLIENT $((now + 3000)) >"$STATE_DIR/state.json"
+daemon_start --rate-limit 5
+check "a saved mapping onto a port the router now listens on is not restored" \
+	grep -q "not restoring tcp 8022 -> $CLIENT:22: the router itself now uses the port" "$LOG"
+check "... and is not forwarded" bash -c "! ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 8022 '"
+
+lab_finish
