@@ -65,6 +65,31 @@ size_t proto_encode_bad_version(uint8_t out[PROTO_ERROR_REPLY_LEN], uint8_t requ
 /* Echoes the request (len bytes, at most PROTO_MAX_DATAGRAM) with the reply bit and result 5. */
 size_t proto_encode_unsupported_opcode(uint8_t *out, const uint8_t *req, size_t len);
 
+/* Big-endian fields on the wire, for the codec and for clients. */
+static inline uint16_t proto_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t proto_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void proto_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void proto_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 uint8_t proto_opcode_to_protocol(uint8_t opcode);
 uint8_t proto_protocol_to_opcode(uint8_t protocol);
 const char *proto_protocol_name(uint8_t protocol);

@@ -122,30 +122,6 @@ static void end_line(void)
 		client_write_errno = errno ? errno : EIO;
 }
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = (v >> 16) & 0xff;
-	p[2] = (v >> 8) & 0xff;
-	p[3] = v & 0xff;
-}
-
 static int64_t now_us(void)
 {
 	struct timespec ts;
@@ -305,9 +281,9 @@ static int parse_map(struct client *c, bool unmap, int argc, char **argv)
 	memset(c->request, 0, PROTO_MAP_REQUEST_LEN);
 	c->request[0] = NATPMP_VERSION;
 	c->request[1] = opcode;
-	put16(c->request + 4, internal);
-	put16(c->request + 6, suggested);
-	put32(c->request + 8, (uint32_t)lifetime);
+	proto_put16(c->request + 4, internal);
+	proto_put16(c->request + 6, suggested);
+	proto_put32(c->request + 8, (uint32_t)lifetime);
 	c->request_len = PROTO_MAP_REQUEST_LEN;
 	c->cmd = CMD_REQUEST;
 	return 0;
@@ -482,7 +458,7 @@ static int print_datagram(const char *label, const struct sockaddr_in *from, con
 		printf(" opcode=%u", p[1]);
 	if (len >= 2 && p[0] == NATPMP_VERSION && (p[1] & NATPMP_OP_REPLY)) {
 		if (len >= 4) {
-			result = get16(p + 2);
+			result = proto_get16(p + 2);
 			printf(" result=%d", result);
 		}
 		if (p[1] == (NATPMP_OP_REPLY | NATPMP_OP_ADDRESS))
@@ -491,18 +467,18 @@ static int print_datagram(const char *label, const struct sockaddr_in *from, con
 			want = PROTO_MAP_REPLY_LEN;
 		/* An unknown opcode's answer echoes the request (RFC 6886 3.5): bytes 4-7 are no epoch. */
 		if (want && len >= 8)
-			printf(" epoch=%u", get32(p + 4));
+			printf(" epoch=%u", proto_get32(p + 4));
 		if (want == PROTO_ADDRESS_REPLY_LEN && len >= 12) {
 			memcpy(&a, p + 8, 4);
 			printf(" address=%s", inet_ntop(AF_INET, &a, addr, sizeof(addr)));
 		}
 		if (want == PROTO_MAP_REPLY_LEN) {
 			if (len >= 10)
-				printf(" internal=%u", get16(p + 8));
+				printf(" internal=%u", proto_get16(p + 8));
 			if (len >= 12)
-				printf(" external=%u", get16(p + 10));
+				printf(" external=%u", proto_get16(p + 10));
 			if (len >= 16)
-				printf(" lifetime=%u", get32(p + 12));
+				printf(" lifetime=%u", proto_get32(p + 12));
 		}
 		/* RFC 6886 3.5: with a non-zero result the reply may end after the epoch. */
 		if (want && len == PROTO_ERROR_REPLY_LEN && result > 0)

@@ -6,30 +6,6 @@
 
 #include "proto.h"
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = (v >> 16) & 0xff;
-	p[2] = (v >> 8) & 0xff;
-	p[3] = v & 0xff;
-}
-
 enum proto_verdict proto_decode(const uint8_t *buf, size_t len, struct proto_request *req)
 {
 	memset(req, 0, sizeof(*req));
@@ -58,9 +34,9 @@ enum proto_verdict proto_decode(const uint8_t *buf, size_t len, struct proto_req
 			return PROTO_DROP;
 		/* Bytes 2-3 are reserved; bytes past 12 are ignored (RFC 6886 3.3). */
 		req->protocol = proto_opcode_to_protocol(req->opcode);
-		req->internal_port = get16(buf + 4);
-		req->suggested_port = get16(buf + 6);
-		req->lifetime = get32(buf + 8);
+		req->internal_port = proto_get16(buf + 4);
+		req->suggested_port = proto_get16(buf + 6);
+		req->lifetime = proto_get32(buf + 8);
 		return PROTO_MAP;
 	default:
 		return PROTO_UNSUPPORTED_OPCODE;
@@ -71,8 +47,8 @@ static void put_header(uint8_t *out, uint8_t opcode, uint16_t result, uint32_t e
 {
 	out[0] = NATPMP_VERSION;
 	out[1] = opcode | NATPMP_OP_REPLY;
-	put16(out + 2, result);
-	put32(out + 4, epoch);
+	proto_put16(out + 2, result);
+	proto_put32(out + 4, epoch);
 }
 
 size_t proto_encode_address(uint8_t out[PROTO_ADDRESS_REPLY_LEN], uint16_t result, uint32_t epoch,
@@ -87,9 +63,9 @@ size_t proto_encode_map(uint8_t out[PROTO_MAP_REPLY_LEN], uint8_t opcode, uint16
 			uint16_t internal_port, uint16_t external_port, uint32_t lifetime)
 {
 	put_header(out, opcode, result, epoch);
-	put16(out + 8, internal_port);
-	put16(out + 10, external_port);
-	put32(out + 12, lifetime);
+	proto_put16(out + 8, internal_port);
+	proto_put16(out + 10, external_port);
+	proto_put32(out + 12, lifetime);
 	return PROTO_MAP_REPLY_LEN;
 }
 
@@ -117,7 +93,7 @@ size_t proto_encode_unsupported_opcode(uint8_t *out, const uint8_t *req, size_t 
 		len = 4;
 	}
 	out[1] |= NATPMP_OP_REPLY;
-	put16(out + 2, NATPMP_RESULT_UNSUPPORTED_OPCODE);
+	proto_put16(out + 2, NATPMP_RESULT_UNSUPPORTED_OPCODE);
 	return len;
 }
 
