@@ -39,7 +39,18 @@ struct state {
 
 /* -ENOENT when there is no file; -EBADMSG (err says why) when it is not a valid state file. */
 int state_load(const char *path, struct state *out, char *err, size_t errlen);
+/*
+ * What state_load() does with the file's contents: len bytes, which need not
+ * end in a NUL.  0, or -EBADMSG (err says why) or -ENOMEM with out empty.
+ */
+int state_parse(const char *buf, size_t len, struct state *out, char *err, size_t errlen);
 int state_save(const char *path, const struct state *s);
+/*
+ * The text state_save() would write, in a malloc()ed buffer (NUL-terminated;
+ * *lenp excludes the NUL) that the caller frees.  -EINVAL for a state that
+ * state_load() would reject.
+ */
+int state_format(const struct state *s, char **bufp, size_t *lenp);
 /* Renames a bad file aside to <path>.corrupt.<unix time>; writes the new name to moved. */
 int state_quarantine(const char *path, char *moved, size_t movedlen);
 void state_free(struct state *s);

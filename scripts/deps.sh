@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="gcc meson ninja-build pkg-config libevent-dev libnftnl-dev libmnl-dev libjson-c-dev
-nftables iproute2 natpmpc conntrack python3 valgrind procps"
+nftables iproute2 natpmpc conntrack python3 valgrind procps clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -363,10 +363,46 @@ static int read_file(struct reader *r, const char *path, char **bufp, size_t *le
 	return 0;
 }
 
+/* What state_load() and state_parse() share; buf[len] must be the NUL that ends the input. */
+static int parse_into(struct reader *r, const char *buf, size_t len, struct state *out)
+{
+	struct state st = { 0 };
+	int rc;
+
+	if ((rc = parse(r, buf, len, &st)) < 0) {
+		state_free(&st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+int state_parse(const char *buf, size_t len, struct state *out, char *err, size_t errlen)
+{
+	struct reader r = { .err = err, .errlen = err ? errlen : 0 };
+	char *copy;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (r.errlen)
+		err[0] = '\0';
+	/* The limit state_load() applies, which also keeps the length within json-c's int. */
+	if (len > STATE_MAX_SIZE)
+		return bad(&r, "%zu bytes: a state file is at most 64 MiB", len);
+	/* The parser needs the NUL after the last byte. */
+	if (!(copy = malloc(len + 1)))
+		return -ENOMEM;
+	if (len)
+		memcpy(copy, buf, len);
+	copy[len] = '\0';
+	rc = parse_into(&r, copy, len, out);
+	free(copy);
+	return rc;
+}
+
 int state_load(const char *path, struct state *out, char *err, size_t errlen)
 {
 	struct reader r = { .err = err, .errlen = err ? errlen : 0 };
-	struct state st = { 0 };
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
@@ -376,14 +412,10 @@ int state_load(const char *path, struct state *out, char *err, size_t errlen)
 		err[0] = '\0';
 	if ((rc = read_file(&r, path, &buf, &len)) < 0)
 		return rc;
-	rc = parse(&r, buf, len, &st);
+	/* read_file() ends the buffer with a NUL, so it is parsed in place rather than copied. */
+	rc = parse_into(&r, buf, len, out);
 	free(buf);
-	if (rc < 0) {
-		state_free(&st);
-		return rc;
-	}
-	*out = st;
-	return 0;
+	return rc;
 }
 
 void state_free(struct state *s)
@@ -468,6 +500,24 @@ static int check_state(const struct state *s)
 	return 0;
 }
 
+int state_format(const struct state *s, char **bufp, size_t *lenp)
+{
+	struct outbuf b = { 0 };
+	int rc;
+
+	*bufp = NULL;
+	*lenp = 0;
+	if ((rc = check_state(s)) < 0)
+		return rc;
+	if ((rc = format_state(s, &b)) < 0) {
+		free(b.p);
+		return rc;
+	}
+	*bufp = b.p;
+	*lenp = b.len;
+	return 0;
+}
+
 static int write_all(int fd, const char *p, size_t len)
 {
 	while (len) {
@@ -510,25 +560,23 @@ static int sync_dir(const char *path)
 
 int state_save(const char *path, const struct state *s)
 {
-	struct outbuf b = { 0 };
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], *text;
+	size_t len;
 	int fd, rc;
 
-	if ((rc = check_state(s)) < 0)
+	if ((rc = state_format(s, &text, &len)) < 0)
 		return rc;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+		free(text);
 		return -ENAMETOOLONG;
-	if ((rc = format_state(s, &b)) < 0) {
-		free(b.p);
-		return rc;
 	}
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
 		rc = -errno;
-		free(b.p);
+		free(text);
 		return rc;
 	}
-	rc = write_all(fd, b.p, b.len);
-	free(b.p);
+	rc = write_all(fd, text, len);
+	free(text);
 	if (rc == 0 && fchmod(fd, 0644) < 0)
 		rc = -errno;
 	if (rc == 0 && fsync(fd) < 0)

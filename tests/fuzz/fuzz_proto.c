@@ -1,0 +1,181 @@
+/*
+ * fuzz_proto.c - libFuzzer target for the NAT-PMP request decoder.
+ *
+ * Each input is one datagram.  proto_decode() classifies it; the verdict is
+ * checked against an independent reading of RFC 6886, and the encoder the
+ * server would use for that verdict writes its answer into a heap buffer of
+ * exactly the documented size, so that AddressSanitizer catches any write
+ * past it.  A violated invariant calls abort(), which libFuzzer reports as a
+ * crash with the input that caused it.
+ */
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define REQUIRE(cond)                                                                                  \
+	do {                                                                                           \
+		if (!(cond)) {                                                                         \
+			fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                                       \
+		}                                                                                      \
+	} while (0)
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Bytes of the input reused as field values for the encoders, zero past its end. */
+static uint32_t pick32(const uint8_t *data, size_t size, size_t at)
+{
+	uint8_t b[4] = { 0 };
+
+	for (size_t i = 0; i < 4 && at + i < size; i++)
+		b[i] = data[at + i];
+	return be32(b);
+}
+
+/* RFC 6886 sections 3.1-3.5 as the server applies them, written independently of proto.c. */
+static enum proto_verdict expected_verdict(const uint8_t *data, size_t size)
+{
+	if (size < 2 || (data[1] & 0x80))
+		return PROTO_DROP;
+	if (data[0] != 0)
+		return PROTO_BAD_VERSION;
+	if (data[1] == 0)
+		return PROTO_ADDRESS;
+	if (data[1] == 1 || data[1] == 2)
+		return size >= 12 ? PROTO_MAP : PROTO_DROP;
+	return PROTO_UNSUPPORTED_OPCODE;
+}
+
+static void check_header(const uint8_t *out, uint8_t opcode, uint16_t result, uint32_t epoch)
+{
+	REQUIRE(out[0] == NATPMP_VERSION);
+	REQUIRE(out[1] == (opcode | NATPMP_OP_REPLY));
+	REQUIRE(be16(out + 2) == result);
+	REQUIRE(be32(out + 4) == epoch);
+}
+
+static void check_address(const uint8_t *data, size_t size)
+{
+	uint16_t result = (uint16_t)pick32(data, size, 2);
+	uint32_t epoch = pick32(data, size, 4), addr = pick32(data, size, 8);
+	uint8_t *out = malloc(PROTO_ADDRESS_REPLY_LEN);
+
+	REQUIRE(out);
+	REQUIRE(proto_encode_address(out, result, epoch, addr) == PROTO_ADDRESS_REPLY_LEN);
+	check_header(out, NATPMP_OP_ADDRESS, result, epoch);
+	REQUIRE(memcmp(out + 8, &addr, 4) == 0);
+	free(out);
+}
+
+static void check_map(const uint8_t *data, size_t size, const struct proto_request *req)
+{
+	uint16_t result = (uint16_t)pick32(data, size, 12);
+	uint16_t external = (uint16_t)pick32(data, size, 14);
+	uint32_t epoch = pick32(data, size, 16);
+	uint8_t *out = malloc(PROTO_MAP_REPLY_LEN);
+
+	REQUIRE(size >= PROTO_MAP_REQUEST_LEN);
+	REQUIRE(data[0] == NATPMP_VERSION);
+	REQUIRE(data[1] == NATPMP_OP_MAP_UDP || data[1] == NATPMP_OP_MAP_TCP);
+	REQUIRE(req->version == data[0] && req->opcode == data[1]);
+	REQUIRE(req->protocol == (data[1] == NATPMP_OP_MAP_UDP ? IPPROTO_UDP : IPPROTO_TCP));
+	REQUIRE(proto_protocol_to_opcode(req->protocol) == req->opcode);
+	REQUIRE(strcmp(proto_protocol_name(req->protocol), data[1] == NATPMP_OP_MAP_UDP ? "udp" : "tcp") == 0);
+	REQUIRE(req->internal_port == be16(data + 4));
+	REQUIRE(req->suggested_port == be16(data + 6));
+	REQUIRE(req->lifetime == be32(data + 8));
+
+	REQUIRE(out);
+	REQUIRE(proto_encode_map(out, req->opcode, result, epoch, req->internal_port, external, req->lifetime) ==
+		PROTO_MAP_REPLY_LEN);
+	check_header(out, req->opcode, result, epoch);
+	REQUIRE(be16(out + 8) == req->internal_port);
+	REQUIRE(be16(out + 10) == external);
+	REQUIRE(be32(out + 12) == req->lifetime);
+	free(out);
+}
+
+static void check_bad_version(const uint8_t *data, size_t size, const struct proto_request *req)
+{
+	uint32_t epoch = pick32(data, size, 4);
+	uint8_t *out = malloc(PROTO_ERROR_REPLY_LEN);
+
+	REQUIRE(data[0] != NATPMP_VERSION && !(data[1] & NATPMP_OP_REPLY));
+	REQUIRE(out);
+	REQUIRE(proto_encode_bad_version(out, req->opcode, epoch) == PROTO_ERROR_REPLY_LEN);
+	check_header(out, req->opcode <= NATPMP_OP_MAP_TCP ? req->opcode : NATPMP_OP_ADDRESS,
+		     NATPMP_RESULT_UNSUPPORTED_VERSION, epoch);
+	free(out);
+}
+
+static void check_unsupported_opcode(const uint8_t *data, size_t size)
+{
+	size_t copied = size < PROTO_MAX_DATAGRAM ? size : PROTO_MAX_DATAGRAM;
+	size_t want = copied < 4 ? 4 : copied;
+	/* Exactly the buffer the server reads datagrams into: a write past it is an ASan report. */
+	uint8_t *out = malloc(PROTO_MAX_DATAGRAM);
+	size_t n;
+
+	REQUIRE(data[0] == NATPMP_VERSION && data[1] > NATPMP_OP_MAP_TCP && !(data[1] & NATPMP_OP_REPLY));
+	REQUIRE(out);
+	n = proto_encode_unsupported_opcode(out, data, size);
+	REQUIRE(n == want && n <= PROTO_MAX_DATAGRAM);
+	REQUIRE(out[0] == data[0]);
+	REQUIRE(out[1] == (data[1] | NATPMP_OP_REPLY));
+	REQUIRE(be16(out + 2) == NATPMP_RESULT_UNSUPPORTED_OPCODE);
+	if (copied > 4)
+		REQUIRE(memcmp(out + 4, data + 4, copied - 4) == 0);
+	free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct proto_request req;
+	enum proto_verdict v;
+	uint8_t base;
+
+	memset(&req, 0xa5, sizeof(req));
+	v = proto_decode(data, size, &req);
+	REQUIRE(v == expected_verdict(data, size));
+	if (v != PROTO_MAP)
+		REQUIRE(req.protocol == 0 && req.internal_port == 0 && req.suggested_port == 0 && req.lifetime == 0);
+	/* The reply bit does not change which protocol an opcode stands for. */
+	base = req.opcode & (uint8_t)~NATPMP_OP_REPLY;
+	REQUIRE(proto_opcode_to_protocol(req.opcode) ==
+		(base == NATPMP_OP_MAP_UDP ? IPPROTO_UDP : base == NATPMP_OP_MAP_TCP ? IPPROTO_TCP : 0));
+
+	switch (v) {
+	case PROTO_DROP:
+		break;
+	case PROTO_ADDRESS:
+		REQUIRE(size >= PROTO_ADDRESS_REQUEST_LEN && req.version == 0 && req.opcode == NATPMP_OP_ADDRESS);
+		check_address(data, size);
+		break;
+	case PROTO_MAP:
+		check_map(data, size, &req);
+		break;
+	case PROTO_BAD_VERSION:
+		check_bad_version(data, size, &req);
+		break;
+	case PROTO_UNSUPPORTED_OPCODE:
+		check_unsupported_opcode(data, size);
+		break;
+	default:
+		REQUIRE(!"unknown verdict");
+	}
+	return 0;
+}
