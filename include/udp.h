@@ -53,5 +53,11 @@ int udp_send(struct udp_socket *u, struct udp_packet *pkts, int n);
 int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t now);
 /* True when src lies inside one of the interface's IPv4 subnets (RFC 6886 3: LAN clients only). */
 bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now);
+/*
+ * True when a request was sent to one of the interface's own addresses:
+ * RFC 6886 3.3 forbids accepting one sent to the external address, which a
+ * LAN host can reach through the LAN interface too.
+ */
+bool udp_local_allowed(struct udp_socket *u, struct in_addr local, int64_t now);
 
 #endif

@@ -636,8 +636,9 @@ static int nft_wait_acks(struct nft *n, uint32_t last_seq)
 				continue;
 			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 		}
-		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)len);
-		     nlh = mnl_nlmsg_next(nlh, (int *)&len)) {
+		int left = (int)len; /* what is left of this read, as libmnl counts it */
+		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
+		     nlh = mnl_nlmsg_next(nlh, &left)) {
 			const struct nlmsgerr *err;
 			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < n->batch_seq ||
 			    nlh->nlmsg_seq > last_seq)

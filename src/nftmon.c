@@ -123,8 +123,9 @@ int nftmon_read(struct nftmon *m, char *who, size_t wholen)
 			}
 			return -errno;
 		}
-		for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)len);
-		     nlh = mnl_nlmsg_next(nlh, (int *)&len))
+		int left = (int)len; /* what is left of this read, as libmnl counts it */
+		for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
+		     nlh = mnl_nlmsg_next(nlh, &left))
 			touched |= nftmon_message(m, nlh, who, wholen);
 	}
 }

@@ -54,6 +54,7 @@ struct server {
 	struct table *table;
 	struct nft *nft;
 	char state_path[PATH_MAX];
+	int restored;	     /* the state file has been read: saving may replace it */
 	int64_t epoch_start; /* monotonic seconds when the mapping table began */
 	struct udp_packet pkts[UDP_BATCH];
 	struct server_request reqs[UDP_BATCH];
@@ -344,6 +345,14 @@ fail:
 	return r;
 }
 
+static void server_schedule_repair(struct server *s, int delay_ms)
+{
+	struct timeval tv = { .tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000 };
+
+	if (!evtimer_pending(s->repair_ev, NULL))
+		evtimer_add(s->repair_ev, &tv);
+}
+
 static void server_arm_expiry(struct server *s, int64_t now)
 {
 	int64_t next = table_next_expiry(s->table);
@@ -375,6 +384,8 @@ static void server_on_expiry(evutil_socket_t fd, short what, void *arg)
 		}
 		table_commit(s->table);
 		(void)server_save(s, now);
+		/* The kernel still holds their elements: rebuild it rather than let them linger. */
+		server_schedule_repair(s, 1000);
 	}
 	server_end_flows(s);
 	server_arm_expiry(s, now);
@@ -385,13 +396,18 @@ static void server_on_expiry(evutil_socket_t fd, short what, void *arg)
 static void server_decide(struct server *s, struct udp_socket *sock, struct udp_packet *p, struct server_request *r,
 			  int64_t now, int64_t now_ms)
 {
-	char peer[INET_ADDRSTRLEN];
+	char peer[INET_ADDRSTRLEN], dest[INET_ADDRSTRLEN];
 	uint32_t epoch = server_epoch(s, now), public;
 
 	r->verdict = PROTO_DROP;
 	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
 		log_debug("ignored request on %s from %s: not inside its subnets", sock->ifname,
 			  addr_str(p->peer.sin_addr.s_addr, peer));
+		return;
+	}
+	if (!udp_local_allowed(sock, p->local, now)) {
+		log_debug("ignored request on %s from %s: sent to %s, not to an address of %s", sock->ifname,
+			  addr_str(p->peer.sin_addr.s_addr, peer), addr_str(p->local.s_addr, dest), sock->ifname);
 		return;
 	}
 	if (!ratelimit_allow(s->ratelimit, p->peer.sin_addr.s_addr, now_ms)) {
@@ -490,14 +506,6 @@ static void server_announce(void *arg)
 	for (size_t i = 0; i < s->n_listeners; i++)
 		if ((r = udp_announce(&s->listeners[i].sock, buf, sizeof(buf), now)) < 0)
 			log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
-}
-
-static void server_schedule_repair(struct server *s, int delay_ms)
-{
-	struct timeval tv = { .tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000 };
-
-	if (!evtimer_pending(s->repair_ev, NULL))
-		evtimer_add(s->repair_ev, &tv);
 }
 
 static void server_external_changed(struct server *s)
@@ -609,7 +617,13 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* --- start-up --- */
 
-static void server_restore(struct server *s, int64_t now)
+/*
+ * Loads the state file into the table.  Returns -1, leaving the file as it
+ * is, when it exists but cannot be read (permissions, I/O): starting empty
+ * would overwrite mappings that are only out of reach for now.  A file that
+ * was read but makes no sense is moved aside and the table starts empty.
+ */
+static int server_restore(struct server *s, int64_t now)
 {
 	char err[256], moved[PATH_MAX + 64];
 	struct state st;
@@ -621,11 +635,15 @@ static void server_restore(struct server *s, int64_t now)
 	r = state_load(s->state_path, &st, err, sizeof(err));
 	if (r == -ENOENT) {
 		log_info("no state file at %s: starting with an empty table", s->state_path);
-		return;
+		return 0;
+	}
+	if (r < 0 && r != -EBADMSG) {
+		log_error("cannot read state file %s: %s; fix that (permissions, disk) and start again: starting "
+			  "empty would lose its mappings",
+			  s->state_path, strerror(-r));
+		return -1;
 	}
 	if (r < 0) {
-		if (r != -EBADMSG)
-			snprintf(err, sizeof(err), "%s", strerror(-r));
 		if (state_quarantine(s->state_path, moved, sizeof(moved)) == 0)
 			log_error("state file %s is unusable (%s); moved it to %s and started with an empty "
 				  "table, epoch 0",
@@ -634,7 +652,7 @@ static void server_restore(struct server *s, int64_t now)
 			log_error("state file %s is unusable (%s) and could not be moved aside; starting with an "
 				  "empty table, epoch 0",
 				  s->state_path, err);
-		return;
+		return 0;
 	}
 	/* The epoch keeps running across restarts: clients see no reset (RFC 6886 3.6). */
 	if (st.epoch_start <= wall)
@@ -657,9 +675,11 @@ static void server_restore(struct server *s, int64_t now)
 		/*
 		 * A router without a clock that booted before NTP set it sees
 		 * expiries far ahead: no mapping outlives the lifetime it was
-		 * granted.
+		 * granted, nor today's --max-lifetime.
 		 */
-		m.expires = now + (left < sm->lifetime ? left : sm->lifetime);
+		if (m.lifetime > s->cfg->max_lifetime)
+			m.lifetime = s->cfg->max_lifetime;
+		m.expires = now + (left < m.lifetime ? left : m.lifetime);
 		if ((r = table_restore(s->table, &m)) < 0) {
 			refused++;
 			log_warnx("state file: not restoring %s %u -> %s:%u: %s", proto_protocol_name(m.protocol),
@@ -675,6 +695,7 @@ static void server_restore(struct server *s, int64_t now)
 	log_info("restored %zu mapping(s) from %s (%zu expired while stopped, %zu refused), epoch %u", restored,
 		 s->state_path, expired, refused, server_epoch(s, now));
 	state_free(&st);
+	return 0;
 }
 
 struct server *server_new(const struct config *cfg)
@@ -739,7 +760,9 @@ int server_start(struct server *s)
 	/* Before the restore: the router's own ports on these addresses are not restored. */
 	server_read_external(s);
 
-	server_restore(s, now);
+	if (server_restore(s, now) < 0)
+		return -1;
+	s->restored = 1;
 	/* A fresh table replaces whatever a previous run left, then holds exactly our mappings. */
 	if ((r = server_install_all(s, now)) < 0) {
 		log_error("cannot install nftables table ip %s: %s (the daemon needs CAP_NET_ADMIN and a kernel "
@@ -808,7 +831,8 @@ void server_free(struct server *s)
 			log_warnx("cannot remove nftables table ip %s: %s", s->cfg->nat_table, strerror(-r));
 		nft_close(s->nft);
 	}
-	if (s->table && s->base)
+	/* Never before the restore: an early failure would overwrite the file with nothing. */
+	if (s->restored)
 		(void)server_save(s, mono_now());
 	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++) {
 		if (s->listeners[i].ev)

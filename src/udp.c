@@ -175,17 +175,33 @@ int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t n
 	return sendmsg(u->fd, &msg, MSG_DONTWAIT) < 0 ? -errno : 0;
 }
 
-bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now)
+/*
+ * Looks addr up among the interface's addresses (local) or inside their
+ * subnets (a peer).  An address added since the last look is found by
+ * asking again, at most once a second.
+ */
+static bool udp_match(struct udp_socket *u, uint32_t addr, bool local, int64_t now)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		for (int i = 0; i < u->n_subnets; i++)
-			if (((src.s_addr ^ u->subnets[i].addr) & u->subnets[i].mask) == 0)
-				return src.s_addr != u->subnets[i].addr;
-		/* An address added since the last look: ask again, at most once a second. */
+		for (int i = 0; i < u->n_subnets; i++) {
+			const struct netif_addr *a = &u->subnets[i];
+			if (local ? addr == a->addr : ((addr ^ a->addr) & a->mask) == 0 && addr != a->addr)
+				return true;
+		}
 		if (pass == 0 && now != u->refreshed)
 			udp_refresh_subnets(u, now);
 		else
 			break;
 	}
 	return false;
+}
+
+bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now)
+{
+	return udp_match(u, src.s_addr, false, now);
+}
+
+bool udp_local_allowed(struct udp_socket *u, struct in_addr local, int64_t now)
+{
+	return udp_match(u, local.s_addr, true, now);
 }

@@ -21,11 +21,14 @@ daemon_kill TERM
 check "at SIGTERM it exits 0" eq "$DAEMON_STATUS" "0"
 check "... having removed its table" bash -c "! ip netns exec $RTR nft list table ip natpmp >/dev/null 2>&1"
 
+saved=$(cat "$STATE_DIR/state.json")
 DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all"
 : >"$LOG"
 ip netns exec "$RTR" $DAEMON_WRAPPER "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
 	--state-dir "$STATE_DIR" >>"$LOG" 2>&1
 check "without CAP_NET_ADMIN it refuses to start (exit 1)" eq "$?" "1"
 check "... saying what it needs" grep -q "needs CAP_NET_ADMIN" "$LOG"
+check "... and leaves the state file as it was (no empty table written over it)" \
+	eq "$(cat "$STATE_DIR/state.json")" "$saved"
 
 lab_finish

@@ -87,6 +87,10 @@ npc -b 10.9.9.9 -r 2 -t 100 address
 check "a source outside the listen interface's subnets gets no reply" eq "$RC $OUT" "3 no reply"
 check "... and the log says why" grep -q "not inside its subnets" "$LOG"
 
+npc -g $EXT -r 2 -t 100 map tcp 2222 2222 3600
+check "a request a LAN host sends to the external address is not answered (RFC 6886 3.3)" eq "$RC $OUT" "3 no reply"
+check "... and the log says why" grep -q "sent to $EXT, not to an address of" "$LOG"
+
 OUT=$(in_wan "$NPC_BIN" -g $EXT -r 2 -t 100 address 2>&1)
 check "nothing is answered on the external interface" eq "$OUT" "no reply"
 OUT=$(in_wan "$NPC_BIN" -g $EXT -r 2 -t 100 map tcp 22 22 3600 2>&1)

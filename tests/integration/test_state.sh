@@ -46,4 +46,26 @@ check "... the log says what was refused and why" \
 npc address
 check "... and the epoch continues from the file's epoch_start" test "$(field epoch)" -ge 1000
 
+# Restored lifetimes obey today's --max-lifetime.
+daemon_kill TERM
+printf '{"version": 1, "epoch_start": %d, "mappings": [{"client": "%s", "protocol": "tcp", "internal_port": 8080, "external_port": 40000, "lifetime": 3600, "expires": %d}]}' \
+	$((now - 10)) $CLIENT $((now + 3000)) >"$STATE_DIR/state.json"
+daemon_start --max-lifetime 600
+check "a restored mapping gets at most today's --max-lifetime" \
+	bash -c "ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 40000 timeout 10m30s'"
+daemon_kill TERM
+
+# A state file that exists but cannot be read is not a corrupt one: the daemon
+# refuses to start rather than start empty and overwrite it later.
+rm -f "$STATE_DIR"/state.json.corrupt.*
+mv "$STATE_DIR/state.json" "$LAB_DIR/kept.json"
+mkdir "$STATE_DIR/state.json"
+: >"$LOG"
+ip netns exec "$RTR" "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
+	--state-dir "$STATE_DIR" >>"$LOG" 2>&1
+check "an unreadable state file (a directory here) stops the start with exit 1" eq "$?" "1"
+check "... naming the file and what to do" grep -q "cannot read state file $STATE_DIR/state.json: .*fix that" "$LOG"
+check "... and it is neither moved aside nor replaced" \
+	bash -c "[ -d $STATE_DIR/state.json ] && ! ls $STATE_DIR | grep -q corrupt"
+
 lab_finish
