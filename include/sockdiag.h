@@ -39,4 +39,16 @@ void sockdiag_close(struct sockdiag *d);
 int sockdiag_port_in_use(struct sockdiag *d, uint8_t protocol, uint16_t port, const uint32_t *addrs,
 			 size_t n_addrs);
 
+#define SOCKDIAG_BITMAP_BYTES (65536 / 8)
+
+/*
+ * The same answer for every port at once: one dump of the protocol's
+ * sockets (listening TCP, bound UDP), each port in use marked in bitmap
+ * (bit port % 8 of byte port / 8).  Its cost follows the number of such
+ * sockets, not of ports asked about: what a daemon checking thousands of
+ * candidates a second needs.  0 or -errno.
+ */
+int sockdiag_ports_in_use(struct sockdiag *d, uint8_t protocol, const uint32_t *addrs, size_t n_addrs,
+			  uint8_t bitmap[SOCKDIAG_BITMAP_BYTES]);
+
 #endif

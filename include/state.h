@@ -9,6 +9,19 @@
  *
  * Times are wall-clock (CLOCK_REALTIME) seconds, so that they mean something
  * after a reboot; the daemon converts to and from its monotonic clock.
+ *
+ * Beside the snapshot, a journal (state.journal) records each change since,
+ * one JSON object a line, so that making a turn's changes durable costs what
+ * they are, not what the whole table is:
+ *   {"journal": 1, "generation": 7}                          first line
+ *   {"op": "put", "client": ..., (the fields of a mapping)}  added or renewed
+ *   {"op": "del", "client": ..., (the fields of a mapping)}  deleted or expired
+ * A journal counts only for the snapshot of its generation: compaction
+ * writes a snapshot of generation G+1, then starts an empty journal of G+1,
+ * so a crash in between leaves a stale journal that is ignored, never
+ * replayed twice.  A last line without its newline is a write the crash
+ * cut short: no client was answered for it, and it is dropped.
+ *
  * state_save() is atomic: temporary file in the same directory, fsync,
  * rename, fsync of the directory.  Functions return 0 or -errno; a file that
  * exists but cannot be understood is -EBADMSG with the reason in err.
@@ -20,6 +33,7 @@
 #include <stdint.h>
 
 #define STATE_FILE_NAME "state.json"
+#define STATE_JOURNAL_NAME "state.journal"
 #define STATE_VERSION 1
 
 struct state_mapping {
@@ -33,6 +47,7 @@ struct state_mapping {
 
 struct state {
 	int64_t epoch_start; /* unix seconds */
+	uint64_t generation; /* the journal that continues this snapshot */
 	size_t n_mappings;
 	struct state_mapping *mappings;
 };
@@ -51,6 +66,25 @@ int state_save(const char *path, const struct state *s);
  * state_load() would reject.
  */
 int state_format(const struct state *s, char **bufp, size_t *lenp);
+enum state_op { STATE_PUT, STATE_DEL };
+
+struct state_change {
+	enum state_op op;
+	struct state_mapping m;
+};
+
+/*
+ * Applies the journal at path to st (a loaded snapshot) if it belongs to
+ * st->generation; *applied counts the lines applied.  A missing journal or
+ * one of another generation applies nothing.  -EBADMSG (err says where)
+ * for a damaged one: st then holds what came before the damage.
+ */
+int state_journal_replay(const char *path, struct state *st, size_t *applied, char *err, size_t errlen);
+/* Replaces the journal with an empty one of generation, atomically; *fd appends to it. */
+int state_journal_start(const char *path, uint64_t generation, int *fd);
+/* Appends n changes and waits until they are on disk; returns the bytes written or -errno. */
+ssize_t state_journal_append(int fd, const struct state_change *changes, size_t n);
+
 /* Renames a bad file aside to <path>.corrupt.<unix time>; writes the new name to moved. */
 int state_quarantine(const char *path, char *moved, size_t movedlen);
 void state_free(struct state *s);

@@ -30,6 +30,8 @@
 /* How long a burst of foreign nftables changes (a ruleset reload) may take before the repair. */
 #define SERVER_REPAIR_DELAY_MS 100
 #define SERVER_MAX_EXTERNAL 16
+/* A journal smaller than this is never worth compacting early. */
+#define SERVER_JOURNAL_MIN (1024 * 1024)
 
 struct server_listener {
 	struct server *server;
@@ -54,6 +56,12 @@ struct server {
 	struct table *table;
 	struct nft *nft;
 	char state_path[PATH_MAX];
+	char journal_path[PATH_MAX];
+	int journal_fd;		/* -1: none, each turn saves a snapshot */
+	uint64_t generation;	/* of the snapshot on disk and its journal */
+	size_t journal_bytes;	/* appended since the last compaction */
+	size_t snapshot_bytes;	/* about what the last snapshot took */
+	struct event *compact_ev;
 	int restored;	     /* the state file has been read: saving may replace it */
 	int64_t epoch_start; /* monotonic seconds when the mapping table began */
 	struct udp_packet pkts[UDP_BATCH];
@@ -76,6 +84,10 @@ struct server {
 	uint64_t rate_limited;
 	struct sockdiag *sockdiag;
 	int sockdiag_failed; /* logged once */
+	/* The router's own ports, [0] UDP and [1] TCP, from one dump at most a second old. */
+	uint8_t busy[2][SOCKDIAG_BITMAP_BYTES];
+	int64_t busy_at_ms;
+	int busy_valid;
 
 	/* Mappings removed from the kernel whose conntrack entries are still to go. */
 	struct ct *ct;
@@ -140,7 +152,19 @@ static int server_read_external(struct server *s)
 	return 1;
 }
 
-/* --- state file --- */
+/* --- state file: a snapshot and a journal of the changes since --- */
+
+static struct state_mapping state_of(const struct table_mapping *m, int64_t mono, int64_t wall)
+{
+	return (struct state_mapping){
+		.client = m->client,
+		.protocol = m->protocol,
+		.internal_port = m->internal_port,
+		.external_port = m->external_port,
+		.lifetime = m->lifetime,
+		.expires = wall + (m->expires - mono),
+	};
+}
 
 struct snapshot {
 	struct state_mapping *out;
@@ -152,22 +176,21 @@ static int snapshot_one(const struct table_mapping *m, void *arg)
 {
 	struct snapshot *sn = arg;
 
-	sn->out[sn->n++] = (struct state_mapping){
-		.client = m->client,
-		.protocol = m->protocol,
-		.internal_port = m->internal_port,
-		.external_port = m->external_port,
-		.lifetime = m->lifetime,
-		.expires = sn->wall + (m->expires - sn->mono),
-	};
+	sn->out[sn->n++] = state_of(m, sn->mono, sn->wall);
 	return 0;
 }
 
-static int server_save(struct server *s, int64_t now)
+/*
+ * Compaction: the whole table as the snapshot of the next generation, then
+ * an empty journal of that generation (see state.h for why this order is
+ * safe).  Costs what the table is: run at start, at exit, and after a turn
+ * whose journal outgrew the snapshot, never while a client waits.
+ */
+static int server_compact(struct server *s, int64_t now)
 {
 	struct snapshot sn = { .mono = now, .wall = wall_now() };
 	struct state st;
-	int r;
+	int fd, r;
 
 	sn.out = calloc(table_count(s->table) + 1, sizeof(*sn.out));
 	if (!sn.out)
@@ -175,14 +198,69 @@ static int server_save(struct server *s, int64_t now)
 	table_foreach(s->table, snapshot_one, &sn);
 	st = (struct state){
 		.epoch_start = sn.wall - server_epoch(s, now),
+		.generation = s->generation + 1,
 		.n_mappings = sn.n,
 		.mappings = sn.out,
 	};
 	r = state_save(s->state_path, &st);
 	free(sn.out);
-	if (r < 0)
+	if (r < 0) {
 		log_warnx("cannot write %s: %s", s->state_path, strerror(-r));
-	return r;
+		return r;
+	}
+	s->generation++;
+	/* Appends to the old journal would now be ignored at the next start: never make one. */
+	if (s->journal_fd >= 0)
+		close(s->journal_fd);
+	s->journal_fd = -1;
+	if ((r = state_journal_start(s->journal_path, s->generation, &fd)) < 0) {
+		log_warnx("cannot start journal %s: %s; saving whole snapshots instead", s->journal_path,
+			  strerror(-r));
+		return 0;
+	}
+	s->journal_fd = fd;
+	s->journal_bytes = 0;
+	s->snapshot_bytes = (size_t)sn.n * 160;
+	return 0;
+}
+
+static void server_on_compact(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	(void)server_compact(s, mono_now());
+}
+
+/*
+ * Makes a turn's changes durable: appended to the journal and synced, in
+ * time and bytes proportional to the changes, whatever the table's size.
+ */
+static int server_persist(struct server *s, const struct table_change *ch, size_t n, int64_t now)
+{
+	struct state_change *c;
+	int64_t wall = wall_now();
+	ssize_t w;
+
+	if (s->journal_fd < 0)
+		return server_compact(s, now);
+	if (!(c = calloc(n, sizeof(*c))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		c[i] = (struct state_change){ .op = ch[i].op == TABLE_DEL ? STATE_DEL : STATE_PUT,
+					      .m = state_of(&ch[i].mapping, now, wall) };
+	w = state_journal_append(s->journal_fd, c, n);
+	free(c);
+	if (w < 0) {
+		log_warnx("cannot write %s: %s", s->journal_path, strerror((int)-w));
+		return (int)w;
+	}
+	s->journal_bytes += (size_t)w;
+	/* Once the journal outgrows the snapshot, fold it in, after this turn's answers. */
+	if (s->journal_bytes > SERVER_JOURNAL_MIN && s->journal_bytes > s->snapshot_bytes)
+		event_active(s->compact_ev, EV_TIMEOUT, 0);
+	return 0;
 }
 
 /* --- applying the table's decisions --- */
@@ -317,7 +395,7 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 
 	if (n == 0)
 		return 0;
-	if ((r = server_save(s, now)) < 0)
+	if ((r = server_persist(s, ch, n, now)) < 0)
 		goto fail;
 	if ((r = server_install_changes(s, now)) < 0) {
 		/*
@@ -340,8 +418,8 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 	return 0;
 fail:
 	table_rollback(s->table);
-	/* The file may already hold the refused changes: put it back in step. */
-	(void)server_save(s, now);
+	/* The journal may already hold the refused changes: put the files back in step. */
+	(void)server_compact(s, now);
 	return r;
 }
 
@@ -383,7 +461,7 @@ static void server_on_expiry(evutil_socket_t fd, short what, void *arg)
 			server_note_ended(s, &ch[i].mapping);
 		}
 		table_commit(s->table);
-		(void)server_save(s, now);
+		(void)server_compact(s, now);
 		/* The kernel still holds their elements: rebuild it rather than let them linger. */
 		server_schedule_repair(s, 1000);
 	}
@@ -513,6 +591,8 @@ static void server_external_changed(struct server *s)
 	char addr[INET_ADDRSTRLEN];
 	int r;
 
+	/* Which sockets count as the router's own depends on these addresses. */
+	s->busy_valid = 0;
 	if (s->n_external)
 		log_info("external interface %s has address %s%s", s->cfg->external_interface,
 			 addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
@@ -586,20 +666,36 @@ static void server_on_repair(evutil_socket_t fd, short what, void *arg)
 		 (unsigned long long)s->repairs);
 }
 
-/* The table's port_busy: asks the kernel whether the router itself uses the port. */
+/*
+ * The table's port_busy: whether the router itself uses the port.  The
+ * kernel is asked for all of the router's sockets in one sock_diag dump per
+ * protocol, at most once a second, and each candidate is a bit lookup: a
+ * restart restoring 60,000 mappings, or thousands of new ones a second,
+ * cost a dump, not a query each.  A service started less than a second
+ * before a request may thus lose its port to it.
+ */
 static int server_port_busy(uint8_t protocol, uint16_t port, void *arg)
 {
 	struct server *s = arg;
-	int r = sockdiag_port_in_use(s->sockdiag, protocol, port, s->external, s->n_external);
+	int64_t now_ms = mono_now_ms();
+	int r = 0;
 
+	if (!s->busy_valid || now_ms - s->busy_at_ms >= 1000) {
+		if ((r = sockdiag_ports_in_use(s->sockdiag, IPPROTO_UDP, s->external, s->n_external, s->busy[0])) == 0)
+			r = sockdiag_ports_in_use(s->sockdiag, IPPROTO_TCP, s->external, s->n_external, s->busy[1]);
+		s->busy_valid = r == 0;
+		s->busy_at_ms = now_ms;
+	}
 	if (r < 0) {
 		if (!s->sockdiag_failed++)
-			log_warnx("cannot ask the kernel whether %s port %u is in use: %s; ports are handed out "
+			log_warnx("cannot ask the kernel which ports the router uses: %s; ports are handed out "
 				  "without asking until it answers",
-				  proto_protocol_name(protocol), port, strerror(-r));
+				  strerror(-r));
 		return 0;
 	}
-	return r;
+	if (!s->busy_valid)
+		return 0;
+	return (s->busy[protocol == IPPROTO_TCP][port / 8] >> (port % 8)) & 1;
 }
 
 static void server_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -628,7 +724,7 @@ static int server_restore(struct server *s, int64_t now)
 	char err[256], moved[PATH_MAX + 64];
 	struct state st;
 	int64_t wall = wall_now();
-	size_t restored = 0, expired = 0, refused = 0;
+	size_t restored = 0, expired = 0, refused = 0, journaled = 0;
 	int r;
 
 	s->epoch_start = now;
@@ -644,6 +740,8 @@ static int server_restore(struct server *s, int64_t now)
 		return -1;
 	}
 	if (r < 0) {
+		/* The journal continues what is lost: it goes aside with it, for whoever investigates. */
+		(void)state_quarantine(s->journal_path, moved, sizeof(moved));
 		if (state_quarantine(s->state_path, moved, sizeof(moved)) == 0)
 			log_error("state file %s is unusable (%s); moved it to %s and started with an empty "
 				  "table, epoch 0",
@@ -654,6 +752,23 @@ static int server_restore(struct server *s, int64_t now)
 				  s->state_path, err);
 		return 0;
 	}
+	r = state_journal_replay(s->journal_path, &st, &journaled, err, sizeof(err));
+	if (r == -EBADMSG) {
+		if (state_quarantine(s->journal_path, moved, sizeof(moved)) == 0)
+			log_error("journal %s is damaged (%s); moved it to %s and kept the %zu change(s) before the "
+				  "damage",
+				  s->journal_path, err, moved, journaled);
+		else
+			log_error("journal %s is damaged (%s); kept the %zu change(s) before the damage",
+				  s->journal_path, err, journaled);
+	} else if (r < 0) {
+		log_error("cannot read journal %s: %s; fix that (permissions, disk) and start again: starting "
+			  "without it would lose its mappings",
+			  s->journal_path, strerror(-r));
+		state_free(&st);
+		return -1;
+	}
+	s->generation = st.generation;
 	/* The epoch keeps running across restarts: clients see no reset (RFC 6886 3.6). */
 	if (st.epoch_start <= wall)
 		s->epoch_start = now - (wall - st.epoch_start);
@@ -692,8 +807,9 @@ static int server_restore(struct server *s, int64_t now)
 		}
 		restored++;
 	}
-	log_info("restored %zu mapping(s) from %s (%zu expired while stopped, %zu refused), epoch %u", restored,
-		 s->state_path, expired, refused, server_epoch(s, now));
+	log_info("restored %zu mapping(s) from %s and %zu journal line(s) (%zu expired while stopped, %zu refused), "
+		 "epoch %u",
+		 restored, s->state_path, journaled, expired, refused, server_epoch(s, now));
 	state_free(&st);
 	return 0;
 }
@@ -707,6 +823,7 @@ struct server *server_new(const struct config *cfg)
 	s->cfg = cfg;
 	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
 		s->listeners[i].sock.fd = -1;
+	s->journal_fd = -1;
 	return s;
 }
 
@@ -739,6 +856,7 @@ int server_start(struct server *s)
 		return -1;
 	}
 	snprintf(s->state_path, sizeof(s->state_path), "%s/%s", cfg->state_dir, STATE_FILE_NAME);
+	snprintf(s->journal_path, sizeof(s->journal_path), "%s/%s", cfg->state_dir, STATE_JOURNAL_NAME);
 
 	if (!(s->base = event_base_new()) || !(s->table = table_new(&tc))) {
 		log_error("out of memory at start");
@@ -751,6 +869,7 @@ int server_start(struct server *s)
 	}
 	if (!(s->ratelimit = ratelimit_new(cfg->rate_limit)) || !(s->announce = announce_new(s->base, server_announce, s)) ||
 	    !(s->repair_ev = evtimer_new(s->base, server_on_repair, s)) ||
+	    !(s->compact_ev = evtimer_new(s->base, server_on_compact, s)) ||
 	    !(s->netwatch_ev = event_new(s->base, netif_watch_fd(s->netwatch), EV_READ | EV_PERSIST, server_on_netlink, s)) ||
 	    !(s->nftmon_ev = event_new(s->base, nftmon_fd(s->nftmon), EV_READ | EV_PERSIST, server_on_nftables, s)) ||
 	    event_add(s->netwatch_ev, NULL) < 0 || event_add(s->nftmon_ev, NULL) < 0) {
@@ -771,7 +890,7 @@ int server_start(struct server *s)
 		return -1;
 	}
 	table_commit(s->table);
-	if (server_save(s, now) < 0) {
+	if (server_compact(s, now) < 0) {
 		log_error("state directory %s is not writable: fix its permissions or choose another --state-dir",
 			  cfg->state_dir);
 		return -1;
@@ -833,7 +952,11 @@ void server_free(struct server *s)
 	}
 	/* Never before the restore: an early failure would overwrite the file with nothing. */
 	if (s->restored)
-		(void)server_save(s, mono_now());
+		(void)server_compact(s, mono_now());
+	if (s->journal_fd >= 0)
+		close(s->journal_fd);
+	if (s->compact_ev)
+		event_free(s->compact_ev);
 	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++) {
 		if (s->listeners[i].ev)
 			event_free(s->listeners[i].ev);

@@ -120,6 +120,7 @@ static int sockdiag_match(const struct inet_diag_msg *m, const uint32_t *addrs, 
  */
 static int sockdiag_request(struct sockdiag *d, uint8_t family, uint8_t protocol, uint32_t states, uint16_t port)
 {
+	/* Port 0: every socket, for sockdiag_ports_in_use(). */
 	_Alignas(struct nlmsghdr) char buf[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct inet_diag_req_v2)) +
 					   MNL_ATTR_HDRLEN + MNL_ALIGN(2 * sizeof(struct inet_diag_bc_op))];
 	struct inet_diag_bc_op bc[2] = {
@@ -140,14 +141,19 @@ static int sockdiag_request(struct sockdiag *d, uint8_t family, uint8_t protocol
 	req->id.idiag_sport = htons(port);
 	req->id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	mnl_attr_put(nlh, INET_DIAG_REQ_BYTECODE, sizeof(bc), bc);
+	if (port)
+		mnl_attr_put(nlh, INET_DIAG_REQ_BYTECODE, sizeof(bc), bc);
 	if (mnl_socket_sendto(d->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	return 0;
 }
 
-/* Reads the answer to the last request to its end; 1 if a socket in it matched, 0 if none did. */
-static int sockdiag_read(struct sockdiag *d, uint16_t port, const uint32_t *addrs, size_t n_addrs)
+/*
+ * Reads the answer to the last request to its end; 1 if a socket on port
+ * matched, 0 if none did.  With a bitmap, every matching socket's port is
+ * marked in it instead.
+ */
+static int sockdiag_read(struct sockdiag *d, uint16_t port, const uint32_t *addrs, size_t n_addrs, uint8_t *bitmap)
 {
 	int found = 0;
 
@@ -182,30 +188,55 @@ static int sockdiag_read(struct sockdiag *d, uint16_t port, const uint32_t *addr
 			}
 			if (nlh->nlmsg_type == SOCK_DIAG_BY_FAMILY && plen >= sizeof(struct inet_diag_msg)) {
 				const struct inet_diag_msg *m = p;
+				uint16_t sport = ntohs(m->id.idiag_sport);
+				if (bitmap && sockdiag_match(m, addrs, n_addrs))
+					bitmap[sport / 8] |= (uint8_t)(1u << (sport % 8));
 				/* The kernel filtered on the port already; checked again as it costs nothing. */
-				if (ntohs(m->id.idiag_sport) == port && sockdiag_match(m, addrs, n_addrs))
+				else if (!bitmap && sport == port && sockdiag_match(m, addrs, n_addrs))
 					found = 1;
 			}
 		}
 	}
 }
 
+/* A TCP socket takes connections only while listening; a UDP socket takes datagrams once bound. */
+static uint32_t sockdiag_states(uint8_t protocol)
+{
+	return protocol == IPPROTO_TCP ? 1U << TCP_LISTEN : ~0U;
+}
+
+static const uint8_t sockdiag_families[] = { AF_INET, AF_INET6 };
+
 int sockdiag_port_in_use(struct sockdiag *d, uint8_t protocol, uint16_t port, const uint32_t *addrs,
 			 size_t n_addrs)
 {
-	static const uint8_t families[] = { AF_INET, AF_INET6 };
-	/* A TCP socket takes connections only while listening; a UDP socket takes datagrams once bound. */
-	uint32_t states = protocol == IPPROTO_TCP ? 1U << TCP_LISTEN : ~0U;
-
 	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
 		return -EPROTONOSUPPORT;
 	if (port == 0 || (!addrs && n_addrs > 0))
 		return -EINVAL;
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
-		int r = sockdiag_request(d, families[i], protocol, states, port);
+	for (size_t i = 0; i < sizeof(sockdiag_families); i++) {
+		int r = sockdiag_request(d, sockdiag_families[i], protocol, sockdiag_states(protocol), port);
 		if (r == 0)
-			r = sockdiag_read(d, port, addrs, n_addrs);
+			r = sockdiag_read(d, port, addrs, n_addrs, NULL);
 		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+int sockdiag_ports_in_use(struct sockdiag *d, uint8_t protocol, const uint32_t *addrs, size_t n_addrs,
+			  uint8_t bitmap[SOCKDIAG_BITMAP_BYTES])
+{
+	if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+		return -EPROTONOSUPPORT;
+	if (!addrs && n_addrs > 0)
+		return -EINVAL;
+	memset(bitmap, 0, SOCKDIAG_BITMAP_BYTES);
+	for (size_t i = 0; i < sizeof(sockdiag_families); i++) {
+		int r = sockdiag_request(d, sockdiag_families[i], protocol, sockdiag_states(protocol), 0);
+		if (r == 0)
+			r = sockdiag_read(d, 0, addrs, n_addrs, bitmap);
+		if (r < 0)
 			return r;
 	}
 	return 0;

@@ -158,16 +158,15 @@ static int member_int(struct reader *r, struct json_object *obj, const char *whe
 	return 0;
 }
 
-static int read_mapping(struct reader *r, struct json_object *o, size_t index, struct state_mapping *m)
+static int read_mapping(struct reader *r, struct json_object *o, const char *where, struct state_mapping *m)
 {
 	struct json_object *v;
-	char where[40], shown[64];
+	char shown[64];
 	const char *s;
 	size_t len;
 	int64_t i;
 	int rc;
 
-	snprintf(where, sizeof(where), "mappings[%zu]", index);
 	if (!json_object_is_type(o, json_type_object))
 		return bad(r, "%s is %s, not an object", where, type_desc(json_object_get_type(o)));
 
@@ -222,6 +221,13 @@ static int decode(struct reader *r, struct json_object *root, struct state *st)
 	rc = member_int(r, root, "", "epoch_start", 0, INT64_MAX, "is negative (not a unix time)", &st->epoch_start);
 	if (rc < 0)
 		return rc;
+	/* Absent in files written before the journal: generation 0, which no journal claims. */
+	if (json_object_object_get_ex(root, "generation", NULL)) {
+		int64_t g;
+		if ((rc = member_int(r, root, "", "generation", 0, INT64_MAX, "is negative", &g)) < 0)
+			return rc;
+		st->generation = (uint64_t)g;
+	}
 	if (!(list = member(r, root, "", "mappings", json_type_array)))
 		return -EBADMSG;
 	n = json_object_array_length(list);
@@ -231,7 +237,9 @@ static int decode(struct reader *r, struct json_object *root, struct state *st)
 	if (!st->mappings)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		if ((rc = read_mapping(r, json_object_array_get_idx(list, i), i, &st->mappings[i])) < 0)
+		char where[40];
+		snprintf(where, sizeof(where), "mappings[%zu]", i);
+		if ((rc = read_mapping(r, json_object_array_get_idx(list, i), where, &st->mappings[i])) < 0)
 			return rc;
 		st->n_mappings++;
 	}
@@ -467,8 +475,10 @@ static int format_state(const struct state *s, struct outbuf *b)
 	b->len = 0;
 	if (!(b->p = malloc(b->cap)))
 		return -ENOMEM;
-	if ((rc = out_printf(b, "{\"version\": %d, \"epoch_start\": %" PRId64 ", \"mappings\": [", STATE_VERSION,
-			     s->epoch_start)) < 0)
+	if ((rc = out_printf(b,
+			     "{\"version\": %d, \"epoch_start\": %" PRId64 ", \"generation\": %" PRIu64
+			     ", \"mappings\": [",
+			     STATE_VERSION, s->epoch_start, s->generation)) < 0)
 		return rc;
 	for (size_t i = 0; i < s->n_mappings; i++) {
 		const struct state_mapping *m = &s->mappings[i];
@@ -489,7 +499,7 @@ static int format_state(const struct state *s, struct outbuf *b)
 /* Refuses to write what state_load() would reject. */
 static int check_state(const struct state *s)
 {
-	if (s->epoch_start < 0 || (s->n_mappings && !s->mappings))
+	if (s->epoch_start < 0 || s->generation > INT64_MAX || (s->n_mappings && !s->mappings))
 		return -EINVAL;
 	for (size_t i = 0; i < s->n_mappings; i++) {
 		const struct state_mapping *m = &s->mappings[i];
@@ -558,25 +568,17 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
-int state_save(const char *path, const struct state *s)
+/* Replaces path with text atomically: temporary file, fsync, rename, fsync of the directory. */
+static int save_text(const char *path, const char *text, size_t len)
 {
-	char tmp[PATH_MAX], *text;
-	size_t len;
+	char tmp[PATH_MAX];
 	int fd, rc;
 
-	if ((rc = state_format(s, &text, &len)) < 0)
-		return rc;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
-		free(text);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
-	}
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		rc = -errno;
-		free(text);
-		return rc;
-	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		return -errno;
 	rc = write_all(fd, text, len);
-	free(text);
 	if (rc == 0 && fchmod(fd, 0644) < 0)
 		rc = -errno;
 	if (rc == 0 && fsync(fd) < 0)
@@ -591,6 +593,224 @@ int state_save(const char *path, const struct state *s)
 		return rc;
 	}
 	return sync_dir(path);
+}
+
+int state_save(const char *path, const struct state *s)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	if ((rc = state_format(s, &text, &len)) < 0)
+		return rc;
+	rc = save_text(path, text, len);
+	free(text);
+	return rc;
+}
+
+/* --- the journal --- */
+
+/* One journal line: a change, as a mapping object with its op in front. */
+static int format_change(struct outbuf *b, const struct state_change *c)
+{
+	char client[INET_ADDRSTRLEN];
+	struct in_addr in = { .s_addr = c->m.client };
+
+	inet_ntop(AF_INET, &in, client, sizeof(client));
+	return out_printf(b,
+			  "{\"op\": \"%s\", \"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
+			  "\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "}\n",
+			  c->op == STATE_DEL ? "del" : "put", client, c->m.protocol == IPPROTO_TCP ? "tcp" : "udp",
+			  c->m.internal_port, c->m.external_port, c->m.lifetime, c->m.expires);
+}
+
+int state_journal_start(const char *path, uint64_t generation, int *fd)
+{
+	char header[64];
+	int n, rc;
+
+	*fd = -1;
+	n = snprintf(header, sizeof(header), "{\"journal\": 1, \"generation\": %" PRIu64 "}\n", generation);
+	if ((rc = save_text(path, header, (size_t)n)) < 0)
+		return rc;
+	if ((*fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0)
+		return -errno;
+	return 0;
+}
+
+ssize_t state_journal_append(int fd, const struct state_change *changes, size_t n)
+{
+	struct outbuf b = { 0 };
+	int rc = 0;
+
+	b.cap = 64 + n * STATE_MAPPING_BYTES;
+	if (!(b.p = malloc(b.cap)))
+		return -ENOMEM;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct state_mapping *m = &changes[i].m;
+		if ((m->protocol != IPPROTO_TCP && m->protocol != IPPROTO_UDP) || !m->internal_port ||
+		    !m->external_port || m->expires < 0)
+			rc = -EINVAL;
+		else
+			rc = format_change(&b, &changes[i]);
+	}
+	if (rc == 0)
+		rc = write_all(fd, b.p, b.len);
+	/* The answers wait for this: what they acknowledge is on disk first. */
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	free(b.p);
+	return rc < 0 ? rc : (ssize_t)b.len;
+}
+
+/* Where each (client, protocol, internal port) stands in st->mappings, for replaying. */
+struct key_index {
+	size_t *slots; /* index + 1; 0 empty */
+	size_t cap;    /* power of two */
+};
+
+static size_t key_slot(const struct key_index *ix, const struct state_mapping *m)
+{
+	uint64_t x = ((uint64_t)m->client << 24 | (uint64_t)m->protocol << 16 | m->internal_port) *
+		     0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(x >> 20) & (ix->cap - 1);
+}
+
+static int same_key(const struct state_mapping *a, const struct state_mapping *b)
+{
+	return a->client == b->client && a->protocol == b->protocol && a->internal_port == b->internal_port;
+}
+
+/* The slot holding m's key, or the empty slot where it would go. */
+static size_t *key_find(struct key_index *ix, const struct state *st, const struct state_mapping *m)
+{
+	size_t i = key_slot(ix, m);
+
+	while (ix->slots[i] && !same_key(&st->mappings[ix->slots[i] - 1], m))
+		i = (i + 1) & (ix->cap - 1);
+	return &ix->slots[i];
+}
+
+/* Applies one change; deleted entries keep their place, marked by protocol 0, until the end. */
+static int apply_change(struct key_index *ix, struct state *st, size_t *cap, const struct state_change *c)
+{
+	size_t *slot = key_find(ix, st, &c->m);
+
+	if (*slot) {
+		struct state_mapping *m = &st->mappings[*slot - 1];
+		if (c->op == STATE_PUT) {
+			*m = c->m;
+		} else {
+			m->protocol = 0;
+			/* Keeps the probe chain intact: the key stays, pointing at a dead entry. */
+		}
+		return 0;
+	}
+	if (c->op == STATE_DEL)
+		return 0;
+	if (st->n_mappings == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct state_mapping *n = realloc(st->mappings, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		st->mappings = n;
+		*cap = ncap;
+	}
+	st->mappings[st->n_mappings++] = c->m;
+	*slot = st->n_mappings;
+	return 0;
+}
+
+/* Parses one complete journal line (NUL-terminated in place) into c. */
+static int read_change(struct reader *r, char *line, size_t len, size_t lineno, struct state_change *c)
+{
+	struct json_object *root, *op;
+	char where[40];
+	const char *o;
+	int rc;
+
+	snprintf(where, sizeof(where), "journal line %zu", lineno);
+	if (memchr(line, '\0', len))
+		return bad(r, "%s: NUL byte", where);
+	if (!(root = json_tokener_parse(line)))
+		return bad(r, "%s: not JSON", where);
+	if (!(op = member(r, root, where, "op", json_type_string))) {
+		json_object_put(root);
+		return -EBADMSG;
+	}
+	o = json_object_get_string(op);
+	if (strcmp(o, "put") == 0) {
+		c->op = STATE_PUT;
+	} else if (strcmp(o, "del") == 0) {
+		c->op = STATE_DEL;
+	} else {
+		rc = bad(r, "%s.op: \"%.16s\" is not put or del", where, o);
+		json_object_put(root);
+		return rc;
+	}
+	rc = read_mapping(r, root, where, &c->m);
+	json_object_put(root);
+	return rc;
+}
+
+int state_journal_replay(const char *path, struct state *st, size_t *applied, char *err, size_t errlen)
+{
+	struct reader r = { .err = err, .errlen = err ? errlen : 0 };
+	struct key_index ix = { 0 };
+	size_t len = 0, cap = st->n_mappings, lineno = 1, pos, kept = 0;
+	char *buf = NULL, *nl;
+	int64_t generation;
+	int rc;
+
+	*applied = 0;
+	if (r.errlen)
+		err[0] = '\0';
+	if ((rc = read_file(&r, path, &buf, &len)) < 0)
+		return rc == -ENOENT ? 0 : rc;
+	/* The header; a journal cut short before its header ended holds nothing. */
+	if (!(nl = memchr(buf, '\n', len))) {
+		free(buf);
+		return 0;
+	}
+	*nl = '\0';
+	{
+		struct json_object *h = json_tokener_parse(buf);
+		rc = h && json_object_is_type(h, json_type_object)
+			     ? member_int(&r, h, "journal line 1", "generation", 0, INT64_MAX, "is negative", &generation)
+			     : bad(&r, "journal line 1: not a journal header");
+		json_object_put(h);
+	}
+	if (rc < 0 || (uint64_t)generation != st->generation) {
+		free(buf);
+		return rc;
+	}
+	for (ix.cap = 64; ix.cap < 2 * (st->n_mappings + len / 64 + 1); ix.cap *= 2)
+		;
+	if (!(ix.slots = calloc(ix.cap, sizeof(*ix.slots)))) {
+		free(buf);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < st->n_mappings; i++)
+		*key_find(&ix, st, &st->mappings[i]) = i + 1;
+	/* Complete lines only: a last one without its newline was never acknowledged. */
+	for (pos = (size_t)(nl - buf) + 1; (nl = memchr(buf + pos, '\n', len - pos)) != NULL; pos = (size_t)(nl - buf) + 1) {
+		struct state_change c;
+		*nl = '\0';
+		lineno++;
+		if ((rc = read_change(&r, buf + pos, (size_t)(nl - buf) - pos, lineno, &c)) < 0 ||
+		    (rc = apply_change(&ix, st, &cap, &c)) < 0)
+			break;
+		(*applied)++;
+	}
+	/* Drop what was deleted. */
+	for (size_t i = 0; i < st->n_mappings; i++)
+		if (st->mappings[i].protocol)
+			st->mappings[kept++] = st->mappings[i];
+	st->n_mappings = kept;
+	free(ix.slots);
+	free(buf);
+	return rc;
 }
 
 int state_quarantine(const char *path, char *moved, size_t movedlen)

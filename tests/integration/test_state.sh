@@ -13,7 +13,7 @@ start_with() {
 
 for bad in '{"version": 1, "epoch_start": 12' 'not json at all' '{"version": 9, "epoch_start": 1, "mappings": []}' \
 	'{"version": 1, "epoch_start": 1, "mappings": [{"client": "192.168.77.2", "protocol": "tcp"}]}' ''; do
-	rm -f "$STATE_DIR"/state.json.corrupt.*
+	rm -f "$STATE_DIR"/*.corrupt.*
 	start_with "$bad"
 	what=$(printf '%.24s' "$bad")
 	check "corrupt state ($what...): the daemon serves" eq "$(kill -0 $DAEMON_PID && echo up)" "up"
@@ -24,8 +24,8 @@ for bad in '{"version": 1, "epoch_start": 12' 'not json at all' '{"version": 9, 
 	npc address
 	check "corrupt state ($what...): the epoch starts at 0" test "$(field epoch)" -le 2
 	npc map tcp 8080 40000 60
-	check "corrupt state ($what...): new mappings work and are saved" \
-		bash -c "[ '$(field result)' = 0 ] && grep -q 40000 $STATE_DIR/state.json"
+	check "corrupt state ($what...): new mappings work and are saved (in the journal)" \
+		bash -c "[ '$(field result)' = 0 ] && grep -q '\"external_port\": 40000' $STATE_DIR/state.journal"
 	daemon_kill TERM
 done
 
@@ -55,9 +55,37 @@ check "a restored mapping gets at most today's --max-lifetime" \
 	bash -c "ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 40000 timeout 10m30s'"
 daemon_kill TERM
 
+# The journal continues the snapshot of its generation; damage in it costs only what follows the damage.
+now=$(date +%s)
+m() { printf '{"op": "%s", "client": "%s", "protocol": "tcp", "internal_port": %d, "external_port": %d, "lifetime": 3600, "expires": %d}\n' "$@"; }
+printf '{"version": 1, "epoch_start": %d, "generation": 3, "mappings": []}' $((now - 10)) >"$STATE_DIR/state.json"
+{
+	echo '{"journal": 1, "generation": 3}'
+	m put $CLIENT 8080 40000 $((now + 3000))
+	m put $CLIENT 8081 40001 $((now + 3000))
+	m del $CLIENT 8081 40001 $((now + 3000))
+	echo '{"op": "put", "client": "192.168.77.2", "prot'
+	m put $CLIENT 8082 40002 $((now + 3000))
+} >"$STATE_DIR/state.journal"
+daemon_start
+check "a damaged journal: the changes before the damage are restored (40000 in, 40001 put and deleted)" \
+	bash -c "[ \"\$(ip netns exec $RTR nft list map ip natpmp mappings | grep -c 'tcp . 4000[0-9] ')\" = 1 ] && ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 40000 '"
+check "... the log names the journal, the line and what it kept" \
+	grep -q "journal $STATE_DIR/state.journal is damaged (journal line 5: .*); moved it to .*kept the 3 change" "$LOG"
+check "... and the damaged journal is kept aside" bash -c "ls $STATE_DIR | grep -q 'state.journal.corrupt'"
+daemon_kill TERM
+
+# A journal of another generation (a crash between snapshot and new journal) is not replayed.
+printf '{"version": 1, "epoch_start": %d, "generation": 9, "mappings": []}' $((now - 10)) >"$STATE_DIR/state.json"
+{ echo '{"journal": 1, "generation": 8}'; m put $CLIENT 9090 40090 $((now + 3000)); } >"$STATE_DIR/state.journal"
+daemon_start
+check "a journal of an older generation than the snapshot is not replayed" \
+	bash -c "! ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 40090 '"
+daemon_kill TERM
+
 # A state file that exists but cannot be read is not a corrupt one: the daemon
 # refuses to start rather than start empty and overwrite it later.
-rm -f "$STATE_DIR"/state.json.corrupt.*
+rm -f "$STATE_DIR"/*.corrupt.*
 mv "$STATE_DIR/state.json" "$LAB_DIR/kept.json"
 mkdir "$STATE_DIR/state.json"
 : >"$LOG"
