@@ -35,7 +35,12 @@ LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NPS_BIN=${NPS_BIN:-$LAB_SRC/../../build/natpmp-server}
 NPC_BIN=${NPC_BIN:-$LAB_SRC/../../build/natpmp-client}
 TRAFFIC=${TRAFFIC:-$LAB_SRC/traffic.py}
-PYTHON=${PYTHON:-python3}
+# Debian's python3 (deps.sh installs it): a version manager's shim earlier in PATH
+# can take a second to start, which the lab's timings would feel.
+if [ -z "${PYTHON:-}" ]; then
+	PYTHON=python3
+	[ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
+fi
 
 lab_cleanup() {
 	daemon_kill KILL
