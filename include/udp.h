@@ -20,6 +20,7 @@
 #include "proto.h"
 
 #define UDP_BATCH 64
+#define UDP_RCVBUF (4 * 1024 * 1024)
 #define UDP_MAX_SUBNETS 16
 
 struct udp_packet {

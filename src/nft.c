@@ -54,6 +54,8 @@
 #define NFT_MSG_ROOM (64 * 1024)
 /* How long the kernel may take to acknowledge a batch. */
 #define NFT_ACK_TIMEOUT_SEC 5
+/* Batch buffer kept between commits; a larger one is given back after its commit. */
+#define NFT_KEEP_BYTES (1024 * 1024)
 /* Room for one read of acknowledgements. */
 #define NFT_RECV_SIZE 16384
 
@@ -656,7 +658,8 @@ int nft_commit(struct nft *n)
 {
 	struct timeval tv = { .tv_sec = NFT_ACK_TIMEOUT_SEC };
 	uint32_t last_seq;
-	char *at;
+	char *at, *small;
+	int r;
 
 	nft_flush_all(n);
 	if (n->error)
@@ -673,7 +676,14 @@ int nft_commit(struct nft *n)
 	(void)setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (mnl_socket_sendto(n->nl, n->buf, n->len) < 0)
 		return -errno;
-	return nft_wait_acks(n, last_seq);
+	r = nft_wait_acks(n, last_seq);
+	/* A full reinstall of a large table needs megabytes once; a turn needs kilobytes. */
+	if (n->cap > NFT_KEEP_BYTES && (small = realloc(n->buf, 2 * NFT_MSG_ROOM)) != NULL) {
+		n->buf = small;
+		n->cap = 2 * NFT_MSG_ROOM;
+		n->len = 0;
+	}
+	return r;
 }
 
 int nft_remove(struct nft *n)

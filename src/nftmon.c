@@ -5,14 +5,18 @@
  * object, flowtable) carries its table's name as attribute 1; NEWGEN closes
  * each transaction and names the process that made it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libmnl/libmnl.h>
+#include <linux/filter.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "nftmon.h"
 
@@ -25,6 +29,27 @@ struct nftmon {
 	uint32_t own_portid;
 };
 
+/*
+ * Keeps the daemon's own notifications out of the socket, in the kernel.
+ * nf_tables sends one notification per set element, so a transaction of
+ * 60,000 elements would otherwise overflow the socket, and an overflow
+ * must be taken for a foreign change: each repair would cause the next.
+ * Every notification is an skb of its own, so its first header is the one
+ * to look at; BPF loads words big-endian, hence htonl() of the port id.
+ */
+static int nftmon_filter_own(struct nftmon *m)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(m->own_portid), 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+	return setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
 struct nftmon *nftmon_open(const char *table, uint32_t own_portid)
 {
 	struct nftmon *m = calloc(1, sizeof(*m));
@@ -35,14 +60,19 @@ struct nftmon *nftmon_open(const char *table, uint32_t own_portid)
 		return NULL;
 	snprintf(m->table, sizeof(m->table), "%s", table);
 	m->own_portid = own_portid;
+	/* Room for someone else's reload of a large ruleset before it overflows. */
+	int rcvbuf = 4 * 1024 * 1024;
 	m->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (!m->nl || mnl_socket_bind(m->nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	/* The filter goes on before the subscription, so that nothing of ours gets in first. */
+	if (!m->nl || mnl_socket_bind(m->nl, 0, MNL_SOCKET_AUTOPID) < 0 || nftmon_filter_own(m) < 0 ||
 	    mnl_socket_setsockopt(m->nl, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
 		err = errno;
 		nftmon_close(m);
 		errno = err;
 		return NULL;
 	}
+	if (setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	return m;
 }
 

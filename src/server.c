@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,8 @@
 /* How long a burst of foreign nftables changes (a ruleset reload) may take before the repair. */
 #define SERVER_REPAIR_DELAY_MS 100
 #define SERVER_MAX_EXTERNAL 16
+/* Mappings that end within this share one conntrack dump. */
+#define SERVER_FLOWS_DELAY_MS 100
 /* A journal smaller than this is never worth compacting early. */
 #define SERVER_JOURNAL_MIN (1024 * 1024)
 
@@ -93,14 +98,20 @@ struct server {
 	struct ct *ct;
 	struct table_mapping *ended;
 	size_t n_ended, ended_cap;
+	struct event *flows_ev;
 };
 
-static int64_t mono_now_ms(void)
+static int64_t mono_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_now_ms(void)
+{
+	return mono_now_us() / 1000;
 }
 
 static int64_t mono_now(void)
@@ -189,6 +200,7 @@ static int snapshot_one(const struct table_mapping *m, void *arg)
 static int server_compact(struct server *s, int64_t now)
 {
 	struct snapshot sn = { .mono = now, .wall = wall_now() };
+	int64_t started = mono_now_us();
 	struct state st;
 	int fd, r;
 
@@ -221,6 +233,12 @@ static int server_compact(struct server *s, int64_t now)
 	s->journal_fd = fd;
 	s->journal_bytes = 0;
 	s->snapshot_bytes = (size_t)sn.n * 160;
+	log_info("compacted %zu mapping(s) into %s in %.1f ms", sn.n, s->state_path,
+		 (double)(mono_now_us() - started) / 1000);
+#ifdef __GLIBC__
+	/* The snapshot's megabytes go back to the system rather than stay in the heap. */
+	malloc_trim(0);
+#endif
 	return 0;
 }
 
@@ -364,13 +382,18 @@ static void server_note_ended(struct server *s, const struct table_mapping *m)
 
 /*
  * RFC 6886 3.4: established flows through a deleted or expired mapping
- * stop too.  Called after the answers have left: it costs a dump of the
- * conntrack table, which no client needs to wait for.
+ * stop too.  It costs a dump of the whole conntrack table, whatever the
+ * number of mappings, so the mappings that ended within SERVER_FLOWS_DELAY_MS
+ * share one: a client deleting its ports one by one, or a busy router,
+ * does not pay a dump per request.
  */
-static void server_end_flows(struct server *s)
+static void server_on_end_flows(evutil_socket_t fd, short what, void *arg)
 {
+	struct server *s = arg;
 	int r;
 
+	(void)fd;
+	(void)what;
 	if (s->n_ended == 0)
 		return;
 	if ((r = ct_flush_mappings(s->ct, s->ended, s->n_ended)) < 0)
@@ -380,6 +403,14 @@ static void server_end_flows(struct server *s)
 		log_debug("removed %d conntrack entr%s of %zu ended mapping(s)", r, r == 1 ? "y" : "ies",
 			  s->n_ended);
 	s->n_ended = 0;
+}
+
+static void server_end_flows(struct server *s)
+{
+	struct timeval tv = { .tv_usec = SERVER_FLOWS_DELAY_MS * 1000 };
+
+	if (s->n_ended && !evtimer_pending(s->flows_ev, NULL))
+		evtimer_add(s->flows_ev, &tv);
 }
 
 /*
@@ -870,6 +901,7 @@ int server_start(struct server *s)
 	if (!(s->ratelimit = ratelimit_new(cfg->rate_limit)) || !(s->announce = announce_new(s->base, server_announce, s)) ||
 	    !(s->repair_ev = evtimer_new(s->base, server_on_repair, s)) ||
 	    !(s->compact_ev = evtimer_new(s->base, server_on_compact, s)) ||
+	    !(s->flows_ev = evtimer_new(s->base, server_on_end_flows, s)) ||
 	    !(s->netwatch_ev = event_new(s->base, netif_watch_fd(s->netwatch), EV_READ | EV_PERSIST, server_on_netlink, s)) ||
 	    !(s->nftmon_ev = event_new(s->base, nftmon_fd(s->nftmon), EV_READ | EV_PERSIST, server_on_nftables, s)) ||
 	    event_add(s->netwatch_ev, NULL) < 0 || event_add(s->nftmon_ev, NULL) < 0) {
@@ -957,6 +989,8 @@ void server_free(struct server *s)
 		close(s->journal_fd);
 	if (s->compact_ev)
 		event_free(s->compact_ev);
+	if (s->flows_ev)
+		event_free(s->flows_ev);
 	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++) {
 		if (s->listeners[i].ev)
 			event_free(s->listeners[i].ev);

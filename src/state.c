@@ -437,7 +437,10 @@ void state_free(struct state *s)
 struct outbuf {
 	char *p;
 	size_t len, cap;
+	int fd; /* > 0: written out whenever it holds more than STATE_CHUNK */
 };
+
+#define STATE_CHUNK (64 * 1024)
 
 static int __attribute__((format(printf, 2, 3))) out_printf(struct outbuf *b, const char *fmt, ...)
 {
@@ -464,6 +467,8 @@ static int __attribute__((format(printf, 2, 3))) out_printf(struct outbuf *b, co
 	}
 }
 
+static int write_all(int fd, const char *p, size_t len);
+
 static int format_state(const struct state *s, struct outbuf *b)
 {
 	char client[INET_ADDRSTRLEN];
@@ -471,7 +476,7 @@ static int format_state(const struct state *s, struct outbuf *b)
 
 	if (s->n_mappings > (SIZE_MAX - 256) / STATE_MAPPING_BYTES)
 		return -ENOMEM;
-	b->cap = 256 + s->n_mappings * STATE_MAPPING_BYTES;
+	b->cap = b->fd > 0 ? STATE_CHUNK + 2 * STATE_MAPPING_BYTES : 256 + s->n_mappings * STATE_MAPPING_BYTES;
 	b->len = 0;
 	if (!(b->p = malloc(b->cap)))
 		return -ENOMEM;
@@ -492,6 +497,12 @@ static int format_state(const struct state *s, struct outbuf *b)
 				m->external_port, m->lifetime, m->expires);
 		if (rc < 0)
 			return rc;
+		/* Streaming to a file: a snapshot of 100,000 mappings never sits in memory whole. */
+		if (b->fd > 0 && b->len > STATE_CHUNK) {
+			if ((rc = write_all(b->fd, b->p, b->len)) < 0)
+				return rc;
+			b->len = 0;
+		}
 	}
 	return out_printf(b, "%s]}\n", s->n_mappings ? "\n" : "");
 }
@@ -568,17 +579,13 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
-/* Replaces path with text atomically: temporary file, fsync, rename, fsync of the directory. */
-static int save_text(const char *path, const char *text, size_t len)
+/*
+ * Puts the temporary file tmp (open as fd, written so far with result rc) in
+ * place of path: fsync, rename, fsync of the directory; on any failure the
+ * temporary file goes and path stays as it was.
+ */
+static int commit_tmp(const char *path, char *tmp, int fd, int rc)
 {
-	char tmp[PATH_MAX];
-	int fd, rc;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
-		return -errno;
-	rc = write_all(fd, text, len);
 	if (rc == 0 && fchmod(fd, 0644) < 0)
 		rc = -errno;
 	if (rc == 0 && fsync(fd) < 0)
@@ -595,17 +602,36 @@ static int save_text(const char *path, const char *text, size_t len)
 	return sync_dir(path);
 }
 
+/* Replaces path with text atomically. */
+static int save_text(const char *path, const char *text, size_t len)
+{
+	char tmp[PATH_MAX];
+	int fd;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		return -errno;
+	return commit_tmp(path, tmp, fd, write_all(fd, text, len));
+}
+
 int state_save(const char *path, const struct state *s)
 {
-	char *text;
-	size_t len;
+	char tmp[PATH_MAX];
+	struct outbuf b = { 0 };
 	int rc;
 
-	if ((rc = state_format(s, &text, &len)) < 0)
+	if ((rc = check_state(s)) < 0)
 		return rc;
-	rc = save_text(path, text, len);
-	free(text);
-	return rc;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	if ((b.fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		return -errno;
+	rc = format_state(s, &b);
+	if (rc == 0)
+		rc = write_all(b.fd, b.p, b.len);
+	free(b.p);
+	return commit_tmp(path, tmp, b.fd, rc);
 }
 
 /* --- the journal --- */

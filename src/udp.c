@@ -22,7 +22,7 @@ static void udp_refresh_subnets(struct udp_socket *u, int64_t now)
 int udp_open(struct udp_socket *u, const char *ifname, uint16_t port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int one = 1, err;
+	int one = 1, rcvbuf = UDP_RCVBUF, err;
 
 	memset(u, 0, sizeof(*u));
 	strncpy(u->ifname, ifname, sizeof(u->ifname) - 1);
@@ -39,6 +39,13 @@ int udp_open(struct udp_socket *u, const char *ifname, uint16_t port)
 		u->fd = -1;
 		return err;
 	}
+	/*
+	 * Room for a burst (many clients at once, or a client mapping a
+	 * hundred ports) while a turn is being made durable: the default
+	 * buffer holds only a few hundred datagrams.
+	 */
+	if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	udp_refresh_subnets(u, 0);
 	return 0;
 }
