@@ -81,6 +81,14 @@ int nft_set_external(struct nft *n, const uint32_t *addrs, size_t n_addrs);
 size_t nft_pending(const struct nft *n);
 int nft_commit(struct nft *n);
 
+/*
+ * Asks the kernel, with a probe element in the installed table, whether
+ * re-adding an element updates its timeout (Linux 6.10 and later); if so,
+ * nft_renew() sends one element operation instead of three.  1, 0, or
+ * -errno (renewals then keep the three operations).
+ */
+int nft_probe_timeout_update(struct nft *n);
+
 /* Deletes the daemon's table in a transaction of its own; a missing table is not an error. */
 int nft_remove(struct nft *n);
 

@@ -96,6 +96,7 @@ struct nft {
 	size_t n_msgs;      /* messages after BEGIN */
 	int error;          /* first failure while building: reported by nft_commit() */
 	struct nft_pending pending[NFT_N_SETS];
+	int timeout_update; /* re-adding an element updates its timeout (nft_probe_timeout_update()) */
 };
 
 struct nft *nft_open(const struct nft_config *cfg)
@@ -563,6 +564,23 @@ static int nft_mapping_elems(struct nft *n, uint16_t type, const struct table_ma
 	return nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);
 }
 
+/* The probe's element, in the forward map only. */
+static int nft_elem_put_raw(struct nft *n, const struct table_mapping *m, uint32_t timeout)
+{
+	uint8_t key[2 * NFT_REG_LEN] = { 0 }, data[2 * NFT_REG_LEN] = { 0 };
+
+	key[0] = m->protocol;
+	return nft_elem(n, NFT_SET_MAPPINGS, NFT_MSG_NEWSETELEM, key, data, timeout);
+}
+
+static int nft_elem_del_raw(struct nft *n, const struct table_mapping *m)
+{
+	uint8_t key[2 * NFT_REG_LEN] = { 0 };
+
+	key[0] = m->protocol;
+	return nft_elem(n, NFT_SET_MAPPINGS, NFT_MSG_DELSETELEM, key, NULL, 0);
+}
+
 int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout)
 {
 	return nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout);
@@ -578,6 +596,8 @@ int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout)
  */
 int nft_renew(struct nft *n, const struct table_mapping *m, uint32_t timeout)
 {
+	if (n->timeout_update)
+		return nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout);
 	if (nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout) < 0 ||
 	    nft_mapping_elems(n, NFT_MSG_DELSETELEM, m, 0) < 0)
 		return n->error;
@@ -684,6 +704,90 @@ int nft_commit(struct nft *n)
 		n->len = 0;
 	}
 	return r;
+}
+
+/* Reads the answer to a GETSETELEM: the first element's timeout in ms, 0 if it has none. */
+static int nft_elem_timeout_cb(const struct nlmsghdr *nlh, void *data)
+{
+	uint64_t *timeout = data;
+	struct nftnl_set *set = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+
+	if (!set)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, set) == 0 && (it = nftnl_set_elems_iter_create(set)) != NULL) {
+		if ((e = nftnl_set_elems_iter_cur(it)) != NULL)
+			*timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+		nftnl_set_elems_iter_destroy(it);
+	}
+	nftnl_set_free(set);
+	return MNL_CB_OK;
+}
+
+static int nft_get_timeout(struct nft *n, const struct table_mapping *m, uint64_t *timeout)
+{
+	char buf[NFT_RECV_SIZE];
+	struct nftnl_set *set = nftnl_set_alloc();
+	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+	uint8_t key[2 * NFT_REG_LEN] = { 0 };
+	uint16_t eport = htons(m->external_port);
+	struct nlmsghdr *nlh;
+	uint32_t seq = n->seq++;
+	ssize_t len;
+	int r;
+
+	if (!set || !e) {
+		nftnl_set_free(set);
+		nftnl_set_elem_free(e);
+		return -ENOMEM;
+	}
+	key[0] = m->protocol;
+	memcpy(key + 4, &eport, 2);
+	nftnl_set_set_str(set, NFTNL_SET_TABLE, n->table);
+	nftnl_set_set_str(set, NFTNL_SET_NAME, NFT_MAP_NAME);
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+	nftnl_set_elem_add(set, e);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_ACK, seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, set);
+	nftnl_set_free(set);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	*timeout = 0;
+	do {
+		if ((len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf))) < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(n->nl), nft_elem_timeout_cb, timeout);
+	} while (r > MNL_CB_STOP);
+	return r < 0 ? -errno : 0;
+}
+
+/*
+ * Since Linux 6.10 adding an element that exists updates its timeout;
+ * before, it is a no-op and a renewal must delete and add again.  Asked of
+ * the kernel rather than guessed from its version: a probe element (protocol
+ * 0, never matched by traffic) added with 10 s, added again with 1000 s,
+ * read back, removed.
+ */
+int nft_probe_timeout_update(struct nft *n)
+{
+	struct table_mapping probe = { .protocol = 0, .external_port = 0, .internal_port = 0 };
+	uint64_t timeout = 0;
+	int r;
+
+	nft_begin(n);
+	if ((r = nft_elem_put_raw(n, &probe, 10)) < 0 || (r = nft_commit(n)) < 0)
+		return r;
+	nft_begin(n);
+	if ((r = nft_elem_put_raw(n, &probe, 1000)) == 0 && (r = nft_commit(n)) == 0)
+		r = nft_get_timeout(n, &probe, &timeout);
+	nft_begin(n);
+	if (nft_elem_del_raw(n, &probe) == 0)
+		(void)nft_commit(n);
+	if (r < 0)
+		return r;
+	n->timeout_update = timeout >= 500 * 1000;
+	return n->timeout_update;
 }
 
 int nft_remove(struct nft *n)

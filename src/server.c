@@ -922,6 +922,11 @@ int server_start(struct server *s)
 		return -1;
 	}
 	table_commit(s->table);
+	if ((r = nft_probe_timeout_update(s->nft)) < 0)
+		log_warnx("cannot ask the kernel how element timeouts are updated (%s): renewals replace elements",
+			  strerror(-r));
+	else
+		log_info("renewals %s", r ? "update element timeouts in place" : "replace elements (kernel before 6.10)");
 	if (server_compact(s, now) < 0) {
 		log_error("state directory %s is not writable: fix its permissions or choose another --state-dir",
 			  cfg->state_dir);

@@ -249,6 +249,13 @@ int main(void)
 	test_layout(n);
 	test_external_set(n);
 	test_renew_and_delete(n);
+	/* Again, with renewals as the kernel's probe allows (one operation on Linux 6.10 and later). */
+	int update = nft_probe_timeout_update(n);
+	CHECK(update == 0 || update == 1);
+	printf("kernel-nft: re-adding an element %s its timeout on this kernel\n", update == 1 ? "updates" : "keeps");
+	CHECK_EQ(nft_cmd("list map ip natpmp mappings"), 0);
+	CHECK(!contains("16m40s")); /* the probe element is gone */
+	test_renew_and_delete(n);
 	test_atomic_failure(n);
 	test_reinstall_and_foreign_tables(n);
 	test_large_batch(n);
