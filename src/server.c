@@ -908,6 +908,27 @@ int server_start(struct server *s)
 		log_error("out of memory at start");
 		return -1;
 	}
+	/*
+	 * The listen sockets first: a misspelt interface fails the start before
+	 * anything touches the kernel's tables or the state file.  Requests
+	 * that arrive meanwhile wait in the sockets until the loop runs.
+	 */
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		struct server_listener *l = &s->listeners[i];
+		l->server = s;
+		if ((r = udp_open(&l->sock, cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
+			log_error("cannot listen on %s port %u: %s", cfg->listen_interfaces[i], cfg->listen_port,
+				  r == -ENODEV ? "no such interface" : strerror(-r));
+			return -1;
+		}
+		l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, server_on_readable, l);
+		if (!l->ev || event_add(l->ev, NULL) < 0) {
+			log_error("cannot watch the socket on %s", cfg->listen_interfaces[i]);
+			return -1;
+		}
+		s->n_listeners++;
+	}
+
 	/* Before the restore: the router's own ports on these addresses are not restored. */
 	server_read_external(s);
 
@@ -933,21 +954,6 @@ int server_start(struct server *s)
 		return -1;
 	}
 
-	for (size_t i = 0; i < cfg->n_listen; i++) {
-		struct server_listener *l = &s->listeners[i];
-		l->server = s;
-		if ((r = udp_open(&l->sock, cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
-			log_error("cannot listen on %s port %u: %s", cfg->listen_interfaces[i], cfg->listen_port,
-				  r == -ENODEV ? "no such interface" : strerror(-r));
-			return -1;
-		}
-		l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, server_on_readable, l);
-		if (!l->ev || event_add(l->ev, NULL) < 0) {
-			log_error("cannot watch the socket on %s", cfg->listen_interfaces[i]);
-			return -1;
-		}
-		s->n_listeners++;
-	}
 	for (size_t i = 0; i < 3; i++) {
 		s->signal_ev[i] = evsignal_new(s->base, signals[i], server_on_signal, s);
 		if (!s->signal_ev[i] || event_add(s->signal_ev[i], NULL) < 0) {

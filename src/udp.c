@@ -190,11 +190,17 @@ int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t n
 static bool udp_match(struct udp_socket *u, uint32_t addr, bool local, int64_t now)
 {
 	for (int pass = 0; pass < 2; pass++) {
+		bool inside = false;
 		for (int i = 0; i < u->n_subnets; i++) {
 			const struct netif_addr *a = &u->subnets[i];
-			if (local ? addr == a->addr : ((addr ^ a->addr) & a->mask) == 0 && addr != a->addr)
-				return true;
+			/* A peer is never one of the router's own addresses, whichever subnet it lies in. */
+			if (addr == a->addr)
+				return local;
+			if (((addr ^ a->addr) & a->mask) == 0)
+				inside = true;
 		}
+		if (inside && !local)
+			return true;
 		if (pass == 0 && now != u->refreshed)
 			udp_refresh_subnets(u, now);
 		else

@@ -3,7 +3,8 @@
 # line naming the option and the value; and what -n prints for a good one.
 bin=$1
 fail=0
-base="--listen-interface lan0 --external-interface wan0"
+# -n: should a bad value ever be accepted, the daemon must still not start on the host.
+base="--listen-interface lan0 --external-interface wan0 -n"
 
 expect_error() {
 	out=$("$bin" $base "$@" 2>&1 >/dev/null)
@@ -52,6 +53,8 @@ for want in "--reserved-ports 8080" "--reserved-ports 9000-9100" "--external-add
 done
 out=$(NATPMP_MAX_LIFETIME=600 "$bin" $base -n); rc=$?
 grep -q -- "--max-lifetime 600" <<<"$out" || { echo "FAIL: NATPMP_MAX_LIFETIME not applied: $out"; fail=1; }
+out=$(NATPMP_MAX_LIFETIME=600 "$bin" $base --max-lifetime 900 -n); rc=$?
+grep -q -- "--max-lifetime 900" <<<"$out" || { echo "FAIL: the environment overrode the command line: $out"; fail=1; }
 
 "$bin" --help | grep -q -- "--allowed-ports" || { echo "FAIL: --help"; fail=1; }
 "$bin" --version | grep -q "natpmp-server [0-9]" || { echo "FAIL: --version"; fail=1; }
@@ -62,5 +65,6 @@ if [ "$(id -u)" = 0 ]; then
 	out=$(unshare --net "$bin" --listen-interface nosuch0 --external-interface lo --state-dir "$dir" 2>&1); rc=$?
 	rm -rf "$dir"
 	[ $rc -eq 1 ] && grep -q "nosuch0.*no such interface" <<<"$out" || { echo "FAIL: missing interface -> $rc '$out'"; fail=1; }
+	grep -q "compacted\|restored" <<<"$out" && { echo "FAIL: a bad interface was found only after touching the state: $out"; fail=1; }
 fi
 exit $fail

@@ -60,8 +60,10 @@ connections() {
 	in_lan "$BENCH" accept -b $PROBE -p 8080 -t 8 >/dev/null 2>&1 &
 	local apid=$!
 	sleep 0.3
-	in_lan "$NPC_BIN" -g $GW -b $PROBE map tcp 8080 40999 3600 >/dev/null
-	line=$(in_wan "$BENCH" connect -h $EXT -p 40999 -t 5 -w 16 2>&1 | grep '^result')
+	# The port granted, which with most ports in use is not the one suggested.
+	local eport
+	eport=$(in_lan "$NPC_BIN" -g $GW -b $PROBE map tcp 8080 40999 3600 | tr ' ' '\n' | sed -n 's/^external=//p')
+	line=$(in_wan "$BENCH" connect -h $EXT -p "$eport" -t 5 -w 16 2>&1 | grep '^result')
 	wait $apid
 	in_lan "$NPC_BIN" -g $GW -b $PROBE map tcp 8080 0 0 >/dev/null
 	record "$1" "$2" connect "$line"
@@ -138,6 +140,9 @@ if [ "$PEER_NAME" = miniupnpd ]; then
 	miniupnpd_stop
 fi
 
+echo
+echo "== results"
+$PYTHON "$HERE/report.py" "$RESULTS"
 echo
 echo "== results (raw)"
 cat "$RESULTS"

@@ -87,6 +87,24 @@ npc -b 10.9.9.9 -r 2 -t 100 address
 check "a source outside the listen interface's subnets gets no reply" eq "$RC $OUT" "3 no reply"
 check "... and the log says why" grep -q "not inside its subnets" "$LOG"
 
+# A subnet added to the LAN interface while the daemon runs is served at once.
+ip -n "$RTR" addr add 10.20.0.1/24 dev "$RTR_LAN_IF"
+ip -n "$LAN" addr add 10.20.0.2/24 dev "$LAN_IF"
+sleep 1.1
+npc -g 10.20.0.1 -b 10.20.0.2 address
+check "a subnet added to the LAN interface at run time is served, from its own address" \
+	eq "$(field result) $(field from)" "0 10.20.0.1:5351"
+
+# A request claiming one of the router's own addresses as its source (possible
+# with accept_local) is not a client: it would map ports to the router itself.
+in_rtr sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.all.rp_filter=0 \
+	"net.ipv4.conf.$RTR_LAN_IF.accept_local=1" "net.ipv4.conf.$RTR_LAN_IF.rp_filter=0"
+ip -n "$LAN" addr add 192.168.77.254/32 dev "$LAN_IF"
+OUT=$(in_lan "$NPC_BIN" -g $GW -b 192.168.77.254 -r 2 -t 100 map tcp 23 40031 3600 2>&1)
+check "a source that is the router's own (second) LAN address is not served" \
+	bash -c "! ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 40031 '"
+ip -n "$LAN" addr del 192.168.77.254/32 dev "$LAN_IF"
+
 npc -g $EXT -r 2 -t 100 map tcp 2222 2222 3600
 check "a request a LAN host sends to the external address is not answered (RFC 6886 3.3)" eq "$RC $OUT" "3 no reply"
 check "... and the log says why" grep -q "sent to $EXT, not to an address of" "$LOG"

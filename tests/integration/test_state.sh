@@ -83,6 +83,34 @@ check "a journal of an older generation than the snapshot is not replayed" \
 	bash -c "! ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 40090 '"
 daemon_kill TERM
 
+# Writes that fail (disk full, quota): the request is answered result 3 and
+# nothing of it remains, not in memory, not in the kernel.  A file size
+# limit makes the journal's writes fail with EFBIG; prlimit lifts it.
+rm -f "$STATE_DIR"/*
+printf '#!/bin/bash\ntrap "" XFSZ\nulimit -S -f 8\nexec "$@"\n' >"$LAB_DIR/limited.sh"
+chmod +x "$LAB_DIR/limited.sh"
+DAEMON_WRAPPER=$LAB_DIR/limited.sh
+daemon_start
+DAEMON_WRAPPER=""
+failed_port=""
+for i in $(seq 1 300); do
+	npc map tcp $((9000 + i)) $((41000 + i)) 3600
+	if [ "$(field result)" != 0 ]; then
+		failed_port=$((41000 + i))
+		break
+	fi
+done
+check "when the journal cannot be written, the request is answered result 3" \
+	bash -c "[ -n '$failed_port' ] && [ '$(field result) $(field external)' = '3 0' ]"
+check "... and its forward is not in the kernel" \
+	bash -c "! ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . $failed_port '"
+check "... and the log says why" grep -q "cannot write $STATE_DIR/state.journal: File too large" "$LOG"
+prlimit --pid "$DAEMON_PID" --fsize=unlimited
+npc -b $CLIENT2 map tcp 22 "${failed_port:-1}" 3600
+check "once writes work again, the refused port is free for anyone (nothing half-done held it)" \
+	eq "$(field result) $(field external)" "0 ${failed_port:-none}"
+daemon_kill TERM
+
 # A state file that exists but cannot be read is not a corrupt one: the daemon
 # refuses to start rather than start empty and overwrite it later.
 rm -f "$STATE_DIR"/*.corrupt.*
