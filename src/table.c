@@ -79,10 +79,28 @@ static size_t key_hash(uint32_t client, uint8_t protocol, uint16_t port)
 	return (size_t)mix64((uint64_t)client << 32 | (uint64_t)protocol << 16 | port);
 }
 
+/*
+ * A uniform random number below bound from the system's CSPRNG, drawn 256
+ * words at a time: glibc 2.36's arc4random_uniform() is a getrandom()
+ * system call per number (1.2 us here), and a nearly full port range takes
+ * dozens of draws per new mapping.
+ */
 static uint32_t default_random(uint32_t bound, void *arg)
 {
+	static uint32_t pool[256];
+	static size_t left;
+	uint32_t limit = -bound % bound; /* values below this would bias the modulo */
+
 	(void)arg;
-	return arc4random_uniform(bound);
+	for (;;) {
+		if (left == 0) {
+			arc4random_buf(pool, sizeof(pool));
+			left = sizeof(pool) / sizeof(pool[0]);
+		}
+		uint32_t r = pool[--left];
+		if (r >= limit)
+			return r % bound;
+	}
 }
 
 /* --- the expiry heap --- */

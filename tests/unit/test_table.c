@@ -104,6 +104,32 @@ static void test_random_not_lowest(void)
 	table_free(t);
 }
 
+/* The daemon's own random source (the system's CSPRNG, buffered): in range, and it fills a range. */
+static void test_default_random(void)
+{
+	struct port_range r = { 30000, 30999 };
+	struct table_config cfg = { .allowed = &r, .n_allowed = 1, .max_per_client = 2000, .max_lifetime = 3600 };
+	struct table *t = table_new(&cfg);
+	struct table_grant g;
+	int outside = 0, below_half = 0;
+
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	/* Internal ports outside the range: every grant is a random one. */
+	for (int i = 0; i < 1000; i++) {
+		CHECK_EQ(map(t, A, TCP, (uint16_t)(100 + i), 0, 3600, 0, &g), 0);
+		outside += g.external_port < 30000 || g.external_port > 30999;
+		below_half += i < 500 && g.external_port < 30500;
+	}
+	CHECK_EQ(outside, 0);
+	CHECK_EQ(table_count(t), 1000);
+	/* The first half of the grants is spread over the range, not packed at one end. */
+	CHECK(below_half > 150 && below_half < 350);
+	CHECK_EQ(map(t, A, TCP, 9999, 0, 3600, 0, &g), NATPMP_RESULT_OUT_OF_RESOURCES);
+	table_free(t);
+}
+
 static void test_never_natpmp_ports(void)
 {
 	struct table *t = make(5000, 6000, 100, 86400);
@@ -366,6 +392,7 @@ int main(void)
 	B = inet_addr("192.168.1.11");
 	test_port_choice();
 	test_random_not_lowest();
+	test_default_random();
 	test_never_natpmp_ports();
 	test_reserved_and_busy_ports();
 	test_renewal_and_lifetimes();
