@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "proto.h"
 
 #define CLIENT_NAME "natpmp-client"
@@ -65,7 +66,6 @@ static const struct option client_options[] = {
 };
 
 /* The first failed write's errno: stdout is line buffered, so by exit it is long gone. */
-static int client_write_errno;
 
 /* Larger than any IPv4 UDP payload, so no datagram is ever cut short. */
 static uint8_t client_rxbuf[65536];
@@ -115,99 +115,9 @@ static void client_usage(FILE *out)
 }
 
 /* Callers clear errno before a line, so that it still holds the cause of a failed write here. */
-static void end_line(void)
-{
-	putchar('\n');
-	if (ferror(stdout) && !client_write_errno)
-		client_write_errno = errno ? errno : EIO;
-}
-
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int64_t now_ms(void)
 {
-	return now_us() / 1000;
-}
-
-static int usage_error(const char *what, const char *value, const char *why)
-{
-	fprintf(stderr, CLIENT_NAME ": %s '%s': %s\n", what, value, why);
-	return -EINVAL;
-}
-
-static int usage_message(const char *msg, const char *arg)
-{
-	if (arg)
-		fprintf(stderr, CLIENT_NAME ": %s '%s'; see -h\n", msg, arg);
-	else
-		fprintf(stderr, CLIENT_NAME ": %s; see -h\n", msg);
-	return -EINVAL;
-}
-
-/* Prints "natpmp-client: <what>: <strerror>" and returns err, a -errno. */
-__attribute__((format(printf, 2, 3))) static int system_error(int err, const char *fmt, ...)
-{
-	char what[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, CLIENT_NAME ": %s: %s\n", what, strerror(-err));
-	return err;
-}
-
-/* Whole decimal numbers only: no sign, no spaces, no "0x", no trailing text. */
-static int parse_number(const char *what, const char *s, unsigned long long min, unsigned long long max,
-			unsigned long long *out)
-{
-	char range[64], why[96];
-	char *end;
-
-	snprintf(range, sizeof(range), "use %llu to %llu", min, max);
-	snprintf(why, sizeof(why), "not a whole number: %s", range);
-	if (!isdigit((unsigned char)s[0]))
-		return usage_error(what, s, why);
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	if (*end != '\0')
-		return usage_error(what, s, why);
-	if (errno == ERANGE || *out < min || *out > max)
-		return usage_error(what, s, range);
-	return 0;
-}
-
-static int parse_port(const char *what, const char *s, uint16_t *port)
-{
-	unsigned long long v;
-
-	if (parse_number(what, s, 0, 65535, &v) < 0)
-		return -EINVAL;
-	*port = (uint16_t)v;
-	return 0;
-}
-
-static int parse_uint(const char *what, const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	unsigned long long v;
-
-	if (parse_number(what, s, min, max, &v) < 0)
-		return -EINVAL;
-	*out = (unsigned int)v;
-	return 0;
-}
-
-static int parse_ipv4(const char *what, const char *s, struct in_addr *addr)
-{
-	if (inet_pton(AF_INET, s, addr) != 1)
-		return usage_error(what, s, "not an IPv4 address: use a.b.c.d");
-	return 0;
+	return cli_now_us() / 1000;
 }
 
 static int hex_value(int ch)
@@ -238,11 +148,11 @@ static int parse_hex(struct client *c, int argc, char **argv)
 			hi = hex_value((unsigned char)s[0]);
 			lo = hi < 0 ? -1 : hex_value((unsigned char)s[1]);
 			if (hi >= 0 && (s[1] == '\0' || isspace((unsigned char)s[1])))
-				return usage_error("hex", argv[i], "odd number of digits: write each byte as two");
+				return cli_usage_error("hex", argv[i], "odd number of digits: write each byte as two");
 			if (lo < 0)
-				return usage_error("hex", argv[i], "not hex digits: use e.g. 01 00 or 0100");
+				return cli_usage_error("hex", argv[i], "not hex digits: use e.g. 01 00 or 0100");
 			if (c->request_len == PROTO_MAX_DATAGRAM)
-				return usage_error("hex", argv[i], "the bytes come to more than 1100");
+				return cli_usage_error("hex", argv[i], "the bytes come to more than 1100");
 			c->request[c->request_len++] = (uint8_t)(hi << 4 | lo);
 			s += 2;
 		}
@@ -257,24 +167,24 @@ static int parse_map(struct client *c, bool unmap, int argc, char **argv)
 	uint8_t opcode;
 
 	if (argc < 2)
-		return usage_message(unmap ? "unmap needs udp|tcp and INTERNAL" : "map needs udp|tcp and INTERNAL",
+		return cli_usage_message(unmap ? "unmap needs udp|tcp and INTERNAL" : "map needs udp|tcp and INTERNAL",
 				     NULL);
 	if (argc > (unmap ? 2 : 4))
-		return usage_message("unexpected argument", argv[unmap ? 2 : 4]);
+		return cli_usage_message("unexpected argument", argv[unmap ? 2 : 4]);
 	if (strcmp(argv[0], "udp") == 0)
 		opcode = NATPMP_OP_MAP_UDP;
 	else if (strcmp(argv[0], "tcp") == 0)
 		opcode = NATPMP_OP_MAP_TCP;
 	else
-		return usage_error("protocol", argv[0], "use udp or tcp");
-	if (parse_port("internal port", argv[1], &internal) < 0)
+		return cli_usage_error("protocol", argv[0], "use udp or tcp");
+	if (cli_parse_port("internal port", argv[1], 0, &internal) < 0)
 		return -EINVAL;
 	suggested = unmap ? 0 : internal;
 	if (unmap)
 		lifetime = 0;
-	if (argc > 2 && parse_port("suggested port", argv[2], &suggested) < 0)
+	if (argc > 2 && cli_parse_port("suggested port", argv[2], 0, &suggested) < 0)
 		return -EINVAL;
-	if (argc > 3 && parse_number("lifetime", argv[3], 0, UINT32_MAX, &lifetime) < 0)
+	if (argc > 3 && cli_parse_number("lifetime", argv[3], 0, UINT32_MAX, &lifetime) < 0)
 		return -EINVAL;
 
 	/* RFC 6886 3.3: bytes 2-3 are reserved and must be zero. */
@@ -294,13 +204,13 @@ static int parse_command(struct client *c, int argc, char **argv)
 	const char *cmd;
 
 	if (argc == 0)
-		return usage_message("no command: use address, map, unmap, raw or listen", NULL);
+		return cli_usage_message("no command: use address, map, unmap, raw or listen", NULL);
 	cmd = argv[0];
 	argc--;
 	argv++;
 	if (strcmp(cmd, "address") == 0) {
 		if (argc > 0)
-			return usage_message("unexpected argument", argv[0]);
+			return cli_usage_message("unexpected argument", argv[0]);
 		c->request[0] = NATPMP_VERSION;
 		c->request[1] = NATPMP_OP_ADDRESS;
 		c->request_len = PROTO_ADDRESS_REQUEST_LEN;
@@ -312,7 +222,7 @@ static int parse_command(struct client *c, int argc, char **argv)
 	if (strcmp(cmd, "raw") == 0) {
 		/* raw "" is allowed: an empty datagram is a case worth testing. */
 		if (argc == 0)
-			return usage_message("raw needs HEX, e.g. raw 01 00", NULL);
+			return cli_usage_message("raw needs HEX, e.g. raw 01 00", NULL);
 		c->cmd = CMD_RAW;
 		return parse_hex(c, argc, argv);
 	}
@@ -320,14 +230,14 @@ static int parse_command(struct client *c, int argc, char **argv)
 		c->cmd = CMD_LISTEN;
 		c->listen_seconds = CLIENT_LISTEN_SECONDS;
 		if (argc > 1)
-			return usage_message("unexpected argument", argv[1]);
-		if (argc == 1 && parse_uint("seconds", argv[0], 1, 3600, &c->listen_seconds) < 0)
+			return cli_usage_message("unexpected argument", argv[1]);
+		if (argc == 1 && cli_parse_uint("seconds", argv[0], 1, 3600, &c->listen_seconds) < 0)
 			return -EINVAL;
 		if (!c->local_port_given)
 			c->local.sin_port = htons(NATPMP_CLIENT_PORT);
 		return 0;
 	}
-	return usage_error("command", cmd, "use address, map, unmap, raw or listen");
+	return cli_usage_error("command", cmd, "use address, map, unmap, raw or listen");
 }
 
 /* 0 to go on, 1 for -h, -EINVAL after a message naming the bad argument. */
@@ -348,35 +258,35 @@ static int parse_args(struct client *c, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+:g:p:b:s:r:t:w:h", client_options, NULL)) != -1) {
 		switch (opt) {
 		case 'g':
-			if (parse_ipv4("gateway", optarg, &c->server.sin_addr) < 0)
+			if (cli_parse_ipv4("gateway", optarg, &c->server.sin_addr) < 0)
 				return -EINVAL;
 			c->server_given = true;
 			break;
 		case 'p':
-			if (parse_port("port", optarg, &port) < 0)
+			if (cli_parse_port("port", optarg, 0, &port) < 0)
 				return -EINVAL;
 			c->server.sin_port = htons(port);
 			break;
 		case 'b':
-			if (parse_ipv4("source address", optarg, &c->local.sin_addr) < 0)
+			if (cli_parse_ipv4("source address", optarg, &c->local.sin_addr) < 0)
 				return -EINVAL;
 			break;
 		case 's':
-			if (parse_port("source port", optarg, &port) < 0)
+			if (cli_parse_port("source port", optarg, 0, &port) < 0)
 				return -EINVAL;
 			c->local.sin_port = htons(port);
 			c->local_port_given = true;
 			break;
 		case 'r':
-			if (parse_uint("tries", optarg, 1, 20, &c->tries) < 0)
+			if (cli_parse_uint("tries", optarg, 1, 20, &c->tries) < 0)
 				return -EINVAL;
 			break;
 		case 't':
-			if (parse_uint("timeout", optarg, 1, 60000, &c->timeout_ms) < 0)
+			if (cli_parse_uint("timeout", optarg, 1, 60000, &c->timeout_ms) < 0)
 				return -EINVAL;
 			break;
 		case 'w':
-			if (parse_uint("wait", optarg, 0, 60000, &c->wait_ms) < 0)
+			if (cli_parse_uint("wait", optarg, 0, 60000, &c->wait_ms) < 0)
 				return -EINVAL;
 			break;
 		case 'h':
@@ -492,7 +402,7 @@ static int print_datagram(const char *label, const struct sockaddr_in *from, con
 	/* Microseconds since the last send: the server's answer time, as a client sees it. */
 	if (rtt_us >= 0)
 		printf(" rtt_us=%lld", (long long)rtt_us);
-	end_line();
+	cli_end_line();
 	return result;
 }
 
@@ -502,17 +412,17 @@ static int open_socket(const struct sockaddr_in *local, bool shared, int *fdp)
 	int fd, one = 1, err;
 
 	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return system_error(-errno, "socket");
+		return cli_system_error(-errno, "socket");
 	/* Several listeners may share 5350 (two tests at once, say); each gets every multicast datagram. */
 	if (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
 		err = -errno;
 		close(fd);
-		return system_error(err, "SO_REUSEADDR");
+		return cli_system_error(err, "SO_REUSEADDR");
 	}
 	if (bind(fd, (const struct sockaddr *)local, sizeof(*local)) < 0) {
 		err = -errno;
 		close(fd);
-		return system_error(err, "bind %s", sin_str(local, buf));
+		return cli_system_error(err, "bind %s", sin_str(local, buf));
 	}
 	*fdp = fd;
 	return 0;
@@ -532,7 +442,7 @@ static int wait_readable(int fd, int64_t deadline)
 		if (n > 0)
 			return 1;
 		if (n < 0 && errno != EINTR)
-			return system_error(-errno, "poll");
+			return cli_system_error(-errno, "poll");
 	}
 }
 
@@ -548,7 +458,7 @@ static int receive(int fd, struct sockaddr_in *from, size_t *len)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return -EAGAIN;
-		return system_error(-errno, "receive");
+		return cli_system_error(-errno, "receive");
 	}
 	*len = (size_t)n;
 	return 0;
@@ -562,12 +472,12 @@ static int send_request(int fd, const struct client *c)
 	char buf[INET_ADDRSTRLEN + 6];
 	ssize_t n;
 
-	client_sent_us = now_us();
+	client_sent_us = cli_now_us();
 	do
 		n = sendto(fd, c->request, c->request_len, 0, (const struct sockaddr *)&c->server, sizeof(c->server));
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return system_error(-errno, "send to %s", sin_str(&c->server, buf));
+		return cli_system_error(-errno, "send to %s", sin_str(&c->server, buf));
 	return 0;
 }
 
@@ -588,7 +498,7 @@ static int print_until(int fd, int64_t deadline, bool hex, bool once, int *count
 			continue;
 		if (r < 0)
 			return r;
-		code = print_datagram("reply", &from, client_rxbuf, len, hex, now_us() - client_sent_us);
+		code = print_datagram("reply", &from, client_rxbuf, len, hex, cli_now_us() - client_sent_us);
 		if ((*count)++ == 0)
 			*result = code;
 	}
@@ -605,7 +515,7 @@ static int run_request(struct client *c)
 		if (r == -ENETUNREACH)
 			fprintf(stderr, CLIENT_NAME ": no default route in /proc/net/route: name the server with -g\n");
 		else
-			system_error(r, "/proc/net/route");
+			cli_system_error(r, "/proc/net/route");
 		return EXIT_SYSTEM;
 	}
 	if (open_socket(&c->local, false, &fd) < 0)
@@ -624,7 +534,7 @@ static int run_request(struct client *c)
 	if (count == 0) {
 		errno = 0;
 		fputs("no reply", stdout);
-		end_line();
+		cli_end_line();
 		return EXIT_NO_REPLY;
 	}
 	return result == NATPMP_RESULT_SUCCESS ? EXIT_REPLY_OK : EXIT_REPLY_ERROR;
@@ -668,6 +578,7 @@ int main(int argc, char **argv)
 	struct client c;
 	int r;
 
+	cli_set_name(CLIENT_NAME);
 	/* Line by line, so a test reading a running listener sees each datagram at once. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if ((r = parse_args(&c, argc, argv)) < 0)
@@ -675,18 +586,10 @@ int main(int argc, char **argv)
 	if (r > 0) {
 		errno = 0;
 		client_usage(stdout);
-		if (ferror(stdout))
-			client_write_errno = errno ? errno : EIO;
+		cli_note_write_error();
 		r = EXIT_REPLY_OK;
 	} else {
 		r = c.cmd == CMD_LISTEN ? run_listen(&c) : run_request(&c);
 	}
-	if (fflush(stdout) != 0 && !client_write_errno)
-		client_write_errno = errno;
-	if (client_write_errno || ferror(stdout)) {
-		fprintf(stderr, CLIENT_NAME ": writing the output: %s\n",
-			strerror(client_write_errno ? client_write_errno : EIO));
-		return EXIT_SYSTEM;
-	}
-	return r;
+	return cli_finish_output() < 0 ? EXIT_SYSTEM : r;
 }

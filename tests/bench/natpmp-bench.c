@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "proto.h"
 
 #define BENCH_NAME "natpmp-bench"
@@ -145,7 +146,6 @@ struct conn {
 static volatile sig_atomic_t bench_interrupted;
 
 /* The first failed write's errno: stdout is line buffered, so by exit it is long gone. */
-static int bench_write_errno;
 
 static const struct option bench_long_options[] = {
 	{ "help", no_argument, NULL, 'H' },
@@ -219,96 +219,6 @@ static void bench_usage(FILE *out)
 }
 
 /* Callers clear errno before a line, so that it still holds the cause of a failed write here. */
-static void end_line(void)
-{
-	putchar('\n');
-	if (ferror(stdout) && !bench_write_errno)
-		bench_write_errno = errno ? errno : EIO;
-}
-
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int usage_error(const char *what, const char *value, const char *why)
-{
-	fprintf(stderr, BENCH_NAME ": %s '%s': %s\n", what, value, why);
-	return -EINVAL;
-}
-
-static int usage_message(const char *msg, const char *arg)
-{
-	if (arg)
-		fprintf(stderr, BENCH_NAME ": %s '%s'; see --help\n", msg, arg);
-	else
-		fprintf(stderr, BENCH_NAME ": %s; see --help\n", msg);
-	return -EINVAL;
-}
-
-/* Prints "natpmp-bench: <what>: <strerror>" and returns err, a -errno. */
-__attribute__((format(printf, 2, 3))) static int system_error(int err, const char *fmt, ...)
-{
-	char what[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, BENCH_NAME ": %s: %s\n", what, strerror(-err));
-	return err;
-}
-
-/* Whole decimal numbers only: no sign, no spaces, no "0x", no trailing text. */
-static int parse_number(const char *what, const char *s, unsigned long long min, unsigned long long max,
-			unsigned long long *out)
-{
-	char range[64], why[96];
-	char *end;
-
-	snprintf(range, sizeof(range), "out of range: use %llu to %llu", min, max);
-	snprintf(why, sizeof(why), "not a whole number: use %llu to %llu", min, max);
-	if (!isdigit((unsigned char)s[0]))
-		return usage_error(what, s, why);
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	if (*end != '\0')
-		return usage_error(what, s, why);
-	if (errno == ERANGE || *out < min || *out > max)
-		return usage_error(what, s, range);
-	return 0;
-}
-
-static int parse_uint(const char *what, const char *s, unsigned int min, unsigned int max, unsigned int *out)
-{
-	unsigned long long v;
-
-	if (parse_number(what, s, min, max, &v) < 0)
-		return -EINVAL;
-	*out = (unsigned int)v;
-	return 0;
-}
-
-static int parse_port(const char *what, const char *s, unsigned int min, uint16_t *port)
-{
-	unsigned int v;
-
-	if (parse_uint(what, s, min, 65535, &v) < 0)
-		return -EINVAL;
-	*port = (uint16_t)v;
-	return 0;
-}
-
-static int parse_ipv4(const char *what, const char *s, struct in_addr *addr)
-{
-	if (inet_pton(AF_INET, s, addr) != 1)
-		return usage_error(what, s, "not an IPv4 address: use a.b.c.d");
-	return 0;
-}
-
 /* getopt's leftovers: a missing value or an option this mode does not have. */
 static int option_error(int opt, const char *mode, char **argv)
 {
@@ -344,7 +254,7 @@ static int install_signals(void)
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
-		return system_error(-errno, "sigaction");
+		return cli_system_error(-errno, "sigaction");
 	return 0;
 }
 
@@ -355,7 +265,7 @@ static int raise_nofile(rlim_t need, const char *what, const char *value)
 	char why[128];
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return system_error(-errno, "getrlimit RLIMIT_NOFILE");
+		return cli_system_error(-errno, "getrlimit RLIMIT_NOFILE");
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
 		return 0;
 	if (rl.rlim_cur == RLIM_INFINITY)
@@ -363,11 +273,11 @@ static int raise_nofile(rlim_t need, const char *what, const char *value)
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
 		snprintf(why, sizeof(why), "needs %llu open files, over the hard limit %llu: raise ulimit -Hn",
 			 (unsigned long long)need, (unsigned long long)rl.rlim_max);
-		return usage_error(what, value, why);
+		return cli_usage_error(what, value, why);
 	}
 	rl.rlim_cur = need;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return system_error(-errno, "setrlimit RLIMIT_NOFILE %llu", (unsigned long long)need);
+		return cli_system_error(-errno, "setrlimit RLIMIT_NOFILE %llu", (unsigned long long)need);
 	return 0;
 }
 
@@ -378,7 +288,7 @@ static int samples_reserve(struct samples *s, size_t cap)
 	if (cap <= s->cap)
 		return 0;
 	if (!(v = realloc(s->v, cap * sizeof(*v))))
-		return system_error(-ENOMEM, "latency samples (%zu)", cap);
+		return cli_system_error(-ENOMEM, "latency samples (%zu)", cap);
 	s->v = v;
 	s->cap = cap;
 	return 0;
@@ -442,7 +352,7 @@ static int parse_scenario(struct map_opts *o, const char *s)
 			return 0;
 		}
 	}
-	return usage_error("scenario", s, "use fill, create, renew, delete, delete-all or address");
+	return cli_usage_error("scenario", s, "use fill, create, renew, delete, delete-all or address");
 }
 
 /* The requests (or mappings) of count that fall to address k of n when they are dealt round-robin. */
@@ -458,30 +368,30 @@ static int map_check(struct map_opts *o, const char *count_arg, const char *mapp
 	char why[160], a[INET_ADDRSTRLEN], naddrs[16];
 
 	if (!o->server_given)
-		return usage_message("map needs -g GATEWAY", NULL);
+		return cli_usage_message("map needs -g GATEWAY", NULL);
 	if (!o->first_given)
-		return usage_message("map needs -a FIRST_ADDR", NULL);
+		return cli_usage_message("map needs -a FIRST_ADDR", NULL);
 	if ((unsigned long long)ntohl(o->first.s_addr) + o->naddrs - 1 > UINT32_MAX) {
 		snprintf(naddrs, sizeof(naddrs), "%u", o->naddrs);
 		snprintf(why, sizeof(why), "from -a %s the addresses would pass 255.255.255.255",
 			 addr_str(o->first, a));
-		return usage_error("-n NADDRS", naddrs, why);
+		return cli_usage_error("-n NADDRS", naddrs, why);
 	}
 	if (o->scenario == SC_DELETE_ALL)
 		return 0;
 	if (!o->count_given && !o->seconds)
-		return usage_error("scenario", scenario_names[o->scenario], "needs -c COUNT or -t SECONDS");
+		return cli_usage_error("scenario", scenario_names[o->scenario], "needs -c COUNT or -t SECONDS");
 	if (o->scenario == SC_ADDRESS)
 		return 0;
 	if (o->scenario == SC_RENEW && !o->mappings_given) {
 		if (!o->count_given)
-			return usage_message("renew with -t alone needs -m MAPPINGS, how many mappings to renew", NULL);
+			return cli_usage_message("renew with -t alone needs -m MAPPINGS, how many mappings to renew", NULL);
 		o->mappings = o->count;
 	}
 	/* An address without a mapping of its own would have nothing to renew, and its share would go unsent. */
 	if (o->scenario == SC_RENEW && o->mappings < o->naddrs) {
 		snprintf(why, sizeof(why), "fewer mappings than the %u addresses of -n: each needs one", o->naddrs);
-		return usage_error(o->mappings_given ? "-m MAPPINGS" : "-c COUNT",
+		return cli_usage_error(o->mappings_given ? "-m MAPPINGS" : "-c COUNT",
 				   o->mappings_given ? mappings_arg : count_arg, why);
 	}
 	if (o->scenario != SC_RENEW && !o->count_given)
@@ -492,8 +402,8 @@ static int map_check(struct map_opts *o, const char *count_arg, const char *mapp
 		snprintf(why, sizeof(why), "with -n %u and -i %u the internal ports would pass 65535", o->naddrs,
 			 o->first_port);
 		if (o->scenario == SC_RENEW && o->mappings_given)
-			return usage_error("-m MAPPINGS", mappings_arg, why);
-		return usage_error("-c COUNT", count_arg, why);
+			return cli_usage_error("-m MAPPINGS", mappings_arg, why);
+		return cli_usage_error("-c COUNT", count_arg, why);
 	}
 	return 0;
 }
@@ -516,50 +426,50 @@ static int map_parse(struct map_opts *o, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":g:a:n:p:w:c:t:m:l:P:i:T:xh", bench_long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'g':
-			if (parse_ipv4("-g GATEWAY", optarg, &o->server.sin_addr) < 0)
+			if (cli_parse_ipv4("-g GATEWAY", optarg, &o->server.sin_addr) < 0)
 				return -EINVAL;
 			o->server_given = true;
 			break;
 		case 'a':
-			if (parse_ipv4("-a FIRST_ADDR", optarg, &o->first) < 0)
+			if (cli_parse_ipv4("-a FIRST_ADDR", optarg, &o->first) < 0)
 				return -EINVAL;
 			o->first_given = true;
 			break;
 		case 'n':
-			if (parse_uint("-n NADDRS", optarg, 1, BENCH_MAX_ADDRS, &o->naddrs) < 0)
+			if (cli_parse_uint("-n NADDRS", optarg, 1, BENCH_MAX_ADDRS, &o->naddrs) < 0)
 				return -EINVAL;
 			break;
 		case 'p': {
 			uint16_t port;
 
-			if (parse_port("-p PORT", optarg, 1, &port) < 0)
+			if (cli_parse_port("-p PORT", optarg, 1, &port) < 0)
 				return -EINVAL;
 			o->server.sin_port = htons(port);
 			break;
 		}
 		case 'w':
-			if (parse_uint("-w WINDOW", optarg, 1, BENCH_MAX_WINDOW, &o->window) < 0)
+			if (cli_parse_uint("-w WINDOW", optarg, 1, BENCH_MAX_WINDOW, &o->window) < 0)
 				return -EINVAL;
 			break;
 		case 'c':
-			if (parse_number("-c COUNT", optarg, 1, BENCH_MAX_COUNT, &o->count) < 0)
+			if (cli_parse_number("-c COUNT", optarg, 1, BENCH_MAX_COUNT, &o->count) < 0)
 				return -EINVAL;
 			o->count_given = true;
 			count_arg = optarg;
 			break;
 		case 't':
-			if (parse_uint("-t SECONDS", optarg, 1, BENCH_MAX_SECONDS, &o->seconds) < 0)
+			if (cli_parse_uint("-t SECONDS", optarg, 1, BENCH_MAX_SECONDS, &o->seconds) < 0)
 				return -EINVAL;
 			break;
 		case 'm':
-			if (parse_number("-m MAPPINGS", optarg, 1, BENCH_MAX_ADDRS * 65535ULL, &o->mappings) < 0)
+			if (cli_parse_number("-m MAPPINGS", optarg, 1, BENCH_MAX_ADDRS * 65535ULL, &o->mappings) < 0)
 				return -EINVAL;
 			o->mappings_given = true;
 			mappings_arg = optarg;
 			break;
 		case 'l':
 			/* Lifetime 0 would delete: that is what the delete scenarios are for. */
-			if (parse_number("-l LIFETIME", optarg, 1, UINT32_MAX, &v) < 0)
+			if (cli_parse_number("-l LIFETIME", optarg, 1, UINT32_MAX, &v) < 0)
 				return -EINVAL;
 			o->lifetime = (uint32_t)v;
 			break;
@@ -569,15 +479,15 @@ static int map_parse(struct map_opts *o, int argc, char **argv)
 			else if (strcmp(optarg, "udp") == 0)
 				o->opcode = NATPMP_OP_MAP_UDP;
 			else
-				return usage_error("-P PROTO", optarg, "use tcp or udp");
+				return cli_usage_error("-P PROTO", optarg, "use tcp or udp");
 			break;
 		case 'i':
 			/* Internal port 0 means "all mappings" (delete-all), never a mapping of its own. */
-			if (parse_port("-i FIRST_INTERNAL_PORT", optarg, 1, &o->first_port) < 0)
+			if (cli_parse_port("-i FIRST_INTERNAL_PORT", optarg, 1, &o->first_port) < 0)
 				return -EINVAL;
 			break;
 		case 'T':
-			if (parse_uint("-T MS", optarg, 1, 60000, &o->timeout_ms) < 0)
+			if (cli_parse_uint("-T MS", optarg, 1, 60000, &o->timeout_ms) < 0)
 				return -EINVAL;
 			break;
 		case 'x':
@@ -591,9 +501,9 @@ static int map_parse(struct map_opts *o, int argc, char **argv)
 		}
 	}
 	if (optind == argc)
-		return usage_message("map needs a SCENARIO: fill, create, renew, delete, delete-all or address", NULL);
+		return cli_usage_message("map needs a SCENARIO: fill, create, renew, delete, delete-all or address", NULL);
 	if (optind + 1 < argc)
-		return usage_message("unexpected argument", argv[optind + 1]);
+		return cli_usage_message("unexpected argument", argv[optind + 1]);
 	if (parse_scenario(o, argv[optind]) < 0)
 		return -EINVAL;
 	return map_check(o, count_arg, mappings_arg);
@@ -669,7 +579,7 @@ static int peer_open(struct map_run *r, struct peer *p)
 	if (want < BENCH_MIN_RCVBUF)
 		want = BENCH_MIN_RCVBUF;
 	if ((p->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
-		return system_error(-errno, "socket");
+		return cli_system_error(-errno, "socket");
 	/*
 	 * Replies the socket has no room for would count as lost against the server.
 	 * SO_RCVBUFFORCE passes net.core.rmem_max as root; without root the plain
@@ -684,17 +594,17 @@ static int peer_open(struct map_run *r, struct peer *p)
 			fprintf(stderr, BENCH_NAME ": bind %s: the address is not configured here (-a, -n)\n",
 				addr_str(p->addr, a));
 		else
-			system_error(err, "bind %s", addr_str(p->addr, a));
+			cli_system_error(err, "bind %s", addr_str(p->addr, a));
 		return err;
 	}
 	/* Connected: the kernel drops datagrams from anyone but the server, and reports ICMP errors. */
 	if (connect(p->fd, (const struct sockaddr *)&o->server, sizeof(o->server)) < 0)
-		return system_error(-errno, "connect %s to %s", addr_str(p->addr, a), addr_str(o->server.sin_addr, g));
+		return cli_system_error(-errno, "connect %s to %s", addr_str(p->addr, a), addr_str(o->server.sin_addr, g));
 	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, p->fd, &ev) < 0)
-		return system_error(-errno, "epoll_ctl");
+		return cli_system_error(-errno, "epoll_ctl");
 	if (!(p->slots = calloc(o->window, sizeof(*p->slots))) ||
 	    !(p->free_slots = malloc(o->window * sizeof(*p->free_slots))))
-		return system_error(-ENOMEM, "window of %u", o->window);
+		return cli_system_error(-ENOMEM, "window of %u", o->window);
 	for (unsigned int i = 0; i < o->window; i++)
 		p->free_slots[i] = o->window - 1 - i;
 	p->nfree = o->window;
@@ -707,7 +617,7 @@ static int peer_watch_out(struct map_run *r, struct peer *p, bool out)
 
 	p->blocked = out;
 	if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, p->fd, &ev) < 0)
-		return system_error(-errno, "epoll_ctl");
+		return cli_system_error(-errno, "epoll_ctl");
 	return 0;
 }
 
@@ -736,7 +646,7 @@ static int peer_send(struct map_run *r, struct peer *p)
 			msgs[i].msg_hdr.msg_iov = &iov[i];
 			msgs[i].msg_hdr.msg_iovlen = 1;
 		}
-		now = now_us();
+		now = cli_now_us();
 		sent = sendmmsg(p->fd, msgs, n, 0);
 		if (sent < 0) {
 			if (errno == EINTR)
@@ -753,7 +663,7 @@ static int peer_send(struct map_run *r, struct peer *p)
 				r->retry_soon = true;
 				return 0;
 			}
-			return system_error(-errno, "send from %s", addr_str(p->addr, a));
+			return cli_system_error(-errno, "send from %s", addr_str(p->addr, a));
 		}
 		for (int i = 0; i < sent; i++) {
 			struct slot *s = &p->slots[p->free_slots[--p->nfree]];
@@ -864,10 +774,10 @@ static int peer_receive(struct map_run *r, struct peer *p)
 				r->icmp++;
 				continue;
 			}
-			return system_error(-errno, "receive on %s", addr_str(p->addr, a));
+			return cli_system_error(-errno, "receive on %s", addr_str(p->addr, a));
 		}
 		/* One clock reading for the batch: all of it was queued by then. */
-		now = now_us();
+		now = cli_now_us();
 		for (int i = 0; i < n; i++)
 			if ((err = map_reply(r, p, rx[i], msgs[i].msg_len, now)) < 0)
 				return err;
@@ -917,12 +827,12 @@ static int map_loop(struct map_run *r)
 	int64_t now, wake;
 	int n, err;
 
-	r->start_us = now_us();
+	r->start_us = cli_now_us();
 	r->stop_us = r->start_us + (int64_t)(r->o->seconds ? r->o->seconds : BENCH_CAP_SECONDS) * 1000000;
 	if ((err = map_send_all(r)) < 0)
 		return err;
 	for (;;) {
-		now = now_us();
+		now = cli_now_us();
 		if (!r->stopping && (now >= r->stop_us || bench_interrupted)) {
 			if (!r->o->seconds && !bench_interrupted && r->active > 0)
 				fprintf(stderr, BENCH_NAME ": stopped sending after %d s; -t sets another limit\n",
@@ -938,7 +848,7 @@ static int map_loop(struct map_run *r)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return system_error(-errno, "epoll_wait");
+			return cli_system_error(-errno, "epoll_wait");
 		}
 		for (int i = 0; i < n; i++) {
 			struct peer *p = evs[i].data.ptr;
@@ -950,8 +860,8 @@ static int map_loop(struct map_run *r)
 			if ((err = peer_send(r, p)) < 0)
 				return err;
 		}
-		if (now_us() >= r->next_expiry_us || r->retry_soon) {
-			map_expire(r, now_us());
+		if (cli_now_us() >= r->next_expiry_us || r->retry_soon) {
+			map_expire(r, cli_now_us());
 			if ((err = map_send_all(r)) < 0)
 				return err;
 		}
@@ -960,7 +870,7 @@ static int map_loop(struct map_run *r)
 
 static void map_print(struct map_run *r)
 {
-	int64_t end = r->last_reply_us ? r->last_reply_us : now_us();
+	int64_t end = r->last_reply_us ? r->last_reply_us : cli_now_us();
 	double seconds = (double)(end - r->start_us) / 1e6;
 	uint64_t answered = r->ok + r->failed;
 
@@ -971,13 +881,13 @@ static void map_print(struct map_run *r)
 	       seconds > 0 ? (double)answered / seconds : 0.0);
 	print_latency(&r->lat);
 	printf(" stray=%llu icmp_errors=%llu", (unsigned long long)r->stray, (unsigned long long)r->icmp);
-	end_line();
+	cli_end_line();
 	if (!r->o->codes)
 		return;
 	for (unsigned int c = 1; c <= UINT16_MAX; c++) {
 		if (r->codes[c]) {
 			printf("failed result=%u count=%llu", c, (unsigned long long)r->codes[c]);
-			end_line();
+			cli_end_line();
 		}
 	}
 }
@@ -996,7 +906,7 @@ static int run_map(const struct map_opts *o)
 	if ((err = raise_nofile(o->naddrs + 16, "-n NADDRS", n)) < 0)
 		return err;
 	if (!(r.peers = calloc(o->naddrs, sizeof(*r.peers))) || !(r.codes = calloc(UINT16_MAX + 1, sizeof(*r.codes)))) {
-		err = system_error(-ENOMEM, "%u addresses", o->naddrs);
+		err = cli_system_error(-ENOMEM, "%u addresses", o->naddrs);
 		goto out;
 	}
 	for (unsigned int k = 0; k < o->naddrs; k++)
@@ -1005,7 +915,7 @@ static int run_map(const struct map_opts *o)
 	if (o->count_given && (err = samples_reserve(&r.lat, o->count < (1u << 24) ? o->count : (1u << 24))) < 0)
 		goto out;
 	if ((r.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-		err = system_error(-errno, "epoll_create1");
+		err = cli_system_error(-errno, "epoll_create1");
 		goto out;
 	}
 	for (unsigned int k = 0; k < o->naddrs; k++) {
@@ -1048,17 +958,17 @@ static int accept_parse(struct accept_opts *o, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":b:p:t:h", bench_long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'b':
-			if (parse_ipv4("-b ADDR", optarg, &o->local.sin_addr) < 0)
+			if (cli_parse_ipv4("-b ADDR", optarg, &o->local.sin_addr) < 0)
 				return -EINVAL;
 			break;
 		case 'p':
-			if (parse_port("-p PORT", optarg, 1, &port) < 0)
+			if (cli_parse_port("-p PORT", optarg, 1, &port) < 0)
 				return -EINVAL;
 			o->local.sin_port = htons(port);
 			o->port_given = true;
 			break;
 		case 't':
-			if (parse_uint("-t SECONDS", optarg, 1, BENCH_MAX_SECONDS, &o->seconds) < 0)
+			if (cli_parse_uint("-t SECONDS", optarg, 1, BENCH_MAX_SECONDS, &o->seconds) < 0)
 				return -EINVAL;
 			break;
 		case 'h':
@@ -1069,11 +979,11 @@ static int accept_parse(struct accept_opts *o, int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		return usage_message("unexpected argument", argv[optind]);
+		return cli_usage_message("unexpected argument", argv[optind]);
 	if (!o->port_given)
-		return usage_message("accept needs -p PORT", NULL);
+		return cli_usage_message("accept needs -p PORT", NULL);
 	if (!o->seconds)
-		return usage_message("accept needs -t SECONDS", NULL);
+		return cli_usage_message("accept needs -t SECONDS", NULL);
 	return 0;
 }
 
@@ -1086,36 +996,36 @@ static int run_accept(const struct accept_opts *o)
 	int fd, epfd = -1, one = 1, n, c, err = 0;
 
 	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
-		return system_error(-errno, "socket");
+		return cli_system_error(-errno, "socket");
 	/*
 	 * A plain close (FIN), not SO_LINGER 0: an RST from here could reach a
 	 * connect-mode client before it has looked at its socket.  Its own RST
 	 * then clears this side out of FIN_WAIT, so nothing piles up in TIME_WAIT.
 	 */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
-		err = system_error(-errno, "SO_REUSEADDR");
+		err = cli_system_error(-errno, "SO_REUSEADDR");
 		goto out;
 	}
 	if (bind(fd, (const struct sockaddr *)&o->local, sizeof(o->local)) < 0) {
-		err = system_error(-errno, "bind %s:%u", addr_str(o->local.sin_addr, a), ntohs(o->local.sin_port));
+		err = cli_system_error(-errno, "bind %s:%u", addr_str(o->local.sin_addr, a), ntohs(o->local.sin_port));
 		goto out;
 	}
 	/* The kernel caps the backlog at net.core.somaxconn. */
 	if (listen(fd, 65535) < 0) {
-		err = system_error(-errno, "listen");
+		err = cli_system_error(-errno, "listen");
 		goto out;
 	}
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		err = system_error(-errno, "epoll");
+		err = cli_system_error(-errno, "epoll");
 		goto out;
 	}
 	/* Ready before the clock starts, so that a script may start the other end once this line is out. */
 	fprintf(stderr, BENCH_NAME ": listening on %s:%u\n", addr_str(o->local.sin_addr, a), ntohs(o->local.sin_port));
-	deadline = now_us() + (int64_t)o->seconds * 1000000;
-	while (!bench_interrupted && (now = now_us()) < deadline) {
+	deadline = cli_now_us() + (int64_t)o->seconds * 1000000;
+	while (!bench_interrupted && (now = cli_now_us()) < deadline) {
 		n = epoll_wait(epfd, &ev, 1, wait_ms(deadline, now));
 		if (n < 0 && errno != EINTR) {
-			err = system_error(-errno, "epoll_wait");
+			err = cli_system_error(-errno, "epoll_wait");
 			goto out;
 		}
 		if (n <= 0)
@@ -1128,7 +1038,7 @@ static int run_accept(const struct accept_opts *o)
 				/* A connection reset before it was accepted, or a signal: take the next one. */
 				if (errno == ECONNABORTED || errno == EINTR || errno == EPROTO)
 					continue;
-				err = system_error(-errno, "accept");
+				err = cli_system_error(-errno, "accept");
 				goto out;
 			}
 			close(c);
@@ -1137,7 +1047,7 @@ static int run_accept(const struct accept_opts *o)
 	}
 	errno = 0;
 	printf("accepted %llu", accepted);
-	end_line();
+	cli_end_line();
 out:
 	if (epfd >= 0)
 		close(epfd);
@@ -1161,31 +1071,31 @@ static int connect_parse(struct connect_opts *o, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h:p:t:w:b:T:x", bench_long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
-			if (parse_ipv4("-h HOST", optarg, &o->server.sin_addr) < 0)
+			if (cli_parse_ipv4("-h HOST", optarg, &o->server.sin_addr) < 0)
 				return -EINVAL;
 			o->server_given = true;
 			break;
 		case 'p':
-			if (parse_port("-p PORT", optarg, 1, &port) < 0)
+			if (cli_parse_port("-p PORT", optarg, 1, &port) < 0)
 				return -EINVAL;
 			o->server.sin_port = htons(port);
 			o->port_given = true;
 			break;
 		case 't':
-			if (parse_uint("-t SECONDS", optarg, 1, BENCH_MAX_SECONDS, &o->seconds) < 0)
+			if (cli_parse_uint("-t SECONDS", optarg, 1, BENCH_MAX_SECONDS, &o->seconds) < 0)
 				return -EINVAL;
 			break;
 		case 'w':
-			if (parse_uint("-w CONCURRENCY", optarg, 1, BENCH_MAX_CONCURRENCY, &o->concurrency) < 0)
+			if (cli_parse_uint("-w CONCURRENCY", optarg, 1, BENCH_MAX_CONCURRENCY, &o->concurrency) < 0)
 				return -EINVAL;
 			break;
 		case 'b':
-			if (parse_ipv4("-b SRCADDR", optarg, &o->local.sin_addr) < 0)
+			if (cli_parse_ipv4("-b SRCADDR", optarg, &o->local.sin_addr) < 0)
 				return -EINVAL;
 			o->local_given = true;
 			break;
 		case 'T':
-			if (parse_uint("-T MS", optarg, 1, 60000, &o->timeout_ms) < 0)
+			if (cli_parse_uint("-T MS", optarg, 1, 60000, &o->timeout_ms) < 0)
 				return -EINVAL;
 			break;
 		case 'x':
@@ -1198,13 +1108,13 @@ static int connect_parse(struct connect_opts *o, int argc, char **argv)
 		}
 	}
 	if (optind < argc)
-		return usage_message("unexpected argument", argv[optind]);
+		return cli_usage_message("unexpected argument", argv[optind]);
 	if (!o->server_given)
-		return usage_message("connect needs -h HOST", NULL);
+		return cli_usage_message("connect needs -h HOST", NULL);
 	if (!o->port_given)
-		return usage_message("connect needs -p PORT", NULL);
+		return cli_usage_message("connect needs -p PORT", NULL);
 	if (!o->seconds)
-		return usage_message("connect needs -t SECONDS", NULL);
+		return cli_usage_message("connect needs -t SECONDS", NULL);
 	return 0;
 }
 
@@ -1246,7 +1156,7 @@ static int conn_start(struct connect_run *r)
 		err = -errno;
 		c->fd = -1;
 		r->nfree++;
-		return system_error(err, "socket");
+		return cli_system_error(err, "socket");
 	}
 	/* RST on close: no TIME_WAIT, so the ephemeral ports last however long the run is. */
 	if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
@@ -1255,10 +1165,10 @@ static int conn_start(struct connect_run *r)
 	if (o->local_given && (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
 			       bind(c->fd, (const struct sockaddr *)&o->local, sizeof(o->local)) < 0))
 		goto system;
-	c->start_us = now_us();
+	c->start_us = cli_now_us();
 	if (connect(c->fd, (const struct sockaddr *)&o->server, sizeof(o->server)) == 0) {
 		conn_done(r, c, 0);
-		return samples_add(&r->lat, now_us() - c->start_us);
+		return samples_add(&r->lat, cli_now_us() - c->start_us);
 	}
 	if (errno != EINPROGRESS) {
 		/* Refused, unreachable, out of ports: a result to count, not a reason to stop. */
@@ -1275,7 +1185,7 @@ system:
 	close(c->fd);
 	c->fd = -1;
 	r->nfree++;
-	return system_error(err, "connection socket");
+	return cli_system_error(err, "connection socket");
 }
 
 static void connect_expire(struct connect_run *r, int64_t now)
@@ -1304,7 +1214,7 @@ static int connect_loop(struct connect_run *r, int64_t start, int64_t *end)
 	int n, err, timeout;
 
 	for (;;) {
-		now = now_us();
+		now = cli_now_us();
 		if (now >= deadline || bench_interrupted)
 			stopping = true;
 		/* A batch at a time: connections that fail at once must not keep the loop from epoll. */
@@ -1321,9 +1231,9 @@ static int connect_loop(struct connect_run *r, int64_t start, int64_t *end)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return system_error(-errno, "epoll_wait");
+			return cli_system_error(-errno, "epoll_wait");
 		}
-		now = now_us();
+		now = cli_now_us();
 		for (int i = 0; i < n; i++) {
 			struct conn *c = &r->conns[evs[i].data.u32];
 			socklen_t len = sizeof(err);
@@ -1365,11 +1275,11 @@ static int run_connect(const struct connect_opts *o)
 	if ((err = raise_nofile(o->concurrency + 16, "-w CONCURRENCY", w)) < 0)
 		return err;
 	if ((r.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
-		return system_error(-errno, "epoll_create1");
+		return cli_system_error(-errno, "epoll_create1");
 	if (!(r.conns = malloc(o->concurrency * sizeof(*r.conns))) ||
 	    !(r.free_conns = malloc(o->concurrency * sizeof(*r.free_conns))) ||
 	    !(r.errs = calloc(BENCH_MAX_ERRNO, sizeof(*r.errs)))) {
-		err = system_error(-ENOMEM, "%u connections", o->concurrency);
+		err = cli_system_error(-ENOMEM, "%u connections", o->concurrency);
 		goto out;
 	}
 	for (unsigned int i = 0; i < o->concurrency; i++) {
@@ -1377,15 +1287,15 @@ static int run_connect(const struct connect_opts *o)
 		r.free_conns[i] = o->concurrency - 1 - i;
 	}
 	r.nfree = o->concurrency;
-	start = now_us();
+	start = cli_now_us();
 	if ((err = connect_loop(&r, start, &end)) < 0)
 		goto out;
-	seconds = (double)((end ? end : now_us()) - start) / 1e6;
+	seconds = (double)((end ? end : cli_now_us()) - start) / 1e6;
 	errno = 0;
 	printf("result scenario=connect ok=%llu failed=%llu seconds=%.6f rate=%.1f", r.ok, r.failed, seconds,
 	       seconds > 0 ? (double)r.ok / seconds : 0.0);
 	print_latency(&r.lat);
-	end_line();
+	cli_end_line();
 	for (int e = 0; o->codes && e < BENCH_MAX_ERRNO; e++) {
 		const char *name = e ? strerrorname_np(e) : NULL;
 
@@ -1395,7 +1305,7 @@ static int run_connect(const struct connect_opts *o)
 			printf("failed errno=%s count=%llu", name, (unsigned long long)r.errs[e]);
 		else
 			printf("failed errno=%d count=%llu", e, (unsigned long long)r.errs[e]);
-		end_line();
+		cli_end_line();
 	}
 out:
 	if (r.conns)
@@ -1419,7 +1329,7 @@ static int run(int argc, char **argv)
 
 	opterr = 0;
 	if (argc < 2)
-		return usage_message("no mode: use map, accept or connect", NULL);
+		return cli_usage_message("no mode: use map, accept or connect", NULL);
 	mode = argv[1];
 	if (strcmp(mode, "-h") == 0 || strcmp(mode, "--help") == 0 || strcmp(mode, "help") == 0)
 		return 1;
@@ -1448,13 +1358,14 @@ static int run(int argc, char **argv)
 			return r;
 		return run_connect(&o) < 0 ? -EIO : 0;
 	}
-	return usage_error("mode", mode, "use map, accept or connect");
+	return cli_usage_error("mode", mode, "use map, accept or connect");
 }
 
 int main(int argc, char **argv)
 {
 	int r, status;
 
+	cli_set_name(BENCH_NAME);
 	/* Line by line, so a script reading a running instance sees each line at once. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (install_signals() < 0)
@@ -1463,18 +1374,10 @@ int main(int argc, char **argv)
 	if (r > 0) {
 		errno = 0;
 		bench_usage(stdout);
-		if (ferror(stdout))
-			bench_write_errno = errno ? errno : EIO;
+		cli_note_write_error();
 		status = EXIT_DONE;
 	} else {
 		status = r == -EINVAL ? EXIT_USAGE : r < 0 ? EXIT_SYSTEM : EXIT_DONE;
 	}
-	if (fflush(stdout) != 0 && !bench_write_errno)
-		bench_write_errno = errno;
-	if (bench_write_errno || ferror(stdout)) {
-		fprintf(stderr, BENCH_NAME ": writing the output: %s\n",
-			strerror(bench_write_errno ? bench_write_errno : EIO));
-		return EXIT_SYSTEM;
-	}
-	return status;
+	return cli_finish_output() < 0 ? EXIT_SYSTEM : status;
 }
