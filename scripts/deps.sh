@@ -3,7 +3,7 @@
 # and nothing when it is all there already.  Needs root for apt-get.
 set -eu
 
-PACKAGES="gcc meson ninja-build pkg-config libevent-dev libnftnl-dev libmnl-dev libjson-c-dev
+PACKAGES="gcc meson ninja-build pkg-config libevent-dev libnftnl-dev libmnl-dev libjson-c-dev systemd strace
 nftables iproute2 natpmpc conntrack python3 valgrind procps clang libclang-rt-14-dev"
 
 missing=""

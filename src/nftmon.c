@@ -125,7 +125,8 @@ static int nftmon_message(struct nftmon *m, const struct nlmsghdr *nlh, char *wh
 	mnl_attr_parse(nlh, sizeof(*g), nftmon_attr, &a);
 	if (type == NFT_MSG_NEWGEN) {
 		if (nlh->nlmsg_pid != m->own_portid && a.name && a.pid)
-			snprintf(who, wholen, "%s (pid %u)", mnl_attr_get_str(a.name), mnl_attr_get_u32(a.pid));
+			/* The kernel puts the pid big-endian (nla_put_be32). */
+			snprintf(who, wholen, "%s (pid %u)", mnl_attr_get_str(a.name), ntohl(mnl_attr_get_u32(a.pid)));
 		return 0;
 	}
 	if (nlh->nlmsg_pid == m->own_portid || g->nfgen_family != NFPROTO_IPV4 || !a.table)

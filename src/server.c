@@ -20,6 +20,7 @@
 #include "netif.h"
 #include "nft.h"
 #include "nftmon.h"
+#include "notify.h"
 #include "proto.h"
 #include "ratelimit.h"
 #include "server.h"
@@ -739,6 +740,12 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	{
+		char status[128];
+		snprintf(status, sizeof(status), "STOPPING=1\nSTATUS=removing table ip %s, saving the state",
+			 s->cfg->nat_table);
+		(void)notify_send(status);
+	}
 	event_base_loopbreak(s->base);
 }
 
@@ -968,6 +975,13 @@ int server_start(struct server *s)
 	server_arm_expiry(s, now);
 	log_info("serving NAT-PMP on port %u of %zu interface(s); %zu mapping(s) in table ip %s", cfg->listen_port,
 		 s->n_listeners, table_count(s->table), cfg->nat_table);
+	{
+		char status[160];
+		snprintf(status, sizeof(status), "READY=1\nSTATUS=serving %zu mapping(s) on %zu interface(s)",
+			 table_count(s->table), s->n_listeners);
+		if ((r = notify_send(status)) < 0)
+			log_warnx("cannot tell the service manager we are ready: %s", strerror(-r));
+	}
 	/* RFC 6886 3.2.1: at start, and so after any loss of state, announce the address. */
 	if (server_public_address(s))
 		announce_restart(s->announce);

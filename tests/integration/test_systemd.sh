@@ -1,0 +1,67 @@
+#!/bin/bash
+# test_systemd.sh - the systemd unit: systemd-analyze verify passes, its
+# exposure level is 2.0 or lower, the daemon speaks Type=notify (READY=1 once
+# it answers, STOPPING=1 at SIGTERM), and every system call a real run makes
+# is allowed by the unit's SystemCallFilter=, so the sandbox never kills it.
+. "$(dirname "$0")/lab.sh"
+UNIT_SRC=$LAB_SRC/../../systemd/natpmp-server.service
+command -v systemd-analyze >/dev/null || { echo "no systemd-analyze: skipping"; exit 77; }
+
+# The unit as installed, but pointing at the binary under test.
+sed "s|/usr/sbin/natpmp-server|$NPS_BIN|" "$UNIT_SRC" >"$LAB_DIR/natpmp-server.service"
+OUT=$(systemd-analyze verify --man=no "$LAB_DIR/natpmp-server.service" 2>&1)
+check "systemd-analyze verify accepts the unit" eq "$?$OUT" "0"
+level=$(systemd-analyze security --offline=yes "$LAB_DIR/natpmp-server.service" 2>&1 |
+	sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+echo "figure: systemd-analyze security exposure level ${level:-?}"
+check "its exposure level is 2.0 or lower" awk -v l="${level:-99}" 'BEGIN { exit !(l <= 2.0) }'
+check "it is Type=notify with CAP_NET_ADMIN as the only capability" \
+	bash -c "grep -qx 'Type=notify' '$UNIT_SRC' && grep -qx 'CapabilityBoundingSet=CAP_NET_ADMIN' '$UNIT_SRC'"
+
+lab_up
+# A service manager's notification socket, recording what arrives.
+$PYTHON - "$LAB_DIR/notify.sock" "$LAB_DIR/notify.log" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+with open(sys.argv[2], "a") as log:
+    try:
+        while True:
+            log.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+            log.flush()
+    except socket.timeout:
+        pass
+PY
+for _ in $(seq 1 50); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; done
+
+export NOTIFY_SOCKET=$LAB_DIR/notify.sock
+DAEMON_WRAPPER="strace -f -qq -o $LAB_DIR/strace.log"
+daemon_start
+check "READY=1 reaches the service manager once the daemon answers" grep -q "^READY=1 STATUS=serving" "$LAB_DIR/notify.log"
+# A run that does what the daemon does: mappings, renewal, deletes, expiry, a repair, signals.
+npc map tcp 8080 40000 3600
+npc map tcp 8080 40000 3600
+npc map udp 5353 0 2
+npc address
+in_rtr nft delete table ip natpmp
+sleep 2.5
+npc map tcp 8080 0 0
+npc raw 0100
+# $DAEMON_PID is strace: the signal goes to the daemon it traces, and strace
+# then exits with the daemon's own status.
+kill -TERM "$(pgrep -P "$DAEMON_PID" -f natpmp-server)"
+for _ in $(seq 1 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
+wait "$DAEMON_PID"
+DAEMON_STATUS=$?
+DAEMON_PID=""
+unset NOTIFY_SOCKET
+check "STOPPING=1 reaches it at SIGTERM" grep -q "^STOPPING=1" "$LAB_DIR/notify.log"
+check "the daemon ran to a clean exit under strace" eq "$DAEMON_STATUS" "0"
+OUT=$($PYTHON "$LAB_SRC/syscalls.py" "$UNIT_SRC" "$LAB_DIR/strace.log" 2>&1)
+echo "$OUT"
+check "every system call of that run is allowed by the unit's SystemCallFilter=" grep -q "allowed by" <<<"$OUT"
+no_refusal() { ! grep -q "^refused" <<<"$OUT"; }
+check "... and none is refused" no_refusal
+
+lab_finish
