@@ -43,6 +43,8 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 
 lab_cleanup() {
+	# A wrapper (strace) may have the daemon as its child: that goes first.
+	[ -n "$DAEMON_PID" ] && pkill -KILL -P "$DAEMON_PID" 2>/dev/null
 	daemon_kill KILL
 	for p in $(jobs -p); do kill "$p" 2>/dev/null; done
 	for ns in $LAN $RTR $WAN; do ip netns del "$ns" 2>/dev/null; done
