@@ -1,7 +1,7 @@
 /*
- * netif.h - interface facts the daemon needs: the IPv4 address and prefix of
- * an interface.  Returns 0, -ENODEV when there is no such interface, or
- * -EADDRNOTAVAIL when it has no IPv4 address.
+ * netif.h - interface facts the daemon needs: the IPv4 addresses and prefixes
+ * of an interface, and news of their changes.  Functions return a count or
+ * 0 on success, -errno on failure (-ENODEV: no such interface).
  */
 #ifndef NATPMP_NETIF_H
 #define NATPMP_NETIF_H
@@ -14,7 +14,6 @@ struct netif_addr {
 	unsigned int ifindex;
 };
 
-int netif_ipv4(const char *ifname, struct netif_addr *out);
 /* Every IPv4 address of the interface, at most max; returns the count or -errno. */
 int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max);
 /* A name the kernel could accept: 1-15 bytes, no '/', ':' or white space. */
@@ -22,7 +21,7 @@ int netif_name_valid(const char *ifname);
 
 /*
  * Watching links and IPv4 addresses over rtnetlink.  The watcher only says
- * that something may have changed; the caller asks again with netif_ipv4*(),
+ * that something may have changed; the caller asks again with netif_ipv4_all(),
  * which also covers an interface deleted and recreated under the same name
  * (a PPPoE redial) whatever its new index.
  */

@@ -77,8 +77,6 @@ int nft_renew(struct nft *n, const struct table_mapping *m, uint32_t timeout);
 int nft_del(struct nft *n, const struct table_mapping *m);
 /* Replaces the contents of the external set (addresses in network byte order). */
 int nft_set_external(struct nft *n, const uint32_t *addrs, size_t n_addrs);
-/* Number of messages queued since nft_begin(). */
-size_t nft_pending(const struct nft *n);
 int nft_commit(struct nft *n);
 
 /*

@@ -54,15 +54,6 @@ int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max)
 	return n;
 }
 
-int netif_ipv4(const char *ifname, struct netif_addr *out)
-{
-	int n = netif_ipv4_all(ifname, out, 1);
-
-	if (n < 0)
-		return n;
-	return n == 0 ? -EADDRNOTAVAIL : 0;
-}
-
 struct netif_watch {
 	struct mnl_socket *nl;
 };

@@ -212,15 +212,6 @@ void nft_begin(struct nft *n)
 	n->len = NLMSG_ALIGN(((struct nlmsghdr *)n->buf)->nlmsg_len);
 }
 
-size_t nft_pending(const struct nft *n)
-{
-	size_t count = n->n_msgs;
-
-	for (size_t i = 0; i < NFT_N_SETS; i++)
-		count += n->pending[i].elems != NULL;
-	return count;
-}
-
 /* --- the table --- */
 
 static int nft_table_msg(struct nft *n, uint16_t type, uint16_t flags)
