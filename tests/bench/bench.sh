@@ -104,8 +104,7 @@ eport=$(grep -o '"client": "192.168.77.11", "protocol": "tcp", "internal_port": 
 	"$STATE_DIR/state.json" | grep -o '[0-9]*$')
 [ -n "$eport" ] || echo "bench.sh: no saved mapping of 192.168.77.11:2000 to time the restart with" >&2
 t0=$(date +%s%N)
-ip netns exec "$RTR" "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
-	--state-dir "$STATE_DIR" $OURS >>"$LOG" 2>&1 &
+daemon_exec $OURS &
 DAEMON_PID=$!
 for _ in $(seq 1 1000); do
 	in_wan timeout 0.2 bash -c "exec 3<>/dev/tcp/$EXT/$eport" 2>/dev/null && break

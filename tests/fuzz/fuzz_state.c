@@ -21,17 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "state.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                                  \
-	do {                                                                                           \
-		if (!(cond)) {                                                                         \
-			fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                       \
-		}                                                                                      \
-	} while (0)
 
 /* One file round trip per this many accepted inputs: state_save() fsyncs, which is slow. */
 #define FILE_ROUND_TRIP_EVERY 1024

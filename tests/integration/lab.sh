@@ -79,12 +79,19 @@ lab_up() {
 	mkdir -p "$STATE_DIR"
 }
 
+# daemon_exec [extra options...]: becomes the daemon, in the router namespace
+# with the lab's interfaces and state directory, its output appended to $LOG.
+# It replaces the calling shell: run it in the background (then $! is the
+# daemon itself, not a subshell) or in a subshell, ( daemon_exec ... ).
+# DAEMON_WRAPPER, if set, is a command put before it (setpriv, strace).
+daemon_exec() {
+	exec ip netns exec "$RTR" ${DAEMON_WRAPPER:-} "$NPS_BIN" --listen-interface "$RTR_LAN_IF" \
+		--external-interface "$RTR_WAN_IF" --state-dir "$STATE_DIR" "$@" >>"$LOG" 2>&1
+}
+
 # daemon_start [extra options...]: starts the daemon and waits until it answers.
-# DAEMON_WRAPPER, if set, is a command put before it (setpriv, valgrind).
 daemon_start() {
-	# Not through in_rtr: $! must be the daemon itself, not a subshell.
-	ip netns exec "$RTR" ${DAEMON_WRAPPER:-} "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
-		--state-dir "$STATE_DIR" --log-level debug "$@" >>"$LOG" 2>&1 &
+	daemon_exec --log-level debug "$@" &
 	DAEMON_PID=$!
 	DAEMON_STARTED=$(date +%s)
 	for _ in $(seq 1 100); do

@@ -24,8 +24,7 @@ check "... having removed its table" bash -c "! ip netns exec $RTR nft list tabl
 saved=$(cat "$STATE_DIR/state.json")
 DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all"
 : >"$LOG"
-ip netns exec "$RTR" $DAEMON_WRAPPER "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
-	--state-dir "$STATE_DIR" >>"$LOG" 2>&1
+(daemon_exec)
 check "without CAP_NET_ADMIN it refuses to start (exit 1)" eq "$?" "1"
 check "... saying what it needs" grep -q "needs CAP_NET_ADMIN" "$LOG"
 check "... and leaves the state file as it was (no empty table written over it)" \

@@ -117,8 +117,7 @@ rm -f "$STATE_DIR"/*.corrupt.*
 mv "$STATE_DIR/state.json" "$LAB_DIR/kept.json"
 mkdir "$STATE_DIR/state.json"
 : >"$LOG"
-ip netns exec "$RTR" "$NPS_BIN" --listen-interface "$RTR_LAN_IF" --external-interface "$RTR_WAN_IF" \
-	--state-dir "$STATE_DIR" >>"$LOG" 2>&1
+(daemon_exec)
 check "an unreadable state file (a directory here) stops the start with exit 1" eq "$?" "1"
 check "... naming the file and what to do" grep -q "cannot read state file $STATE_DIR/state.json: .*fix that" "$LOG"
 check "... and it is neither moved aside nor replaced" \
