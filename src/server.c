@@ -419,6 +419,20 @@ static void server_end_flows(struct server *s)
  * written first: a crash between the two leaves a mapping on disk that the
  * client was never told about, which is harmless, never the reverse.
  */
+/* The table's pending changes are real: log them, and commit them in the table. */
+static void server_settle(struct server *s, const char *why)
+{
+	const struct table_change *ch;
+	size_t n = table_changes(s->table, &ch);
+
+	for (size_t i = 0; i < n; i++) {
+		log_change(&ch[i], why);
+		if (ch[i].op == TABLE_DEL)
+			server_note_ended(s, &ch[i].mapping);
+	}
+	table_commit(s->table);
+}
+
 static int server_apply(struct server *s, int64_t now, const char *why)
 {
 	const struct table_change *ch;
@@ -441,12 +455,7 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 			goto fail;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		log_change(&ch[i], why);
-		if (ch[i].op == TABLE_DEL)
-			server_note_ended(s, &ch[i].mapping);
-	}
-	table_commit(s->table);
+	server_settle(s, why);
 	return 0;
 fail:
 	table_rollback(s->table);
@@ -486,13 +495,7 @@ static void server_on_expiry(evutil_socket_t fd, short what, void *arg)
 		 * at its own timeout, so forget it rather than resurrect it.
 		 */
 		table_expire(s->table, now);
-		const struct table_change *ch;
-		size_t n = table_changes(s->table, &ch);
-		for (size_t i = 0; i < n; i++) {
-			log_change(&ch[i], "expired");
-			server_note_ended(s, &ch[i].mapping);
-		}
-		table_commit(s->table);
+		server_settle(s, "expired");
 		(void)server_compact(s, now);
 		/* The kernel still holds their elements: rebuild it rather than let them linger. */
 		server_schedule_repair(s, 1000);
