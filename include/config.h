@@ -1,6 +1,9 @@
 /*
- * config.h - the daemon's configuration: command line, then NATPMP_<NAME>
- * environment variables for options the command line did not give.
+ * config.h - the daemon's configuration: the command line first, then the
+ * --config file's NATPMP_<NAME>=value lines, then NATPMP_<NAME> environment
+ * variables, for each option the earlier sources did not give.  SIGHUP
+ * parses all three again (the file is re-read; the environment is the one
+ * the daemon was started with).
  *
  * config_parse() returns 0 when the daemon should run, 1 when it printed
  * help or version and should exit 0, and -1 after printing an error that
@@ -20,6 +23,8 @@
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_RANGES 64
 #define CONFIG_NAME_MAX 64
+#define CONFIG_TOKEN_MAX 256
+#define CONFIG_TOKEN_MIN 16
 
 struct config {
 	char listen_interfaces[CONFIG_MAX_LISTEN][16];
@@ -40,10 +45,18 @@ struct config {
 	uint32_t rate_limit;	   /* requests per second per client; 0: unlimited */
 	char state_dir[256];
 	enum log_level log_level;
+	char config_file[256];	   /* "": none */
+	char http_listen[108];	   /* "": no HTTP API; "/path": unix socket; else A.B.C.D:PORT */
+	char http_token_file[256]; /* where http_token came from, "" for NATPMP_TOKEN */
+	char http_token[CONFIG_TOKEN_MAX + 1]; /* "": POST/DELETE /forward are refused */
+	char hook[256];		   /* "": none */
+	uint32_t hook_timeout;	   /* seconds */
 	bool check_config;
 };
 
 int config_parse(struct config *cfg, int argc, char **argv);
+/* True when the HTTP API listens on a loopback address or a unix socket. */
+bool config_http_local(const struct config *cfg);
 /* Writes the effective configuration as the command-line options that give it. */
 void config_print(const struct config *cfg, FILE *out);
 void config_usage(FILE *out);

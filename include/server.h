@@ -6,7 +6,7 @@
  * table, makes the changes durable (state file) and real (one nftables
  * transaction), and only then answers.  server_start() returns 0 or -1
  * after logging what went wrong; server_run() returns when a SIGTERM or
- * SIGINT arrives.
+ * SIGINT arrives.  SIGHUP reloads the configuration.
  */
 #ifndef NATPMP_SERVER_H
 #define NATPMP_SERVER_H
@@ -15,7 +15,8 @@
 
 struct server;
 
-struct server *server_new(const struct config *cfg);
+/* Copies cfg; a SIGHUP parses argc/argv (which must stay valid) again for the new one. */
+struct server *server_new(const struct config *cfg, int argc, char **argv);
 int server_start(struct server *s);
 int server_run(struct server *s);
 /* Removes the nftables table (the state file stays) and frees everything. */

@@ -6,6 +6,7 @@
  *     "mappings": [ { "client": "192.168.1.10", "protocol": "tcp",
  *                     "internal_port": 51413, "external_port": 51413,
  *                     "lifetime": 3600, "expires": <unix seconds> }, ... ] }
+ * A mapping made through the HTTP API also has "origin": "http".
  *
  * Times are wall-clock (CLOCK_REALTIME) seconds, so that they mean something
  * after a reboot; the daemon converts to and from its monotonic clock.
@@ -43,6 +44,7 @@ struct state_mapping {
 	uint16_t external_port;
 	uint32_t lifetime;
 	int64_t expires; /* unix seconds */
+	uint8_t origin;	 /* enum table_origin; "origin": "http" in the file, absent for NAT-PMP */
 };
 
 struct state {

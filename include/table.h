@@ -25,6 +25,9 @@ struct port_range {
 	uint16_t to;
 };
 
+/* Who asked for a mapping first: a NAT-PMP client, or the HTTP API on a host's behalf. */
+enum table_origin { TABLE_ORIGIN_NATPMP, TABLE_ORIGIN_HTTP };
+
 struct table_mapping {
 	uint32_t client; /* internal address: always the request's source */
 	uint8_t protocol;
@@ -32,6 +35,7 @@ struct table_mapping {
 	uint16_t external_port;
 	uint32_t lifetime; /* seconds granted by the last request */
 	int64_t expires;   /* table clock */
+	uint8_t origin;	   /* enum table_origin */
 };
 
 struct table_config {
@@ -72,13 +76,21 @@ struct table;
 /* Copies cfg (including the ranges); returns NULL with errno set. */
 struct table *table_new(const struct table_config *cfg);
 void table_free(struct table *t);
+/*
+ * Takes new ranges and limits (SIGHUP).  Mappings already granted stay as
+ * they are until they end, even outside the new ranges or limits: they
+ * were acknowledged.  0 or -ENOMEM, leaving the old configuration.
+ */
+int table_configure(struct table *t, const struct table_config *cfg);
 
 /*
  * A map request (RFC 6886 3.3).  lifetime 0 deletes: the mapping of
  * (client, protocol, internal_port), or with internal_port 0 all of the
- * client's mappings of that protocol; deleting nothing succeeds.
+ * client's mappings of that protocol; deleting nothing succeeds.  origin
+ * is recorded in a new mapping; a renewal keeps the mapping's own.
  */
-uint16_t table_request(struct table *t, uint32_t client, uint8_t protocol, uint16_t internal_port,
+uint16_t table_request(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol,
+		       uint16_t internal_port,
 		       uint16_t suggested_port, uint32_t lifetime, int64_t now, struct table_grant *grant);
 
 /*

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "netif.h"
@@ -31,6 +32,11 @@ enum {
 	OPT_RATE_LIMIT,
 	OPT_STATE_DIR,
 	OPT_LOG_LEVEL,
+	OPT_CONFIG,
+	OPT_HTTP_LISTEN,
+	OPT_HTTP_TOKEN_FILE,
+	OPT_HOOK,
+	OPT_HOOK_TIMEOUT,
 	OPT_CHECK_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
@@ -52,6 +58,11 @@ static const struct option config_options[] = {
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "http-listen", required_argument, NULL, OPT_HTTP_LISTEN },
+	{ "http-token-file", required_argument, NULL, OPT_HTTP_TOKEN_FILE },
+	{ "hook", required_argument, NULL, OPT_HOOK },
+	{ "hook-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -83,13 +94,20 @@ void config_usage(FILE *out)
 	      "                             more are dropped; 0 for no limit (default 50)\n"
 	      "  --state-dir DIR            where state.json is kept (default /var/lib/natpmp-server)\n"
 	      "  --log-level LEVEL          debug, info, warning or error (default info)\n"
+	      "  --config FILE              read NATPMP_<NAME>=value lines from FILE (again at SIGHUP)\n"
+	      "  --http-listen ADDR:PORT    serve the HTTP API on a loopback address, or on any\n"
+	      "                             address once a token is set, or on a unix socket /PATH\n"
+	      "  --http-token-file FILE     bearer token for the HTTP API (or NATPMP_TOKEN=...)\n"
+	      "  --hook PATH                run PATH on every mapping change (no shell)\n"
+	      "  --hook-timeout SECS        kill a hook still running after SECS (default 10)\n"
 	      "  -n, --check-config         check the configuration, print it, and exit\n"
 	      "  -h, --help                 this text\n"
 	      "  -V, --version              the version\n"
 	      "\n"
-	      "Each option can also come from the environment as NATPMP_<NAME>, for example\n"
-	      "NATPMP_LISTEN_PORT=5351; repeatable options take a comma- or space-separated list\n"
-	      "there.  The command line wins over the environment.\n",
+	      "Each option can also come from the --config file or the environment as\n"
+	      "NATPMP_<NAME>, for example NATPMP_LISTEN_PORT=5351; repeatable options take a\n"
+	      "comma- or space-separated list there.  The command line wins over the file, the\n"
+	      "file over the environment.  SIGHUP reloads all of them, keeping the mappings.\n",
 	      out);
 }
 
@@ -105,6 +123,7 @@ static void config_defaults(struct config *cfg)
 	cfg->rate_limit = 50;
 	strcpy(cfg->state_dir, "/var/lib/natpmp-server");
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->hook_timeout = 10;
 }
 
 static int config_error(const char *option, const char *value, const char *why)
@@ -174,6 +193,84 @@ static int parse_interface(const char *option, const char *s, char out[16])
 		return config_error(option, s, "not an interface name (1-15 characters, no '/', ':' or spaces)");
 	strcpy(out, s);
 	return 0;
+}
+
+static int parse_path(const char *option, const char *s, char *out, size_t outlen)
+{
+	char why[64];
+
+	if (s[0] != '/' || strlen(s) >= outlen) {
+		snprintf(why, sizeof(why), "use an absolute path shorter than %zu characters", outlen);
+		return config_error(option, s, why);
+	}
+	strcpy(out, s);
+	return 0;
+}
+
+/* A.B.C.D:PORT, or an absolute path for a unix socket. */
+static int parse_http_listen(const char *s, struct config *cfg)
+{
+	char addr[INET_ADDRSTRLEN];
+	const char *colon = strrchr(s, ':');
+	struct in_addr a;
+	unsigned long port;
+
+	if (s[0] == '/')
+		return parse_path("http-listen", s, cfg->http_listen, sizeof(cfg->http_listen));
+	if (!colon || (size_t)(colon - s) >= sizeof(addr))
+		return config_error("http-listen", s, "use ADDRESS:PORT, e.g. 127.0.0.1:8080, or a socket path");
+	memcpy(addr, s, (size_t)(colon - s));
+	addr[colon - s] = '\0';
+	if (inet_pton(AF_INET, addr, &a) != 1)
+		return config_error("http-listen", s, "not an IPv4 address and port: use e.g. 127.0.0.1:8080");
+	if (parse_uint("http-listen", colon + 1, 1, 65535, &port) < 0)
+		return -1;
+	strcpy(cfg->http_listen, s);
+	return 0;
+}
+
+static int set_token(const char *option, const char *shown, const char *tok, size_t len, struct config *cfg)
+{
+	if (len < CONFIG_TOKEN_MIN || len > CONFIG_TOKEN_MAX)
+		return config_error(option, shown, "the token must be 16 to 256 characters");
+	for (size_t i = 0; i < len; i++)
+		if (tok[i] <= ' ' || tok[i] == 0x7f)
+			return config_error(option, shown, "the token must be printable, without spaces");
+	memcpy(cfg->http_token, tok, len);
+	cfg->http_token[len] = '\0';
+	return 0;
+}
+
+/* The file's first line is the token; a trailing newline is not part of it. */
+static int read_token(const char *path, struct config *cfg)
+{
+	char buf[CONFIG_TOKEN_MAX + 3];
+	size_t len;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		char why[160];
+		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
+		return config_error("http-token-file", path, why);
+	}
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	len = strcspn(buf, "\r\n");
+	return set_token("http-token-file", path, buf, len, cfg);
+}
+
+bool config_http_local(const struct config *cfg)
+{
+	struct in_addr a;
+	char addr[INET_ADDRSTRLEN] = "";
+	const char *colon = strrchr(cfg->http_listen, ':');
+
+	if (cfg->http_listen[0] == '/' || !colon || (size_t)(colon - cfg->http_listen) >= sizeof(addr))
+		return true;
+	memcpy(addr, cfg->http_listen, (size_t)(colon - cfg->http_listen));
+	addr[colon - cfg->http_listen] = '\0';
+	return inet_pton(AF_INET, addr, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 /* Applies one option's value; the first --allowed-ports replaces the default list. */
@@ -254,6 +351,21 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 			return config_error("log-level", arg, "use debug, info, warning or error");
 		cfg->log_level = (enum log_level)level;
 		return 0;
+	case OPT_CONFIG:
+		return parse_path("config", arg, cfg->config_file, sizeof(cfg->config_file));
+	case OPT_HTTP_LISTEN:
+		return parse_http_listen(arg, cfg);
+	case OPT_HTTP_TOKEN_FILE:
+		if (parse_path("http-token-file", arg, cfg->http_token_file, sizeof(cfg->http_token_file)) < 0)
+			return -1;
+		return read_token(arg, cfg);
+	case OPT_HOOK:
+		return parse_path("hook", arg, cfg->hook, sizeof(cfg->hook));
+	case OPT_HOOK_TIMEOUT:
+		if (parse_uint("hook-timeout", arg, 1, 3600, &v) < 0)
+			return -1;
+		cfg->hook_timeout = (uint32_t)v;
+		return 0;
 	case OPT_CHECK_CONFIG:
 		cfg->check_config = true;
 		return 0;
@@ -277,16 +389,122 @@ static void env_name(const char *option, char *out, size_t outlen)
 	out[i] = '\0';
 }
 
-static int config_from_env(struct config *cfg, const int *seen, int *ranges_reset)
+/* The --config file: NATPMP_<NAME>=value lines, the format of an EnvironmentFile. */
+#define CONFIG_FILE_MAX (64 * 1024)
+#define CONFIG_FILE_ENTRIES 128
+
+struct config_file {
+	char *buf; /* the file, cut into the strings below */
+	const char *key[CONFIG_FILE_ENTRIES];
+	const char *value[CONFIG_FILE_ENTRIES];
+	size_t n;
+};
+
+static int file_error(const char *path, size_t line, const char *what, const char *why)
 {
+	fprintf(stderr, "natpmp-server: --config '%s' line %zu: %s: %s\n", path, line, what, why);
+	return -1;
+}
+
+static bool known_key(const char *key)
+{
+	char name[64];
+
+	if (strcmp(key, "NATPMP_TOKEN") == 0)
+		return true;
 	for (const struct option *o = config_options; o->name; o++) {
-		char name[64], *value, *copy, *tok, *save;
+		env_name(o->name, name, sizeof(name));
+		if (o->val < OPT_HELP && o->val != OPT_CONFIG && strcmp(key, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Blank lines and # comments are skipped; a value may be in single or double
+ * quotes.  Keys that do not start with NATPMP_ are left for whoever else
+ * reads the file (it may double as /etc/default/natpmp-server); a NATPMP_
+ * key that is no option is a typo, and an error.
+ */
+static int config_file_load(const char *path, struct config_file *cf)
+{
+	FILE *f = fopen(path, "r");
+	size_t len, line = 0;
+	char *p, *next;
+
+	memset(cf, 0, sizeof(*cf));
+	if (!f) {
+		char why[160];
+		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
+		return config_error("config", path, why);
+	}
+	if (!(cf->buf = malloc(CONFIG_FILE_MAX + 1))) {
+		fclose(f);
+		return config_error("config", path, "out of memory");
+	}
+	len = fread(cf->buf, 1, CONFIG_FILE_MAX + 1, f);
+	fclose(f);
+	if (len > CONFIG_FILE_MAX)
+		return config_error("config", path, "larger than 64 KiB: is this the right file?");
+	cf->buf[len] = '\0';
+	for (p = cf->buf; p && *p; p = next) {
+		char *eq, *key, *value, *end;
+		size_t vlen;
+
+		line++;
+		if ((next = strchr(p, '\n')))
+			*next++ = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+			*--end = '\0';
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (!(eq = strchr(p, '=')))
+			return file_error(path, line, p, "not a NAME=value line");
+		*eq = '\0';
+		key = p;
+		value = eq + 1;
+		vlen = strlen(value);
+		if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0]) {
+			value[vlen - 1] = '\0';
+			value++;
+		}
+		if (strncmp(key, "NATPMP_", 7) != 0)
+			continue;
+		if (!known_key(key))
+			return file_error(path, line, key, "no such setting; see --help for the option names");
+		if (cf->n == CONFIG_FILE_ENTRIES)
+			return file_error(path, line, key, "too many settings");
+		cf->key[cf->n] = key;
+		cf->value[cf->n++] = value;
+	}
+	return 0;
+}
+
+/* The file's value for a variable (the last line wins, as in a shell), else the environment's. */
+static const char *config_lookup(const struct config_file *cf, const char *name)
+{
+	for (size_t i = cf->n; i-- > 0;)
+		if (strcmp(cf->key[i], name) == 0)
+			return cf->value[i];
+	return getenv(name);
+}
+
+static int config_from_env(struct config *cfg, const int *seen, int *ranges_reset, const struct config_file *cf)
+{
+	const char *token;
+
+	for (const struct option *o = config_options; o->name; o++) {
+		char name[64], *copy, *tok, *save;
+		const char *value;
 		int r = 0;
 
-		if (o->val >= OPT_HELP || seen[o->val - OPT_LISTEN_INTERFACE])
+		if (o->val >= OPT_HELP || o->val == OPT_CONFIG || seen[o->val - OPT_LISTEN_INTERFACE])
 			continue;
 		env_name(o->name, name, sizeof(name));
-		value = getenv(name);
+		value = config_lookup(cf, name);
 		if (!value)
 			continue;
 		if (o->has_arg == no_argument) {
@@ -311,6 +529,9 @@ static int config_from_env(struct config *cfg, const int *seen, int *ranges_rese
 		if (r < 0)
 			return -1;
 	}
+	/* A token file, wherever it was named, wins over a token in a variable. */
+	if (!cfg->http_token[0] && (token = config_lookup(cf, "NATPMP_TOKEN")) && token[0])
+		return set_token("http-token (NATPMP_TOKEN)", "...", token, strlen(token), cfg);
 	return 0;
 }
 
@@ -350,13 +571,21 @@ static int config_check(struct config *cfg)
 		cfg->allowed_ports[0] = (struct port_range){ 1024, 65535 };
 		cfg->n_allowed = 1;
 	}
+	if (cfg->http_listen[0] && !cfg->http_token[0] && !config_http_local(cfg))
+		return config_error("http-listen", cfg->http_listen,
+				    "is not a loopback address: set a token first (--http-token-file or NATPMP_TOKEN), "
+				    "or listen on 127.0.0.1");
+	if (cfg->hook[0] && access(cfg->hook, X_OK) < 0)
+		return config_error("hook", cfg->hook, "is not an executable file: check the path and its mode");
 	return 0;
 }
 
 int config_parse(struct config *cfg, int argc, char **argv)
 {
 	int seen[OPT_END - OPT_LISTEN_INTERFACE] = { 0 };
-	int ranges_reset = 0, opt;
+	int ranges_reset = 0, opt, r;
+	struct config_file cf = { 0 };
+	const char *file;
 
 	config_defaults(cfg);
 	optind = 1;
@@ -390,9 +619,16 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			argv[optind]);
 		return -1;
 	}
-	if (config_from_env(cfg, seen, &ranges_reset) < 0)
+	if (!cfg->config_file[0] && (file = getenv("NATPMP_CONFIG")) && file[0] &&
+	    config_apply(cfg, OPT_CONFIG, file, &ranges_reset) < 0)
 		return -1;
-	return config_check(cfg);
+	if (cfg->config_file[0] && config_file_load(cfg->config_file, &cf) < 0) {
+		free(cf.buf);
+		return -1;
+	}
+	r = config_from_env(cfg, seen, &ranges_reset, &cf);
+	free(cf.buf);
+	return r < 0 ? -1 : config_check(cfg);
 }
 
 static void print_ranges(FILE *out, const char *option, const struct port_range *r, size_t n)
@@ -426,4 +662,15 @@ void config_print(const struct config *cfg, FILE *out)
 	fprintf(out, "--rate-limit %u\n", cfg->rate_limit);
 	fprintf(out, "--state-dir %s\n", cfg->state_dir);
 	fprintf(out, "--log-level %s\n", log_level_name(cfg->log_level));
+	if (cfg->config_file[0])
+		fprintf(out, "--config %s\n", cfg->config_file);
+	if (cfg->http_listen[0])
+		fprintf(out, "--http-listen %s\n", cfg->http_listen);
+	/* The token itself is a secret: say where it came from, never what it is. */
+	if (cfg->http_token_file[0])
+		fprintf(out, "--http-token-file %s\n", cfg->http_token_file);
+	else if (cfg->http_token[0])
+		fprintf(out, "# HTTP token from NATPMP_TOKEN\n");
+	if (cfg->hook[0])
+		fprintf(out, "--hook %s\n--hook-timeout %u\n", cfg->hook, cfg->hook_timeout);
 }

@@ -22,7 +22,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_init(cfg.log_level);
-	if (!(s = server_new(&cfg)))
+	if (!(s = server_new(&cfg, argc, argv)))
 		fatalx("out of memory");
 	r = server_start(s) < 0 ? 1 : server_run(s) < 0 ? 1 : 0;
 	server_free(s);

@@ -9,6 +9,7 @@
 #include <malloc.h>
 #endif
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,7 +17,10 @@
 
 #include "announce.h"
 #include "conntrack.h"
+#include "hook.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "netif.h"
 #include "nft.h"
 #include "nftmon.h"
@@ -53,7 +57,9 @@ struct server_request {
 };
 
 struct server {
-	const struct config *cfg;
+	struct config cfg; /* replaced by a SIGHUP reload */
+	int argc;	   /* the command line, parsed again at a reload */
+	char **argv;
 	struct event_base *base;
 	struct server_listener listeners[CONFIG_MAX_LISTEN];
 	size_t n_listeners;
@@ -84,10 +90,14 @@ struct server {
 	struct nftmon *nftmon;
 	struct event *nftmon_ev;
 	struct event *repair_ev;
-	uint64_t repairs;
+	int table_broken; /* the last install failed: a repair is pending */
+	int serving;	  /* start-up finished */
+
+	struct metrics metrics;
+	struct http *http;
+	struct hook *hook;
 
 	struct ratelimit *ratelimit;
-	uint64_t rate_limited;
 	struct sockdiag *sockdiag;
 	int sockdiag_failed; /* logged once */
 	/* The router's own ports, [0] UDP and [1] TCP, from one dump at most a second old. */
@@ -142,8 +152,8 @@ static const char *addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN])
 /* The address clients are told: --external-address, else the interface's first; 0 when none. */
 static uint32_t server_public_address(const struct server *s)
 {
-	if (s->cfg->external_address)
-		return s->cfg->external_address;
+	if (s->cfg.external_address)
+		return s->cfg.external_address;
 	return s->n_external ? s->external[0] : 0;
 }
 
@@ -152,7 +162,7 @@ static int server_read_external(struct server *s)
 {
 	struct netif_addr a[SERVER_MAX_EXTERNAL];
 	uint32_t now[SERVER_MAX_EXTERNAL];
-	int n = netif_ipv4_all(s->cfg->external_interface, a, SERVER_MAX_EXTERNAL);
+	int n = netif_ipv4_all(s->cfg.external_interface, a, SERVER_MAX_EXTERNAL);
 	size_t count = n > 0 ? (size_t)n : 0;
 
 	for (size_t i = 0; i < count; i++)
@@ -171,6 +181,7 @@ static struct state_mapping state_of(const struct table_mapping *m, int64_t mono
 	return (struct state_mapping){
 		.client = m->client,
 		.protocol = m->protocol,
+		.origin = m->origin,
 		.internal_port = m->internal_port,
 		.external_port = m->external_port,
 		.lifetime = m->lifetime,
@@ -217,7 +228,9 @@ static int server_compact(struct server *s, int64_t now)
 	};
 	r = state_save(s->state_path, &st);
 	free(sn.out);
+	s->metrics.state_snapshots++;
 	if (r < 0) {
+		s->metrics.state_errors++;
 		log_warnx("cannot write %s: %s", s->state_path, strerror(-r));
 		return r;
 	}
@@ -271,7 +284,9 @@ static int server_persist(struct server *s, const struct table_change *ch, size_
 					      .m = state_of(&ch[i].mapping, now, wall) };
 	w = state_journal_append(s->journal_fd, c, n);
 	free(c);
+	s->metrics.state_journal_writes++;
 	if (w < 0) {
+		s->metrics.state_errors++;
 		log_warnx("cannot write %s: %s", s->journal_path, strerror((int)-w));
 		return (int)w;
 	}
@@ -317,6 +332,17 @@ static void log_change(const struct table_change *ch, const char *why)
 	}
 }
 
+/* Sends the transaction built since nft_begin(), counted for /metrics. */
+static int server_commit(struct server *s)
+{
+	int r = nft_commit(s->nft);
+
+	s->metrics.nft_transactions++;
+	if (r < 0)
+		s->metrics.nft_errors++;
+	return r;
+}
+
 /* Queues the change log into one nftables transaction and commits it. */
 static int server_install_changes(struct server *s, int64_t now)
 {
@@ -334,7 +360,7 @@ static int server_install_changes(struct server *s, int64_t now)
 		else
 			r = nft_put(s->nft, m, kernel_timeout(m, now));
 	}
-	return r ? r : nft_commit(s->nft);
+	return r ? r : server_commit(s);
 }
 
 struct install_ctx {
@@ -363,7 +389,9 @@ static int server_install_all(struct server *s, int64_t now)
 	if ((r = nft_install(s->nft)) < 0 || (r = nft_set_external(s->nft, s->external, s->n_external)) < 0 ||
 	    (r = table_foreach(s->table, install_one, &ctx)) < 0)
 		return r;
-	return nft_commit(s->nft);
+	r = server_commit(s);
+	s->table_broken = r < 0;
+	return r;
 }
 
 /* Remembers what the kernel no longer forwards, for server_end_flows(). */
@@ -419,6 +447,25 @@ static void server_end_flows(struct server *s)
  * written first: a crash between the two leaves a mapping on disk that the
  * client was never told about, which is harmless, never the reverse.
  */
+/* Tells --hook about a change; a renewal only when the external port moved. */
+static void server_hook(struct server *s, const struct table_change *ch, const char *why)
+{
+	const struct table_mapping *m = &ch->mapping;
+	struct hook_event ev = {
+		.protocol = m->protocol,
+		.client = m->client,
+		.internal_port = m->internal_port,
+		.external_address = server_public_address(s),
+		.external_port = m->external_port,
+		.lifetime = ch->op == TABLE_DEL ? 0 : m->lifetime,
+	};
+
+	if (ch->op == TABLE_RENEW)
+		return;
+	ev.event = ch->op == TABLE_ADD ? "added" : strcmp(why, "expired") == 0 ? "expired" : "deleted";
+	hook_run(s->hook, &ev);
+}
+
 /* The table's pending changes are real: log them, and commit them in the table. */
 static void server_settle(struct server *s, const char *why)
 {
@@ -429,6 +476,8 @@ static void server_settle(struct server *s, const char *why)
 		log_change(&ch[i], why);
 		if (ch[i].op == TABLE_DEL)
 			server_note_ended(s, &ch[i].mapping);
+		if (s->cfg.hook[0])
+			server_hook(s, &ch[i], why);
 	}
 	table_commit(s->table);
 }
@@ -449,7 +498,7 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 		 * back makes its delete fail): rebuild it from the table.
 		 */
 		log_warnx("nftables refused %zu change(s) (%s); reinstalling table ip %s", n, strerror(-r),
-			  s->cfg->nat_table);
+			  s->cfg.nat_table);
 		if ((r = server_install_all(s, now)) < 0) {
 			log_warnx("nftables refused the reinstall too: %s", strerror(-r));
 			goto fail;
@@ -514,27 +563,29 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 
 	r->verdict = PROTO_DROP;
 	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
+		s->metrics.drops[METRICS_DROP_NOT_LAN]++;
 		log_debug("ignored request on %s from %s: not inside its subnets", sock->ifname,
 			  addr_str(p->peer.sin_addr.s_addr, peer));
 		return;
 	}
 	if (!udp_local_allowed(sock, p->local, now)) {
+		s->metrics.drops[METRICS_DROP_NOT_LOCAL]++;
 		log_debug("ignored request on %s from %s: sent to %s, not to an address of %s", sock->ifname,
 			  addr_str(p->peer.sin_addr.s_addr, peer), addr_str(p->local.s_addr, dest), sock->ifname);
 		return;
 	}
 	if (!ratelimit_allow(s->ratelimit, p->peer.sin_addr.s_addr, now_ms)) {
 		/* Counted, and logged at most once per power of two, so a flood cannot flood the log too. */
-		s->rate_limited++;
-		if ((s->rate_limited & (s->rate_limited - 1)) == 0)
+		uint64_t n = ++s->metrics.drops[METRICS_DROP_RATE_LIMITED];
+		if ((n & (n - 1)) == 0)
 			log_warnx("dropped a request from %s over --rate-limit %u/s (%llu dropped in all)",
-				  addr_str(p->peer.sin_addr.s_addr, peer), s->cfg->rate_limit,
-				  (unsigned long long)s->rate_limited);
+				  addr_str(p->peer.sin_addr.s_addr, peer), s->cfg.rate_limit, (unsigned long long)n);
 		return;
 	}
 	r->verdict = proto_decode(p->data, p->len, &r->req);
 	switch (r->verdict) {
 	case PROTO_DROP:
+		s->metrics.drops[METRICS_DROP_MALFORMED]++;
 		log_debug("dropped %zu-byte datagram from %s", p->len, addr_str(p->peer.sin_addr.s_addr, peer));
 		break;
 	case PROTO_ADDRESS:
@@ -549,10 +600,23 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 		p->reply_len = proto_encode_unsupported_opcode(p->reply, p->data, p->len);
 		break;
 	case PROTO_MAP:
-		r->result = table_request(s->table, p->peer.sin_addr.s_addr, r->req.protocol, r->req.internal_port,
+		r->result = table_request(s->table, p->peer.sin_addr.s_addr, TABLE_ORIGIN_NATPMP, r->req.protocol, r->req.internal_port,
 					  r->req.suggested_port, r->req.lifetime, now, &r->grant);
 		break;
 	}
+}
+
+/* Counts an answered request by opcode and the result its reply carries. */
+static void server_count(struct server *s, const struct udp_packet *p, const struct server_request *r)
+{
+	int op, result;
+
+	if (r->verdict == PROTO_DROP || p->reply_len < 4)
+		return;
+	op = r->req.opcode <= 2 && r->verdict != PROTO_UNSUPPORTED_OPCODE ? r->req.opcode : 3;
+	result = proto_get16(p->reply + 2);
+	if (result < METRICS_RESULTS)
+		s->metrics.requests[op][result]++;
 }
 
 static void server_handle(struct server *s, struct server_listener *l, int n)
@@ -576,6 +640,8 @@ static void server_handle(struct server *s, struct server_listener *l, int n)
 							 server_epoch(s, now), r->req.internal_port,
 							 r->grant.external_port, r->grant.lifetime);
 	}
+	for (int i = 0; i < n; i++)
+		server_count(s, &s->pkts[i], &s->reqs[i]);
 	udp_send(&l->sock, s->pkts, n);
 	server_end_flows(s);
 	server_arm_expiry(s, now);
@@ -616,6 +682,7 @@ static void server_announce(void *arg)
 	if (!public)
 		return;
 	proto_encode_address(buf, NATPMP_RESULT_SUCCESS, server_epoch(s, now), public);
+	s->metrics.announcements++;
 	for (size_t i = 0; i < s->n_listeners; i++)
 		if ((r = udp_announce(&s->listeners[i].sock, buf, sizeof(buf), now)) < 0)
 			log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
@@ -629,20 +696,20 @@ static void server_external_changed(struct server *s)
 	/* Which sockets count as the router's own depends on these addresses. */
 	s->busy_valid = 0;
 	if (s->n_external)
-		log_info("external interface %s has address %s%s", s->cfg->external_interface,
+		log_info("external interface %s has address %s%s", s->cfg.external_interface,
 			 addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
 	else
 		log_warnx("external interface %s has no IPv4 address or is down: opcode 0 answers result 3 until "
 			  "it has one",
-			  s->cfg->external_interface);
+			  s->cfg.external_interface);
 	/* Hairpinning follows the interface's addresses. */
 	nft_begin(s->nft);
-	if ((r = nft_set_external(s->nft, s->external, s->n_external)) < 0 || (r = nft_commit(s->nft)) < 0) {
-		log_warnx("cannot update the external addresses in table ip %s: %s", s->cfg->nat_table, strerror(-r));
+	if ((r = nft_set_external(s->nft, s->external, s->n_external)) < 0 || (r = server_commit(s)) < 0) {
+		log_warnx("cannot update the external addresses in table ip %s: %s", s->cfg.nat_table, strerror(-r));
 		server_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
 	}
 	/* RFC 6886 3.2.1: a new or changed address is announced; an override does not change. */
-	if (s->cfg->external_address)
+	if (s->cfg.external_address)
 		return;
 	if (s->n_external)
 		announce_restart(s->announce);
@@ -674,7 +741,7 @@ static void server_on_nftables(evutil_socket_t fd, short what, void *arg)
 	if ((r = nftmon_read(s->nftmon, who, sizeof(who))) < 0)
 		log_warnx("reading nftables events: %s", strerror(-r));
 	if (r > 0 && !evtimer_pending(s->repair_ev, NULL)) {
-		log_warnx("table ip %s was changed by %s, not by this daemon: restoring it", s->cfg->nat_table, who);
+		log_warnx("table ip %s was changed by %s, not by this daemon: restoring it", s->cfg.nat_table, who);
 		server_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
 	}
 }
@@ -691,14 +758,14 @@ static void server_on_repair(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	s->repairs++;
+	s->metrics.repairs++;
 	if ((r = server_install_all(s, now)) < 0) {
-		log_warnx("cannot restore table ip %s: %s; trying again in 1 s", s->cfg->nat_table, strerror(-r));
+		log_warnx("cannot restore table ip %s: %s; trying again in 1 s", s->cfg.nat_table, strerror(-r));
 		server_schedule_repair(s, 1000);
 		return;
 	}
-	log_info("restored table ip %s with %zu mapping(s) (repair %llu)", s->cfg->nat_table, table_count(s->table),
-		 (unsigned long long)s->repairs);
+	log_info("restored table ip %s with %zu mapping(s) (repair %llu)", s->cfg.nat_table, table_count(s->table),
+		 (unsigned long long)s->metrics.repairs);
 }
 
 /*
@@ -733,20 +800,337 @@ static int server_port_busy(uint8_t protocol, uint16_t port, void *arg)
 	return (s->busy[protocol == IPPROTO_TCP][port / 8] >> (port % 8)) & 1;
 }
 
+/* --- the HTTP API's view of the server --- */
+
+static int api_status(void *arg, struct json_object *out)
+{
+	struct server *s = arg;
+	uint32_t public = server_public_address(s);
+	char addr[INET_ADDRSTRLEN];
+	const char *status = !s->serving ? "starting"
+			     : !public	 ? "no external address"
+			     : s->table_broken ? "nftables table not installed"
+					       : "serving";
+
+	json_object_object_add(out, "status", json_object_new_string(status));
+	json_object_object_add(out, "mappings", json_object_new_int64((int64_t)table_count(s->table)));
+	json_object_object_add(out, "external_address", public ? json_object_new_string(addr_str(public, addr)) : NULL);
+	json_object_object_add(out, "epoch", json_object_new_int64(server_epoch(s, mono_now())));
+	return strcmp(status, "serving") == 0;
+}
+
+struct api_foreach {
+	void (*fn)(const struct table_mapping *m, uint32_t remaining, void *arg);
+	void *arg;
+	int64_t now;
+};
+
+static int api_foreach_one(const struct table_mapping *m, void *arg)
+{
+	struct api_foreach *f = arg;
+	int64_t left = m->expires - f->now;
+
+	f->fn(m, left < 0 ? 0 : left > UINT32_MAX ? UINT32_MAX : (uint32_t)left, f->arg);
+	return 0;
+}
+
+static void api_foreach(void *arg, void (*fn)(const struct table_mapping *m, uint32_t remaining, void *fnarg),
+			void *fnarg)
+{
+	struct server *s = arg;
+	struct api_foreach f = { fn, fnarg, mono_now() };
+
+	table_foreach(s->table, api_foreach_one, &f);
+}
+
+static uint32_t api_public_address(void *arg)
+{
+	return server_public_address(arg);
+}
+
+static int count_one(const struct table_mapping *m, void *arg)
+{
+	struct metrics_gauges *g = arg;
+
+	if (m->protocol == IPPROTO_TCP)
+		g->mappings_tcp++;
+	else
+		g->mappings_udp++;
+	g->mappings_http += m->origin == TABLE_ORIGIN_HTTP;
+	return 0;
+}
+
+static int api_metrics(void *arg, FILE *out)
+{
+	struct server *s = arg;
+	struct json_object *status = json_object_new_object();
+	struct metrics_gauges g = { .epoch = server_epoch(s, mono_now()) };
+
+	g.serving = api_status(s, status);
+	json_object_put(status);
+	table_foreach(s->table, count_one, &g);
+	return metrics_format(&s->metrics, &g, out);
+}
+
+/*
+ * POST and DELETE /forward: the request a NAT-PMP client at that address
+ * would send, through the same table, limits and transaction.  The host
+ * must be on a listen interface's subnet, as a NAT-PMP client must.
+ */
+static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t internal_port, uint16_t suggested_port,
+		       uint32_t lifetime, struct table_grant *grant)
+{
+	struct server *s = arg;
+	struct in_addr a = { .s_addr = client };
+	int64_t now = mono_now();
+	int lan = 0;
+	uint16_t result;
+
+	for (size_t i = 0; i < s->n_listeners && !lan; i++)
+		lan = udp_source_allowed(&s->listeners[i].sock, a, now) && !udp_local_allowed(&s->listeners[i].sock, a, now);
+	if (!lan)
+		return HTTP_FORWARD_NOT_LAN;
+	result = table_request(s->table, client, TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
+			       now, grant);
+	if (server_apply(s, now, "deleted") < 0)
+		return HTTP_FORWARD_FAILED;
+	if (result == NATPMP_RESULT_SUCCESS)
+		s->metrics.http_forwards++;
+	server_end_flows(s);
+	server_arm_expiry(s, now);
+	return result;
+}
+
+static const struct http_backend server_http_backend = {
+	.status = api_status,
+	.foreach = api_foreach,
+	.public_address = api_public_address,
+	.metrics = api_metrics,
+	.forward = api_forward,
+};
+
+static int server_http_open(struct server *s)
+{
+	struct http_backend b = server_http_backend;
+
+	b.arg = s;
+	if (!s->cfg.http_listen[0])
+		return 0;
+	return (s->http = http_open(s->base, s->cfg.http_listen, &s->cfg, &b)) ? 0 : -1;
+}
+
+/* --- SIGHUP --- */
+
+static void server_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void server_notify(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if ((r = notify_send(msg)) < 0)
+		log_warnx("cannot tell the service manager: %s", strerror(-r));
+}
+
+static void server_close_listeners(struct server_listener *ls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ls[i].ev)
+			event_free(ls[i].ev);
+		ls[i].ev = NULL;
+		udp_close(&ls[i].sock);
+	}
+}
+
+/* Opens a socket per listen interface of cfg into ls; 0, or -1 after logging, with none left open. */
+static int server_open_listeners(struct server *s, const struct config *cfg, struct server_listener *ls)
+{
+	int r;
+
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		struct server_listener *l = &ls[i];
+		l->server = s;
+		if ((r = udp_open(&l->sock, cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
+			log_error("cannot listen on %s port %u: %s", cfg->listen_interfaces[i], cfg->listen_port,
+				  r == -ENODEV ? "no such interface" : strerror(-r));
+			server_close_listeners(ls, i);
+			return -1;
+		}
+		l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, server_on_readable, l);
+		if (!l->ev || event_add(l->ev, NULL) < 0) {
+			log_error("cannot watch the socket on %s", cfg->listen_interfaces[i]);
+			udp_close(&l->sock);
+			server_close_listeners(ls, i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int listeners_differ(const struct config *a, const struct config *b)
+{
+	if (a->n_listen != b->n_listen || a->listen_port != b->listen_port)
+		return 1;
+	for (size_t i = 0; i < a->n_listen; i++)
+		if (strcmp(a->listen_interfaces[i], b->listen_interfaces[i]) != 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * SIGHUP: the command line, --config file and environment are parsed
+ * again, and what changed takes effect; the mappings stay, and the table is
+ * reinstalled with them.  Everything that can fail (the new configuration,
+ * new sockets, a new netlink handle) is done before anything is replaced,
+ * so a bad reload leaves the daemon exactly as it was.  The state directory
+ * cannot move while running.
+ */
+static void server_reload(struct server *s)
+{
+	struct config next;
+	struct server_listener ls[CONFIG_MAX_LISTEN];
+	struct nft *nft = NULL;
+	struct nftmon *mon = NULL;
+	struct http *http = NULL;
+	int new_listeners, new_nft, new_http, r;
+	int64_t now = mono_now();
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	server_notify("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
+		      (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	memset(ls, 0, sizeof(ls));
+	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
+		ls[i].sock.fd = -1;
+	if (config_parse(&next, s->argc, s->argv) != 0)
+		goto refuse;
+	if (strcmp(next.state_dir, s->cfg.state_dir) != 0) {
+		log_warnx("reload: --state-dir cannot change while running (restart to move the state); keeping %s",
+			  s->cfg.state_dir);
+		strcpy(next.state_dir, s->cfg.state_dir);
+	}
+	new_listeners = listeners_differ(&next, &s->cfg);
+	new_nft = strcmp(next.nat_table, s->cfg.nat_table) || strcmp(next.nat_chain, s->cfg.nat_chain) ||
+		  strcmp(next.external_interface, s->cfg.external_interface);
+	new_http = strcmp(next.http_listen, s->cfg.http_listen) != 0;
+	if (new_listeners && server_open_listeners(s, &next, ls) < 0)
+		goto refuse;
+	if (new_nft) {
+		struct nft_config nc = { next.nat_table, next.nat_chain, next.external_interface };
+		if (!(nft = nft_open(&nc)) || !(mon = nftmon_open(next.nat_table, nft_portid(nft)))) {
+			log_error("reload: cannot open a netlink socket: %s", strerror(errno));
+			goto undo;
+		}
+	}
+	if (new_http && next.http_listen[0]) {
+		struct http_backend b = server_http_backend;
+		b.arg = s;
+		/* The old listener may hold the address: it goes first, and comes back if the new one fails. */
+		http_close(s->http);
+		s->http = NULL;
+		if (!(http = http_open(s->base, next.http_listen, &s->cfg, &b))) {
+			(void)server_http_open(s);
+			goto undo;
+		}
+	}
+
+	/* Nothing can fail from here on that would leave the old configuration half replaced. */
+	if (new_http && !next.http_listen[0]) {
+		http_close(s->http);
+		s->http = NULL;
+	}
+	if (new_listeners) {
+		server_close_listeners(s->listeners, s->n_listeners);
+		memcpy(s->listeners, ls, sizeof(ls));
+		s->n_listeners = next.n_listen;
+		/* The events' argument is the listener: point them at its new home. */
+		for (size_t i = 0; i < s->n_listeners; i++) {
+			event_del(s->listeners[i].ev);
+			event_assign(s->listeners[i].ev, s->base, s->listeners[i].sock.fd, EV_READ | EV_PERSIST,
+				     server_on_readable, &s->listeners[i]);
+			event_add(s->listeners[i].ev, NULL);
+		}
+	}
+	if (new_nft) {
+		if ((r = nft_remove(s->nft)) < 0)
+			log_warnx("reload: cannot remove the old table ip %s: %s", s->cfg.nat_table, strerror(-r));
+		nft_close(s->nft);
+		s->nft = nft;
+		event_del(s->nftmon_ev);
+		event_free(s->nftmon_ev);
+		nftmon_close(s->nftmon);
+		s->nftmon = mon;
+		s->nftmon_ev = event_new(s->base, nftmon_fd(mon), EV_READ | EV_PERSIST, server_on_nftables, s);
+		if (!s->nftmon_ev || event_add(s->nftmon_ev, NULL) < 0)
+			log_warnx("reload: cannot watch table ip %s for changes by others", next.nat_table);
+	}
+	s->cfg = next;
+	/* http and hook read the configuration through a pointer to s->cfg: they see the new one now. */
+	if (http)
+		s->http = http;
+	log_set_level(s->cfg.log_level);
+	{
+		struct table_config tc = {
+			.allowed = s->cfg.allowed_ports,
+			.n_allowed = s->cfg.n_allowed,
+			.reserved = s->cfg.reserved_ports,
+			.n_reserved = s->cfg.n_reserved,
+			.max_per_client = s->cfg.max_mappings_per_ip,
+			.max_lifetime = s->cfg.max_lifetime,
+		};
+		if (table_configure(s->table, &tc) < 0)
+			log_warnx("reload: out of memory: the port ranges and limits stay as they were");
+	}
+	{
+		struct ratelimit *rl = ratelimit_new(s->cfg.rate_limit);
+		if (rl) {
+			ratelimit_free(s->ratelimit);
+			s->ratelimit = rl;
+		}
+	}
+	(void)server_read_external(s);
+	s->busy_valid = 0;
+	if ((r = server_install_all(s, now)) < 0) {
+		log_warnx("reload: cannot reinstall table ip %s: %s; trying again in 1 s", s->cfg.nat_table,
+			  strerror(-r));
+		server_schedule_repair(s, 1000);
+	}
+	server_external_changed(s);
+	s->metrics.reloads++;
+	log_info("reloaded: serving %zu mapping(s) on port %u of %zu interface(s), table ip %s", table_count(s->table),
+		 s->cfg.listen_port, s->n_listeners, s->cfg.nat_table);
+	server_notify("READY=1\nSTATUS=serving %zu mapping(s) on %zu interface(s)", table_count(s->table),
+		      s->n_listeners);
+	return;
+undo:
+	http_close(http);
+	nftmon_close(mon);
+	nft_close(nft);
+	server_close_listeners(ls, next.n_listen);
+refuse:
+	s->metrics.reload_errors++;
+	log_error("reload refused: the running configuration stays in force (fix the error above, then SIGHUP again)");
+	server_notify("READY=1\nSTATUS=reload refused; serving with the previous configuration");
+}
+
 static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
 
 	(void)what;
 	if (sig == SIGHUP) {
-		log_info("SIGHUP: nothing to reload in this version; still serving");
+		log_info("SIGHUP: reloading the configuration");
+		server_reload(s);
 		return;
 	}
 	log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	{
 		char status[128];
 		snprintf(status, sizeof(status), "STOPPING=1\nSTATUS=removing table ip %s, saving the state",
-			 s->cfg->nat_table);
+			 s->cfg.nat_table);
 		(void)notify_send(status);
 	}
 	event_base_loopbreak(s->base);
@@ -820,6 +1204,7 @@ static int server_restore(struct server *s, int64_t now)
 		struct table_mapping m = {
 			.client = sm->client,
 			.protocol = sm->protocol,
+			.origin = sm->origin,
 			.internal_port = sm->internal_port,
 			.external_port = sm->external_port,
 			.lifetime = sm->lifetime,
@@ -833,8 +1218,8 @@ static int server_restore(struct server *s, int64_t now)
 		 * expiries far ahead: no mapping outlives the lifetime it was
 		 * granted, nor today's --max-lifetime.
 		 */
-		if (m.lifetime > s->cfg->max_lifetime)
-			m.lifetime = s->cfg->max_lifetime;
+		if (m.lifetime > s->cfg.max_lifetime)
+			m.lifetime = s->cfg.max_lifetime;
 		m.expires = now + (left < m.lifetime ? left : m.lifetime);
 		if ((r = table_restore(s->table, &m)) < 0) {
 			refused++;
@@ -855,13 +1240,15 @@ static int server_restore(struct server *s, int64_t now)
 	return 0;
 }
 
-struct server *server_new(const struct config *cfg)
+struct server *server_new(const struct config *cfg, int argc, char **argv)
 {
 	struct server *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
-	s->cfg = cfg;
+	s->cfg = *cfg;
+	s->argc = argc;
+	s->argv = argv;
 	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
 		s->listeners[i].sock.fd = -1;
 	s->journal_fd = -1;
@@ -870,7 +1257,7 @@ struct server *server_new(const struct config *cfg)
 
 int server_start(struct server *s)
 {
-	const struct config *cfg = s->cfg;
+	const struct config *cfg = &s->cfg;
 	struct table_config tc = {
 		.allowed = cfg->allowed_ports,
 		.n_allowed = cfg->n_allowed,
@@ -923,21 +1310,12 @@ int server_start(struct server *s)
 	 * anything touches the kernel's tables or the state file.  Requests
 	 * that arrive meanwhile wait in the sockets until the loop runs.
 	 */
-	for (size_t i = 0; i < cfg->n_listen; i++) {
-		struct server_listener *l = &s->listeners[i];
-		l->server = s;
-		if ((r = udp_open(&l->sock, cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
-			log_error("cannot listen on %s port %u: %s", cfg->listen_interfaces[i], cfg->listen_port,
-				  r == -ENODEV ? "no such interface" : strerror(-r));
-			return -1;
-		}
-		l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, server_on_readable, l);
-		if (!l->ev || event_add(l->ev, NULL) < 0) {
-			log_error("cannot watch the socket on %s", cfg->listen_interfaces[i]);
-			return -1;
-		}
-		s->n_listeners++;
-	}
+	if (server_open_listeners(s, cfg, s->listeners) < 0)
+		return -1;
+	s->n_listeners = cfg->n_listen;
+	/* The HTTP API too: /health answers 503 until the table is in place. */
+	if (!(s->hook = hook_new(s->base, &s->cfg, &s->metrics)) || server_http_open(s) < 0)
+		return -1;
 
 	/* Before the restore: the router's own ports on these addresses are not restored. */
 	server_read_external(s);
@@ -976,6 +1354,7 @@ int server_start(struct server *s)
 		return -1;
 	}
 	server_arm_expiry(s, now);
+	s->serving = 1;
 	log_info("serving NAT-PMP on port %u of %zu interface(s); %zu mapping(s) in table ip %s", cfg->listen_port,
 		 s->n_listeners, table_count(s->table), cfg->nat_table);
 	{
@@ -1007,7 +1386,7 @@ void server_free(struct server *s)
 		return;
 	if (s->nft) {
 		if ((r = nft_remove(s->nft)) < 0)
-			log_warnx("cannot remove nftables table ip %s: %s", s->cfg->nat_table, strerror(-r));
+			log_warnx("cannot remove nftables table ip %s: %s", s->cfg.nat_table, strerror(-r));
 		nft_close(s->nft);
 	}
 	/* Never before the restore: an early failure would overwrite the file with nothing. */
@@ -1015,6 +1394,8 @@ void server_free(struct server *s)
 		(void)server_compact(s, mono_now());
 	if (s->journal_fd >= 0)
 		close(s->journal_fd);
+	http_close(s->http);
+	hook_free(s->hook);
 	if (s->compact_ev)
 		event_free(s->compact_ev);
 	if (s->flows_ev)

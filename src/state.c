@@ -201,6 +201,17 @@ static int read_mapping(struct reader *r, struct json_object *o, const char *whe
 	m->lifetime = (uint32_t)i;
 	if ((rc = member_int(r, o, where, "expires", 0, INT64_MAX, "is negative (not a unix time)", &m->expires)) < 0)
 		return rc;
+	m->origin = 0;
+	if (json_object_object_get_ex(o, "origin", &v)) {
+		s = json_object_get_string(v);
+		len = json_object_is_type(v, json_type_string) ? (size_t)json_object_get_string_len(v) : 0;
+		if (len == 4 && memcmp(s, "http", 4) == 0)
+			m->origin = 1;
+		else if (!(len == 6 && memcmp(s, "natpmp", 6) == 0))
+			return bad(r, "%s.origin: %s is not natpmp or http", where,
+				   json_object_is_type(v, json_type_string) ? quote(s, len, shown, sizeof(shown))
+									    : type_desc(json_object_get_type(v)));
+	}
 	return 0;
 }
 
@@ -492,9 +503,9 @@ static int format_state(const struct state *s, struct outbuf *b)
 		inet_ntop(AF_INET, &in, client, sizeof(client));
 		rc = out_printf(b,
 				"%s\n  {\"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
-				"\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "}",
+				"\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}",
 				i ? "," : "", client, m->protocol == IPPROTO_TCP ? "tcp" : "udp", m->internal_port,
-				m->external_port, m->lifetime, m->expires);
+				m->external_port, m->lifetime, m->expires, m->origin ? ", \"origin\": \"http\"" : "");
 		if (rc < 0)
 			return rc;
 		/* Streaming to a file: a snapshot of 100,000 mappings never sits in memory whole. */
@@ -645,9 +656,10 @@ static int format_change(struct outbuf *b, const struct state_change *c)
 	inet_ntop(AF_INET, &in, client, sizeof(client));
 	return out_printf(b,
 			  "{\"op\": \"%s\", \"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
-			  "\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "}\n",
+			  "\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}\n",
 			  c->op == STATE_DEL ? "del" : "put", client, c->m.protocol == IPPROTO_TCP ? "tcp" : "udp",
-			  c->m.internal_port, c->m.external_port, c->m.lifetime, c->m.expires);
+			  c->m.internal_port, c->m.external_port, c->m.lifetime, c->m.expires,
+			  c->m.origin ? ", \"origin\": \"http\"" : "");
 }
 
 int state_journal_start(const char *path, uint64_t generation, int *fd)

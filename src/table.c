@@ -477,6 +477,36 @@ struct table *table_new(const struct table_config *cfg)
 	return t;
 }
 
+int table_configure(struct table *t, const struct table_config *cfg)
+{
+	struct port_range *allowed = calloc(cfg->n_allowed ? cfg->n_allowed : 1, sizeof(*allowed));
+	struct port_range *reserved = calloc(cfg->n_reserved ? cfg->n_reserved : 1, sizeof(*reserved));
+	uint32_t total = 0;
+
+	if (!allowed || !reserved) {
+		free(allowed);
+		free(reserved);
+		return -ENOMEM;
+	}
+	memcpy(allowed, cfg->allowed, cfg->n_allowed * sizeof(*allowed));
+	if (cfg->n_reserved)
+		memcpy(reserved, cfg->reserved, cfg->n_reserved * sizeof(*reserved));
+	for (size_t i = 0; i < cfg->n_allowed; i++)
+		total += (uint32_t)cfg->allowed[i].to - cfg->allowed[i].from + 1;
+	free(t->allowed);
+	free(t->reserved);
+	t->allowed = allowed;
+	t->reserved = reserved;
+	t->allowed_total = total;
+	t->cfg.allowed = allowed;
+	t->cfg.n_allowed = cfg->n_allowed;
+	t->cfg.reserved = reserved;
+	t->cfg.n_reserved = cfg->n_reserved;
+	t->cfg.max_per_client = cfg->max_per_client;
+	t->cfg.max_lifetime = cfg->max_lifetime;
+	return 0;
+}
+
 void table_free(struct table *t)
 {
 	if (!t)
@@ -517,7 +547,8 @@ static void delete_all(struct table *t, uint32_t client, uint8_t protocol)
 	}
 }
 
-uint16_t table_request(struct table *t, uint32_t client, uint8_t protocol, uint16_t internal_port,
+uint16_t table_request(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol,
+		       uint16_t internal_port,
 		       uint16_t suggested_port, uint32_t lifetime, int64_t now, struct table_grant *grant)
 {
 	struct entry *e;
@@ -569,6 +600,7 @@ uint16_t table_request(struct table *t, uint32_t client, uint8_t protocol, uint1
 	struct table_mapping m = {
 		.client = client,
 		.protocol = protocol,
+		.origin = (uint8_t)origin,
 		.internal_port = internal_port,
 		.external_port = port,
 		.lifetime = granted,

@@ -125,7 +125,8 @@ static void expect_same(const struct state *a, const struct state *b)
 	for (size_t i = 0; i < a->n_mappings; i++) {
 		const struct state_mapping *x = &a->mappings[i], *y = &b->mappings[i];
 		if (x->client != y->client || x->protocol != y->protocol || x->internal_port != y->internal_port ||
-		    x->external_port != y->external_port || x->lifetime != y->lifetime || x->expires != y->expires) {
+		    x->external_port != y->external_port || x->lifetime != y->lifetime || x->expires != y->expires ||
+		    x->origin != y->origin) {
 			fprintf(stderr, "%s:%d: mapping %zu differs\n", __FILE__, __LINE__, i);
 			check_failures++;
 			return;
@@ -134,11 +135,11 @@ static void expect_same(const struct state *a, const struct state *b)
 }
 
 static struct state_mapping sample[] = {
-	{ 0, TCP, 51413, 51413, 3600, 1700003600 },
-	{ 0, UDP, 51413, 40000, 7200, 1700007200 },
-	{ 0, TCP, 1, 65535, 4294967295u, INT64_MAX },
-	{ 0, UDP, 65535, 1, 0, 0 },
-	{ 0, TCP, 8080, 1024, 1, 4102444800 },
+	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0 },
+	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0 },
+	{ 0, TCP, 1, 65535, 4294967295u, INT64_MAX, 0 },
+	{ 0, UDP, 65535, 1, 0, 0, 0 },
+	{ 0, TCP, 8080, 1024, 1, 4102444800, 1 },
 };
 
 static void test_round_trip(void)
@@ -366,6 +367,12 @@ static void test_bad_fields(void)
 	bad_mapping(__LINE__, 1, "\"TCP\"", "protocol");
 	bad_mapping(__LINE__, 1, "\"tcp\\u0000\"", "protocol");
 	bad_mapping(__LINE__, 1, "\"\"", "protocol");
+	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
+	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":\"ftp\"}]}",
+	    "mappings[0].origin: \"ftp\" is not natpmp or http");
+	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
+	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":7}]}",
+	    "mappings[0].origin: an integer is not natpmp or http");
 
 	/* Top-level fields. */
 	BAD("{\"epoch_start\":5,\"mappings\":[]}", "missing \"version\"");
@@ -457,7 +464,7 @@ static void test_scale(void)
 	for (size_t i = 0; i < n; i++)
 		m[i] = (struct state_mapping){ htonl(0x0a000000u + (uint32_t)(i / 100)), i % 2 ? TCP : UDP,
 					       (uint16_t)(i % 65535 + 1), (uint16_t)(65535 - i % 65535),
-					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i };
+					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0 };
 	CHECK_EQ(state_save(path, &in), 0);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&in, &out);
@@ -642,7 +649,7 @@ static void test_journal_scale(void)
 	for (uint32_t i = 0; i < N; i++) {
 		snap.mappings[i] = (struct state_mapping){ htonl(0x0a000000 + i / 1000), IPPROTO_TCP,
 							   (uint16_t)(1024 + i % 1000), (uint16_t)(1024 + i % 60000),
-							   3600, 1000 };
+							   3600, 1000, 0 };
 		c[i].op = i % 3 ? STATE_PUT : STATE_DEL;
 		c[i].m = snap.mappings[i];
 		c[i].m.expires = 2000;

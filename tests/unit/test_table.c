@@ -47,7 +47,7 @@ static struct table *make(uint16_t from, uint16_t to, uint32_t max_per_client, u
 static uint16_t map(struct table *t, uint32_t client, uint8_t proto, uint16_t iport, uint16_t sugg, uint32_t life,
 		    int64_t now, struct table_grant *g)
 {
-	uint16_t r = table_request(t, client, proto, iport, sugg, life, now, g);
+	uint16_t r = table_request(t, client, TABLE_ORIGIN_NATPMP, proto, iport, sugg, life, now, g);
 	table_commit(t);
 	return r;
 }
@@ -207,7 +207,7 @@ static void test_renewal_and_lifetimes(void)
 
 	CHECK_EQ(map(t, A, TCP, 51413, 51413, 3600, 0, &g), 0);
 	/* Renewal: same port, whatever is suggested now; lifetime extended. */
-	CHECK_EQ(table_request(t, A, TCP, 51413, 1234, 7200, 100, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 51413, 1234, 7200, 100, &g), 0);
 	CHECK_EQ(g.external_port, 51413);
 	CHECK_EQ(g.lifetime, 7200);
 	CHECK_EQ(table_changes(t, &ch), 1);
@@ -230,7 +230,7 @@ static void test_deletes(void)
 	const struct table_change *ch;
 
 	/* Deleting what does not exist succeeds, with nothing to do. */
-	CHECK_EQ(table_request(t, A, TCP, 5000, 5000, 0, 0, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 5000, 5000, 0, 0, &g), 0);
 	CHECK_EQ(table_changes(t, &ch), 0);
 	CHECK_EQ(g.external_port, 0);
 	CHECK_EQ(g.lifetime, 0);
@@ -241,7 +241,7 @@ static void test_deletes(void)
 	}
 	CHECK_EQ(map(t, B, UDP, 3000, 3000, 3600, 0, &g), 0);
 	/* Delete one: the non-zero suggested port is ignored. */
-	CHECK_EQ(table_request(t, A, TCP, 2000, 9999, 0, 0, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 2000, 9999, 0, 0, &g), 0);
 	CHECK_EQ(table_changes(t, &ch), 1);
 	CHECK_EQ(ch[0].op, TABLE_DEL);
 	CHECK_EQ(ch[0].mapping.external_port, 2000);
@@ -324,10 +324,10 @@ static void test_rollback(void)
 	CHECK_EQ(map(t, A, TCP, 7000, 7000, 100, 0, &g), 0);
 	CHECK_EQ(map(t, A, UDP, 7001, 7001, 100, 0, &g), 0);
 	/* One turn: add, renew, delete; the kernel refuses; everything goes back. */
-	CHECK_EQ(table_request(t, B, TCP, 7002, 7002, 100, 50, &g), 0);
-	CHECK_EQ(table_request(t, A, TCP, 7000, 0, 500, 50, &g), 0);
-	CHECK_EQ(table_request(t, A, UDP, 7001, 0, 0, 50, &g), 0);
-	CHECK_EQ(table_request(t, B, UDP, 7001, 7001, 100, 50, &g), 0);
+	CHECK_EQ(table_request(t, B, TABLE_ORIGIN_NATPMP, TCP, 7002, 7002, 100, 50, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 7000, 0, 500, 50, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, UDP, 7001, 0, 0, 50, &g), 0);
+	CHECK_EQ(table_request(t, B, TABLE_ORIGIN_NATPMP, UDP, 7001, 7001, 100, 50, &g), 0);
 	table_rollback(t);
 	CHECK_EQ(table_count(t), 2);
 	CHECK(table_find(t, B, TCP, 7002) == NULL);

@@ -1,0 +1,55 @@
+/*
+ * metrics.h - the daemon's counters, and their Prometheus text form.
+ *
+ * The server bumps the counters where things happen; the HTTP API's
+ * /metrics renders them with metrics_format(), together with the gauges the
+ * server computes at that moment.  Counters only ever grow, from the start
+ * of the process (Prometheus handles the reset at a restart).
+ */
+#ifndef NATPMP_METRICS_H
+#define NATPMP_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum metrics_drop {
+	METRICS_DROP_NOT_LAN,	   /* source outside the interface's subnets */
+	METRICS_DROP_NOT_LOCAL,	   /* sent to an address that is not the interface's (RFC 6886 3.3) */
+	METRICS_DROP_RATE_LIMITED, /* over --rate-limit */
+	METRICS_DROP_MALFORMED,	   /* too short, or a reply */
+	METRICS_DROP_COUNT
+};
+
+enum metrics_hook { METRICS_HOOK_OK, METRICS_HOOK_FAILED, METRICS_HOOK_TIMEOUT, METRICS_HOOK_DROPPED, METRICS_HOOK_COUNT };
+
+#define METRICS_OPCODES 4 /* 0, 1, 2, and any other */
+#define METRICS_RESULTS 6 /* RFC 6886 result codes 0-5 */
+
+struct metrics {
+	uint64_t requests[METRICS_OPCODES][METRICS_RESULTS];
+	uint64_t drops[METRICS_DROP_COUNT];
+	uint64_t nft_transactions;
+	uint64_t nft_errors;
+	uint64_t repairs;
+	uint64_t state_journal_writes;
+	uint64_t state_snapshots;
+	uint64_t state_errors;
+	uint64_t announcements;
+	uint64_t reloads;
+	uint64_t reload_errors;
+	uint64_t http_forwards;
+	uint64_t hooks[METRICS_HOOK_COUNT];
+};
+
+/* What is true at the moment of the scrape. */
+struct metrics_gauges {
+	uint64_t mappings_udp, mappings_tcp;
+	uint64_t mappings_http; /* of those, made through the HTTP API */
+	uint32_t epoch;
+	int serving; /* 1: answering with an external address, table installed */
+};
+
+/* Appends the exposition text to out (an open memstream or file); 0 or -1 when the write failed. */
+int metrics_format(const struct metrics *m, const struct metrics_gauges *g, FILE *out);
+
+#endif
