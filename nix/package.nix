@@ -4,7 +4,11 @@
 stdenv.mkDerivation {
   pname = "natpmp-server";
   version = "0.1.0";
-  src = lib.cleanSource ./..;
+  # Without the local build*/ directories: meson would take one for a configured build.
+  src = lib.cleanSourceWith {
+    src = lib.cleanSource ./..;
+    filter = path: type: !(type == "directory" && lib.hasPrefix "build" (baseNameOf path));
+  };
   nativeBuildInputs = [ meson ninja pkg-config ];
   buildInputs = [ libevent libnftnl libmnl json_c ];
   # The tests need root and network namespaces; they run in the project's CI.

@@ -4,7 +4,25 @@
 set -eu
 
 PACKAGES="gcc meson ninja-build pkg-config libevent-dev libnftnl-dev libmnl-dev libjson-c-dev systemd strace
-nftables iproute2 natpmpc conntrack python3 valgrind procps clang libclang-rt-14-dev"
+nftables iproute2 natpmpc conntrack python3 valgrind procps clang libclang-rt-14-dev curl nix-bin"
+
+# promtool checks /metrics.  It comes in Debian's prometheus package, which
+# would also install and start a Prometheus server: only the tool is taken,
+# unpacked from the package into this directory, when it is not on PATH.
+TOOLS=/var/cache/natpmp-server-tests
+promtool() {
+	command -v promtool >/dev/null 2>&1 && return 0
+	[ -x "$TOOLS/promtool" ] && return 0
+	echo "deps.sh: unpacking promtool from Debian's prometheus package into $TOOLS"
+	work=$(mktemp -d)
+	(cd "$work" && apt-get download -qq prometheus >/dev/null 2>&1 ||
+		{ apt-get update -qq && apt-get download -qq prometheus >/dev/null; }) &&
+		dpkg-deb -x "$work"/prometheus_*.deb "$work/root" &&
+		mkdir -p "$TOOLS" && cp "$work/root/usr/bin/promtool" "$TOOLS/promtool"
+	rc=$?
+	rm -rf "$work"
+	return $rc
+}
 
 missing=""
 for p in $PACKAGES; do
@@ -12,7 +30,10 @@ for p in $PACKAGES; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+	[ "$(id -u)" = 0 ] && promtool
+	exit 0
+fi
 
 if [ "$(id -u)" != 0 ]; then
 	echo "deps.sh: missing packages:$missing; run as root (or install them) and try again" >&2
@@ -23,3 +44,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+promtool

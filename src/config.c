@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -223,8 +224,9 @@ static int parse_http_listen(const char *s, struct config *cfg)
 	addr[colon - s] = '\0';
 	if (inet_pton(AF_INET, addr, &a) != 1)
 		return config_error("http-listen", s, "not an IPv4 address and port: use e.g. 127.0.0.1:8080");
-	if (parse_uint("http-listen", colon + 1, 1, 65535, &port) < 0)
-		return -1;
+	if (!isdigit((unsigned char)colon[1]) || (port = strtoul(colon + 1, NULL, 10)) < 1 || port > 65535 ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return config_error("http-listen", s, "the port must be 1 to 65535");
 	strcpy(cfg->http_listen, s);
 	return 0;
 }
@@ -538,6 +540,7 @@ static int config_from_env(struct config *cfg, const int *seen, int *ranges_rese
 static int config_check(struct config *cfg)
 {
 	char value[32];
+	struct stat st;
 
 	if (cfg->n_listen == 0) {
 		fprintf(stderr, "natpmp-server: --listen-interface is required: name the LAN interface(s) "
@@ -575,7 +578,7 @@ static int config_check(struct config *cfg)
 		return config_error("http-listen", cfg->http_listen,
 				    "is not a loopback address: set a token first (--http-token-file or NATPMP_TOKEN), "
 				    "or listen on 127.0.0.1");
-	if (cfg->hook[0] && access(cfg->hook, X_OK) < 0)
+	if (cfg->hook[0] && (stat(cfg->hook, &st) < 0 || !S_ISREG(st.st_mode) || access(cfg->hook, X_OK) < 0))
 		return config_error("hook", cfg->hook, "is not an executable file: check the path and its mode");
 	return 0;
 }

@@ -35,6 +35,53 @@ expect_error --external-address 300.1.1.1
 expect_error --external-address 224.0.0.1
 expect_error --rate-limit -1
 NATPMP_LISTEN_PORT=99999 expect_error --listen-port 99999
+expect_error --http-listen 0.0.0.0:8080
+expect_error --http-listen 192.168.1.1:8080
+expect_error --http-listen localhost:8080
+expect_error --http-listen 127.0.0.1:0
+expect_error --http-listen 127.0.0.1
+expect_error --http-listen relative.sock
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf '#!/bin/sh\n' >"$tmp/noexec"
+chmod 644 "$tmp/noexec"
+expect_error --hook "$tmp/noexec"
+expect_error --hook /tmp
+expect_error --hook relative/hook
+expect_error --hook-timeout 0
+expect_error --config /nonexistent/natpmp.conf
+expect_error --http-token-file /nonexistent/token
+echo short >"$tmp/short"
+expect_error --http-token-file "$tmp/short"
+NATPMP_TOKEN=short expect_error --http-token-file "$tmp/short"
+printf 'NATPMP_RATE_LIMIT=12\nNATPMP_BOGUS=1\n' >"$tmp/bad.conf"
+out=$("$bin" $base --config "$tmp/bad.conf" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF "config '$tmp/bad.conf' line 2: NATPMP_BOGUS: no such setting" <<<"$out" \
+	|| { echo "FAIL: misspelt config key -> $rc '$out'"; fail=1; }
+printf 'just words\n' >"$tmp/bad.conf"
+out=$("$bin" $base --config "$tmp/bad.conf" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF "line 1: just words: not a NAME=value line" <<<"$out" \
+	|| { echo "FAIL: config line without = -> $rc '$out'"; fail=1; }
+# Precedence: command line, then the file, then the environment; quotes and comments in the file.
+printf '# comment\nNATPMP_RATE_LIMIT="12"\nNATPMP_MAX_LIFETIME=500\nOTHER_TOOL_SETTING=x\n' >"$tmp/good.conf"
+out=$(NATPMP_RATE_LIMIT=7 NATPMP_DEFAULT_LIFETIME=60 NATPMP_MAX_LIFETIME=9 "$bin" $base --config "$tmp/good.conf" --max-lifetime 400 2>&1)
+if ! grep -qx -- "--rate-limit 12" <<<"$out" || ! grep -qx -- "--max-lifetime 400" <<<"$out" \
+	|| ! grep -qx -- "--default-lifetime 60" <<<"$out"; then
+	echo "FAIL: precedence command line > file > environment: $out"
+	fail=1
+fi
+# A token from a file is never printed; one from the environment is mentioned, not shown.
+echo "0123456789abcdef0123" >"$tmp/token"
+out=$("$bin" $base --http-listen 0.0.0.0:8080 --http-token-file "$tmp/token" 2>&1); rc=$?
+if [ $rc -ne 0 ] || grep -q 0123456789abcdef0123 <<<"$out" || ! grep -qx -- "--http-token-file $tmp/token" <<<"$out"; then
+	echo "FAIL: a token file allows a non-loopback --http-listen, unprinted: $rc $out"
+	fail=1
+fi
+out=$(NATPMP_TOKEN=0123456789abcdef0123 "$bin" $base --http-listen 0.0.0.0:8080 2>&1); rc=$?
+if [ $rc -ne 0 ] || grep -q 0123456789abcdef0123 <<<"$out"; then
+	echo "FAIL: NATPMP_TOKEN allows a non-loopback --http-listen, unprinted: $rc $out"
+	fail=1
+fi
 
 out=$("$bin" --bogus 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -q "unknown option '--bogus'" <<<"$out" || { echo "FAIL: --bogus -> $rc '$out'"; fail=1; }

@@ -143,7 +143,9 @@ check "... and /mappings no longer lists it" bash -c "! grep -q '\"internal_port
 # --- /metrics ---
 npc address
 in_rtr curl -sS -m 5 "${auth[@]}" "$API/metrics" >"$LAB_DIR/metrics.txt"
-check "promtool check metrics accepts /metrics" bash -c "promtool check metrics <'$LAB_DIR/metrics.txt'"
+# scripts/deps.sh unpacks promtool there when it is not installed.
+PROMTOOL=$(command -v promtool || echo /var/cache/natpmp-server-tests/promtool)
+check "promtool check metrics accepts /metrics" bash -c "'$PROMTOOL' check metrics <'$LAB_DIR/metrics.txt'"
 check "... which counts NAT-PMP requests by opcode and result" \
 	bash -c "grep -Eq '^natpmp_requests_total\{opcode=\"1\",result=\"0\"\} [1-9]' '$LAB_DIR/metrics.txt' && grep -Eq '^natpmp_requests_total\{opcode=\"0\",result=\"0\"\} [1-9]' '$LAB_DIR/metrics.txt'"
 check "... mappings by protocol (udp 3, tcp 0)" \

@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_systemd.sh - the systemd unit: systemd-analyze verify passes, its
 # exposure level is 2.0 or lower, the daemon speaks Type=notify (READY=1 once
-# it answers, STOPPING=1 at SIGTERM), and every system call a real run makes
+# it answers, RELOADING=1 and READY=1 around a SIGHUP, STOPPING=1 at SIGTERM),
+# and every system call a real run makes (HTTP API, hook and reload included)
 # is allowed by the unit's SystemCallFilter=, so the sandbox never kills it.
 . "$(dirname "$0")/lab.sh"
 UNIT_SRC=$LAB_SRC/../../systemd/natpmp-server.service
@@ -17,6 +18,9 @@ echo "figure: systemd-analyze security exposure level ${level:-?}"
 check "its exposure level is 2.0 or lower" awk -v l="${level:-99}" 'BEGIN { exit !(l <= 2.0) }'
 check "it is Type=notify with CAP_NET_ADMIN as the only capability" \
 	bash -c "grep -qx 'Type=notify' '$UNIT_SRC' && grep -qx 'CapabilityBoundingSet=CAP_NET_ADMIN' '$UNIT_SRC'"
+check "it reloads with SIGHUP, reads its --config file, and restarts on failure" \
+	bash -c "grep -qx 'ExecReload=/bin/kill -HUP \$MAINPID' '$UNIT_SRC' && grep -q '^ExecStart=.* --config /etc/default/natpmp-server' '$UNIT_SRC' && grep -qx 'Restart=on-failure' '$UNIT_SRC'"
+check "it starts after network-online.target and nftables.service" grep -qx 'After=network-online.target nftables.service' "$UNIT_SRC"
 
 lab_up
 # A service manager's notification socket, recording what arrives.
@@ -38,7 +42,10 @@ for _ in $(seq 1 50); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; don
 export NOTIFY_SOCKET=$LAB_DIR/notify.sock
 DAEMON_WRAPPER="strace -f -qq -o $LAB_DIR/strace.log"
 # LeakSanitizer cannot work under ptrace; every other test keeps it on.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" daemon_start
+printf '#!/bin/sh\necho "$*" >>%s/hook.out\n' "$LAB_DIR" >"$LAB_DIR/hook"
+chmod +x "$LAB_DIR/hook"
+NATPMP_TOKEN=lab-token-0123456789abcdef ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+	daemon_start --http-listen 127.0.0.1:18082 --hook "$LAB_DIR/hook"
 check "READY=1 reaches the service manager once the daemon answers" grep -q "^READY=1 STATUS=serving" "$LAB_DIR/notify.log"
 # A run that does what the daemon does: mappings, renewal, deletes, expiry, a repair, signals.
 npc map tcp 8080 40000 3600
@@ -49,6 +56,13 @@ in_rtr nft delete table ip natpmp
 sleep 2.5
 npc map tcp 8080 0 0
 npc raw 0100
+for path in health mappings metrics; do in_rtr curl -s -m 5 -o /dev/null http://127.0.0.1:18082/$path; done
+in_rtr curl -s -m 5 -o /dev/null -H 'Authorization: Bearer lab-token-0123456789abcdef' \
+	--data '{"internal_ip":"192.168.77.3","internal_port":80,"protocol":"tcp"}' http://127.0.0.1:18082/forward
+kill -HUP "$(pgrep -P "$DAEMON_PID" -f natpmp-server)"
+for _ in $(seq 1 60); do [ "$(grep -c '^READY=1' "$LAB_DIR/notify.log")" -ge 2 ] && break; sleep 0.05; done
+check "RELOADING=1 then READY=1 around a SIGHUP" bash -c "grep -A1 '^RELOADING=1' '$LAB_DIR/notify.log' | grep -q '^READY=1'"
+check "the hook ran" grep -q "^added tcp 192.168.77.3 80 " "$LAB_DIR/hook.out"
 # $DAEMON_PID is strace: the signal goes to the daemon it traces, and strace
 # then exits with the daemon's own status.
 kill -TERM "$(pgrep -P "$DAEMON_PID" -f natpmp-server)"

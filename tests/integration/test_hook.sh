@@ -1,0 +1,70 @@
+#!/bin/bash
+# test_hook.sh - --hook runs on added, deleted and expired mappings with the
+# seven arguments, without a shell and without holding up the daemon; one
+# that fails or hangs is logged (and killed), never fatal.
+. "$(dirname "$0")/lab.sh"
+lab_up
+OUTF=$LAB_DIR/hook.out
+HOOK=$LAB_DIR/hook
+# Its behaviour follows files, so the test can make it fail or hang.
+cat >"$HOOK" <<EOF
+#!/bin/sh
+if [ -e "$LAB_DIR/hang" ] && [ "\$1" = added ] && [ "\$4" = 7777 ]; then
+	echo \$\$ >"$LAB_DIR/hang.pid"
+	exec sleep 60
+fi
+echo "\$# \$*" >>"$OUTF"
+[ -n "\${NATPMP_TOKEN:-}" ] && echo "token leaked" >>"$OUTF"
+[ -e "$LAB_DIR/fail" ] && exit 3
+exit 0
+EOF
+chmod +x "$HOOK"
+# hook_saw LINE: the hook wrote LINE (waits at most 3 s).
+hook_saw() {
+	for _ in $(seq 1 60); do
+		grep -qxF -- "$1" "$OUTF" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "       hook output: $(cat "$OUTF" 2>/dev/null)"
+	return 1
+}
+
+NATPMP_TOKEN=lab-token-0123456789abcdef daemon_start --hook "$HOOK" --hook-timeout 2
+
+npc map tcp 8080 40000 3600
+check "a new mapping runs the hook: added tcp client iport external eport lifetime" \
+	hook_saw "7 added tcp $CLIENT 8080 $EXT 40000 3600"
+npc map tcp 8080 40000 3600
+npc map tcp 8080 0 0
+check "a delete runs it with lifetime 0" hook_saw "7 deleted tcp $CLIENT 8080 $EXT 40000 0"
+check "a renewal on the same port does not" eq "$(grep -c ' added \| renewed ' "$OUTF")" 1
+npc map udp 5353 40001 2
+sleep 3
+check "an expiry runs it as expired" hook_saw "7 expired udp $CLIENT 5353 $EXT 40001 0"
+check "the hook never sees the HTTP token" bash -c "! grep -q 'token leaked' '$OUTF'"
+
+touch "$LAB_DIR/fail"
+npc map tcp 9000 40002 3600
+check "a hook that exits 3 still ran" hook_saw "7 added tcp $CLIENT 9000 $EXT 40002 3600"
+for _ in $(seq 1 40); do grep -q "exited with status 3" "$LOG" && break; sleep 0.05; done
+check "... is logged with its status" grep -q "hook $HOOK (added) exited with status 3" "$LOG"
+rm -f "$LAB_DIR/fail"
+
+touch "$LAB_DIR/hang"
+npc map tcp 7777 40003 3600
+check "while a hook hangs, requests are answered at once (${OUT##*rtt_us=} us)" \
+	bash -c "[ '$(field result)' = 0 ] && [ ${OUT##*rtt_us=} -lt 200000 ]"
+npc map tcp 7778 40004 3600
+check "... and the next mapping is granted too" eq "$(field result)" 0
+for _ in $(seq 1 80); do grep -q "still running after 2 s" "$LOG" && break; sleep 0.05; done
+check "a hook still running after --hook-timeout is killed and logged" grep -q "hook $HOOK (added) still running after 2 s: killing it" "$LOG"
+check "... and the queued event runs after it" hook_saw "7 added tcp $CLIENT 7778 $EXT 40004 3600"
+check "... and is gone" bash -c "[ -s '$LAB_DIR/hang.pid' ] && ! kill -0 \$(cat '$LAB_DIR/hang.pid') 2>/dev/null"
+rm -f "$LAB_DIR/hang"
+
+rm -f "$HOOK"
+npc map tcp 9100 40005 3600
+check "a hook that has gone missing: the mapping is still granted" eq "$(field result)" 0
+for _ in $(seq 1 40); do grep -q "cannot run hook" "$LOG" && break; sleep 0.05; done
+check "... and the failure is logged" grep -q "cannot run hook $HOOK (added): No such file or directory" "$LOG"
+lab_finish

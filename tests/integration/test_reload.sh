@@ -1,0 +1,110 @@
+#!/bin/bash
+# test_reload.sh - SIGHUP: the --config file is read again and what changed
+# takes effect (limits, port ranges, table name, external address, HTTP
+# listener), the mappings and their forwards stay, the service manager hears
+# RELOADING=1 then READY=1, and a bad file changes nothing.
+. "$(dirname "$0")/lab.sh"
+lab_up
+
+$PYTHON - "$LAB_DIR/notify.sock" "$LAB_DIR/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(60)
+with open(sys.argv[2], "a") as log:
+    try:
+        while True:
+            log.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+            log.flush()
+    except socket.timeout:
+        pass
+PY
+for _ in $(seq 1 50); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; done
+
+CONF=$LAB_DIR/natpmp.conf
+cat >"$CONF" <<'EOF'
+# as /etc/default/natpmp-server would be
+NATPMP_MAX_LIFETIME=7200
+NATPMP_ALLOWED_PORTS=40000-40999
+NATPMP_HTTP_LISTEN=127.0.0.1:18081
+EOF
+export NOTIFY_SOCKET=$LAB_DIR/notify.sock
+daemon_start --config "$CONF"
+PID=$DAEMON_PID
+
+# reload: SIGHUP, then wait (bounded) for the daemon to say it is ready again.
+reload() {
+	before=$(grep -c '^READY=1' "$LAB_DIR/notify.log")
+	kill -HUP "$DAEMON_PID"
+	for _ in $(seq 1 100); do
+		[ "$(grep -c '^READY=1' "$LAB_DIR/notify.log")" -gt "$before" ] && return 0
+		sleep 0.05
+	done
+	echo "       no READY=1 after SIGHUP"
+	return 1
+}
+
+npc map tcp 8080 40100 7200
+check "before the reload: a 7200 s mapping on 40100" eq "$(field result) $(field external) $(field lifetime)" "0 40100 7200"
+check "the HTTP API answers on 127.0.0.1:18081" in_rtr curl -sf -m 5 -o /dev/null http://127.0.0.1:18081/health
+
+cat >"$CONF" <<'EOF'
+NATPMP_MAX_LIFETIME=600
+NATPMP_ALLOWED_PORTS=41000-41009
+NATPMP_NAT_TABLE=natpmp_lan
+NATPMP_EXTERNAL_ADDRESS=203.0.113.9
+NATPMP_HTTP_LISTEN=/tmp/natpmp-http-$LAB_ID.sock
+EOF
+sed -i "s/\$LAB_ID/$LAB_ID/" "$CONF"
+check "SIGHUP: the daemon says READY=1 again" reload
+check "... after RELOADING=1 with MONOTONIC_USEC" \
+	bash -c "grep -n '' '$LAB_DIR/notify.log' | grep -A1 'RELOADING=1 MONOTONIC_USEC=[0-9]' | grep -q 'READY=1'"
+check "... it is the same process" kill -0 "$PID"
+check "the mapping is in the new table ip natpmp_lan" \
+	bash -c "ip netns exec $RTR nft list map ip natpmp_lan mappings | grep -q 'tcp . 40100 timeout [^:]*: $CLIENT . 8080'"
+check "... and the old table ip natpmp is gone" bash -c "! ip netns exec $RTR nft list table ip natpmp >/dev/null 2>&1"
+check "... and still forwards TCP from the WAN" forward tcp 40100 8080
+npc map udp 5353 40200 7200
+check "a new request gets the new --max-lifetime (600)" eq "$(field result) $(field lifetime)" "0 600"
+ext=$(field external)
+check "... and a port from the new --allowed-ports ($ext)" test "$ext" -ge 41000 -a "$ext" -le 41009
+npc map tcp 8080 40100 7200
+check "the mapping granted before is renewed on its port, at the new limit" \
+	eq "$(field result) $(field external) $(field lifetime)" "0 40100 600"
+npc address
+check "opcode 0 reports the new --external-address" eq "$(field address)" "203.0.113.9"
+check "the HTTP API moved to the unix socket" \
+	in_rtr curl -sf -m 5 -o /dev/null --unix-socket /tmp/natpmp-http-$LAB_ID.sock http://x/health
+check "... and left 127.0.0.1:18081" bash -c "! ip netns exec $RTR curl -s -m 2 -o /dev/null http://127.0.0.1:18081/health"
+
+cp "$CONF" "$LAB_DIR/good.conf"
+echo "NATPMP_LISTEN_PORT=abc" >>"$CONF"
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 100); do grep -q "reload refused" "$LOG" && break; sleep 0.05; done
+check "a bad file: the reload is refused, naming the value" \
+	bash -c "grep -q \"listen-port 'abc'\" '$LOG' && grep -q 'reload refused' '$LOG'"
+check "... the daemon keeps running" kill -0 "$PID"
+npc map udp 6000 0 7200
+check "... with the configuration it had (lifetime 600, port in 41000-41009)" \
+	bash -c "[ '$(field result) $(field lifetime)' = '0 600' ] && [ $(field external) -ge 41000 ] && [ $(field external) -le 41009 ]"
+check "... and its table" bash -c "ip netns exec $RTR nft list map ip natpmp_lan mappings | grep -q 'tcp . 40100 '"
+
+echo "NATPMP_FLAVOUR=1" >"$CONF"
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 100); do grep -q "NATPMP_FLAVOUR" "$LOG" && break; sleep 0.05; done
+check "a misspelt setting is named with its line" grep -q "line 1: NATPMP_FLAVOUR: no such setting" "$LOG"
+rm -f "$CONF"
+kill -HUP "$DAEMON_PID"
+sleep 0.3
+check "a missing file is refused too, and the daemon runs on" bash -c "grep -q \"config '$CONF': cannot read it\" '$LOG' && kill -0 $PID"
+
+cp "$LAB_DIR/good.conf" "$CONF"
+check "SIGHUP with the file back is accepted" reload
+check "four reloads: mappings all kept (3 in the map)" eq "$(in_rtr nft list map ip natpmp_lan mappings | grep -Eo ': [0-9.]+ \. [0-9]+' | wc -l)" 3
+
+daemon_kill TERM
+check "the daemon exits 0 on SIGTERM" eq "$DAEMON_STATUS" "0"
+check "... and removes its current table" bash -c "! ip netns exec $RTR nft list table ip natpmp_lan >/dev/null 2>&1"
+check "... and the unix socket" test ! -e /tmp/natpmp-http-$LAB_ID.sock
+unset NOTIFY_SOCKET
+lab_finish
