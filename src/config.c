@@ -465,9 +465,14 @@ static int config_file_load(const char *path, struct config_file *cf)
 			continue;
 		if (!(eq = strchr(p, '=')))
 			return file_error(path, line, p, "not a NAME=value line");
-		*eq = '\0';
+		/* Spaces around the '=' are allowed, as systemd allows them. */
+		for (end = eq; end > p && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			;
+		*end = '\0';
 		key = p;
 		value = eq + 1;
+		while (*value == ' ' || *value == '\t')
+			value++;
 		vlen = strlen(value);
 		if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0]) {
 			value[vlen - 1] = '\0';

@@ -1,4 +1,5 @@
 /* test_config.c - options, environment, and every kind of bad value. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,7 +9,7 @@
 
 static int parse(struct config *cfg, const char *line)
 {
-	char buf[512], *argv[32], *save;
+	char buf[1024], *argv[32], *save;
 	int argc = 0;
 
 	strcpy(buf, line);
@@ -148,6 +149,59 @@ static void test_print_round_trip(void)
 	CHECK(memcmp(&a, &b, sizeof(a)) == 0);
 }
 
+/* The --config file: precedence, quoting, comments, foreign keys, the token, and errors. */
+static void test_config_file(void)
+{
+	char path[] = "/tmp/natpmp-test-config.XXXXXX", line[600];
+	struct config c;
+	FILE *f;
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs("# a comment\n\n  NATPMP_RATE_LIMIT = 7\nNATPMP_RATE_LIMIT=\"9\"\nNATPMP_MAX_LIFETIME='500'\r\n"
+	      "DAEMON_OPTS=ignored\nNATPMP_ALLOWED_PORTS=\"6881-6999 51413\"\n"
+	      "NATPMP_TOKEN=abcdefghijklmnopqrstuvwxyz\nNATPMP_HTTP_LISTEN=0.0.0.0:8080\n",
+	      f);
+	fclose(f);
+	setenv("NATPMP_RATE_LIMIT", "3", 1);
+	setenv("NATPMP_DEFAULT_LIFETIME", "60", 1);
+	snprintf(line, sizeof(line), BASE "--config %s --max-lifetime 400", path);
+	CHECK_EQ(parse(&c, line), 0);
+	CHECK_EQ(c.rate_limit, 9);	  /* the file's last line, over the environment */
+	CHECK_EQ(c.max_lifetime, 400);	  /* the command line over the file */
+	CHECK_EQ(c.default_lifetime, 60); /* the environment where the file is silent */
+	CHECK_EQ(c.n_allowed, 2);
+	CHECK_EQ(c.allowed_ports[1].from, 51413);
+	CHECK(strcmp(c.http_token, "abcdefghijklmnopqrstuvwxyz") == 0);
+	CHECK(!config_http_local(&c));
+	unsetenv("NATPMP_RATE_LIMIT");
+	unsetenv("NATPMP_DEFAULT_LIFETIME");
+
+	/* A key with a space inside is no option. */
+	f = fopen(path, "w");
+	fputs("NATPMP_RATE LIMIT=7\n", f);
+	fclose(f);
+	snprintf(line, sizeof(line), BASE "--config %s", path);
+	CHECK_EQ(parse(&c, line), -1);
+	f = fopen(path, "w");
+	fputs("NATPMP_CONFIG=/etc/other\n", f);
+	fclose(f);
+	CHECK_EQ(parse(&c, line), -1);
+	f = fopen(path, "w");
+	fputs("NATPMP_HTTP_LISTEN=10.0.0.1:80\n", f);
+	fclose(f);
+	CHECK_EQ(parse(&c, line), -1); /* off loopback without a token */
+	f = fopen(path, "w");
+	fputs("NATPMP_HTTP_LISTEN=127.0.0.1:80\n", f);
+	fclose(f);
+	CHECK_EQ(parse(&c, line), 0);
+	CHECK(config_http_local(&c));
+	CHECK_EQ(c.http_token[0], '\0');
+	unlink(path);
+	CHECK_EQ(parse(&c, line), -1);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -155,5 +209,6 @@ int main(void)
 	test_bad_values();
 	test_environment();
 	test_print_round_trip();
+	test_config_file();
 	return check_exit();
 }
