@@ -77,7 +77,9 @@ check "GET /mappings: 200" eq "$CODE" 200
 check "... lists the HTTP mapping with its origin" \
 	has "{\"client\":\"192.168.77.3\",\"protocol\":\"tcp\",\"internal_port\":8080,\"external_port\":$EPORT,\"external_address\":\"198.51.100.1\",\"lifetime\":"
 check "... and the NAT-PMP one as origin natpmp" \
-	has '"internal_port":5353,"external_port":20500,"external_address":"198.51.100.1","lifetime":600,"origin":"natpmp"'
+	has '"internal_port":5353,"external_port":20500,"external_address":"198.51.100.1","lifetime":'
+check "... with its remaining lifetime (600 s granted)" \
+	bash -c "grep -Eq '\"external_port\":20500,[^}]*\"lifetime\":(599|600),\"origin\":\"natpmp\"' <<<\"\$0\"" "$BODY"
 check "... four in all" eq "$(json_get '.__len__()')" 4
 http GET "/mappings?client=192.168.77.2" "" "${auth[@]}"
 check "?client= filters to that client's mappings" eq "$CODE $(json_get '.__len__()') $(json_get '[0]["origin"]')" "200 1 natpmp"
