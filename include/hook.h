@@ -4,8 +4,8 @@
  *
  *   EVENT PROTOCOL INTERNAL_ADDRESS INTERNAL_PORT EXTERNAL_ADDRESS EXTERNAL_PORT LIFETIME
  *
- * EVENT is added, renewed (only when the external port changed), deleted
- * or expired; LIFETIME is the granted lifetime in seconds, 0 once gone.
+ * EVENT is added, renewed (only when the external port changed: a reload
+ * took the old one out of the allowed ranges), deleted or expired; LIFETIME is the granted lifetime in seconds, 0 once gone.
  * Runs are queued and start one at a time, in order, so a script sees a
  * port's "added" before its "deleted".  The program is executed directly
  * (no shell), in its own process group, with stdin from /dev/null and the

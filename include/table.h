@@ -86,8 +86,11 @@ int table_configure(struct table *t, const struct table_config *cfg);
 /*
  * A map request (RFC 6886 3.3).  lifetime 0 deletes: the mapping of
  * (client, protocol, internal_port), or with internal_port 0 all of the
- * client's mappings of that protocol; deleting nothing succeeds.  origin
- * is recorded in a new mapping; a renewal keeps the mapping's own.
+ * client's mappings of that protocol, except, for a NAT-PMP request, those
+ * the HTTP API made; deleting nothing succeeds.  origin is recorded in a new
+ * mapping; a renewal keeps the mapping's own.  A renewal of a mapping whose
+ * port is no longer allowed (table_configure) is logged as TABLE_DEL then
+ * TABLE_ADD of the same mapping on a new port.
  */
 uint16_t table_request(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol,
 		       uint16_t internal_port,

@@ -52,6 +52,12 @@ int udp_send(struct udp_socket *u, struct udp_packet *pkts, int n);
  * when the interface has no address.
  */
 int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t now);
+/*
+ * True when host could be a LAN host of the interface: inside one of its
+ * subnets, not one of its addresses, not a network or broadcast address.
+ * For mappings made on a host's behalf (the HTTP API).
+ */
+bool udp_host_allowed(struct udp_socket *u, struct in_addr host, int64_t now);
 /* True when src lies inside one of the interface's IPv4 subnets (RFC 6886 3: LAN clients only). */
 bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now);
 /*

@@ -247,6 +247,7 @@ static int set_token(const char *option, const char *shown, const char *tok, siz
 static int read_token(const char *path, struct config *cfg)
 {
 	char buf[CONFIG_TOKEN_MAX + 3];
+	struct stat st;
 	size_t len;
 	FILE *f = fopen(path, "r");
 
@@ -254,6 +255,10 @@ static int read_token(const char *path, struct config *cfg)
 		char why[160];
 		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
 		return config_error("http-token-file", path, why);
+	}
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH)) {
+		fclose(f);
+		return config_error("http-token-file", path, "every user can read it: chmod o-r it (or use LoadCredential=)");
 	}
 	len = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
@@ -396,6 +401,8 @@ static void env_name(const char *option, char *out, size_t outlen)
 #define CONFIG_FILE_ENTRIES 128
 
 struct config_file {
+	const char *path;
+	int world_readable;
 	char *buf; /* the file, cut into the strings below */
 	const char *key[CONFIG_FILE_ENTRIES];
 	const char *value[CONFIG_FILE_ENTRIES];
@@ -432,6 +439,7 @@ static int config_file_load(const char *path, struct config_file *cf)
 {
 	FILE *f = fopen(path, "r");
 	size_t len, line = 0;
+	struct stat st;
 	char *p, *next;
 
 	memset(cf, 0, sizeof(*cf));
@@ -440,6 +448,9 @@ static int config_file_load(const char *path, struct config_file *cf)
 		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
 		return config_error("config", path, why);
 	}
+	cf->path = path;
+	if (fstat(fileno(f), &st) == 0)
+		cf->world_readable = (st.st_mode & S_IROTH) != 0;
 	if (!(cf->buf = malloc(CONFIG_FILE_MAX + 1))) {
 		fclose(f);
 		return config_error("config", path, "out of memory");
@@ -537,8 +548,13 @@ static int config_from_env(struct config *cfg, const int *seen, int *ranges_rese
 			return -1;
 	}
 	/* A token file, wherever it was named, wins over a token in a variable. */
-	if (!cfg->http_token[0] && (token = config_lookup(cf, "NATPMP_TOKEN")) && token[0])
+	if (!cfg->http_token[0] && (token = config_lookup(cf, "NATPMP_TOKEN")) && token[0]) {
+		if (cf->world_readable && token != getenv("NATPMP_TOKEN"))
+			return config_error("config", cf->path,
+					    "holds NATPMP_TOKEN but every user can read it: chmod o-r it, or "
+					    "use --http-token-file");
 		return set_token("http-token (NATPMP_TOKEN)", "...", token, strlen(token), cfg);
+	}
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
 #include <netinet/in.h>
@@ -27,11 +28,21 @@
 
 struct http {
 	struct evhttp *evhttp;
+	struct evconnlistener *listener;
+	struct event *resume; /* re-enables the listener after running out of descriptors */
 	const struct config *cfg;
 	struct http_backend backend;
+	uint64_t accept_errors;
 	int unix_fd;	/* -1: a TCP listener */
 	char path[108]; /* the unix socket's, removed at close */
+	struct http *next;
 };
+
+/*
+ * The open handles (one, two during a reload): a listener's error callback
+ * gets evhttp's argument, not ours, and finds its handle here.
+ */
+static struct http *http_open_list;
 
 static const char *addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN])
 {
@@ -183,10 +194,16 @@ static void on_metrics(struct http *h, struct evhttp_request *req)
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	struct evbuffer *buf;
+	int failed;
 
-	if (!f || h->backend.metrics(h->backend.arg, f) < 0 || fclose(f) != 0) {
-		if (f && text == NULL)
-			fclose(f);
+	if (!f) {
+		reply_error(req, 500, NULL, "out of memory");
+		return;
+	}
+	failed = h->backend.metrics(h->backend.arg, f) < 0;
+	/* Closed exactly once, whatever happened: only then is text final (or freeable). */
+	failed |= fclose(f) != 0;
+	if (failed) {
 		free(text);
 		reply_error(req, 500, NULL, "out of memory");
 		return;
@@ -445,26 +462,79 @@ static void on_request(struct evhttp_request *req, void *arg)
 	reply_error(req, 404, NULL, "no such path: use /health, /mappings, /metrics or /forward");
 }
 
+/*
+ * accept() failed, in practice for want of file descriptors (a flood of
+ * connections): libevent would retry at once, in a loop, logging each
+ * time.  Accepting pauses for a second instead, while the connections
+ * already open time out; NAT-PMP is served meanwhile.
+ */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct http *h = http_open_list;
+	struct timeval tv = { .tv_sec = 1 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	while (h && h->listener != lev)
+		h = h->next;
+	if (!h)
+		return;
+	evconnlistener_disable(lev);
+	evtimer_add(h->resume, &tv);
+	h->accept_errors++;
+	if ((h->accept_errors & (h->accept_errors - 1)) == 0)
+		log_warnx("HTTP API: cannot accept a connection: %s; pausing for 1 s (%llu time(s) so far)",
+			  evutil_socket_error_to_string(err), (unsigned long long)h->accept_errors);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct http *h = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(h->listener);
+}
+
 /* A stream socket at path, replacing a stale socket left by an earlier run (never another kind of file). */
 static int listen_unix(const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
+	mode_t mask;
 	int fd, err;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sun.sun_path, path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return -EEXIST;
-		unlink(path);
-	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
-	/* Owner and group only: the socket is the API's only access control when no token is set. */
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			close(fd);
+			return -EEXIST;
+		}
+		/* A socket someone still answers on is another instance's: never take it over. */
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN) {
+			close(fd);
+			return -EADDRINUSE;
+		}
+		close(fd);
+		unlink(path);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+			return -errno;
+	}
+	/*
+	 * Owner and group only, from the moment it exists (a chmod afterwards
+	 * would follow a symlink put there meanwhile): the socket's mode is the
+	 * API's access control when no token is set.
+	 */
+	mask = umask(0117);
+	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+	umask(mask);
+	if (err == 0 && listen(fd, 64) < 0)
 		err = -errno;
+	if (err < 0) {
 		close(fd);
 		return err;
 	}
@@ -476,10 +546,13 @@ struct http *http_open(struct event_base *base, const char *listen, const struct
 {
 	struct http *h = calloc(1, sizeof(*h));
 	char addr[INET_ADDRSTRLEN];
+	struct evhttp_bound_socket *bound;
 	const char *colon;
 	int fd;
 
-	if (!h || !(h->evhttp = evhttp_new(base))) {
+	if (!h || !(h->evhttp = evhttp_new(base)) || !(h->resume = evtimer_new(base, on_resume, h))) {
+		if (h && h->evhttp)
+			evhttp_free(h->evhttp);
 		log_error("out of memory for the HTTP API");
 		free(h);
 		return NULL;
@@ -499,7 +572,7 @@ struct http *http_open(struct event_base *base, const char *listen, const struct
 				  fd == -EEXIST ? "a file that is not a socket is in the way" : strerror(-fd));
 			goto fail;
 		}
-		if (!evhttp_accept_socket_with_handle(h->evhttp, fd)) {
+		if (!(bound = evhttp_accept_socket_with_handle(h->evhttp, fd))) {
 			close(fd);
 			log_error("cannot serve HTTP on %s", listen);
 			goto fail;
@@ -509,11 +582,15 @@ struct http *http_open(struct event_base *base, const char *listen, const struct
 	} else {
 		colon = strrchr(listen, ':');
 		snprintf(addr, sizeof(addr), "%.*s", (int)(colon - listen), listen);
-		if (!evhttp_bind_socket_with_handle(h->evhttp, addr, (uint16_t)atoi(colon + 1))) {
+		if (!(bound = evhttp_bind_socket_with_handle(h->evhttp, addr, (uint16_t)atoi(colon + 1)))) {
 			log_error("cannot listen for HTTP on %s: %s", listen, strerror(errno));
 			goto fail;
 		}
 	}
+	h->listener = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(h->listener, on_accept_error);
+	h->next = http_open_list;
+	http_open_list = h;
 	log_info("HTTP API on %s%s", listen, cfg->http_token[0] ? " (token set)" : " (no token: read-only)");
 	return h;
 fail:
@@ -525,9 +602,16 @@ void http_close(struct http *h)
 {
 	if (!h)
 		return;
+	for (struct http **p = &http_open_list; *p; p = &(*p)->next)
+		if (*p == h) {
+			*p = h->next;
+			break;
+		}
 	/* evhttp closes the listening sockets it was given, the unix one included. */
 	if (h->evhttp)
 		evhttp_free(h->evhttp);
+	if (h->resume)
+		event_free(h->resume);
 	if (h->path[0])
 		unlink(h->path);
 	free(h);

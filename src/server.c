@@ -165,6 +165,13 @@ static int server_read_external(struct server *s)
 	int n = netif_ipv4_all(s->cfg.external_interface, a, SERVER_MAX_EXTERNAL);
 	size_t count = n > 0 ? (size_t)n : 0;
 
+	/* A query that failed (out of file descriptors or memory) is no news about the interface. */
+	if (n < 0 && n != -ENODEV) {
+		log_warnx("cannot read the addresses of %s: %s; keeping the last known", s->cfg.external_interface,
+			  strerror(-n));
+		return 0;
+	}
+
 	for (size_t i = 0; i < count; i++)
 		now[i] = a[i].addr;
 	if (count == s->n_external && memcmp(now, s->external, count * sizeof(now[0])) == 0)
@@ -462,7 +469,10 @@ static void server_hook(struct server *s, const struct table_change *ch, const c
 
 	if (ch->op == TABLE_RENEW)
 		return;
-	ev.event = ch->op == TABLE_ADD ? "added" : strcmp(why, "expired") == 0 ? "expired" : "deleted";
+	ev.event = strcmp(why, "renewed") == 0	 ? "renewed"
+		   : ch->op == TABLE_ADD	 ? "added"
+		   : strcmp(why, "expired") == 0 ? "expired"
+						 : "deleted";
 	hook_run(s->hook, &ev);
 }
 
@@ -476,8 +486,18 @@ static void server_settle(struct server *s, const char *why)
 		log_change(&ch[i], why);
 		if (ch[i].op == TABLE_DEL)
 			server_note_ended(s, &ch[i].mapping);
-		if (s->cfg.hook[0])
-			server_hook(s, &ch[i], why);
+		if (!s->cfg.hook[0])
+			continue;
+		/* A renewal moved to another port (table.h) is a delete then an add of the same mapping. */
+		if (ch[i].op == TABLE_DEL && i + 1 < n && ch[i + 1].op == TABLE_ADD &&
+		    ch[i + 1].mapping.client == ch[i].mapping.client &&
+		    ch[i + 1].mapping.protocol == ch[i].mapping.protocol &&
+		    ch[i + 1].mapping.internal_port == ch[i].mapping.internal_port) {
+			log_change(&ch[i + 1], why);
+			server_hook(s, &ch[++i], "renewed");
+			continue;
+		}
+		server_hook(s, &ch[i], why);
 	}
 	table_commit(s->table);
 }
@@ -887,7 +907,7 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	uint16_t result;
 
 	for (size_t i = 0; i < s->n_listeners && !lan; i++)
-		lan = udp_source_allowed(&s->listeners[i].sock, a, now) && !udp_local_allowed(&s->listeners[i].sock, a, now);
+		lan = udp_host_allowed(&s->listeners[i].sock, a, now);
 	if (!lan)
 		return HTTP_FORWARD_NOT_LAN;
 	result = table_request(s->table, client, TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
@@ -998,6 +1018,7 @@ static void server_reload(struct server *s)
 	int new_listeners, new_nft, new_http, r;
 	int64_t now = mono_now();
 	struct timespec ts;
+	uint32_t old_public = server_public_address(s), old_rate = s->cfg.rate_limit;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	server_notify("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
@@ -1055,7 +1076,8 @@ static void server_reload(struct server *s)
 		}
 	}
 	if (new_nft) {
-		if ((r = nft_remove(s->nft)) < 0)
+		/* Under the same name, the install below replaces the table in one transaction. */
+		if (strcmp(next.nat_table, s->cfg.nat_table) != 0 && (r = nft_remove(s->nft)) < 0)
 			log_warnx("reload: cannot remove the old table ip %s: %s", s->cfg.nat_table, strerror(-r));
 		nft_close(s->nft);
 		s->nft = nft;
@@ -1084,7 +1106,8 @@ static void server_reload(struct server *s)
 		if (table_configure(s->table, &tc) < 0)
 			log_warnx("reload: out of memory: the port ranges and limits stay as they were");
 	}
-	{
+	/* A new bucket only for a new rate: a SIGHUP must not forgive a flooding client. */
+	if (s->cfg.rate_limit != old_rate) {
 		struct ratelimit *rl = ratelimit_new(s->cfg.rate_limit);
 		if (rl) {
 			ratelimit_free(s->ratelimit);
@@ -1097,8 +1120,13 @@ static void server_reload(struct server *s)
 		log_warnx("reload: cannot reinstall table ip %s: %s; trying again in 1 s", s->cfg.nat_table,
 			  strerror(-r));
 		server_schedule_repair(s, 1000);
+	} else if (new_nft && nft_probe_timeout_update(s->nft) < 0) {
+		log_warnx("reload: cannot ask the kernel how element timeouts are updated: renewals replace elements");
 	}
 	server_external_changed(s);
+	/* RFC 6886 3.2.1: a new --external-address is a new address, announced like any other. */
+	if (server_public_address(s) && server_public_address(s) != old_public)
+		announce_restart(s->announce);
 	s->metrics.reloads++;
 	log_info("reloaded: serving %zu mapping(s) on port %u of %zu interface(s), table ip %s", table_count(s->table),
 		 s->cfg.listen_port, s->n_listeners, s->cfg.nat_table);
@@ -1310,6 +1338,17 @@ int server_start(struct server *s)
 	 * anything touches the kernel's tables or the state file.  Requests
 	 * that arrive meanwhile wait in the sockets until the loop runs.
 	 */
+	/*
+	 * Signals first: a SIGHUP from a service manager that reloads during a
+	 * long restore waits for the loop instead of killing the daemon.
+	 */
+	for (size_t i = 0; i < 3; i++) {
+		s->signal_ev[i] = evsignal_new(s->base, signals[i], server_on_signal, s);
+		if (!s->signal_ev[i] || event_add(s->signal_ev[i], NULL) < 0) {
+			log_error("cannot install signal handlers");
+			return -1;
+		}
+	}
 	if (server_open_listeners(s, cfg, s->listeners) < 0)
 		return -1;
 	s->n_listeners = cfg->n_listen;
@@ -1342,13 +1381,6 @@ int server_start(struct server *s)
 		return -1;
 	}
 
-	for (size_t i = 0; i < 3; i++) {
-		s->signal_ev[i] = evsignal_new(s->base, signals[i], server_on_signal, s);
-		if (!s->signal_ev[i] || event_add(s->signal_ev[i], NULL) < 0) {
-			log_error("cannot install signal handlers");
-			return -1;
-		}
-	}
 	if (!(s->expiry_ev = evtimer_new(s->base, server_on_expiry, s))) {
 		log_error("out of memory at start");
 		return -1;

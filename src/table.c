@@ -529,7 +529,13 @@ void table_free(struct table *t)
 	free(t);
 }
 
-static void delete_all(struct table *t, uint32_t client, uint8_t protocol)
+/*
+ * A NAT-PMP client's "delete all" (RFC 6886 3.4) removes what it asked for
+ * itself: mappings the HTTP API made on its host's behalf stay, as an
+ * application that starts up and clears its ports must not undo the
+ * administrator's forwards.
+ */
+static void delete_all(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol)
 {
 	struct client *c = client_find(t, client);
 	struct entry *e, *next;
@@ -540,7 +546,7 @@ static void delete_all(struct table *t, uint32_t client, uint8_t protocol)
 	for (e = c->mappings; e; e = next) {
 		next = e->client_next;
 		int last = next == NULL;
-		if (e->m.protocol == protocol)
+		if (e->m.protocol == protocol && (origin == TABLE_ORIGIN_HTTP || e->m.origin != TABLE_ORIGIN_HTTP))
 			entry_remove(t, e);
 		if (last)
 			break;
@@ -560,7 +566,7 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 	if (lifetime == 0) {
 		/* RFC 6886 3.4: the suggested port of a delete means nothing. */
 		if (internal_port == 0) {
-			delete_all(t, client, protocol);
+			delete_all(t, client, origin, protocol);
 		} else if ((e = entry_find(t, client, protocol, internal_port)) != NULL) {
 			entry_remove(t, e);
 		}
@@ -572,6 +578,16 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 	uint32_t granted = lifetime < t->cfg.max_lifetime ? lifetime : t->cfg.max_lifetime;
 
 	e = entry_find(t, client, protocol, internal_port);
+	/*
+	 * A port a reload took out of the allowed ranges (or reserved) is given
+	 * up at the next renewal, which gets a new port: RFC 6886 3.3 lets a
+	 * renewal answer another port, and clients use the one answered.
+	 */
+	if (e && !port_allowed(t, protocol, e->m.external_port)) {
+		origin = (enum table_origin)e->m.origin;
+		entry_remove(t, e);
+		e = NULL;
+	}
 	if (e) {
 		/*
 		 * Renewal: the port stays, whatever the client suggests now

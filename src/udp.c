@@ -13,10 +13,15 @@
 
 static void udp_refresh_subnets(struct udp_socket *u, int64_t now)
 {
-	int n = netif_ipv4_all(u->ifname, u->subnets, UDP_MAX_SUBNETS);
+	struct netif_addr a[UDP_MAX_SUBNETS];
+	int n = netif_ipv4_all(u->ifname, a, UDP_MAX_SUBNETS);
 
-	u->n_subnets = n < 0 ? 0 : n;
 	u->refreshed = now;
+	/* A failed query (out of file descriptors or memory) says nothing about the interface: keep what we knew. */
+	if (n < 0 && n != -ENODEV)
+		return;
+	u->n_subnets = n < 0 ? 0 : n;
+	memcpy(u->subnets, a, (size_t)u->n_subnets * sizeof(a[0]));
 }
 
 int udp_open(struct udp_socket *u, const char *ifname, uint16_t port)
@@ -207,6 +212,22 @@ static bool udp_match(struct udp_socket *u, uint32_t addr, bool local, int64_t n
 			break;
 	}
 	return false;
+}
+
+bool udp_host_allowed(struct udp_socket *u, struct in_addr host, int64_t now)
+{
+	uint32_t h = ntohl(host.s_addr);
+
+	if (!udp_match(u, host.s_addr, false, now))
+		return false;
+	/* Not a subnet's network or broadcast address (subnets of /31 and /32 have neither). */
+	for (int i = 0; i < u->n_subnets; i++) {
+		uint32_t mask = ntohl(u->subnets[i].mask);
+		if (((host.s_addr ^ u->subnets[i].addr) & u->subnets[i].mask) == 0 && mask < 0xfffffffe &&
+		    ((h & ~mask) == 0 || (h & ~mask) == ~mask))
+			return false;
+	}
+	return true;
 }
 
 bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now)

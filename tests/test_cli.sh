@@ -52,6 +52,7 @@ expect_error --hook-timeout 0
 expect_error --config /nonexistent/natpmp.conf
 expect_error --http-token-file /nonexistent/token
 echo short >"$tmp/short"
+chmod 600 "$tmp/short"
 expect_error --http-token-file "$tmp/short"
 NATPMP_TOKEN=short expect_error --http-token-file "$tmp/short"
 printf 'NATPMP_RATE_LIMIT=12\nNATPMP_BOGUS=1\n' >"$tmp/bad.conf"
@@ -72,6 +73,14 @@ if ! grep -qx -- "--rate-limit 12" <<<"$out" || ! grep -qx -- "--max-lifetime 40
 fi
 # A token from a file is never printed; one from the environment is mentioned, not shown.
 echo "0123456789abcdef0123" >"$tmp/token"
+chmod 644 "$tmp/token"
+expect_error --http-token-file "$tmp/token"
+printf 'NATPMP_TOKEN=0123456789abcdef0123\n' >"$tmp/token.conf"
+chmod 644 "$tmp/token.conf"
+expect_error --config "$tmp/token.conf"
+chmod 600 "$tmp/token" "$tmp/token.conf"
+out=$("$bin" $base --http-listen 0.0.0.0:8080 --config "$tmp/token.conf" 2>&1); rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: a token in a private --config file is refused: $out"; fail=1; }
 out=$("$bin" $base --http-listen 0.0.0.0:8080 --http-token-file "$tmp/token" 2>&1); rc=$?
 if [ $rc -ne 0 ] || grep -q 0123456789abcdef0123 <<<"$out" || ! grep -qx -- "--http-token-file $tmp/token" <<<"$out"; then
 	echo "FAIL: a token file allows a non-loopback --http-listen, unprinted: $rc $out"

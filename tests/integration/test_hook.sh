@@ -29,7 +29,8 @@ hook_saw() {
 	return 1
 }
 
-NATPMP_TOKEN=lab-token-0123456789abcdef daemon_start --hook "$HOOK" --hook-timeout 2
+: >"$LAB_DIR/hook.conf"
+NATPMP_TOKEN=lab-token-0123456789abcdef daemon_start --hook "$HOOK" --hook-timeout 2 --config "$LAB_DIR/hook.conf"
 
 npc map tcp 8080 40000 3600
 check "a new mapping runs the hook: added tcp client iport external eport lifetime" \
@@ -43,6 +44,15 @@ sleep 3
 check "an expiry runs it as expired" hook_saw "7 expired udp $CLIENT 5353 $EXT 40001 0"
 check "the hook never sees the HTTP token" bash -c "! grep -q 'token leaked' '$OUTF'"
 
+npc map tcp 8500 40500 3600
+echo "NATPMP_RESERVED_PORTS=40500" >"$LAB_DIR/hook.conf"
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 40); do grep -q "reloaded" "$LOG" && break; sleep 0.05; done
+npc map tcp 8500 40500 3600
+new=$(field external)
+check "a renewal moved off a port a reload reserved runs the hook as renewed, with the new port ($new)" \
+	hook_saw "7 renewed tcp $CLIENT 8500 $EXT $new 3600"
+check "... and the port did move" ne "$new" 40500
 touch "$LAB_DIR/fail"
 npc map tcp 9000 40002 3600
 check "a hook that exits 3 still ran" hook_saw "7 added tcp $CLIENT 9000 $EXT 40002 3600"

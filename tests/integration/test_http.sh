@@ -6,6 +6,7 @@
 lab_up
 TOKEN=lab-token-0123456789abcdef
 printf '%s\n' "$TOKEN" >"$LAB_DIR/token"
+chmod 600 "$LAB_DIR/token"
 API=http://127.0.0.1:18080
 daemon_start --http-listen 127.0.0.1:18080 --http-token-file "$LAB_DIR/token" --allowed-ports 20000-20999 \
 	--max-mappings-per-ip 3
@@ -69,7 +70,14 @@ http POST /forward '{"internal_ip":"10.9.9.9","internal_port":80,"protocol":"tcp
 check "a host outside the LAN subnets: 403 naming internal_ip" refused 403 internal_ip
 http POST /forward '{"internal_ip":"192.168.77.1","internal_port":22,"protocol":"tcp"}' "${auth[@]}"
 check "the router's own LAN address: 403 (never forward the router's services)" eq "$CODE" 403
+http POST /forward '{"internal_ip":"192.168.77.255","internal_port":80,"protocol":"tcp"}' "${auth[@]}"
+check "the LAN's broadcast address: 403" refused 403 internal_ip
+http POST /forward '{"internal_ip":"192.168.77.0","internal_port":80,"protocol":"tcp"}' "${auth[@]}"
+check "the LAN's network address: 403" refused 403 internal_ip
 
+npc -b $CLIENT2 map tcp 0 0 0
+check "a NAT-PMP delete-all from that host answers success" eq "$(field result)" 0
+check "... but leaves the mappings the HTTP API made for it" grep -q "tcp . $EPORT timeout [^:]*: 192.168.77.3 . 8080" <<<"$(nft_map)"
 # --- /mappings ---
 npc map udp 5353 20500 600
 http GET /mappings "" "${auth[@]}"

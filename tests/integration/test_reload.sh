@@ -69,8 +69,11 @@ check "a new request gets the new --max-lifetime (600)" eq "$(field result) $(fi
 ext=$(field external)
 check "... and a port from the new --allowed-ports ($ext)" test "$ext" -ge 41000 -a "$ext" -le 41009
 npc map tcp 8080 40100 7200
-check "the mapping granted before is renewed on its port, at the new limit" \
-	eq "$(field result) $(field external) $(field lifetime)" "0 40100 600"
+moved=$(field external)
+check "the mapping granted before, now outside --allowed-ports, is renewed on a port inside ($moved)" \
+	bash -c "[ '$(field result) $(field lifetime)' = '0 600' ] && [ $moved -ge 41000 ] && [ $moved -le 41009 ]"
+check "... its old forward is gone" bash -c "! ip netns exec $RTR nft list map ip natpmp_lan mappings | grep -q 'tcp . 40100 '"
+check "... and the new one works" forward tcp "$moved" 8080
 npc address
 check "opcode 0 reports the new --external-address" eq "$(field address)" "203.0.113.9"
 check "the HTTP API moved to the unix socket" \
@@ -87,7 +90,7 @@ check "... the daemon keeps running" kill -0 "$PID"
 npc map udp 6000 0 7200
 check "... with the configuration it had (lifetime 600, port in 41000-41009)" \
 	bash -c "[ '$(field result) $(field lifetime)' = '0 600' ] && [ $(field external) -ge 41000 ] && [ $(field external) -le 41009 ]"
-check "... and its table" bash -c "ip netns exec $RTR nft list map ip natpmp_lan mappings | grep -q 'tcp . 40100 '"
+check "... and its table" bash -c "ip netns exec $RTR nft list map ip natpmp_lan mappings | grep -q 'tcp . $moved '"
 
 echo "NATPMP_FLAVOUR=1" >"$CONF"
 kill -HUP "$DAEMON_PID"
@@ -99,7 +102,12 @@ sleep 0.3
 check "a missing file is refused too, and the daemon runs on" bash -c "grep -q \"config '$CONF': cannot read it\" '$LOG' && kill -0 $PID"
 
 cp "$LAB_DIR/good.conf" "$CONF"
-check "SIGHUP with the file back is accepted" reload
+echo "NATPMP_NAT_CHAIN=lan_prerouting" >>"$CONF"
+check "SIGHUP with the file back and a new chain name is accepted" reload
+check "... the chain is renamed" bash -c "ip netns exec $RTR nft list chain ip natpmp_lan lan_prerouting >/dev/null"
+sleep 0.3
+check "... and the daemon does not take its own reload for someone else's change" bash -c "! grep -q 'was changed by' '$LOG'"
+check "... and still forwards" forward tcp "$moved" 8080
 check "four reloads: mappings all kept (3 in the map)" eq "$(in_rtr nft list map ip natpmp_lan mappings | grep -Eo ': [0-9.]+ \. [0-9]+' | wc -l)" 3
 
 daemon_kill TERM

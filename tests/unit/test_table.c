@@ -386,6 +386,41 @@ static void test_scale(void)
 	table_free(t);
 }
 
+/* HTTP mappings survive a NAT-PMP delete-all; a reload's new ranges move a mapping at its renewal. */
+static void test_origin_and_configure(void)
+{
+	struct table *t = make(1024, 65535, 100, 86400);
+	struct table_grant g;
+	const struct table_change *ch;
+	struct port_range narrow = { 2000, 2009 };
+	struct table_config tc = { .allowed = &narrow, .n_allowed = 1, .max_per_client = 100, .max_lifetime = 600 };
+
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_HTTP, TCP, 80, 8080, 3600, 0, &g), 0);
+	table_commit(t);
+	CHECK_EQ(map(t, A, TCP, 81, 8081, 3600, 0, &g), 0);
+	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), 0); /* NAT-PMP delete-all */
+	CHECK(table_find(t, A, TCP, 80) != NULL);
+	CHECK(table_find(t, A, TCP, 81) == NULL);
+	CHECK_EQ(table_find(t, A, TCP, 80)->origin, TABLE_ORIGIN_HTTP);
+
+	CHECK_EQ(table_configure(t, &tc), 0);
+	CHECK_EQ(table_count(t), 1); /* kept until its renewal */
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 80, 8080, 3600, 10, &g), 0);
+	CHECK(g.external_port >= 2000 && g.external_port <= 2009);
+	CHECK_EQ(g.lifetime, 600);
+	CHECK_EQ(table_changes(t, &ch), 2);
+	CHECK_EQ(ch[0].op, TABLE_DEL);
+	CHECK_EQ(ch[0].mapping.external_port, 8080);
+	CHECK_EQ(ch[1].op, TABLE_ADD);
+	CHECK_EQ(ch[1].mapping.origin, TABLE_ORIGIN_HTTP); /* the mapping stays the host's HTTP one */
+	table_commit(t);
+	CHECK(table_find_external(t, TCP, 8080) == NULL);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_HTTP, TCP, 0, 0, 0, 20, &g), 0); /* HTTP delete-all */
+	table_commit(t);
+	CHECK_EQ(table_count(t), 0);
+	table_free(t);
+}
+
 int main(void)
 {
 	A = inet_addr("192.168.1.10");
@@ -402,5 +437,6 @@ int main(void)
 	test_rollback();
 	test_restore();
 	test_scale();
+	test_origin_and_configure();
 	return check_exit();
 }
