@@ -173,6 +173,27 @@ forward() {
 
 no_forward() { ! forward "$@"; }
 
+# notify_listen: a stand-in for systemd's notification socket at
+# $LAB_DIR/notify.sock, recording each datagram as one line of
+# $LAB_DIR/notify.log (newlines become spaces) for 60 s; then
+# `export NOTIFY_SOCKET=$LAB_DIR/notify.sock` before starting the daemon.
+notify_listen() {
+	$PYTHON - "$LAB_DIR/notify.sock" "$LAB_DIR/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(60)
+with open(sys.argv[2], "a") as log:
+    try:
+        while True:
+            log.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+            log.flush()
+    except socket.timeout:
+        pass
+PY
+	for _ in $(seq 1 50); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; done
+}
+
 lab_finish() {
 	if [ -n "$DAEMON_PID" ]; then
 		daemon_kill TERM

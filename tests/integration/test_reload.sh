@@ -6,20 +6,7 @@
 . "$(dirname "$0")/lab.sh"
 lab_up
 
-$PYTHON - "$LAB_DIR/notify.sock" "$LAB_DIR/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(60)
-with open(sys.argv[2], "a") as log:
-    try:
-        while True:
-            log.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-            log.flush()
-    except socket.timeout:
-        pass
-PY
-for _ in $(seq 1 50); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; done
+notify_listen
 
 CONF=$LAB_DIR/natpmp.conf
 cat >"$CONF" <<'EOF'

@@ -24,20 +24,7 @@ check "it starts after network-online.target and nftables.service" grep -qx 'Aft
 
 lab_up
 # A service manager's notification socket, recording what arrives.
-$PYTHON - "$LAB_DIR/notify.sock" "$LAB_DIR/notify.log" <<'PY' &
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(30)
-with open(sys.argv[2], "a") as log:
-    try:
-        while True:
-            log.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-            log.flush()
-    except socket.timeout:
-        pass
-PY
-for _ in $(seq 1 50); do [ -S "$LAB_DIR/notify.sock" ] && break; sleep 0.05; done
+notify_listen
 
 export NOTIFY_SOCKET=$LAB_DIR/notify.sock
 DAEMON_WRAPPER="strace -f -qq -o $LAB_DIR/strace.log"
