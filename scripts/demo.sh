@@ -5,7 +5,8 @@
 #   lan (192.168.77.2) --- router (192.168.77.1 | 198.51.100.1) --- wan (198.51.100.2)
 #
 # A LAN client asks the router for a port with natpmpc; a WAN peer then
-# connects to the router's public address and reaches the LAN client.
+# connects to the router's public address and reaches the LAN client; the
+# HTTP API adds a forward for the client and lists the mappings.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
@@ -52,8 +53,10 @@ in_ns $WAN ip link set dw$id up
 
 say "starting natpmp-server on the router (LAN: dr$id, external: dx$id)"
 # Not through in_ns: $! must be the daemon itself, so that cleanup stops it.
-ip netns exec $RTR ./build/natpmp-server --listen-interface dr$id --external-interface dx$id \
-	--state-dir "$STATE" --log-level info &
+# The HTTP API on the router's loopback, with a token for /forward.
+TOKEN=demo-token-$id-0123456789
+NATPMP_TOKEN=$TOKEN ip netns exec $RTR ./build/natpmp-server --listen-interface dr$id --external-interface dx$id \
+	--state-dir "$STATE" --log-level info --http-listen 127.0.0.1:8080 &
 DAEMON_PID=$!
 i=0
 until in_ns $LAN ./build/natpmp-client -g 192.168.77.1 -r 1 address >/dev/null 2>&1; do
@@ -87,6 +90,13 @@ s.sendall(b"hello through the NAT-PMP forward")
 print("WAN peer: connected to 198.51.100.1:40000 and sent a greeting")
 '
 wait $LISTENER
+
+say "HTTP API: a forward for a host that does not speak NAT-PMP, then the list"
+in_ns $RTR curl -s -H "Authorization: Bearer $TOKEN" \
+	-d '{"internal_ip":"192.168.77.2","internal_port":9000,"protocol":"udp","duration":600}' \
+	http://127.0.0.1:8080/forward
+in_ns $RTR curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/mappings
+in_ns $RTR curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/metrics | grep '^natpmp_mappings'
 
 say "LAN client: delete the mapping"
 in_ns $LAN natpmpc -g 192.168.77.1 -a 40000 8080 tcp 0 | tail -n 3
