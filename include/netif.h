@@ -6,6 +6,7 @@
 #ifndef NATPMP_NETIF_H
 #define NATPMP_NETIF_H
 
+#include <netinet/in.h>
 #include <stdint.h>
 
 struct netif_addr {
@@ -16,6 +17,8 @@ struct netif_addr {
 
 /* Every IPv4 address of the interface, at most max; returns the count or -errno. */
 int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max);
+/* addr (network byte order) in dotted form, written to buf; returns buf. */
+const char *netif_addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN]);
 /* A name the kernel could accept: 1-15 bytes, no '/', ':' or white space. */
 int netif_name_valid(const char *ifname);
 

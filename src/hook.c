@@ -19,6 +19,7 @@
 
 #include "hook.h"
 #include "log.h"
+#include "netif.h"
 #include "proto.h"
 
 extern char **environ;
@@ -98,7 +99,6 @@ static char **hook_environment(void)
 static int hook_spawn(struct hook *h, const struct hook_event *ev)
 {
 	char proto[4], client[INET_ADDRSTRLEN], external[INET_ADDRSTRLEN], iport[8], eport[8], life[16];
-	struct in_addr a;
 	char *argv[] = { h->path, (char *)ev->event, proto, client, iport, external, eport, life, NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -110,10 +110,8 @@ static int hook_spawn(struct hook *h, const struct hook_event *ev)
 	if (!env)
 		return -ENOMEM;
 	snprintf(proto, sizeof(proto), "%s", proto_protocol_name(ev->protocol));
-	a.s_addr = ev->client;
-	inet_ntop(AF_INET, &a, client, sizeof(client));
-	a.s_addr = ev->external_address;
-	inet_ntop(AF_INET, &a, external, sizeof(external));
+	netif_addr_str(ev->client, client);
+	netif_addr_str(ev->external_address, external);
 	snprintf(iport, sizeof(iport), "%u", ev->internal_port);
 	snprintf(eport, sizeof(eport), "%u", ev->external_port);
 	snprintf(life, sizeof(life), "%u", ev->lifetime);

@@ -24,6 +24,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "netif.h"
 #include "proto.h"
 
 struct http {
@@ -43,13 +44,6 @@ struct http {
  * gets evhttp's argument, not ours, and finds its handle here.
  */
 static struct http *http_open_list;
-
-static const char *addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN])
-{
-	struct in_addr in = { .s_addr = addr };
-
-	return inet_ntop(AF_INET, &in, buf, INET_ADDRSTRLEN);
-}
 
 int http_token_equal(const char *given, size_t given_len, const char *expected)
 {
@@ -147,12 +141,12 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 	if (ctx->client && m->client != ctx->client)
 		return;
 	o = json_object_new_object();
-	json_object_object_add(o, "client", json_object_new_string(addr_str(m->client, a)));
+	json_object_object_add(o, "client", json_object_new_string(netif_addr_str(m->client, a)));
 	json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(m->protocol)));
 	json_object_object_add(o, "internal_port", json_object_new_int(m->internal_port));
 	json_object_object_add(o, "external_port", json_object_new_int(m->external_port));
 	json_object_object_add(o, "external_address",
-			       ctx->public ? json_object_new_string(addr_str(ctx->public, a)) : NULL);
+			       ctx->public ? json_object_new_string(netif_addr_str(ctx->public, a)) : NULL);
 	json_object_object_add(o, "lifetime", json_object_new_int64(remaining));
 	json_object_object_add(o, "origin", json_object_new_string(m->origin == TABLE_ORIGIN_HTTP ? "http" : "natpmp"));
 	json_object_array_add(ctx->list, o);
@@ -374,7 +368,7 @@ static void on_forward(struct http *h, struct evhttp_request *req, int create)
 		break;
 	case HTTP_FORWARD_NOT_LAN:
 		reply_error(req, 403, "internal_ip", "%s is not a host on a listen interface's subnet",
-			    addr_str(f.client, a));
+			    netif_addr_str(f.client, a));
 		return;
 	case NATPMP_RESULT_NOT_AUTHORIZED:
 		reply_error(req, 403, NULL, "refused by the port rules");
@@ -388,11 +382,11 @@ static void on_forward(struct http *h, struct evhttp_request *req, int create)
 	}
 	o = json_object_new_object();
 	public = h->backend.public_address(h->backend.arg);
-	json_object_object_add(o, "internal_ip", json_object_new_string(addr_str(f.client, a)));
+	json_object_object_add(o, "internal_ip", json_object_new_string(netif_addr_str(f.client, a)));
 	json_object_object_add(o, "internal_port", json_object_new_int(f.internal_port));
 	json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(f.protocol)));
 	if (create) {
-		json_object_object_add(o, "external_ip", public ? json_object_new_string(addr_str(public, a)) : NULL);
+		json_object_object_add(o, "external_ip", public ? json_object_new_string(netif_addr_str(public, a)) : NULL);
 		json_object_object_add(o, "external_port", json_object_new_int(g.external_port));
 		json_object_object_add(o, "lifetime", json_object_new_int64(g.lifetime));
 	} else {

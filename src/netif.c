@@ -5,6 +5,7 @@
  * needs here; no command is run.  An interface that is down has no usable
  * address: its addresses are not reported until it comes back up.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <libmnl/libmnl.h>
@@ -15,6 +16,13 @@
 #include <string.h>
 
 #include "netif.h"
+
+const char *netif_addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN])
+{
+	struct in_addr in = { .s_addr = addr };
+
+	return inet_ntop(AF_INET, &in, buf, INET_ADDRSTRLEN);
+}
 
 int netif_name_valid(const char *ifname)
 {

@@ -142,13 +142,6 @@ static uint32_t server_epoch(const struct server *s, int64_t now)
 	return e < 0 ? 0 : e > UINT32_MAX ? UINT32_MAX : (uint32_t)e;
 }
 
-static const char *addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN])
-{
-	struct in_addr in = { .s_addr = addr };
-
-	return inet_ntop(AF_INET, &in, buf, INET_ADDRSTRLEN);
-}
-
 /* The address clients are told: --external-address, else the interface's first; 0 when none. */
 static uint32_t server_public_address(const struct server *s)
 {
@@ -322,7 +315,7 @@ static void log_change(const struct table_change *ch, const char *why)
 	char client[INET_ADDRSTRLEN];
 	const struct table_mapping *m = &ch->mapping;
 
-	addr_str(m->client, client);
+	netif_addr_str(m->client, client);
 	switch (ch->op) {
 	case TABLE_ADD:
 		log_info("mapped %s %u -> %s:%u for %u s", proto_protocol_name(m->protocol), m->external_port,
@@ -585,13 +578,13 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
 		s->metrics.drops[METRICS_DROP_NOT_LAN]++;
 		log_debug("ignored request on %s from %s: not inside its subnets", sock->ifname,
-			  addr_str(p->peer.sin_addr.s_addr, peer));
+			  netif_addr_str(p->peer.sin_addr.s_addr, peer));
 		return;
 	}
 	if (!udp_local_allowed(sock, p->local, now)) {
 		s->metrics.drops[METRICS_DROP_NOT_LOCAL]++;
 		log_debug("ignored request on %s from %s: sent to %s, not to an address of %s", sock->ifname,
-			  addr_str(p->peer.sin_addr.s_addr, peer), addr_str(p->local.s_addr, dest), sock->ifname);
+			  netif_addr_str(p->peer.sin_addr.s_addr, peer), netif_addr_str(p->local.s_addr, dest), sock->ifname);
 		return;
 	}
 	if (!ratelimit_allow(s->ratelimit, p->peer.sin_addr.s_addr, now_ms)) {
@@ -599,14 +592,14 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 		uint64_t n = ++s->metrics.drops[METRICS_DROP_RATE_LIMITED];
 		if ((n & (n - 1)) == 0)
 			log_warnx("dropped a request from %s over --rate-limit %u/s (%llu dropped in all)",
-				  addr_str(p->peer.sin_addr.s_addr, peer), s->cfg.rate_limit, (unsigned long long)n);
+				  netif_addr_str(p->peer.sin_addr.s_addr, peer), s->cfg.rate_limit, (unsigned long long)n);
 		return;
 	}
 	r->verdict = proto_decode(p->data, p->len, &r->req);
 	switch (r->verdict) {
 	case PROTO_DROP:
 		s->metrics.drops[METRICS_DROP_MALFORMED]++;
-		log_debug("dropped %zu-byte datagram from %s", p->len, addr_str(p->peer.sin_addr.s_addr, peer));
+		log_debug("dropped %zu-byte datagram from %s", p->len, netif_addr_str(p->peer.sin_addr.s_addr, peer));
 		break;
 	case PROTO_ADDRESS:
 		/* RFC 6886 3.2: no external address yet, result 3 and 0.0.0.0. */
@@ -717,7 +710,7 @@ static void server_external_changed(struct server *s)
 	s->busy_valid = 0;
 	if (s->n_external)
 		log_info("external interface %s has address %s%s", s->cfg.external_interface,
-			 addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
+			 netif_addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
 	else
 		log_warnx("external interface %s has no IPv4 address or is down: opcode 0 answers result 3 until "
 			  "it has one",
@@ -834,7 +827,7 @@ static int api_status(void *arg, struct json_object *out)
 
 	json_object_object_add(out, "status", json_object_new_string(status));
 	json_object_object_add(out, "mappings", json_object_new_int64((int64_t)table_count(s->table)));
-	json_object_object_add(out, "external_address", public ? json_object_new_string(addr_str(public, addr)) : NULL);
+	json_object_object_add(out, "external_address", public ? json_object_new_string(netif_addr_str(public, addr)) : NULL);
 	json_object_object_add(out, "epoch", json_object_new_int64(server_epoch(s, mono_now())));
 	return strcmp(status, "serving") == 0;
 }
@@ -1252,7 +1245,7 @@ static int server_restore(struct server *s, int64_t now)
 		if ((r = table_restore(s->table, &m)) < 0) {
 			refused++;
 			log_warnx("state file: not restoring %s %u -> %s:%u: %s", proto_protocol_name(m.protocol),
-				  m.external_port, addr_str(m.client, client), m.internal_port,
+				  m.external_port, netif_addr_str(m.client, client), m.internal_port,
 				  r == -ERANGE	       ? "port no longer allowed"
 				  : r == -EADDRINUSE ? "the router itself now uses the port"
 				  : r == -ENOSPC     ? "over the client's limit"
