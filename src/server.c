@@ -813,17 +813,38 @@ static int server_port_busy(uint8_t protocol, uint16_t port, void *arg)
 	return (s->busy[protocol == IPPROTO_TCP][port / 8] >> (port % 8)) & 1;
 }
 
+/* The table's rules as the configuration of the moment gives them. */
+static struct table_config server_table_config(struct server *s)
+{
+	return (struct table_config){
+		.allowed = s->cfg.allowed_ports,
+		.n_allowed = s->cfg.n_allowed,
+		.reserved = s->cfg.reserved_ports,
+		.n_reserved = s->cfg.n_reserved,
+		.port_busy = server_port_busy,
+		.port_busy_arg = s,
+		.max_per_client = s->cfg.max_mappings_per_ip,
+		.max_lifetime = s->cfg.max_lifetime,
+	};
+}
+
 /* --- the HTTP API's view of the server --- */
+
+/* What /health says; "serving" when the daemon answers with an address and its table is in place. */
+static const char *server_status(const struct server *s)
+{
+	return !s->serving		      ? "starting"
+	       : !server_public_address(s) ? "no external address"
+	       : s->table_broken	      ? "nftables table not installed"
+					      : "serving";
+}
 
 static int api_status(void *arg, struct json_object *out)
 {
 	struct server *s = arg;
 	uint32_t public = server_public_address(s);
 	char addr[INET_ADDRSTRLEN];
-	const char *status = !s->serving ? "starting"
-			     : !public	 ? "no external address"
-			     : s->table_broken ? "nftables table not installed"
-					       : "serving";
+	const char *status = server_status(s);
 
 	json_object_object_add(out, "status", json_object_new_string(status));
 	json_object_object_add(out, "mappings", json_object_new_int64((int64_t)table_count(s->table)));
@@ -876,11 +897,8 @@ static int count_one(const struct table_mapping *m, void *arg)
 static int api_metrics(void *arg, FILE *out)
 {
 	struct server *s = arg;
-	struct json_object *status = json_object_new_object();
-	struct metrics_gauges g = { .epoch = server_epoch(s, mono_now()) };
+	struct metrics_gauges g = { .epoch = server_epoch(s, mono_now()), .serving = !strcmp(server_status(s), "serving") };
 
-	g.serving = api_status(s, status);
-	json_object_put(status);
 	table_foreach(s->table, count_one, &g);
 	return metrics_format(&s->metrics, &g, out);
 }
@@ -1088,14 +1106,7 @@ static void server_reload(struct server *s)
 		s->http = http;
 	log_set_level(s->cfg.log_level);
 	{
-		struct table_config tc = {
-			.allowed = s->cfg.allowed_ports,
-			.n_allowed = s->cfg.n_allowed,
-			.reserved = s->cfg.reserved_ports,
-			.n_reserved = s->cfg.n_reserved,
-			.max_per_client = s->cfg.max_mappings_per_ip,
-			.max_lifetime = s->cfg.max_lifetime,
-		};
+		struct table_config tc = server_table_config(s);
 		if (table_configure(s->table, &tc) < 0)
 			log_warnx("reload: out of memory: the port ranges and limits stay as they were");
 	}
@@ -1279,16 +1290,7 @@ struct server *server_new(const struct config *cfg, int argc, char **argv)
 int server_start(struct server *s)
 {
 	const struct config *cfg = &s->cfg;
-	struct table_config tc = {
-		.allowed = cfg->allowed_ports,
-		.n_allowed = cfg->n_allowed,
-		.reserved = cfg->reserved_ports,
-		.n_reserved = cfg->n_reserved,
-		.port_busy = server_port_busy,
-		.port_busy_arg = s,
-		.max_per_client = cfg->max_mappings_per_ip,
-		.max_lifetime = cfg->max_lifetime,
-	};
+	struct table_config tc = server_table_config(s);
 	struct nft_config nc = {
 		.table = cfg->nat_table,
 		.chain = cfg->nat_chain,
