@@ -51,6 +51,8 @@ struct config {
 	char http_token[CONFIG_TOKEN_MAX + 1]; /* "": POST/DELETE /forward are refused */
 	char hook[256];		   /* "": none */
 	uint32_t hook_timeout;	   /* seconds */
+	uint32_t upstream_gateway; /* network byte order; 0: not in upstream mode */
+	char upstream_interface[16]; /* upstream mode: also external_interface */
 	bool check_config;
 };
 

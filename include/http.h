@@ -34,9 +34,16 @@
 #define HTTP_FORWARD_NOT_LAN (-1)
 /* forward(): the change could not be made durable and real. */
 #define HTTP_FORWARD_FAILED (-2)
+/* forward(): the answer comes later, through http_forward_done() (upstream mode). */
+#define HTTP_FORWARD_PENDING (-3)
+
+/* A /forward request whose answer waits for the server. */
+struct http_pending;
 
 struct http_backend {
 	void *arg;
+	/* Upstream mode: the port a mapping is reached on is its upstream_port. */
+	int upstream;
 	/* Adds the status fields to out; returns 1 when serving, 0 when not. */
 	int (*status)(void *arg, struct json_object *out);
 	/* Calls fn for every mapping with its remaining lifetime in seconds. */
@@ -45,9 +52,13 @@ struct http_backend {
 	/* The external address clients are told (network byte order), 0 when none. */
 	uint32_t (*public_address)(void *arg);
 	int (*metrics)(void *arg, FILE *out);
-	/* A NAT-PMP map request made on client's behalf: a result code, or HTTP_FORWARD_*. */
+	/*
+	 * A NAT-PMP map request made on client's behalf: a result code, or
+	 * HTTP_FORWARD_*.  With HTTP_FORWARD_PENDING, the server keeps pending
+	 * and must hand it to http_forward_done() once, before http_close().
+	 */
 	int (*forward)(void *arg, uint32_t client, uint8_t protocol, uint16_t internal_port, uint16_t suggested_port,
-		       uint32_t lifetime, struct table_grant *grant);
+		       uint32_t lifetime, struct table_grant *grant, struct http_pending *pending);
 };
 
 struct http;
@@ -60,6 +71,8 @@ struct http;
 struct http *http_open(struct event_base *base, const char *listen, const struct config *cfg,
 		       const struct http_backend *backend);
 void http_close(struct http *h);
+/* Answers a pending /forward with result (or HTTP_FORWARD_FAILED, grant NULL) and frees it. */
+void http_forward_done(struct http_pending *p, int result, const struct table_grant *grant);
 
 /* Compares in time that depends only on the lengths, not on where the strings differ. */
 int http_token_equal(const char *given, size_t given_len, const char *expected);

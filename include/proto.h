@@ -65,6 +65,35 @@ size_t proto_encode_bad_version(uint8_t out[PROTO_ERROR_REPLY_LEN], uint8_t requ
 /* Echoes the request (len bytes, at most PROTO_MAX_DATAGRAM) with the reply bit and result 5. */
 size_t proto_encode_unsupported_opcode(uint8_t *out, const uint8_t *req, size_t len);
 
+/* --- the client side, for upstream mode --- */
+
+/* A gateway's answer: opcode is the request's (0, 1 or 2), without the reply bit. */
+struct proto_reply {
+	uint8_t opcode;
+	uint16_t result;
+	uint32_t epoch;
+	uint32_t address;	/* opcode 0: network byte order */
+	uint16_t internal_port; /* opcodes 1 and 2 */
+	uint16_t external_port;
+	uint32_t lifetime;
+};
+
+/* A map request (opcode 1 or 2 from protocol); lifetime 0 deletes.  Returns PROTO_MAP_REQUEST_LEN. */
+size_t proto_encode_map_request(uint8_t out[PROTO_MAP_REQUEST_LEN], uint8_t protocol, uint16_t internal_port,
+				uint16_t suggested_port, uint32_t lifetime);
+/*
+ * Reads a gateway's reply to opcode 0, 1 or 2; -1 for anything else (a
+ * request, another version, too short for its opcode).  A reply with a
+ * non-zero result may stop after the epoch (RFC 6886 3.5).
+ */
+int proto_decode_reply(const uint8_t *buf, size_t len, struct proto_reply *r);
+/*
+ * RFC 6886 3.6: whether a gateway lost its mappings, seeing epoch now when
+ * it said previous elapsed_ms ago: the epoch must have advanced by at least
+ * 7/8 of the time elapsed, less 2 seconds.
+ */
+int proto_epoch_lost(uint32_t previous, int64_t elapsed_ms, uint32_t epoch);
+
 /* Big-endian fields on the wire, for the codec and for clients. */
 static inline uint16_t proto_get16(const uint8_t *p)
 {

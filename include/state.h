@@ -6,7 +6,8 @@
  *     "mappings": [ { "client": "192.168.1.10", "protocol": "tcp",
  *                     "internal_port": 51413, "external_port": 51413,
  *                     "lifetime": 3600, "expires": <unix seconds> }, ... ] }
- * A mapping made through the HTTP API also has "origin": "http".
+ * A mapping made through the HTTP API also has "origin": "http"; in upstream
+ * mode, one the gateway has granted has "upstream_port", the gateway's port.
  *
  * Times are wall-clock (CLOCK_REALTIME) seconds, so that they mean something
  * after a reboot; the daemon converts to and from its monotonic clock.
@@ -45,6 +46,7 @@ struct state_mapping {
 	uint32_t lifetime;
 	int64_t expires; /* unix seconds */
 	uint8_t origin;	 /* enum table_origin; "origin": "http" in the file, absent for NAT-PMP */
+	uint16_t upstream_port; /* upstream mode: the gateway's port; 0 (absent): none */
 };
 
 struct state {

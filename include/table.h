@@ -36,6 +36,11 @@ struct table_mapping {
 	uint32_t lifetime; /* seconds granted by the last request */
 	int64_t expires;   /* table clock */
 	uint8_t origin;	   /* enum table_origin */
+	/*
+	 * Upstream mode: the port the gateway forwards to external_port, which
+	 * is what the client is told; 0 until the gateway first granted one.
+	 */
+	uint16_t upstream_port;
 };
 
 struct table_config {
@@ -113,6 +118,14 @@ size_t table_client_count(const struct table *t, uint32_t client);
 const struct table_mapping *table_find(const struct table *t, uint32_t client, uint8_t protocol,
 				       uint16_t internal_port);
 const struct table_mapping *table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port);
+/*
+ * Records the gateway's port for the mapping on external_port (upstream
+ * mode).  Not a change of the kind table_changes() lists: nothing in the
+ * kernel changes, and the caller journals it itself.  NULL when there is no
+ * such mapping.
+ */
+const struct table_mapping *table_set_upstream(struct table *t, uint8_t protocol, uint16_t external_port,
+					       uint16_t upstream_port);
 /* Calls fn for each mapping, in no particular order; stops early when fn returns non-zero. */
 int table_foreach(const struct table *t, int (*fn)(const struct table_mapping *m, void *arg), void *arg);
 

@@ -38,6 +38,8 @@ enum {
 	OPT_HTTP_TOKEN_FILE,
 	OPT_HOOK,
 	OPT_HOOK_TIMEOUT,
+	OPT_UPSTREAM_GATEWAY,
+	OPT_UPSTREAM_INTERFACE,
 	OPT_CHECK_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
@@ -64,6 +66,8 @@ static const struct option config_options[] = {
 	{ "http-token-file", required_argument, NULL, OPT_HTTP_TOKEN_FILE },
 	{ "hook", required_argument, NULL, OPT_HOOK },
 	{ "hook-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
+	{ "upstream-gateway", required_argument, NULL, OPT_UPSTREAM_GATEWAY },
+	{ "upstream-interface", required_argument, NULL, OPT_UPSTREAM_INTERFACE },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -101,6 +105,10 @@ void config_usage(FILE *out)
 	      "  --http-token-file FILE     bearer token for the HTTP API (or NATPMP_TOKEN=...)\n"
 	      "  --hook PATH                run PATH on every mapping change (no shell)\n"
 	      "  --hook-timeout SECS        kill a hook still running after SECS (default 10)\n"
+	      "  --upstream-gateway ADDR    upstream mode: also map each port at this NAT-PMP\n"
+	      "                             gateway (a VPN's, or the ISP router's: double NAT)\n"
+	      "  --upstream-interface IF    the interface facing that gateway; forwards arrive\n"
+	      "                             on it (default: --external-interface)\n"
 	      "  -n, --check-config         check the configuration, print it, and exit\n"
 	      "  -h, --help                 this text\n"
 	      "  -V, --version              the version\n"
@@ -193,6 +201,24 @@ static int parse_interface(const char *option, const char *s, char out[16])
 	if (!netif_name_valid(s))
 		return config_error(option, s, "not an interface name (1-15 characters, no '/', ':' or spaces)");
 	strcpy(out, s);
+	return 0;
+}
+
+/* A unicast IPv4 address another host can have: not 0, broadcast, multicast or loopback. */
+static int parse_unicast(const char *option, const char *s, const char *hint, uint32_t *out)
+{
+	char why[128];
+	struct in_addr a;
+	uint32_t h;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return config_error(option, s, "not an IPv4 address: use A.B.C.D");
+	h = ntohl(a.s_addr);
+	if (h == 0 || h == 0xffffffff || (h >> 28) == 0xe || (h >> 24) == 127) {
+		snprintf(why, sizeof(why), "not a unicast address: %s", hint);
+		return config_error(option, s, why);
+	}
+	*out = a.s_addr;
 	return 0;
 }
 
@@ -331,18 +357,14 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 		if (cfg->n_reserved == CONFIG_MAX_RANGES)
 			return config_error("reserved-ports", arg, "too many ranges (64 at most)");
 		return parse_range("reserved-ports", arg, &cfg->reserved_ports[cfg->n_reserved++]);
-	case OPT_EXTERNAL_ADDRESS: {
-		struct in_addr a;
-		uint32_t h;
-		if (inet_pton(AF_INET, arg, &a) != 1)
-			return config_error("external-address", arg, "not an IPv4 address: use A.B.C.D");
-		h = ntohl(a.s_addr);
-		if (h == 0 || h == 0xffffffff || (h >> 28) == 0xe || (h >> 24) == 127)
-			return config_error("external-address", arg,
-					    "not a unicast address: use the address the outside world sees");
-		cfg->external_address = a.s_addr;
-		return 0;
-	}
+	case OPT_EXTERNAL_ADDRESS:
+		return parse_unicast("external-address", arg, "use the address the outside world sees",
+				     &cfg->external_address);
+	case OPT_UPSTREAM_GATEWAY:
+		return parse_unicast("upstream-gateway", arg, "use the gateway's address, e.g. 10.2.0.1",
+				     &cfg->upstream_gateway);
+	case OPT_UPSTREAM_INTERFACE:
+		return parse_interface("upstream-interface", arg, cfg->upstream_interface);
 	case OPT_RATE_LIMIT:
 		if (parse_uint("rate-limit", arg, 0, 1000000, &v) < 0)
 			return -1;
@@ -558,6 +580,47 @@ static int config_from_env(struct config *cfg, const int *seen, int *ranges_rese
 	return 0;
 }
 
+/*
+ * Upstream mode: the gateway forwards to the router's address on the
+ * interface facing it, so that is where the local forwards must match, the
+ * role --external-interface has otherwise.  --upstream-interface names it,
+ * or --external-interface does; two different names cannot both be right.
+ */
+static int config_upstream_check(struct config *cfg)
+{
+	if (!cfg->upstream_gateway) {
+		if (cfg->upstream_interface[0])
+			return config_error("upstream-interface", cfg->upstream_interface,
+					    "needs --upstream-gateway: name the gateway to ask through it");
+		return 0;
+	}
+	if (cfg->external_address) {
+		char addr[INET_ADDRSTRLEN];
+		struct in_addr a = { .s_addr = cfg->external_address };
+		return config_error("external-address", inet_ntop(AF_INET, &a, addr, sizeof(addr)),
+				    "cannot be combined with --upstream-gateway: the gateway tells the external "
+				    "address; drop one of them");
+	}
+	if (!cfg->upstream_interface[0]) {
+		if (!cfg->external_interface[0]) {
+			fprintf(stderr, "natpmp-server: --upstream-gateway needs the interface that faces it: "
+					"give --upstream-interface, e.g. --upstream-interface wg0\n");
+			return -1;
+		}
+		strcpy(cfg->upstream_interface, cfg->external_interface);
+	}
+	if (cfg->external_interface[0] && strcmp(cfg->external_interface, cfg->upstream_interface) != 0) {
+		fprintf(stderr,
+			"natpmp-server: --external-interface %s and --upstream-interface %s differ: in upstream mode "
+			"the forwards arrive from the gateway, so they name the same interface; give only "
+			"--upstream-interface\n",
+			cfg->external_interface, cfg->upstream_interface);
+		return -1;
+	}
+	strcpy(cfg->external_interface, cfg->upstream_interface);
+	return 0;
+}
+
 static int config_check(struct config *cfg)
 {
 	char value[32];
@@ -568,6 +631,8 @@ static int config_check(struct config *cfg)
 				"clients ask on, e.g. --listen-interface br-lan\n");
 		return -1;
 	}
+	if (config_upstream_check(cfg) < 0)
+		return -1;
 	if (cfg->external_interface[0] == '\0') {
 		fprintf(stderr, "natpmp-server: --external-interface is required: name the interface that "
 				"has the public address, e.g. --external-interface eth0\n");
@@ -697,4 +762,10 @@ void config_print(const struct config *cfg, FILE *out)
 		fprintf(out, "# HTTP token from NATPMP_TOKEN\n");
 	if (cfg->hook[0])
 		fprintf(out, "--hook %s\n--hook-timeout %u\n", cfg->hook, cfg->hook_timeout);
+	if (cfg->upstream_gateway) {
+		char addr[INET_ADDRSTRLEN];
+		struct in_addr a = { .s_addr = cfg->upstream_gateway };
+		fprintf(out, "--upstream-gateway %s\n--upstream-interface %s\n", inet_ntop(AF_INET, &a, addr, sizeof(addr)),
+			cfg->upstream_interface);
+	}
 }

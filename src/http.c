@@ -130,6 +130,7 @@ struct list_ctx {
 	struct json_object *list;
 	uint32_t client; /* 0: all */
 	uint32_t public;
+	int upstream; /* external_port is the gateway's */
 };
 
 static void list_one(const struct table_mapping *m, uint32_t remaining, void *arg)
@@ -144,7 +145,13 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 	json_object_object_add(o, "client", json_object_new_string(netif_addr_str(m->client, a)));
 	json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(m->protocol)));
 	json_object_object_add(o, "internal_port", json_object_new_int(m->internal_port));
-	json_object_object_add(o, "external_port", json_object_new_int(m->external_port));
+	if (ctx->upstream) {
+		/* What the world reaches: the gateway's port, null until it granted one; and the router's own. */
+		json_object_object_add(o, "external_port", m->upstream_port ? json_object_new_int(m->upstream_port) : NULL);
+		json_object_object_add(o, "local_port", json_object_new_int(m->external_port));
+	} else {
+		json_object_object_add(o, "external_port", json_object_new_int(m->external_port));
+	}
 	json_object_object_add(o, "external_address",
 			       ctx->public ? json_object_new_string(netif_addr_str(ctx->public, a)) : NULL);
 	json_object_object_add(o, "lifetime", json_object_new_int64(remaining));
@@ -154,7 +161,7 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 
 static void on_mappings(struct http *h, struct evhttp_request *req, const char *query)
 {
-	struct list_ctx ctx = { .public = h->backend.public_address(h->backend.arg) };
+	struct list_ctx ctx = { .public = h->backend.public_address(h->backend.arg), .upstream = h->backend.upstream };
 	struct evkeyvalq params;
 	struct in_addr a;
 
@@ -350,25 +357,28 @@ out:
 	return r;
 }
 
-static void on_forward(struct http *h, struct evhttp_request *req, int create)
-{
+struct http_pending {
+	struct http *h;
+	struct evhttp_request *req;
 	struct forward_req f;
-	struct table_grant g;
+	int create;
+};
+
+/* The answer to a /forward request, now or once the server has it. */
+static void forward_reply(const struct http_pending *p, int r, const struct table_grant *g)
+{
+	struct evhttp_request *req = p->req;
+	const struct forward_req *f = &p->f;
 	struct json_object *o;
 	char a[INET_ADDRSTRLEN];
 	uint32_t public;
-	int r;
 
-	if (parse_forward(h, req, create, &f) < 0)
-		return;
-	r = h->backend.forward(h->backend.arg, f.client, f.protocol, f.internal_port, f.external_port,
-			       create ? f.duration : 0, &g);
 	switch (r) {
 	case NATPMP_RESULT_SUCCESS:
 		break;
 	case HTTP_FORWARD_NOT_LAN:
 		reply_error(req, 403, "internal_ip", "%s is not a host on a listen interface's subnet",
-			    netif_addr_str(f.client, a));
+			    netif_addr_str(f->client, a));
 		return;
 	case NATPMP_RESULT_NOT_AUTHORIZED:
 		reply_error(req, 403, NULL, "refused by the port rules");
@@ -376,23 +386,61 @@ static void on_forward(struct http *h, struct evhttp_request *req, int create)
 	case NATPMP_RESULT_OUT_OF_RESOURCES:
 		reply_error(req, 409, NULL, "no external port is free for this host, or it holds --max-mappings-per-ip");
 		return;
+	case NATPMP_RESULT_NETWORK_FAILURE:
+		reply_error(req, 503, NULL, "the upstream gateway did not grant the port (no answer, or no address); try again");
+		return;
 	default:
 		reply_error(req, 503, NULL, "the mapping could not be installed; try again");
 		return;
 	}
 	o = json_object_new_object();
-	public = h->backend.public_address(h->backend.arg);
-	json_object_object_add(o, "internal_ip", json_object_new_string(netif_addr_str(f.client, a)));
-	json_object_object_add(o, "internal_port", json_object_new_int(f.internal_port));
-	json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(f.protocol)));
-	if (create) {
+	public = p->h->backend.public_address(p->h->backend.arg);
+	json_object_object_add(o, "internal_ip", json_object_new_string(netif_addr_str(f->client, a)));
+	json_object_object_add(o, "internal_port", json_object_new_int(f->internal_port));
+	json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(f->protocol)));
+	if (p->create) {
 		json_object_object_add(o, "external_ip", public ? json_object_new_string(netif_addr_str(public, a)) : NULL);
-		json_object_object_add(o, "external_port", json_object_new_int(g.external_port));
-		json_object_object_add(o, "lifetime", json_object_new_int64(g.lifetime));
+		json_object_object_add(o, "external_port", json_object_new_int(g->external_port));
+		json_object_object_add(o, "lifetime", json_object_new_int64(g->lifetime));
 	} else {
 		json_object_object_add(o, "deleted", json_object_new_boolean(1));
 	}
 	reply_json(req, 200, "OK", o);
+}
+
+static void on_forward(struct http *h, struct evhttp_request *req, int create)
+{
+	struct http_pending *p = calloc(1, sizeof(*p));
+	struct table_grant g = { 0 };
+	int r;
+
+	if (!p) {
+		reply_error(req, 500, NULL, "out of memory");
+		return;
+	}
+	*p = (struct http_pending){ .h = h, .req = req, .create = create };
+	if (parse_forward(h, req, create, &p->f) < 0) {
+		free(p);
+		return;
+	}
+	r = h->backend.forward(h->backend.arg, p->f.client, p->f.protocol, p->f.internal_port, p->f.external_port,
+			       create ? p->f.duration : 0, &g, p);
+	if (r == HTTP_FORWARD_PENDING)
+		return;
+	forward_reply(p, r, &g);
+	free(p);
+}
+
+/*
+ * libevent keeps a request whose connection closed meanwhile until it is
+ * answered, and then frees it without sending: answering is always safe.
+ */
+void http_forward_done(struct http_pending *p, int result, const struct table_grant *grant)
+{
+	struct table_grant none = { 0 };
+
+	forward_reply(p, result, grant ? grant : &none);
+	free(p);
 }
 
 /* --- routing --- */

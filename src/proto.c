@@ -97,6 +97,51 @@ size_t proto_encode_unsupported_opcode(uint8_t *out, const uint8_t *req, size_t 
 	return len;
 }
 
+size_t proto_encode_map_request(uint8_t out[PROTO_MAP_REQUEST_LEN], uint8_t protocol, uint16_t internal_port,
+				uint16_t suggested_port, uint32_t lifetime)
+{
+	out[0] = NATPMP_VERSION;
+	out[1] = proto_protocol_to_opcode(protocol);
+	proto_put16(out + 2, 0);
+	proto_put16(out + 4, internal_port);
+	proto_put16(out + 6, suggested_port);
+	proto_put32(out + 8, lifetime);
+	return PROTO_MAP_REQUEST_LEN;
+}
+
+int proto_decode_reply(const uint8_t *buf, size_t len, struct proto_reply *r)
+{
+	size_t want;
+
+	if (len < PROTO_ERROR_REPLY_LEN || buf[0] != NATPMP_VERSION || !(buf[1] & NATPMP_OP_REPLY))
+		return -1;
+	*r = (struct proto_reply){
+		.opcode = buf[1] & ~NATPMP_OP_REPLY,
+		.result = proto_get16(buf + 2),
+		.epoch = proto_get32(buf + 4),
+	};
+	if (r->opcode > NATPMP_OP_MAP_TCP)
+		return -1;
+	want = r->opcode == NATPMP_OP_ADDRESS ? PROTO_ADDRESS_REPLY_LEN : PROTO_MAP_REPLY_LEN;
+	if (len < want)
+		return r->result != NATPMP_RESULT_SUCCESS ? 0 : -1;
+	if (r->opcode == NATPMP_OP_ADDRESS) {
+		memcpy(&r->address, buf + 8, 4);
+	} else {
+		r->internal_port = proto_get16(buf + 8);
+		r->external_port = proto_get16(buf + 10);
+		r->lifetime = proto_get32(buf + 12);
+	}
+	return 0;
+}
+
+int proto_epoch_lost(uint32_t previous, int64_t elapsed_ms, uint32_t epoch)
+{
+	int64_t expected = (int64_t)previous + (elapsed_ms > 0 ? elapsed_ms : 0) * 7 / 8 / 1000;
+
+	return (int64_t)epoch + 2 < expected;
+}
+
 uint8_t proto_opcode_to_protocol(uint8_t opcode)
 {
 	switch (opcode & ~NATPMP_OP_REPLY) {

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -32,6 +33,7 @@
 #include "state.h"
 #include "table.h"
 #include "udp.h"
+#include "upstream.h"
 
 /* Rounds of recvmmsg per readable event before other sockets get a turn. */
 #define SERVER_ROUNDS 8
@@ -42,6 +44,8 @@
 #define SERVER_FLOWS_DELAY_MS 100
 /* A journal smaller than this is never worth compacting early. */
 #define SERVER_JOURNAL_MIN (1024 * 1024)
+/* Upstream mode: requests waiting for the gateway; more are dropped (their clients send again). */
+#define SERVER_MAX_PENDING 1024
 
 struct server_listener {
 	struct server *server;
@@ -54,6 +58,29 @@ struct server_request {
 	enum proto_verdict verdict;
 	uint16_t result;
 	struct table_grant grant;
+};
+
+/*
+ * Upstream mode: a request answered once the gateway has answered for the
+ * mapping on (protocol, local_port), from a NAT-PMP client or the HTTP API.
+ */
+struct server_pending {
+	TAILQ_ENTRY(server_pending) link;
+	uint8_t protocol;
+	uint16_t local_port;
+	struct server_listener *l; /* NULL: http */
+	struct sockaddr_in peer;
+	struct in_addr local;
+	uint8_t opcode;
+	uint16_t internal_port;
+	struct http_pending *http;
+};
+
+/* What a client suggested for the mapping a turn granted on local port: the gateway is asked for it too. */
+struct server_wish {
+	uint8_t protocol;
+	uint16_t local_port;
+	uint16_t suggested;
 };
 
 struct server {
@@ -110,6 +137,14 @@ struct server {
 	struct table_mapping *ended;
 	size_t n_ended, ended_cap;
 	struct event *flows_ev;
+
+	/* Upstream mode (--upstream-gateway), NULL otherwise. */
+	struct upstream *upstream;
+	struct upstream_events upstream_ev;
+	TAILQ_HEAD(, server_pending) pending;
+	size_t n_pending;
+	struct server_wish wishes[UDP_BATCH];
+	size_t n_wishes;
 };
 
 static int64_t mono_now_us(void)
@@ -142,9 +177,14 @@ static uint32_t server_epoch(const struct server *s, int64_t now)
 	return e < 0 ? 0 : e > UINT32_MAX ? UINT32_MAX : (uint32_t)e;
 }
 
-/* The address clients are told: --external-address, else the interface's first; 0 when none. */
+/*
+ * The address clients are told: the gateway's in upstream mode, else
+ * --external-address, else the interface's first; 0 when none.
+ */
 static uint32_t server_public_address(const struct server *s)
 {
+	if (s->cfg.upstream_gateway)
+		return s->upstream ? upstream_address(s->upstream) : 0;
 	if (s->cfg.external_address)
 		return s->cfg.external_address;
 	return s->n_external ? s->external[0] : 0;
@@ -186,6 +226,7 @@ static struct state_mapping state_of(const struct table_mapping *m, int64_t mono
 		.external_port = m->external_port,
 		.lifetime = m->lifetime,
 		.expires = wall + (m->expires - mono),
+		.upstream_port = m->upstream_port,
 	};
 }
 
@@ -442,34 +483,74 @@ static void server_end_flows(struct server *s)
 		evtimer_add(s->flows_ev, &tv);
 }
 
-/*
- * Makes the table's pending changes durable, then real.  The state file is
- * written first: a crash between the two leaves a mapping on disk that the
- * client was never told about, which is harmless, never the reverse.
- */
-/* Tells --hook about a change; a renewal only when the external port moved. */
-static void server_hook(struct server *s, const struct table_change *ch, const char *why)
+/* Tells --hook that event ("added", "renewed", "deleted", "expired") happened to m. */
+static void server_hook(struct server *s, const struct table_mapping *m, const char *event)
 {
-	const struct table_mapping *m = &ch->mapping;
+	int gone = strcmp(event, "deleted") == 0 || strcmp(event, "expired") == 0;
 	struct hook_event ev = {
+		.event = event,
 		.protocol = m->protocol,
 		.client = m->client,
 		.internal_port = m->internal_port,
 		.external_address = server_public_address(s),
-		.external_port = m->external_port,
-		.lifetime = ch->op == TABLE_DEL ? 0 : m->lifetime,
+		/* Upstream mode: the port the world reaches is the gateway's. */
+		.external_port = s->upstream ? m->upstream_port : m->external_port,
+		.lifetime = gone ? 0 : m->lifetime,
 	};
 
-	if (ch->op == TABLE_RENEW)
-		return;
-	ev.event = strcmp(why, "renewed") == 0	 ? "renewed"
-		   : ch->op == TABLE_ADD	 ? "added"
-		   : strcmp(why, "expired") == 0 ? "expired"
-						 : "deleted";
-	hook_run(s->hook, &ev);
+	if (s->cfg.hook[0])
+		hook_run(s->hook, &ev);
 }
 
-/* The table's pending changes are real: log them, and commit them in the table. */
+/* A renewal moved to another port (table.h) is a delete then an add of the same mapping. */
+static int server_moved(const struct table_change *ch, size_t i, size_t n)
+{
+	return ch[i].op == TABLE_DEL && i + 1 < n && ch[i + 1].op == TABLE_ADD &&
+	       ch[i + 1].mapping.client == ch[i].mapping.client && ch[i + 1].mapping.protocol == ch[i].mapping.protocol &&
+	       ch[i + 1].mapping.internal_port == ch[i].mapping.internal_port;
+}
+
+static void server_answer_pending(struct server *s, uint8_t protocol, uint16_t local_port, uint16_t result,
+				  uint16_t port);
+
+/* What the client suggested for the mapping this turn granted on local_port; 0 when it is not known. */
+static uint16_t server_wish(const struct server *s, uint8_t protocol, uint16_t local_port)
+{
+	for (size_t i = 0; i < s->n_wishes; i++)
+		if (s->wishes[i].protocol == protocol && s->wishes[i].local_port == local_port)
+			return s->wishes[i].suggested;
+	return 0;
+}
+
+/*
+ * Upstream mode: the gateway follows the table.  The hook hears of a
+ * mapping once the gateway has granted it (server_upstream_mapped), and of
+ * its end only if it was granted.
+ */
+static void server_upstream_follow(struct server *s, const struct table_change *ch, int moved, const char *why)
+{
+	const struct table_mapping *m = &ch->mapping;
+	uint16_t suggested;
+
+	switch (ch->op) {
+	case TABLE_ADD:
+	case TABLE_RENEW:
+		/* A mapping the gateway granted before keeps asking for its port; a new one for the client's wish. */
+		suggested = m->upstream_port ? m->upstream_port : server_wish(s, m->protocol, m->external_port);
+		if (upstream_keep(s->upstream, m->protocol, m->external_port, suggested, m->expires) < 0)
+			log_warnx("upstream: out of memory: %s %u is not asked for at the gateway",
+				  proto_protocol_name(m->protocol), m->external_port);
+		break;
+	case TABLE_DEL:
+		upstream_drop(s->upstream, m->protocol, m->external_port);
+		server_answer_pending(s, m->protocol, m->external_port, NATPMP_RESULT_NETWORK_FAILURE, 0);
+		if (m->upstream_port && !moved)
+			server_hook(s, m, strcmp(why, "expired") == 0 ? "expired" : "deleted");
+		break;
+	}
+}
+
+/* The table's pending changes are real: log them, tell the hook and the gateway, and commit them in the table. */
 static void server_settle(struct server *s, const char *why)
 {
 	const struct table_change *ch;
@@ -479,22 +560,28 @@ static void server_settle(struct server *s, const char *why)
 		log_change(&ch[i], why);
 		if (ch[i].op == TABLE_DEL)
 			server_note_ended(s, &ch[i].mapping);
-		if (!s->cfg.hook[0])
-			continue;
-		/* A renewal moved to another port (table.h) is a delete then an add of the same mapping. */
-		if (ch[i].op == TABLE_DEL && i + 1 < n && ch[i + 1].op == TABLE_ADD &&
-		    ch[i + 1].mapping.client == ch[i].mapping.client &&
-		    ch[i + 1].mapping.protocol == ch[i].mapping.protocol &&
-		    ch[i + 1].mapping.internal_port == ch[i].mapping.internal_port) {
-			log_change(&ch[i + 1], why);
-			server_hook(s, &ch[++i], "renewed");
+		if (s->upstream) {
+			server_upstream_follow(s, &ch[i], server_moved(ch, i, n), why);
 			continue;
 		}
-		server_hook(s, &ch[i], why);
+		if (server_moved(ch, i, n)) {
+			log_change(&ch[i + 1], why);
+			server_hook(s, &ch[++i].mapping, "renewed");
+			continue;
+		}
+		if (ch[i].op == TABLE_ADD)
+			server_hook(s, &ch[i].mapping, "added");
+		else if (ch[i].op == TABLE_DEL)
+			server_hook(s, &ch[i].mapping, strcmp(why, "expired") == 0 ? "expired" : "deleted");
 	}
 	table_commit(s->table);
 }
 
+/*
+ * Makes the table's pending changes durable, then real.  The state file is
+ * written first: a crash between the two leaves a mapping on disk that the
+ * client was never told about, which is harmless, never the reverse.
+ */
 static int server_apply(struct server *s, int64_t now, const char *why)
 {
 	const struct table_change *ch;
@@ -615,6 +702,9 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 	case PROTO_MAP:
 		r->result = table_request(s->table, p->peer.sin_addr.s_addr, TABLE_ORIGIN_NATPMP, r->req.protocol, r->req.internal_port,
 					  r->req.suggested_port, r->req.lifetime, now, &r->grant);
+		if (r->result == NATPMP_RESULT_SUCCESS && r->grant.external_port && s->n_wishes < UDP_BATCH)
+			s->wishes[s->n_wishes++] = (struct server_wish){ r->req.protocol, r->grant.external_port,
+									 r->req.suggested_port };
 		break;
 	}
 }
@@ -632,11 +722,95 @@ static void server_count(struct server *s, const struct udp_packet *p, const str
 		s->metrics.requests[op][result]++;
 }
 
+/* Counts an answer sent later (upstream mode) as server_count() does. */
+static void server_count_map(struct server *s, uint8_t opcode, uint16_t result)
+{
+	if (opcode <= 2 && result < METRICS_RESULTS)
+		s->metrics.requests[opcode][result]++;
+}
+
+/* A map request answered once the gateway has; one per client and request, however often it is sent. */
+static void server_defer(struct server *s, struct server_listener *l, const struct udp_packet *p,
+			 const struct server_request *r)
+{
+	struct server_pending *q;
+
+	TAILQ_FOREACH(q, &s->pending, link)
+		if (q->l == l && q->peer.sin_addr.s_addr == p->peer.sin_addr.s_addr && q->peer.sin_port == p->peer.sin_port &&
+		    q->opcode == r->req.opcode && q->internal_port == r->req.internal_port)
+			return;
+	if (s->n_pending >= SERVER_MAX_PENDING || !(q = calloc(1, sizeof(*q))))
+		return;
+	*q = (struct server_pending){
+		.protocol = r->req.protocol,
+		.local_port = r->grant.external_port,
+		.l = l,
+		.peer = p->peer,
+		.local = p->local,
+		.opcode = r->req.opcode,
+		.internal_port = r->req.internal_port,
+	};
+	TAILQ_INSERT_TAIL(&s->pending, q, link);
+	s->n_pending++;
+}
+
+/*
+ * The gateway has answered for (protocol, local_port): so can everyone
+ * waiting on it, with its port and the lifetime the table granted, or with
+ * result.
+ */
+static void server_answer_pending(struct server *s, uint8_t protocol, uint16_t local_port, uint16_t result,
+				  uint16_t port)
+{
+	const struct table_mapping *m = table_find_external(s->table, protocol, local_port);
+	struct server_pending *q, *next;
+	uint32_t lifetime = m && result == NATPMP_RESULT_SUCCESS ? m->lifetime : 0;
+
+	if (result != NATPMP_RESULT_SUCCESS)
+		port = 0;
+	for (q = TAILQ_FIRST(&s->pending); q; q = next) {
+		next = TAILQ_NEXT(q, link);
+		if (q->protocol != protocol || q->local_port != local_port)
+			continue;
+		TAILQ_REMOVE(&s->pending, q, link);
+		s->n_pending--;
+		if (q->l) {
+			struct udp_packet pkt = { .peer = q->peer, .local = q->local };
+			pkt.reply_len = proto_encode_map(pkt.reply, q->opcode, result, server_epoch(s, mono_now()),
+							 q->internal_port, port, lifetime);
+			udp_send(&q->l->sock, &pkt, 1);
+			server_count_map(s, q->opcode, result);
+		} else {
+			struct table_grant g = { port, lifetime };
+			http_forward_done(q->http, result, &g);
+		}
+		free(q);
+	}
+}
+
+/* Forgets the requests still waiting: those from clients unanswered (they ask again), the HTTP ones with 503. */
+static void server_flush_pending(struct server *s, int udp, int http)
+{
+	struct server_pending *q, *next;
+
+	for (q = TAILQ_FIRST(&s->pending); q; q = next) {
+		next = TAILQ_NEXT(q, link);
+		if (q->l ? !udp : !http)
+			continue;
+		TAILQ_REMOVE(&s->pending, q, link);
+		s->n_pending--;
+		if (!q->l)
+			http_forward_done(q->http, HTTP_FORWARD_FAILED, NULL);
+		free(q);
+	}
+}
+
 static void server_handle(struct server *s, struct server_listener *l, int n)
 {
 	int64_t now_ms = mono_now_ms(), now = now_ms / 1000;
 	int failed;
 
+	s->n_wishes = 0;
 	for (int i = 0; i < n; i++)
 		server_decide(s, &l->sock, &s->pkts[i], &s->reqs[i], now, now_ms);
 
@@ -648,6 +822,16 @@ static void server_handle(struct server *s, struct server_listener *l, int n)
 		if (failed) {
 			r->result = NATPMP_RESULT_NETWORK_FAILURE;
 			r->grant = (struct table_grant){ 0 };
+		}
+		/* Upstream mode: the client is told the gateway's port, once the gateway has granted one. */
+		if (s->upstream && r->result == NATPMP_RESULT_SUCCESS && r->req.lifetime) {
+			uint16_t port = upstream_granted(s->upstream, r->req.protocol, r->grant.external_port);
+			if (!port) {
+				server_defer(s, l, &s->pkts[i], r);
+				s->pkts[i].reply_len = 0;
+				continue;
+			}
+			r->grant.external_port = port;
 		}
 		s->pkts[i].reply_len = proto_encode_map(s->pkts[i].reply, r->req.opcode, r->result,
 							 server_epoch(s, now), r->req.internal_port,
@@ -721,8 +905,11 @@ static void server_external_changed(struct server *s)
 		log_warnx("cannot update the external addresses in table ip %s: %s", s->cfg.nat_table, strerror(-r));
 		server_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
 	}
-	/* RFC 6886 3.2.1: a new or changed address is announced; an override does not change. */
-	if (s->cfg.external_address)
+	/*
+	 * RFC 6886 3.2.1: a new or changed address is announced; an override
+	 * does not change, and in upstream mode the address is the gateway's.
+	 */
+	if (s->cfg.external_address || s->cfg.upstream_gateway)
 		return;
 	if (s->n_external)
 		announce_restart(s->announce);
@@ -779,6 +966,99 @@ static void server_on_repair(evutil_socket_t fd, short what, void *arg)
 	}
 	log_info("restored table ip %s with %zu mapping(s) (repair %llu)", s->cfg.nat_table, table_count(s->table),
 		 (unsigned long long)s->metrics.repairs);
+}
+
+/* --- upstream mode: what the gateway answers --- */
+
+/* What a client is told when the gateway refused: its reason when the client can act on it, else 3. */
+static uint16_t server_upstream_result(uint16_t result)
+{
+	return result == NATPMP_RESULT_NOT_AUTHORIZED || result == NATPMP_RESULT_OUT_OF_RESOURCES
+		       ? result
+		       : NATPMP_RESULT_NETWORK_FAILURE;
+}
+
+static void server_upstream_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_t result, uint16_t port)
+{
+	struct server *s = arg;
+	const struct table_mapping *m = table_find_external(s->table, protocol, local_port);
+	char client[INET_ADDRSTRLEN];
+	int64_t now = mono_now();
+	struct table_grant g;
+
+	if (!m) {
+		upstream_drop(s->upstream, protocol, local_port);
+		return;
+	}
+	netif_addr_str(m->client, client);
+	if (result == NATPMP_RESULT_SUCCESS) {
+		if (port != m->upstream_port) {
+			uint16_t was = m->upstream_port;
+			struct table_change ch = { .op = TABLE_RENEW };
+			ch.mapping = *table_set_upstream(s->table, protocol, local_port, port);
+			/* A failed write is logged; the next snapshot has the port, and a restart asks for it anyway. */
+			(void)server_persist(s, &ch, 1, now);
+			if (was)
+				log_info("gateway moved %s %s:%u from port %u to %u (local port %u)",
+					 proto_protocol_name(protocol), client, m->internal_port, was, port, local_port);
+			else
+				log_info("gateway maps %s %u -> local %u -> %s:%u", proto_protocol_name(protocol), port,
+					 local_port, client, m->internal_port);
+			server_hook(s, &ch.mapping, was ? "renewed" : "added");
+		} else {
+			log_debug("gateway renewed %s %u -> local %u -> %s:%u", proto_protocol_name(protocol), port,
+				  local_port, client, m->internal_port);
+		}
+		server_answer_pending(s, protocol, local_port, NATPMP_RESULT_SUCCESS, port);
+		return;
+	}
+	server_answer_pending(s, protocol, local_port, server_upstream_result(result), 0);
+	if (m->upstream_port) {
+		log_warnx("gateway did not renew %s %u -> %s:%u (%s); trying again in %d s", proto_protocol_name(protocol),
+			  m->upstream_port, client, m->internal_port,
+			  result == NATPMP_RESULT_NETWORK_FAILURE ? "no answer" : "refused", UPSTREAM_RETRY_MS / 1000);
+		return;
+	}
+	/* Never acknowledged to anyone: the local forward goes too, nothing is left half made. */
+	log_warnx("gateway %s %s %u -> %s:%u: removing the local forward",
+		  result == NATPMP_RESULT_NETWORK_FAILURE ? "did not answer for" : "refused",
+		  proto_protocol_name(protocol), local_port, client, m->internal_port);
+	(void)table_request(s->table, m->client, (enum table_origin)m->origin, protocol, m->internal_port, 0, 0, now, &g);
+	(void)server_apply(s, now, "rolled back");
+	server_end_flows(s);
+	server_arm_expiry(s, now);
+}
+
+static void server_upstream_address(void *arg, uint32_t address)
+{
+	struct server *s = arg;
+	char addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+
+	netif_addr_str(s->cfg.upstream_gateway, gw);
+	if (!address) {
+		log_warnx("gateway %s has no external address: opcode 0 answers result 3 until it has one", gw);
+		announce_stop(s->announce);
+		return;
+	}
+	log_info("gateway %s reports external address %s", gw, netif_addr_str(address, addr));
+	announce_restart(s->announce);
+}
+
+/* RFC 6886 3.2.1: once the gateway has everything back, clients hear the address (and that it may be new). */
+static void server_upstream_remapped(void *arg, size_t n)
+{
+	struct server *s = arg;
+
+	log_info("the gateway has answered for all %zu mapping(s) asked again", n);
+	if (server_public_address(s))
+		announce_restart(s->announce);
+}
+
+static int upstream_keep_one(const struct table_mapping *m, void *arg)
+{
+	struct server *s = arg;
+
+	return upstream_keep(s->upstream, m->protocol, m->external_port, m->upstream_port, m->expires);
 }
 
 /*
@@ -909,7 +1189,7 @@ static int api_metrics(void *arg, FILE *out)
  * must be on a listen interface's subnet, as a NAT-PMP client must.
  */
 static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t internal_port, uint16_t suggested_port,
-		       uint32_t lifetime, struct table_grant *grant)
+		       uint32_t lifetime, struct table_grant *grant, struct http_pending *pending)
 {
 	struct server *s = arg;
 	struct in_addr a = { .s_addr = client };
@@ -923,12 +1203,30 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 		return HTTP_FORWARD_NOT_LAN;
 	result = table_request(s->table, client, TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
 			       now, grant);
+	s->n_wishes = 0;
+	if (result == NATPMP_RESULT_SUCCESS && grant->external_port)
+		s->wishes[s->n_wishes++] = (struct server_wish){ protocol, grant->external_port, suggested_port };
 	if (server_apply(s, now, "deleted") < 0)
 		return HTTP_FORWARD_FAILED;
 	if (result == NATPMP_RESULT_SUCCESS)
 		s->metrics.http_forwards++;
 	server_end_flows(s);
 	server_arm_expiry(s, now);
+	/* Upstream mode: as for a NAT-PMP client, the answer is the gateway's port, once it has granted one. */
+	if (s->upstream && result == NATPMP_RESULT_SUCCESS && lifetime) {
+		uint16_t port = upstream_granted(s->upstream, protocol, grant->external_port);
+		struct server_pending *q;
+		if (port) {
+			grant->external_port = port;
+			return result;
+		}
+		if (s->n_pending >= SERVER_MAX_PENDING || !(q = calloc(1, sizeof(*q))))
+			return HTTP_FORWARD_FAILED;
+		*q = (struct server_pending){ .protocol = protocol, .local_port = grant->external_port, .http = pending };
+		TAILQ_INSERT_TAIL(&s->pending, q, link);
+		s->n_pending++;
+		return HTTP_FORWARD_PENDING;
+	}
 	return result;
 }
 
@@ -945,6 +1243,7 @@ static int server_http_open(struct server *s)
 	struct http_backend b = server_http_backend;
 
 	b.arg = s;
+	b.upstream = s->cfg.upstream_gateway != 0;
 	if (!s->cfg.http_listen[0])
 		return 0;
 	return (s->http = http_open(s->base, s->cfg.http_listen, &s->cfg, &b)) ? 0 : -1;
@@ -1039,6 +1338,15 @@ static void server_reload(struct server *s)
 		ls[i].sock.fd = -1;
 	if (config_parse(&next, s->argc, s->argv) != 0)
 		goto refuse;
+	if (next.upstream_gateway != s->cfg.upstream_gateway ||
+	    strcmp(next.upstream_interface, s->cfg.upstream_interface) != 0) {
+		log_warnx("reload: upstream mode (--upstream-gateway, --upstream-interface) cannot change while "
+			  "running (restart to change it); keeping it as it was");
+		next.upstream_gateway = s->cfg.upstream_gateway;
+		strcpy(next.upstream_interface, s->cfg.upstream_interface);
+		strcpy(next.external_interface, s->cfg.external_interface);
+		next.external_address = s->cfg.external_address;
+	}
 	if (strcmp(next.state_dir, s->cfg.state_dir) != 0) {
 		log_warnx("reload: --state-dir cannot change while running (restart to move the state); keeping %s",
 			  s->cfg.state_dir);
@@ -1060,7 +1368,9 @@ static void server_reload(struct server *s)
 	if (new_http && next.http_listen[0]) {
 		struct http_backend b = server_http_backend;
 		b.arg = s;
+		b.upstream = s->cfg.upstream_gateway != 0;
 		/* The old listener may hold the address: it goes first, and comes back if the new one fails. */
+		server_flush_pending(s, 0, 1);
 		http_close(s->http);
 		s->http = NULL;
 		if (!(http = http_open(s->base, next.http_listen, &s->cfg, &b))) {
@@ -1071,10 +1381,13 @@ static void server_reload(struct server *s)
 
 	/* Nothing can fail from here on that would leave the old configuration half replaced. */
 	if (new_http && !next.http_listen[0]) {
+		server_flush_pending(s, 0, 1);
 		http_close(s->http);
 		s->http = NULL;
 	}
 	if (new_listeners) {
+		/* Their clients ask again, on the new sockets. */
+		server_flush_pending(s, 1, 0);
 		server_close_listeners(s->listeners, s->n_listeners);
 		memcpy(s->listeners, ls, sizeof(ls));
 		s->n_listeners = next.n_listen;
@@ -1240,6 +1553,7 @@ static int server_restore(struct server *s, int64_t now)
 			.internal_port = sm->internal_port,
 			.external_port = sm->external_port,
 			.lifetime = sm->lifetime,
+			.upstream_port = sm->upstream_port,
 		};
 		if (left <= 0) {
 			expired++;
@@ -1284,6 +1598,7 @@ struct server *server_new(const struct config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
 		s->listeners[i].sock.fd = -1;
 	s->journal_fd = -1;
+	TAILQ_INIT(&s->pending);
 	return s;
 }
 
@@ -1365,6 +1680,21 @@ int server_start(struct server *s)
 		return -1;
 	}
 	table_commit(s->table);
+	if (cfg->upstream_gateway) {
+		s->upstream_ev = (struct upstream_events){
+			.arg = s,
+			.address = server_upstream_address,
+			.mapped = server_upstream_mapped,
+			.remapped = server_upstream_remapped,
+		};
+		if (!(s->upstream = upstream_open(s->base, cfg->upstream_gateway, cfg->upstream_interface, &s->upstream_ev)))
+			return -1;
+		/* What the state file had: asked for again, suggesting the port each client was told. */
+		if (table_foreach(s->table, upstream_keep_one, s) < 0) {
+			log_error("out of memory at start");
+			return -1;
+		}
+	}
 	if ((r = nft_probe_timeout_update(s->nft)) < 0)
 		log_warnx("cannot ask the kernel how element timeouts are updated (%s): renewals replace elements",
 			  strerror(-r));
@@ -1394,7 +1724,7 @@ int server_start(struct server *s)
 	/* RFC 6886 3.2.1: at start, and so after any loss of state, announce the address. */
 	if (server_public_address(s))
 		announce_restart(s->announce);
-	else
+	else if (!cfg->upstream_gateway)
 		log_warnx("external interface %s has no IPv4 address yet: opcode 0 answers result 3 until it has one",
 			  cfg->external_interface);
 	return 0;
@@ -1421,6 +1751,8 @@ void server_free(struct server *s)
 		(void)server_compact(s, mono_now());
 	if (s->journal_fd >= 0)
 		close(s->journal_fd);
+	server_flush_pending(s, 1, 1);
+	upstream_close(s->upstream);
 	http_close(s->http);
 	hook_free(s->hook);
 	if (s->compact_ev)

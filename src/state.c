@@ -28,7 +28,9 @@
 #define STATE_MAX_SIZE (64 * 1024 * 1024)
 #define STATE_MAX_QUARANTINE 100
 /* The longest mapping line, with room to spare. */
-#define STATE_MAPPING_BYTES 192
+#define STATE_MAPPING_BYTES 224
+/* Room for the optional members of one mapping object. */
+#define STATE_EXTRAS_MAX 64
 
 struct reader {
 	char *err;
@@ -211,6 +213,12 @@ static int read_mapping(struct reader *r, struct json_object *o, const char *whe
 			return bad(r, "%s.origin: %s is not natpmp or http", where,
 				   json_object_is_type(v, json_type_string) ? quote(s, len, shown, sizeof(shown))
 									    : type_desc(json_object_get_type(v)));
+	}
+	m->upstream_port = 0;
+	if (json_object_object_get_ex(o, "upstream_port", NULL)) {
+		if ((rc = member_int(r, o, where, "upstream_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
+			return rc;
+		m->upstream_port = (uint16_t)i;
 	}
 	return 0;
 }
@@ -480,9 +488,22 @@ static int __attribute__((format(printf, 2, 3))) out_printf(struct outbuf *b, co
 
 static int write_all(int fd, const char *p, size_t len);
 
+/* The optional members of a mapping object, in buf: those whose value is not the default. */
+static const char *extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MAX])
+{
+	int n = 0;
+
+	buf[0] = '\0';
+	if (m->origin)
+		n = snprintf(buf, STATE_EXTRAS_MAX, ", \"origin\": \"http\"");
+	if (m->upstream_port)
+		snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, ", \"upstream_port\": %u", m->upstream_port);
+	return buf;
+}
+
 static int format_state(const struct state *s, struct outbuf *b)
 {
-	char client[INET_ADDRSTRLEN];
+	char client[INET_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
 	int rc;
 
 	if (s->n_mappings > (SIZE_MAX - 256) / STATE_MAPPING_BYTES)
@@ -505,7 +526,7 @@ static int format_state(const struct state *s, struct outbuf *b)
 				"%s\n  {\"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
 				"\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}",
 				i ? "," : "", client, m->protocol == IPPROTO_TCP ? "tcp" : "udp", m->internal_port,
-				m->external_port, m->lifetime, m->expires, m->origin ? ", \"origin\": \"http\"" : "");
+				m->external_port, m->lifetime, m->expires, extras(m, more));
 		if (rc < 0)
 			return rc;
 		/* Streaming to a file: a snapshot of 100,000 mappings never sits in memory whole. */
@@ -650,7 +671,7 @@ int state_save(const char *path, const struct state *s)
 /* One journal line: a change, as a mapping object with its op in front. */
 static int format_change(struct outbuf *b, const struct state_change *c)
 {
-	char client[INET_ADDRSTRLEN];
+	char client[INET_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
 	struct in_addr in = { .s_addr = c->m.client };
 
 	inet_ntop(AF_INET, &in, client, sizeof(client));
@@ -658,8 +679,7 @@ static int format_change(struct outbuf *b, const struct state_change *c)
 			  "{\"op\": \"%s\", \"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
 			  "\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}\n",
 			  c->op == STATE_DEL ? "del" : "put", client, c->m.protocol == IPPROTO_TCP ? "tcp" : "udp",
-			  c->m.internal_port, c->m.external_port, c->m.lifetime, c->m.expires,
-			  c->m.origin ? ", \"origin\": \"http\"" : "");
+			  c->m.internal_port, c->m.external_port, c->m.lifetime, c->m.expires, extras(&c->m, more));
 }
 
 int state_journal_start(const char *path, uint64_t generation, int *fd)

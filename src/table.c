@@ -559,6 +559,7 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 {
 	struct entry *e;
 	struct client *c;
+	uint16_t upstream_port = 0;
 
 	grant->external_port = 0;
 	grant->lifetime = 0;
@@ -585,6 +586,8 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 	 */
 	if (e && !port_allowed(t, protocol, e->m.external_port)) {
 		origin = (enum table_origin)e->m.origin;
+		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
+		upstream_port = e->m.upstream_port;
 		entry_remove(t, e);
 		e = NULL;
 	}
@@ -621,6 +624,7 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 		.external_port = port,
 		.lifetime = granted,
 		.expires = now + granted,
+		.upstream_port = upstream_port,
 	};
 	if (entry_insert(t, &m) < 0)
 		return NATPMP_RESULT_OUT_OF_RESOURCES;
@@ -689,6 +693,17 @@ const struct table_mapping *table_find_external(const struct table *t, uint8_t p
 	const struct entry *e = t->by_external[proto_slot(protocol)][external_port];
 
 	return e ? &e->m : NULL;
+}
+
+const struct table_mapping *table_set_upstream(struct table *t, uint8_t protocol, uint16_t external_port,
+					       uint16_t upstream_port)
+{
+	struct entry *e = t->by_external[proto_slot(protocol)][external_port];
+
+	if (!e)
+		return NULL;
+	e->m.upstream_port = upstream_port;
+	return &e->m;
 }
 
 int table_foreach(const struct table *t, int (*fn)(const struct table_mapping *m, void *arg), void *arg)

@@ -6,6 +6,13 @@
 #        +------------------ router ns -----------------+
 #                     natpmp-server (LAN: vr<id>, external: vx<id>)
 #
+# lab_up_double puts a gateway between router and WAN instead (double NAT):
+#
+#   LAN ns --- router ns --------------------- gateway ns ----------------- WAN ns
+#              vr<id> 192.168.77.1             vg<id> 192.168.78.1          vw<id> 198.51.100.2
+#              vx<id> 192.168.78.2 (upstream)  vy<id> 198.51.100.1
+#   natpmp-server in upstream mode             a second natpmp-server
+#
 # Names carry a per-run id so that parallel runs never meet; everything the
 # lab made is removed on exit, also when a test fails.  Every wait is
 # bounded.  NPS_BIN and NPC_BIN name the daemon and the client (meson sets
@@ -18,7 +25,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 LAB_ID=$(printf '%x%04x' $$ $((RANDOM % 65536)) | tail -c 8)
-LAN=npl-$LAB_ID RTR=npr-$LAB_ID WAN=npw-$LAB_ID
+LAN=npl-$LAB_ID RTR=npr-$LAB_ID WAN=npw-$LAB_ID GWY=npg-$LAB_ID
+GWY_LAN_IF=vg$LAB_ID GWY_WAN_IF=vy$LAB_ID
+UP_GW=192.168.78.1
+UP_RTR=192.168.78.2
+GWY_STATE_DIR=""
+GWY_LOG=""
+GWY_PID=""
 LAN_IF=vl$LAB_ID RTR_LAN_IF=vr$LAB_ID WAN_IF=vw$LAB_ID RTR_WAN_IF=vx$LAB_ID
 GW=192.168.77.1
 CLIENT=192.168.77.2
@@ -46,8 +59,9 @@ lab_cleanup() {
 	# A wrapper (strace) may have the daemon as its child: that goes first.
 	[ -n "$DAEMON_PID" ] && pkill -KILL -P "$DAEMON_PID" 2>/dev/null
 	daemon_kill KILL
+	[ -n "$GWY_PID" ] && kill -KILL "$GWY_PID" 2>/dev/null
 	for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-	for ns in $LAN $RTR $WAN; do ip netns del "$ns" 2>/dev/null; done
+	for ns in $LAN $RTR $WAN $GWY; do ip netns del "$ns" 2>/dev/null; done
 	rm -rf "$LAB_DIR"
 }
 trap lab_cleanup EXIT
@@ -56,6 +70,7 @@ trap 'exit 1' INT TERM
 in_lan() { ip netns exec "$LAN" "$@"; }
 in_rtr() { ip netns exec "$RTR" "$@"; }
 in_wan() { ip netns exec "$WAN" "$@"; }
+in_gwy() { ip netns exec "$GWY" "$@"; }
 
 lab_up() {
 	ip netns add "$LAN" && ip netns add "$RTR" && ip netns add "$WAN" || exit 1
@@ -77,6 +92,65 @@ lab_up() {
 	# Lets LAN hosts' own outgoing connections reach the peer without a masquerade.
 	ip -n "$WAN" route add 192.168.77.0/24 via $EXT
 	mkdir -p "$STATE_DIR"
+}
+
+# lab_up_double: the double-NAT lab above.  The router's external interface
+# (vx) faces the gateway; EXT is the gateway's external address.
+lab_up_double() {
+	ip netns add "$LAN" && ip netns add "$RTR" && ip netns add "$GWY" && ip netns add "$WAN" || exit 1
+	for ns in $LAN $RTR $GWY $WAN; do ip -n "$ns" link set lo up; done
+	ip link add "$LAN_IF" netns "$LAN" type veth peer name "$RTR_LAN_IF" netns "$RTR" || exit 1
+	ip link add "$RTR_WAN_IF" netns "$RTR" type veth peer name "$GWY_LAN_IF" netns "$GWY" || exit 1
+	ip link add "$WAN_IF" netns "$WAN" type veth peer name "$GWY_WAN_IF" netns "$GWY" || exit 1
+	ip -n "$LAN" addr add $CLIENT/24 dev "$LAN_IF"
+	ip -n "$LAN" addr add $CLIENT2/24 dev "$LAN_IF"
+	ip -n "$LAN" link set "$LAN_IF" up
+	ip -n "$LAN" route add default via $GW
+	ip -n "$RTR" addr add $GW/24 dev "$RTR_LAN_IF"
+	ip -n "$RTR" addr add $UP_RTR/24 dev "$RTR_WAN_IF"
+	ip -n "$RTR" link set "$RTR_LAN_IF" up
+	ip -n "$RTR" link set "$RTR_WAN_IF" up
+	ip -n "$RTR" route add default via $UP_GW
+	in_rtr sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$GWY" addr add $UP_GW/24 dev "$GWY_LAN_IF"
+	ip -n "$GWY" addr add $EXT/24 dev "$GWY_WAN_IF"
+	ip -n "$GWY" link set "$GWY_LAN_IF" up
+	ip -n "$GWY" link set "$GWY_WAN_IF" up
+	in_gwy sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$WAN" addr add $PEER/24 dev "$WAN_IF"
+	ip -n "$WAN" link set "$WAN_IF" up
+	GWY_STATE_DIR=$LAB_DIR/gwstate
+	GWY_LOG=$LAB_DIR/gateway.log
+	mkdir -p "$STATE_DIR" "$GWY_STATE_DIR"
+}
+
+# gateway_start [extra options...]: the upstream gateway, a second
+# natpmp-server in the gateway namespace; waits until it answers the router.
+gateway_start() {
+	ip netns exec "$GWY" "$NPS_BIN" --listen-interface "$GWY_LAN_IF" --external-interface "$GWY_WAN_IF" \
+		--state-dir "$GWY_STATE_DIR" --log-level debug "$@" >>"$GWY_LOG" 2>&1 &
+	GWY_PID=$!
+	for _ in $(seq 1 100); do
+		in_rtr "$NPC_BIN" -g $UP_GW -r 1 -t 50 address >/dev/null 2>&1 && return 0
+		kill -0 "$GWY_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "the gateway did not start answering; its log:"
+	cat "$GWY_LOG"
+	exit 1
+}
+
+# gateway_kill [SIGNAL]: stops the gateway and waits (at most 5 s).
+gateway_kill() {
+	[ -n "$GWY_PID" ] || return 0
+	kill -"${1:-TERM}" "$GWY_PID" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "$GWY_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$GWY_PID" 2>/dev/null
+	wait "$GWY_PID" 2>/dev/null
+	GWY_PID=""
 }
 
 # daemon_exec [extra options...]: becomes the daemon, in the router namespace

@@ -126,7 +126,7 @@ static void expect_same(const struct state *a, const struct state *b)
 		const struct state_mapping *x = &a->mappings[i], *y = &b->mappings[i];
 		if (x->client != y->client || x->protocol != y->protocol || x->internal_port != y->internal_port ||
 		    x->external_port != y->external_port || x->lifetime != y->lifetime || x->expires != y->expires ||
-		    x->origin != y->origin) {
+		    x->origin != y->origin || x->upstream_port != y->upstream_port) {
 			fprintf(stderr, "%s:%d: mapping %zu differs\n", __FILE__, __LINE__, i);
 			check_failures++;
 			return;
@@ -135,11 +135,12 @@ static void expect_same(const struct state *a, const struct state *b)
 }
 
 static struct state_mapping sample[] = {
-	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0 },
-	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0 },
-	{ 0, TCP, 1, 65535, 4294967295u, INT64_MAX, 0 },
-	{ 0, UDP, 65535, 1, 0, 0, 0 },
-	{ 0, TCP, 8080, 1024, 1, 4102444800, 1 },
+	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0, 0 },
+	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0, 40001 },
+	/* The longest line there can be: every field at its widest, both optional members. */
+	{ 0, TCP, 65535, 65535, 4294967295u, INT64_MAX, 1, 65535 },
+	{ 0, UDP, 65535, 1, 0, 0, 0, 0 },
+	{ 0, TCP, 8080, 1024, 1, 4102444800, 1, 1 },
 };
 
 static void test_round_trip(void)
@@ -373,6 +374,12 @@ static void test_bad_fields(void)
 	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
 	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":7}]}",
 	    "mappings[0].origin: an integer is not natpmp or http");
+	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
+	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"upstream_port\":0}]}",
+	    "mappings[0].upstream_port: 0 is not a port (1-65535)");
+	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
+	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"upstream_port\":\"80\"}]}",
+	    "mappings[0].upstream_port");
 
 	/* Top-level fields. */
 	BAD("{\"epoch_start\":5,\"mappings\":[]}", "missing \"version\"");
@@ -464,7 +471,7 @@ static void test_scale(void)
 	for (size_t i = 0; i < n; i++)
 		m[i] = (struct state_mapping){ htonl(0x0a000000u + (uint32_t)(i / 100)), i % 2 ? TCP : UDP,
 					       (uint16_t)(i % 65535 + 1), (uint16_t)(65535 - i % 65535),
-					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0 };
+					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0, 0 };
 	CHECK_EQ(state_save(path, &in), 0);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&in, &out);
@@ -574,6 +581,7 @@ static void test_journal(void)
 	CHECK_EQ(st.n_mappings, 2);
 	state_free(&st);
 
+	c[4].m.upstream_port = 61000;
 	CHECK_EQ(state_journal_start(jpath, 5, &fd), 0);
 	written = state_journal_append(fd, c, 3);
 	CHECK(written > 0);
@@ -585,6 +593,7 @@ static void test_journal(void)
 	CHECK_EQ(st.n_mappings, 3);
 	CHECK(find(&st, IPPROTO_TCP, 51413) && find(&st, IPPROTO_TCP, 51413)->expires == 9999);
 	CHECK(find(&st, IPPROTO_TCP, 1000) && find(&st, IPPROTO_TCP, 1000)->external_port == 42000);
+	CHECK(find(&st, IPPROTO_TCP, 1000) && find(&st, IPPROTO_TCP, 1000)->upstream_port == 61000);
 	state_free(&st);
 
 	/* A journal of another generation (a crash during compaction) is ignored. */
@@ -649,7 +658,7 @@ static void test_journal_scale(void)
 	for (uint32_t i = 0; i < N; i++) {
 		snap.mappings[i] = (struct state_mapping){ htonl(0x0a000000 + i / 1000), IPPROTO_TCP,
 							   (uint16_t)(1024 + i % 1000), (uint16_t)(1024 + i % 60000),
-							   3600, 1000, 0 };
+							   3600, 1000, 0, 0 };
 		c[i].op = i % 3 ? STATE_PUT : STATE_DEL;
 		c[i].m = snap.mappings[i];
 		c[i].m.expires = 2000;

@@ -1,0 +1,82 @@
+/*
+ * upstream.h - upstream mode: the daemon as a NAT-PMP client of a gateway.
+ *
+ * Behind a second NAT that speaks NAT-PMP (a VPN provider's gateway, an ISP
+ * router), a port the router forwards is only reachable once the gateway
+ * forwards one of its own external ports to the router too.  This layer
+ * keeps, for each local mapping (protocol, local port), a mapping at the
+ * gateway for as long as the server says, renewing it at half of each grant
+ * whatever lifetime the gateway caps grants at, and asks again for
+ * everything when the gateway's epoch shows it lost its mappings.
+ *
+ * Requests go out one at a time (RFC 6886 3.1 asks clients not to flood a
+ * small gateway), those a client waits for ahead of renewals and deletes.
+ * Each is sent again after 250 ms, doubling, UPSTREAM_TRIES times in all;
+ * when the gateway stays silent through that, it is taken to be down and
+ * every queued request fails with it, so that no answer waits longer than
+ * that schedule.  What a request came to is reported through struct
+ * upstream_events; a mapping whose renewal failed is tried again every
+ * UPSTREAM_RETRY_MS until the server drops it.
+ *
+ * Ports in host order, addresses in network byte order, times in the
+ * monotonic clock.  Functions return 0 or -errno.
+ */
+#ifndef NATPMP_UPSTREAM_H
+#define NATPMP_UPSTREAM_H
+
+#include <event2/event.h>
+#include <stdint.h>
+
+/* 250 + 500 + 1000 + 2000 ms: a gateway that answers nothing within 3.75 s is down. */
+#define UPSTREAM_TRIES 4
+#define UPSTREAM_FIRST_WAIT_MS 250
+/* A failed renewal, or a failed address request, is tried again after this. */
+#define UPSTREAM_RETRY_MS 5000
+/* The gateway's external address is asked for again this often, to notice a change. */
+#define UPSTREAM_ADDRESS_REFRESH_MS 60000
+
+struct upstream_events {
+	void *arg;
+	/* The gateway's external address changed; 0: it says it has none. */
+	void (*address)(void *arg, uint32_t address);
+	/*
+	 * What the gateway answered for (protocol, local_port): result 0 with
+	 * its external port, or a failure (NATPMP_RESULT_NETWORK_FAILURE when
+	 * it did not answer).  The callee may call upstream_keep() and
+	 * upstream_drop().
+	 */
+	void (*mapped)(void *arg, uint8_t protocol, uint16_t local_port, uint16_t result, uint16_t port);
+	/* After the gateway lost its mappings: every one was asked for again, and all have answered. */
+	void (*remapped)(void *arg, size_t n);
+};
+
+struct upstream_stats {
+	uint64_t requests; /* requests sent, retransmissions not counted */
+	uint64_t timeouts; /* requests the gateway never answered */
+	uint64_t resets;   /* times its epoch showed it lost its mappings */
+};
+
+struct upstream;
+
+/* Asks gateway (port 5351) through ifname; NULL after logging why. */
+struct upstream *upstream_open(struct event_base *base, uint32_t gateway, const char *ifname,
+			       const struct upstream_events *ev);
+/* Leaves the gateway's mappings as they are: they expire there, or a restart asks for them again. */
+void upstream_close(struct upstream *u);
+
+/*
+ * Keeps (protocol, local_port) mapped at the gateway until until_s: asks
+ * now, ahead of the background work, when it is not mapped yet (suggesting
+ * suggested, 0 for no wish), else renews when due.  Called again at each
+ * renewal by the client with the new end.
+ */
+int upstream_keep(struct upstream *u, uint8_t protocol, uint16_t local_port, uint16_t suggested, int64_t until_s);
+/* Forgets the mapping and deletes it at the gateway, in the background. */
+void upstream_drop(struct upstream *u, uint8_t protocol, uint16_t local_port);
+/* The gateway's port for the mapping while its grant lasts; 0 when there is none now. */
+uint16_t upstream_granted(const struct upstream *u, uint8_t protocol, uint16_t local_port);
+/* The gateway's external address, 0 until it has said. */
+uint32_t upstream_address(const struct upstream *u);
+const struct upstream_stats *upstream_stats(const struct upstream *u);
+
+#endif

@@ -1,0 +1,151 @@
+#!/bin/bash
+# test_upstream.sh - upstream mode (double NAT), in four namespaces: a LAN
+# client asks the router (natpmp-server --upstream-gateway), which asks the
+# gateway (a second natpmp-server capping lifetimes at 10 s, as ProtonVPN's
+# caps them at 60); a WAN peer reaches the LAN client through both.
+. "$(dirname "$0")/lab.sh"
+lab_up_double
+HTTP=127.0.0.1:18089
+TOKEN=upstream-token-0123456789abcdef
+OUTF=$LAB_DIR/hook.out
+HOOK=$LAB_DIR/hook
+printf '#!/bin/sh\necho "$*" >>"%s"\n' "$OUTF" >"$HOOK"
+chmod +x "$HOOK"
+
+# hook_saw LINE: the hook ran with these arguments (waits at most 3 s).
+hook_saw() {
+	for _ in $(seq 1 60); do
+		grep -qxF -- "$1" "$OUTF" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "       hook output: $(tr '\n' '|' <"$OUTF" 2>/dev/null)"
+	return 1
+}
+gw_map() { in_gwy nft list map ip natpmp mappings 2>&1; }
+# within SECONDS COMMAND...: COMMAND succeeds within SECONDS (polled every 0.1 s).
+within() {
+	t=$1
+	shift
+	for _ in $(seq 1 $((t * 10))); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	"$@"
+}
+# gw_forwards PROTO PORT: the gateway forwards its PORT to the router's same-numbered local port.
+gw_forwards() { gw_map | grep -q "$1 \. $2 [^:]*: $UP_RTR \. "; }
+gw_lacks() { ! gw_map | grep -q "$1 \. $2 "; }
+rtr_forwards() { nft_map | grep -q "$1 \. $2 [^:]*: $3 \. $4"; }
+rtr_lacks() { ! nft_map | grep -q "$1 \. $2 "; }
+http() { in_rtr curl -s -m 10 -H "Authorization: Bearer $TOKEN" "$@"; }
+json() { $PYTHON -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+gateway_start --max-lifetime 10
+export NATPMP_TOKEN=$TOKEN
+daemon_start --upstream-gateway $UP_GW --upstream-interface "$RTR_WAN_IF" --hook "$HOOK" --http-listen $HTTP
+
+# --- a mapping through both layers ---
+npc address
+check "opcode 0 answers the gateway's external address, not the router's own" eq "$(field address)" "$EXT"
+npc map tcp 8080 40000 3600
+check "a TCP mapping gets the gateway's port, with the lifetime the client asked for, not the gateway's 10 s" \
+	eq "$(field result) $(field external) $(field lifetime)" "0 40000 3600"
+check "the gateway forwards 40000 to the router" gw_forwards tcp 40000
+check "the router forwards its local port 40000 to the LAN client" rtr_forwards tcp 40000 $CLIENT 8080
+check "TCP from the WAN to the gateway's $EXT:40000 reaches the LAN client" forward tcp 40000 8080
+check "the hook hears of it with the gateway's address and port" \
+	hook_saw "added tcp $CLIENT 8080 $EXT 40000 3600"
+OUT=$(in_lan natpmpc -g $GW -a 40001 5353 udp 3600 2>&1)
+check "Debian's natpmpc maps a UDP port through both layers" \
+	grep -q "Mapped public port 40001 protocol UDP to local port 5353 li[f]*e*time 3600" <<<"$OUT"
+check "UDP from the WAN to $EXT:40001 reaches the LAN client" forward udp 40001 5353
+
+# --- the HTTP API in upstream mode ---
+OUT=$(http -X POST -d "{\"internal_ip\": \"$CLIENT2\", \"internal_port\": 9000, \"protocol\": \"tcp\", \"duration\": 600, \"external_port\": 40005}" "http://$HTTP/forward")
+check "POST /forward answers the gateway's address and port" \
+	eq "$(json 'd["external_ip"], d["external_port"], d["lifetime"]' <<<"$OUT")" "('$EXT', 40005, 600)"
+check "... and the WAN reaches the second client through it" forward tcp 40005 9000 $CLIENT2
+OUT=$(http "http://$HTTP/mappings?client=$CLIENT2")
+check "GET /mappings shows the gateway's port and the router's local one" \
+	eq "$(json '[(m["external_port"], m["local_port"], m["origin"]) for m in d]' <<<"$OUT")" "[(40005, 40005, 'http')]"
+
+# --- a restart of the router, then several gateway lifetimes without a client renewal ---
+daemon_kill TERM
+check "the state file keeps the gateway's ports" grep -q '"upstream_port": 40001' "$STATE_DIR/state.json"
+gw_renewals() { grep -c "renewed udp 40001 -> $UP_RTR" "$GWY_LOG"; }
+before=$(gw_renewals)
+daemon_start --upstream-gateway $UP_GW --upstream-interface "$RTR_WAN_IF" --hook "$HOOK" --http-listen $HTTP
+sleep 25
+renewals=$(($(gw_renewals) - before))
+echo "figure: the router renewed udp 40001 at the gateway $renewals times in 25 s (gateway lifetime 10 s)"
+check "the restarted router renews at the gateway by itself, before half of each 10 s grant (>= 4 in 25 s)" \
+	test "$renewals" -ge 4
+check "after 25 s (2.5 gateway lifetimes) without a client renewal, TCP still gets through" \
+	forward tcp 40000 8080
+check "... and UDP" forward udp 40001 5353
+check "... and the HTTP forward" forward tcp 40005 9000 $CLIENT2
+npc map udp 5353 40001 3600
+check "the client's renewal after the restart keeps its port" eq "$(field result) $(field external)" "0 40001"
+
+# --- delete and expiry remove both layers ---
+npc map tcp 8080 0 0
+check "a delete is answered" eq "$(field result)" "0"
+check "... the router's forward is gone" rtr_lacks tcp 40000
+check "... and so is the gateway's, within 2 s" within 2 gw_lacks tcp 40000
+check "... the WAN no longer gets through" no_forward tcp 40000 8080
+check "... and the hook hears of it" hook_saw "deleted tcp $CLIENT 8080 $EXT 40000 0"
+npc map udp 6000 40003 4
+check "a 4 s mapping is granted" eq "$(field result) $(field external) $(field lifetime)" "0 40003 4"
+check "... at the gateway too" gw_forwards udp 40003
+sleep 4.5
+check "when it expires, the router's forward goes" within 2 rtr_lacks udp 40003
+check "... and the gateway's, within 2 s" within 2 gw_lacks udp 40003
+check "... and the hook hears it expired" hook_saw "expired udp $CLIENT 6000 $EXT 40003 0"
+
+# --- the gateway restarts and has lost its mappings ---
+in_lan "$NPC_BIN" listen 12 >"$LAB_DIR/announce.cap" 2>&1 &
+listener=$!
+sleep 0.3
+gateway_kill KILL
+rm -rf "$GWY_STATE_DIR"
+mkdir -p "$GWY_STATE_DIR"
+gateway_start --max-lifetime 10
+check "the router sees the gateway's epoch go back (within 8 s)" \
+	within 8 grep -q "the gateway's epoch went back" "$LOG"
+check "... asks again for every mapping: the gateway forwards 40001 again" within 3 gw_forwards udp 40001
+check "... and the HTTP one" gw_forwards tcp 40005
+check "UDP from the WAN gets through again, on the same port" forward udp 40001 5353
+wait $listener
+announced=$(grep -c "len=12 .*address=$EXT" "$LAB_DIR/announce.cap")
+check "then the router announces the address to the LAN again, a fresh round ($announced in the 12 s)" \
+	test "$announced" -ge 3
+
+# --- the gateway grants another port at a renewal ---
+gateway_kill TERM
+gateway_start --max-lifetime 10 --reserved-ports 40001
+moved() { grep -q "^renewed udp $CLIENT 5353 $EXT " "$OUTF"; }
+check "when the gateway moves the mapping, the hook runs as renewed (within 8 s)" within 8 moved
+new=$(grep "^renewed udp $CLIENT 5353 $EXT " "$OUTF" | tail -1 | cut -d' ' -f6)
+check "... with a new port ($new)" ne "$new" 40001
+npc map udp 5353 40001 3600
+check "the client's next renewal is told the new port" eq "$(field result) $(field external)" "0 $new"
+check "... and UDP from the WAN gets through on it" forward udp "$new" 5353
+
+# --- the gateway does not answer ---
+gateway_kill KILL
+started=$(date +%s%N)
+# -t 300: the client's retransmissions (0.3, 0.9, 2.1, 4.5 s) never cross the answer expected at 3.75 s.
+npc -t 300 -w 1500 map tcp 7000 40010 3600
+took=$((($(date +%s%N) - started) / 1000000 - 1500))
+echo "figure: a request the gateway never answers is answered after $took ms"
+check "a new mapping the gateway does not answer gets result 3" eq "$(field result)" "3"
+check "... within 5 s, though the client sent again and again" test "$took" -lt 5000
+check "... in a single answer to all its retransmissions" eq "$(grep -c '^reply' <<<"$OUT")" 1
+listed() { http "http://$HTTP/mappings" | grep -q "\"internal_port\": $1"; }
+check "... and nothing is left: no forward on the router" within 5 rtr_lacks tcp 40010
+check "... nor in the mapping list" within 5 eval '! listed 7000' 
+OUT=$(http -o /dev/null -w '%{http_code}' -X POST -d "{\"internal_ip\": \"$CLIENT\", \"internal_port\": 7001, \"protocol\": \"udp\", \"duration\": 600}" "http://$HTTP/forward")
+check "POST /forward with the gateway down gets 503" eq "$OUT" 503
+check "the gateway's log has no sanitizer report" bash -c "! grep -q 'Sanitizer\|runtime error' '$GWY_LOG'"
+
+lab_finish
