@@ -60,6 +60,7 @@ let
     ++ lib.concatMap (r: [ "--allowed-ports" (showRange r) ]) cfg.allowedPortRanges
     ++ lib.concatMap (r: [ "--reserved-ports" (showRange r) ]) cfg.reservedPortRanges
     ++ lib.optionals (cfg.externalAddress != null) [ "--external-address" cfg.externalAddress ]
+    ++ lib.optionals (cfg.upstreamGateway != null) [ "--upstream-gateway" cfg.upstreamGateway ]
     ++ lib.optionals cfg.http.enable (
       [ "--http-listen" cfg.http.listen ]
       # %d is systemd's $CREDENTIALS_DIRECTORY, readable by the DynamicUser.
@@ -168,6 +169,19 @@ in
       '';
     };
 
+    upstreamGateway = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "10.2.0.1";
+      description = ''
+        Upstream mode, for a router behind a second NAT that speaks NAT-PMP
+        (a VPN provider's gateway, an ISP router): every port is also mapped
+        at this gateway, and clients are told the gateway's address and port.
+        externalInterface then names the interface facing the gateway, such
+        as wg0.
+      '';
+    };
+
     rateLimit = mkOption {
       type = types.ints.between 0 1000000;
       default = 50;
@@ -250,6 +264,10 @@ in
         {
           assertion = !(builtins.elem cfg.externalInterface cfg.listenInterfaces);
           message = "services.natpmp-server: externalInterface ${cfg.externalInterface} is also in listenInterfaces; the daemon never answers on the external interface.";
+        }
+        {
+          assertion = cfg.upstreamGateway == null || cfg.externalAddress == null;
+          message = "services.natpmp-server: externalAddress cannot be set with upstreamGateway; the gateway tells the address.";
         }
         {
           assertion = cfg.allowedPortRanges != [ ];

@@ -137,9 +137,10 @@ int proto_decode_reply(const uint8_t *buf, size_t len, struct proto_reply *r)
 
 int proto_epoch_lost(uint32_t previous, int64_t elapsed_ms, uint32_t epoch)
 {
-	int64_t expected = (int64_t)previous + (elapsed_ms > 0 ? elapsed_ms : 0) * 7 / 8 / 1000;
+	/* In milliseconds: whole seconds would round 7/8 of the time down. */
+	int64_t expected_ms = (int64_t)previous * 1000 + (elapsed_ms > 0 ? elapsed_ms : 0) * 7 / 8;
 
-	return (int64_t)epoch + 2 < expected;
+	return (int64_t)epoch * 1000 + 2000 < expected_ms;
 }
 
 uint8_t proto_opcode_to_protocol(uint8_t opcode)

@@ -34,6 +34,10 @@ expect_error --reserved-ports 9000-8000
 expect_error --external-address 300.1.1.1
 expect_error --external-address 224.0.0.1
 expect_error --rate-limit -1
+expect_error --upstream-gateway 10.2.0
+expect_error --upstream-gateway 255.255.255.255
+expect_error --upstream-interface wg0
+expect_error --upstream-interface 'bad/if'
 NATPMP_LISTEN_PORT=99999 expect_error --listen-port 99999
 expect_error --http-listen 0.0.0.0:8080
 expect_error --http-listen 192.168.1.1:8080

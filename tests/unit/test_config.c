@@ -1,4 +1,5 @@
 /* test_config.c - options, environment, and every kind of bad value. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,14 @@ static void test_bad_values(void)
 		"--log-level loud",
 		"--no-such-option",
 		"stray",
+		"--upstream-gateway 10.2.0",
+		"--upstream-gateway 0.0.0.0",
+		"--upstream-gateway 224.0.0.1",
+		"--upstream-gateway 127.0.0.1",
+		"--upstream-interface wg0",
+		"--upstream-gateway 10.2.0.1 --upstream-interface wg0",
+		"--upstream-gateway 10.2.0.1 --external-address 203.0.113.7",
+		"--upstream-gateway 10.2.0.1 --upstream-interface br-lan",
 	};
 	struct config c;
 
@@ -97,6 +106,28 @@ static void test_bad_values(void)
 	CHECK_EQ(parse(&c, "--external-interface eth0"), -1);
 	CHECK_EQ(parse(&c, "--listen-interface br-lan"), -1);
 	CHECK_EQ(parse(&c, "--listen-port"), -1);
+}
+
+/* Upstream mode: the interface facing the gateway is where forwards arrive, named once. */
+static void test_upstream(void)
+{
+	struct config c;
+
+	CHECK_EQ(parse(&c, BASE), 0);
+	CHECK_EQ(c.upstream_gateway, 0);
+	CHECK_EQ(c.upstream_interface[0], '\0');
+	CHECK_EQ(parse(&c, BASE "--upstream-gateway 10.2.0.1"), 0);
+	CHECK_EQ(c.upstream_gateway, htonl(0x0a020001));
+	CHECK(strcmp(c.upstream_interface, "eth0") == 0);
+	CHECK(strcmp(c.external_interface, "eth0") == 0);
+	CHECK_EQ(parse(&c, "--listen-interface br-lan --upstream-interface wg0 --upstream-gateway 10.2.0.1"), 0);
+	CHECK(strcmp(c.upstream_interface, "wg0") == 0);
+	CHECK(strcmp(c.external_interface, "wg0") == 0);
+	CHECK_EQ(parse(&c, "--listen-interface br-lan --external-interface wg0 --upstream-interface wg0 "
+			   "--upstream-gateway 10.2.0.1"),
+		 0);
+	/* Without either interface there is nowhere to ask or forward from. */
+	CHECK_EQ(parse(&c, "--listen-interface br-lan --upstream-gateway 10.2.0.1"), -1);
 }
 
 static void test_environment(void)
@@ -207,6 +238,7 @@ int main(void)
 	test_defaults();
 	test_values();
 	test_bad_values();
+	test_upstream();
 	test_environment();
 	test_print_round_trip();
 	test_config_file();

@@ -116,8 +116,59 @@ static void test_all_short_inputs(void)
 	}
 }
 
+/* Upstream mode's side: what the daemon sends a gateway and how it reads the answers. */
+static void test_client_side(void)
+{
+	uint8_t req[PROTO_MAP_REQUEST_LEN], out[PROTO_MAP_REPLY_LEN];
+	struct proto_reply r;
+	struct proto_request back;
+
+	CHECK_EQ(proto_encode_map_request(req, IPPROTO_TCP, 40000, 51413, 3600), 12);
+	const uint8_t want[] = { 0, 2, 0, 0, 0x9c, 0x40, 0xc8, 0xd5, 0, 0, 0x0e, 0x10 };
+	CHECK(memcmp(req, want, sizeof(want)) == 0);
+	/* The server's own decoder reads it back as sent. */
+	CHECK_EQ(proto_decode(req, sizeof(req), &back), PROTO_MAP);
+	CHECK(back.protocol == IPPROTO_TCP && back.internal_port == 40000 && back.suggested_port == 51413 &&
+	      back.lifetime == 3600);
+
+	/* The server's own replies, read back. */
+	proto_encode_map(out, NATPMP_OP_MAP_UDP, 0, 77, 5000, 61000, 60);
+	CHECK_EQ(proto_decode_reply(out, PROTO_MAP_REPLY_LEN, &r), 0);
+	CHECK(r.opcode == 1 && r.result == 0 && r.epoch == 77 && r.internal_port == 5000 && r.external_port == 61000 &&
+	      r.lifetime == 60);
+	proto_encode_address(out, 0, 5, htonl(0xc6336401));
+	CHECK_EQ(proto_decode_reply(out, PROTO_ADDRESS_REPLY_LEN, &r), 0);
+	CHECK(r.opcode == 0 && r.epoch == 5 && r.address == htonl(0xc6336401));
+	/* A success cut short is no answer; an error may stop after the epoch (RFC 6886 3.5). */
+	proto_encode_map(out, NATPMP_OP_MAP_TCP, 0, 1, 1, 1, 1);
+	CHECK_EQ(proto_decode_reply(out, 15, &r), -1);
+	proto_encode_map(out, NATPMP_OP_MAP_TCP, NATPMP_RESULT_OUT_OF_RESOURCES, 1, 1, 0, 0);
+	CHECK_EQ(proto_decode_reply(out, 8, &r), 0);
+	CHECK(r.result == 4 && r.internal_port == 0);
+	CHECK_EQ(proto_decode_reply(out, 7, &r), -1);
+	/* A request, another version, an opcode the daemon never sends. */
+	CHECK_EQ(proto_decode_reply(req, sizeof(req), &r), -1);
+	proto_encode_map(out, NATPMP_OP_MAP_TCP, 0, 1, 1, 1, 1);
+	out[0] = 2;
+	CHECK_EQ(proto_decode_reply(out, 16, &r), -1);
+	out[0] = 0;
+	out[1] = 0x83;
+	CHECK_EQ(proto_decode_reply(out, 16, &r), -1);
+
+	/* RFC 6886 3.6: at least 7/8 of the elapsed time, less 2 s, or the gateway lost its state. */
+	CHECK(!proto_epoch_lost(100, 10000, 110));
+	CHECK(!proto_epoch_lost(100, 10000, 107)); /* 100 + 8.75 - 2 = 106.75 */
+	CHECK(proto_epoch_lost(100, 10000, 106));
+	CHECK(proto_epoch_lost(100, 0, 0));	   /* a restart */
+	CHECK(!proto_epoch_lost(100, 0, 98));	   /* 2 s of slack */
+	CHECK(proto_epoch_lost(100, 0, 97));
+	CHECK(!proto_epoch_lost(0, 0, 0));
+	CHECK(!proto_epoch_lost(UINT32_MAX, -5000, UINT32_MAX)); /* a clock step back counts as no time */
+}
+
 int main(void)
 {
+	test_client_side();
 	test_address_request();
 	test_map_request();
 	test_versions_and_opcodes();
