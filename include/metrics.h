@@ -39,6 +39,10 @@ struct metrics {
 	uint64_t reload_errors;
 	uint64_t http_forwards;
 	uint64_t hooks[METRICS_HOOK_COUNT];
+	/* Upstream mode: copied from upstream_stats() at each scrape. */
+	uint64_t upstream_requests;
+	uint64_t upstream_timeouts;
+	uint64_t upstream_resets;
 };
 
 /* What is true at the moment of the scrape. */
@@ -47,6 +51,7 @@ struct metrics_gauges {
 	uint64_t mappings_http; /* of those, made through the HTTP API */
 	uint32_t epoch;
 	int serving; /* 1: answering with an external address, table installed */
+	int upstream; /* upstream mode: the upstream_* families are written */
 };
 
 /* Appends the exposition text to out (an open memstream or file); 0 or -1 when the write failed. */

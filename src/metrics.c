@@ -61,5 +61,13 @@ int metrics_format(const struct metrics *m, const struct metrics_gauges *g, FILE
 	family(out, "natpmp_hooks_total", "counter", "Hook runs, by outcome.");
 	for (int h = 0; h < METRICS_HOOK_COUNT; h++)
 		fprintf(out, "natpmp_hooks_total{outcome=\"%s\"} %" PRIu64 "\n", hooks[h], m->hooks[h]);
+	if (g->upstream) {
+		counter(out, "natpmp_upstream_requests_total", "Requests sent to the upstream gateway (not counting retransmissions).",
+			m->upstream_requests);
+		counter(out, "natpmp_upstream_timeouts_total", "Requests the upstream gateway never answered.",
+			m->upstream_timeouts);
+		counter(out, "natpmp_upstream_resets_total", "Times the upstream gateway's epoch showed it lost its mappings.",
+			m->upstream_resets);
+	}
 	return ferror(out) ? -1 : 0;
 }

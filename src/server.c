@@ -1180,6 +1180,13 @@ static int api_metrics(void *arg, FILE *out)
 	struct metrics_gauges g = { .epoch = server_epoch(s, mono_now()), .serving = !strcmp(server_status(s), "serving") };
 
 	table_foreach(s->table, count_one, &g);
+	if (s->upstream) {
+		const struct upstream_stats *us = upstream_stats(s->upstream);
+		g.upstream = 1;
+		s->metrics.upstream_requests = us->requests;
+		s->metrics.upstream_timeouts = us->timeouts;
+		s->metrics.upstream_resets = us->resets;
+	}
 	return metrics_format(&s->metrics, &g, out);
 }
 

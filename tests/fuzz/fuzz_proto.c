@@ -5,8 +5,10 @@
  * checked against an independent reading of RFC 6886, and the encoder the
  * server would use for that verdict writes its answer into a heap buffer of
  * exactly the documented size, so that AddressSanitizer catches any write
- * past it.  A violated invariant calls abort(), which libFuzzer reports as a
- * crash with the input that caused it.
+ * past it.  The same datagram is also read as a gateway's answer, as
+ * upstream mode reads them, and checked field by field.  A violated
+ * invariant calls abort(), which libFuzzer reports as a crash with the input
+ * that caused it.
  */
 #include <netinet/in.h>
 #include <stdint.h>
@@ -134,12 +136,34 @@ static void check_unsupported_opcode(const uint8_t *data, size_t size)
 	free(out);
 }
 
+/* proto_decode_reply(): accepted exactly when RFC 6886 makes it a gateway's answer, fields where they are. */
+static void check_reply(const uint8_t *data, size_t size)
+{
+	struct proto_reply r;
+	int ok = proto_decode_reply(data, size, &r);
+	uint8_t op = size >= 2 ? data[1] & 0x7f : 0;
+	size_t full = op == 0 ? 12 : 16;
+	int want = size >= 8 && data[0] == 0 && (data[1] & 0x80) && op <= 2 &&
+		   (size >= full || be16(data + 2) != 0);
+
+	REQUIRE((ok == 0) == want);
+	if (ok < 0)
+		return;
+	REQUIRE(r.opcode == op && r.result == be16(data + 2) && r.epoch == be32(data + 4));
+	if (size >= full && op != 0)
+		REQUIRE(r.internal_port == be16(data + 8) && r.external_port == be16(data + 10) &&
+			r.lifetime == be32(data + 12));
+	if (size >= full && op == 0)
+		REQUIRE(memcmp(&r.address, data + 8, 4) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct proto_request req;
 	enum proto_verdict v;
 	uint8_t base;
 
+	check_reply(data, size);
 	memset(&req, 0xa5, sizeof(req));
 	v = proto_decode(data, size, &req);
 	REQUIRE(v == expected_verdict(data, size));
