@@ -130,27 +130,39 @@ gateway_start() {
 	ip netns exec "$GWY" "$NPS_BIN" --listen-interface "$GWY_LAN_IF" --external-interface "$GWY_WAN_IF" \
 		--state-dir "$GWY_STATE_DIR" --log-level debug "$@" >>"$GWY_LOG" 2>&1 &
 	GWY_PID=$!
-	for _ in $(seq 1 100); do
-		in_rtr "$NPC_BIN" -g $UP_GW -r 1 -t 50 address >/dev/null 2>&1 && return 0
-		kill -0 "$GWY_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "the gateway did not start answering; its log:"
-	cat "$GWY_LOG"
-	exit 1
+	await_answer "$RTR" $UP_GW "$GWY_PID" "$GWY_LOG" gateway
 }
 
 # gateway_kill [SIGNAL]: stops the gateway and waits (at most 5 s).
 gateway_kill() {
 	[ -n "$GWY_PID" ] || return 0
-	kill -"${1:-TERM}" "$GWY_PID" 2>/dev/null
+	stop_pid "$GWY_PID" "${1:-TERM}"
+	GWY_PID=""
+}
+
+# await_answer NS SERVER PID LOG WHO: waits (at most 5 s) until SERVER answers
+# opcode 0 from namespace NS; exits the test with LOG if it never does.
+await_answer() {
 	for _ in $(seq 1 100); do
-		kill -0 "$GWY_PID" 2>/dev/null || break
+		ip netns exec "$1" "$NPC_BIN" -g "$2" -r 1 -t 50 address >/dev/null 2>&1 && return 0
+		kill -0 "$3" 2>/dev/null || break
 		sleep 0.05
 	done
-	kill -KILL "$GWY_PID" 2>/dev/null
-	wait "$GWY_PID" 2>/dev/null
-	GWY_PID=""
+	echo "the $5 did not start answering; its log:"
+	cat "$4"
+	exit 1
+}
+
+# stop_pid PID SIGNAL: sends SIGNAL, waits at most 5 s, then kills; the exit status in STOPPED_STATUS.
+stop_pid() {
+	kill -"$2" "$1" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	STOPPED_STATUS=$?
 }
 
 # daemon_exec [extra options...]: becomes the daemon, in the router namespace
@@ -168,29 +180,14 @@ daemon_start() {
 	daemon_exec --log-level debug "$@" &
 	DAEMON_PID=$!
 	DAEMON_STARTED=$(date +%s)
-	for _ in $(seq 1 100); do
-		if in_lan "$NPC_BIN" -g $GW -r 1 -t 50 address >/dev/null 2>&1; then
-			return 0
-		fi
-		kill -0 "$DAEMON_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "the daemon did not start answering; its log:"
-	cat "$LOG"
-	exit 1
+	await_answer "$LAN" $GW "$DAEMON_PID" "$LOG" daemon
 }
 
 # daemon_kill [SIGNAL]: stops the daemon and waits (at most 5 s) for it to exit.
 daemon_kill() {
 	[ -n "$DAEMON_PID" ] || return 0
-	kill -"${1:-TERM}" "$DAEMON_PID" 2>/dev/null
-	for _ in $(seq 1 100); do
-		kill -0 "$DAEMON_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$DAEMON_PID" 2>/dev/null
-	wait "$DAEMON_PID" 2>/dev/null
-	DAEMON_STATUS=$?
+	stop_pid "$DAEMON_PID" "${1:-TERM}"
+	DAEMON_STATUS=$STOPPED_STATUS
 	DAEMON_PID=""
 }
 
@@ -221,6 +218,16 @@ check() {
 
 eq() { [ "$1" = "$2" ] || { echo "       expected '$2', got '$1'"; return 1; }; }
 ne() { [ "$1" != "$2" ] || { echo "       expected anything but '$2'"; return 1; }; }
+
+# hook_saw LINE: a --hook that appends its arguments to $HOOK_OUT wrote LINE (waits at most 3 s).
+hook_saw() {
+	for _ in $(seq 1 60); do
+		grep -qxF -- "$1" "$HOOK_OUT" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "       hook output: $(tr '\n' '|' <"$HOOK_OUT" 2>/dev/null)"
+	return 1
+}
 
 # nft_map: the daemon's map as the kernel has it.
 nft_map() { in_rtr nft list map ip natpmp mappings 2>&1; }

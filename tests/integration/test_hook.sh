@@ -5,6 +5,7 @@
 . "$(dirname "$0")/lab.sh"
 lab_up
 OUTF=$LAB_DIR/hook.out
+HOOK_OUT=$OUTF
 HOOK=$LAB_DIR/hook
 # Its behaviour follows files, so the test can make it fail or hang.
 cat >"$HOOK" <<EOF
@@ -19,15 +20,6 @@ echo "\$# \$*" >>"$OUTF"
 exit 0
 EOF
 chmod +x "$HOOK"
-# hook_saw LINE: the hook wrote LINE (waits at most 3 s).
-hook_saw() {
-	for _ in $(seq 1 60); do
-		grep -qxF -- "$1" "$OUTF" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "       hook output: $(cat "$OUTF" 2>/dev/null)"
-	return 1
-}
 
 : >"$LAB_DIR/hook.conf"
 NATPMP_TOKEN=lab-token-0123456789abcdef daemon_start --hook "$HOOK" --hook-timeout 2 --config "$LAB_DIR/hook.conf"

@@ -7,20 +7,11 @@
 lab_up_double
 HTTP=127.0.0.1:18089
 TOKEN=upstream-token-0123456789abcdef
-OUTF=$LAB_DIR/hook.out
+HOOK_OUT=$LAB_DIR/hook.out
 HOOK=$LAB_DIR/hook
-printf '#!/bin/sh\necho "$*" >>"%s"\n' "$OUTF" >"$HOOK"
+printf '#!/bin/sh\necho "$*" >>"%s"\n' "$HOOK_OUT" >"$HOOK"
 chmod +x "$HOOK"
 
-# hook_saw LINE: the hook ran with these arguments (waits at most 3 s).
-hook_saw() {
-	for _ in $(seq 1 60); do
-		grep -qxF -- "$1" "$OUTF" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "       hook output: $(tr '\n' '|' <"$OUTF" 2>/dev/null)"
-	return 1
-}
 gw_map() { in_gwy nft list map ip natpmp mappings 2>&1; }
 # within SECONDS COMMAND...: COMMAND succeeds within SECONDS (polled every 0.1 s).
 within() {
@@ -123,9 +114,9 @@ check "then the router announces the address to the LAN again, a fresh round ($a
 # --- the gateway grants another port at a renewal ---
 gateway_kill TERM
 gateway_start --max-lifetime 10 --reserved-ports 40001
-moved() { grep -q "^renewed udp $CLIENT 5353 $EXT " "$OUTF"; }
+moved() { grep -q "^renewed udp $CLIENT 5353 $EXT " "$HOOK_OUT"; }
 check "when the gateway moves the mapping, the hook runs as renewed (within 8 s)" within 8 moved
-new=$(grep "^renewed udp $CLIENT 5353 $EXT " "$OUTF" | tail -1 | cut -d' ' -f6)
+new=$(grep "^renewed udp $CLIENT 5353 $EXT " "$HOOK_OUT" | tail -1 | cut -d' ' -f6)
 check "... with a new port ($new)" ne "$new" 40001
 npc map udp 5353 40001 3600
 check "the client's next renewal is told the new port" eq "$(field result) $(field external)" "0 $new"
