@@ -7,7 +7,10 @@
  * keeps, for each local mapping (protocol, local port), a mapping at the
  * gateway for as long as the server says, renewing it at half of each grant
  * whatever lifetime the gateway caps grants at, and asks again for
- * everything when the gateway's epoch shows it lost its mappings.
+ * everything when the gateway's epoch shows it lost its mappings or its
+ * external address changes.  It listens for the gateway's announcements
+ * (RFC 6886 3.2.1) on 224.0.0.1:5350 of the interface, so that it hears of
+ * either at once.
  *
  * Requests go out one at a time (RFC 6886 3.1 asks clients not to flood a
  * small gateway), those a client waits for ahead of renewals and deletes.
@@ -25,6 +28,7 @@
 #define NATPMP_UPSTREAM_H
 
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* 250 + 500 + 1000 + 2000 ms: a gateway that answers nothing within 3.75 s is down. */
@@ -46,7 +50,10 @@ struct upstream_events {
 	 * upstream_drop().
 	 */
 	void (*mapped)(void *arg, uint8_t protocol, uint16_t local_port, uint16_t result, uint16_t port);
-	/* After the gateway lost its mappings: every one was asked for again, and all have answered. */
+	/*
+	 * After the gateway lost its mappings or changed its address: every
+	 * mapping was asked for again, and all have answered.
+	 */
 	void (*remapped)(void *arg, size_t n);
 };
 
@@ -77,6 +84,8 @@ void upstream_drop(struct upstream *u, uint8_t protocol, uint16_t local_port);
 uint16_t upstream_granted(const struct upstream *u, uint8_t protocol, uint16_t local_port);
 /* The gateway's external address, 0 until it has said. */
 uint32_t upstream_address(const struct upstream *u);
+/* Mappings asked for again after a reset or a new address that the gateway has yet to answer. */
+size_t upstream_remapping(const struct upstream *u);
 const struct upstream_stats *upstream_stats(const struct upstream *u);
 
 #endif

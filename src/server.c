@@ -1041,7 +1041,9 @@ static void server_upstream_address(void *arg, uint32_t address)
 		return;
 	}
 	log_info("gateway %s reports external address %s", gw, netif_addr_str(address, addr));
-	announce_restart(s->announce);
+	/* A new address moved every mapping: announced once they are all back (server_upstream_remapped). */
+	if (!upstream_remapping(s->upstream))
+		announce_restart(s->announce);
 }
 
 /* RFC 6886 3.2.1: once the gateway has everything back, clients hear the address (and that it may be new). */

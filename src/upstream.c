@@ -53,6 +53,8 @@ struct upstream {
 	struct sockaddr_in gateway;
 	int fd;
 	struct event *read_ev;
+	int announce_fd; /* 224.0.0.1:5350 on the interface: the gateway's announcements; -1: none */
+	struct event *announce_ev;
 	struct event *retx_ev;
 	struct umap_queue urgent, background;
 	TAILQ_HEAD(, umap) all;
@@ -190,6 +192,22 @@ static void remap_done(struct umap *m)
 	remap_count_down(m->u);
 }
 
+static void remap_all(struct upstream *u, const char *why);
+
+/* The gateway's address as it last said; a change moves every mapping there, asked for again. */
+static void set_address(struct upstream *u, uint32_t address)
+{
+	uint32_t was = u->address;
+
+	if (address == was)
+		return;
+	u->address = address;
+	if (was && address)
+		remap_all(u, "changed its external address");
+	if (u->ev->address)
+		u->ev->address(u->ev->arg, address);
+}
+
 /*
  * The end of a request: the gateway's answer r, or NULL when it stayed
  * silent through every retransmission.  The server hears of it last, since
@@ -207,14 +225,12 @@ static void finish(struct upstream *u, struct umap *m, const struct proto_reply 
 		evtimer_del(u->retx_ev);
 	}
 	if (!m->protocol) {
-		uint32_t was = u->address;
+		int known = r ? result == NATPMP_RESULT_SUCCESS : u->address != 0;
+		arm(m, now + (known ? UPSTREAM_ADDRESS_REFRESH_MS : UPSTREAM_RETRY_MS));
+		pump(u);
 		/* An error answer means the gateway has no address; silence says nothing about it. */
 		if (r)
-			u->address = result == NATPMP_RESULT_SUCCESS ? r->address : 0;
-		arm(m, now + (u->address ? UPSTREAM_ADDRESS_REFRESH_MS : UPSTREAM_RETRY_MS));
-		pump(u);
-		if (u->address != was && u->ev->address)
-			u->ev->address(u->ev->arg, u->address);
+			set_address(u, result == NATPMP_RESULT_SUCCESS ? r->address : 0);
 		return;
 	}
 	if (m->state == UMAP_DELETE) {
@@ -273,13 +289,12 @@ static void on_retransmit(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* RFC 6886 3.6 and 3.7: the gateway lost its mappings: ask for every one again, now. */
-static void reset(struct upstream *u)
+/* Every mapping is asked for again, now, suggesting its port; the server hears when all have answered. */
+static void remap_all(struct upstream *u, const char *why)
 {
 	struct umap *m;
 	size_t n = 0;
 
-	u->stats.resets++;
 	TAILQ_FOREACH(m, &u->all, all) {
 		if (m->state != UMAP_KEEP)
 			continue;
@@ -293,7 +308,7 @@ static void reset(struct upstream *u)
 		n++;
 	}
 	u->remap_total = n;
-	log_warnx("upstream: the gateway's epoch went back: it lost its mappings; asking again for %zu", n);
+	log_warnx("upstream: the gateway %s; asking again for %zu mapping(s)", why, n);
 	/* Queued after the loop: enqueue() may start a request, and its answer could not be counted yet. */
 	TAILQ_FOREACH(m, &u->all, all)
 		if (m->remapping && u->inflight != m)
@@ -301,6 +316,18 @@ static void reset(struct upstream *u)
 	enqueue(&u->addr, 1);
 	if (u->remapping == 0 && u->ev->remapped)
 		u->ev->remapped(u->ev->arg, 0);
+}
+
+/* RFC 6886 3.6 and 3.7: an epoch that went back means the gateway lost its mappings. */
+static void heard(struct upstream *u, const struct proto_reply *r, int64_t now)
+{
+	if (u->epoch_known && proto_epoch_lost(u->epoch, now - u->epoch_at_ms, r->epoch)) {
+		u->stats.resets++;
+		remap_all(u, "lost its mappings (its epoch went back)");
+	}
+	u->epoch_known = 1;
+	u->epoch = r->epoch;
+	u->epoch_at_ms = now;
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -326,11 +353,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		if (from.sin_addr.s_addr != u->gateway.sin_addr.s_addr || from.sin_port != u->gateway.sin_port ||
 		    proto_decode_reply(buf, (size_t)n, &r) < 0)
 			continue;
-		if (u->epoch_known && proto_epoch_lost(u->epoch, now - u->epoch_at_ms, r.epoch))
-			reset(u);
-		u->epoch_known = 1;
-		u->epoch = r.epoch;
-		u->epoch_at_ms = now;
+		heard(u, &r, now);
 		if (!(m = u->inflight))
 			continue;
 		/* A late answer to an earlier request, or to what m asked before it changed, is no answer. */
@@ -341,6 +364,60 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		    (m->state == UMAP_DELETE) != (r.lifetime == 0 || r.external_port == 0))
 			continue;
 		finish(u, m, &r);
+	}
+}
+
+/*
+ * RFC 6886 3.2.1: a gateway announces its address when it starts and when
+ * the address changes; hearing it, rather than at the next request, lets a
+ * restart or a new address be dealt with at once.
+ */
+static void on_announce(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+	uint8_t buf[PROTO_MAX_DATAGRAM];
+	struct sockaddr_in from;
+	struct proto_reply r;
+
+	(void)what;
+	for (int i = 0; i < 16; i++) {
+		socklen_t fromlen = sizeof(from);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
+
+		if (n < 0)
+			return;
+		if (from.sin_addr.s_addr != u->gateway.sin_addr.s_addr || from.sin_port != u->gateway.sin_port ||
+		    proto_decode_reply(buf, (size_t)n, &r) < 0 || r.opcode != NATPMP_OP_ADDRESS ||
+		    r.result != NATPMP_RESULT_SUCCESS)
+			continue;
+		heard(u, &r, now_ms());
+		set_address(u, r.address);
+	}
+}
+
+/* The announcement socket; without one, news waits for the next request (a minute at most). */
+static void open_announce(struct upstream *u, const char *ifname)
+{
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(NATPMP_CLIENT_PORT) };
+	struct ip_mreqn mr = { .imr_multiaddr.s_addr = htonl(0xe0000001), .imr_ifindex = (int)if_nametoindex(ifname) };
+	int one = 1;
+
+	u->announce_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->announce_fd < 0 || setsockopt(u->announce_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(u->announce_fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0 ||
+	    bind(u->announce_fd, (const struct sockaddr *)&any, sizeof(any)) < 0 ||
+	    setsockopt(u->announce_fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0 ||
+	    !(u->announce_ev = event_new(u->base, u->announce_fd, EV_READ | EV_PERSIST, on_announce, u)) ||
+	    event_add(u->announce_ev, NULL) < 0) {
+		log_warnx("upstream: cannot listen for the gateway's announcements on %s (%s); its restarts and new "
+			  "addresses are noticed at the next request instead",
+			  ifname, strerror(errno));
+		if (u->announce_ev)
+			event_free(u->announce_ev);
+		u->announce_ev = NULL;
+		if (u->announce_fd >= 0)
+			close(u->announce_fd);
+		u->announce_fd = -1;
 	}
 }
 
@@ -372,6 +449,7 @@ struct upstream *upstream_open(struct event_base *base, uint32_t gateway, const 
 	TAILQ_INIT(&u->background);
 	TAILQ_INIT(&u->all);
 	u->addr.u = u;
+	u->announce_fd = -1;
 	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0) {
 		log_error("upstream: cannot open a socket: %s", strerror(errno));
@@ -389,6 +467,7 @@ struct upstream *upstream_open(struct event_base *base, uint32_t gateway, const 
 		log_error("upstream: out of memory");
 		goto fail;
 	}
+	open_announce(u, ifname);
 	log_info("upstream mode: asking gateway %s through %s", netif_addr_str(gateway, addr), ifname);
 	enqueue(&u->addr, 1);
 	return u;
@@ -414,6 +493,10 @@ void upstream_close(struct upstream *u)
 		event_free(u->retx_ev);
 	if (u->read_ev)
 		event_free(u->read_ev);
+	if (u->announce_ev)
+		event_free(u->announce_ev);
+	if (u->announce_fd >= 0)
+		close(u->announce_fd);
 	if (u->fd >= 0)
 		close(u->fd);
 	free(u);
@@ -490,6 +573,11 @@ uint16_t upstream_granted(const struct upstream *u, uint8_t protocol, uint16_t l
 uint32_t upstream_address(const struct upstream *u)
 {
 	return u->address;
+}
+
+size_t upstream_remapping(const struct upstream *u)
+{
+	return u->remapping;
 }
 
 const struct upstream_stats *upstream_stats(const struct upstream *u)
