@@ -65,7 +65,18 @@ daemon_kill TERM
 check "the state file keeps the gateway's ports" grep -q '"upstream_port": 40001' "$STATE_DIR/state.json"
 gw_renewals() { grep -c "renewed udp 40001 -> $UP_RTR" "$GWY_LOG"; }
 before=$(gw_renewals)
+# This time as the systemd unit runs it: user nobody with CAP_NET_ADMIN alone.
+chmod 755 "$LAB_DIR"
+chown -R 65534:65534 "$STATE_DIR"
+touch "$HOOK_OUT"
+chmod 666 "$HOOK_OUT"
+DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,+net_admin
+	--ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin"
 daemon_start --upstream-gateway $UP_GW --upstream-interface "$RTR_WAN_IF" --hook "$HOOK" --http-listen $HTTP
+unset DAEMON_WRAPPER
+check "the restarted router runs as nobody with CAP_NET_ADMIN alone" \
+	eq "$(awk '/^Uid:/ {print $2} /^CapEff:/ {print $2}' /proc/$DAEMON_PID/status | tr '\n' ' ')" "65534 0000000000001000 "
+check "... and still hears the gateway's announcements" bash -c "! grep -q 'cannot listen for the gateway' '$LOG'"
 sleep 31
 renewals=$(($(gw_renewals) - before))
 echo "figure: the router renewed udp 40001 at the gateway $renewals times in 31 s (gateway lifetime 10 s)"
