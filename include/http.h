@@ -29,6 +29,7 @@
 #define HTTP_MAX_BODY 4096
 #define HTTP_MAX_HEADERS 8192
 #define HTTP_TIMEOUT_S 10
+#define HTTP_RETIRE_MS 1000
 
 /* forward(): the address is not a LAN host of a listen interface. */
 #define HTTP_FORWARD_NOT_LAN (-1)
@@ -71,6 +72,13 @@ struct http;
 struct http *http_open(struct event_base *base, const char *listen, const struct config *cfg,
 		       const struct http_backend *backend);
 void http_close(struct http *h);
+/*
+ * Stops listening at once (the address is free for a new handle) but lets
+ * answers already given reach their clients: the handle is closed
+ * HTTP_RETIRE_MS later, or by http_close_retired() at exit.
+ */
+void http_retire(struct http *h);
+void http_close_retired(void);
 /* Answers a pending /forward with result (or HTTP_FORWARD_FAILED, grant NULL) and frees it. */
 void http_forward_done(struct http_pending *p, int result, const struct table_grant *grant);
 

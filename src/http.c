@@ -28,9 +28,12 @@
 #include "proto.h"
 
 struct http {
+	struct event_base *base;
 	struct evhttp *evhttp;
 	struct evconnlistener *listener;
+	struct evhttp_bound_socket *bound;
 	struct event *resume; /* re-enables the listener after running out of descriptors */
+	struct event *reap;   /* a retired handle's end (http_retire) */
 	const struct config *cfg;
 	struct http_backend backend;
 	uint64_t accept_errors;
@@ -381,10 +384,14 @@ static void forward_reply(const struct http_pending *p, int r, const struct tabl
 			    netif_addr_str(f->client, a));
 		return;
 	case NATPMP_RESULT_NOT_AUTHORIZED:
-		reply_error(req, 403, NULL, "refused by the port rules");
+		reply_error(req, 403, NULL, p->h->backend.upstream ? "refused by the port rules or by the upstream gateway"
+								  : "refused by the port rules");
 		return;
 	case NATPMP_RESULT_OUT_OF_RESOURCES:
-		reply_error(req, 409, NULL, "no external port is free for this host, or it holds --max-mappings-per-ip");
+		reply_error(req, 409, NULL, p->h->backend.upstream
+						    ? "no external port is free for this host here or at the upstream "
+						      "gateway, or it holds --max-mappings-per-ip"
+						    : "no external port is free for this host, or it holds --max-mappings-per-ip");
 		return;
 	case NATPMP_RESULT_NETWORK_FAILURE:
 		reply_error(req, 503, NULL, "the upstream gateway did not grant the port (no answer, or no address); try again");
@@ -599,6 +606,7 @@ struct http *http_open(struct event_base *base, const char *listen, const struct
 		free(h);
 		return NULL;
 	}
+	h->base = base;
 	h->cfg = cfg;
 	h->backend = *backend;
 	h->unix_fd = -1;
@@ -629,6 +637,7 @@ struct http *http_open(struct event_base *base, const char *listen, const struct
 			goto fail;
 		}
 	}
+	h->bound = bound;
 	h->listener = evhttp_bound_socket_get_listener(bound);
 	evconnlistener_set_error_cb(h->listener, on_accept_error);
 	h->next = http_open_list;
@@ -654,7 +663,53 @@ void http_close(struct http *h)
 		evhttp_free(h->evhttp);
 	if (h->resume)
 		event_free(h->resume);
+	if (h->reap)
+		event_free(h->reap);
 	if (h->path[0])
 		unlink(h->path);
 	free(h);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_close(arg);
+}
+
+/*
+ * Freeing the evhttp at once would cut the connections it is still writing
+ * answers to: the listening socket goes now, so that a new handle can take
+ * its address, and the rest after HTTP_RETIRE_MS.
+ */
+void http_retire(struct http *h)
+{
+	struct timeval tv = { .tv_sec = HTTP_RETIRE_MS / 1000, .tv_usec = (HTTP_RETIRE_MS % 1000) * 1000 };
+
+	if (!h)
+		return;
+	if (!(h->reap = evtimer_new(h->base, on_reap, h))) {
+		http_close(h);
+		return;
+	}
+	evtimer_del(h->resume);
+	if (h->bound)
+		evhttp_del_accept_socket(h->evhttp, h->bound);
+	h->bound = NULL;
+	h->listener = NULL;
+	if (h->path[0])
+		unlink(h->path);
+	h->path[0] = '\0';
+	evtimer_add(h->reap, &tv);
+}
+
+void http_close_retired(void)
+{
+	struct http *h = http_open_list, *next;
+
+	for (; h; h = next) {
+		next = h->next;
+		if (h->reap)
+			http_close(h);
+	}
 }

@@ -44,8 +44,13 @@
 #define SERVER_FLOWS_DELAY_MS 100
 /* A journal smaller than this is never worth compacting early. */
 #define SERVER_JOURNAL_MIN (1024 * 1024)
-/* Upstream mode: requests waiting for the gateway; more are dropped (their clients send again). */
-#define SERVER_MAX_PENDING 1024
+/*
+ * Upstream mode: requests waiting for the gateway, in all and from one
+ * client address; more are dropped (their clients send again).  A client
+ * has one per mapping it waits for, its retransmissions coalesced.
+ */
+#define SERVER_MAX_PENDING 4096
+#define SERVER_MAX_PENDING_PER_CLIENT 32
 
 struct server_listener {
 	struct server *server;
@@ -69,6 +74,7 @@ struct server_pending {
 	uint8_t protocol;
 	uint16_t local_port;
 	struct server_listener *l; /* NULL: http */
+	uint32_t client;	   /* http: the host the mapping is for */
 	struct sockaddr_in peer;
 	struct in_addr local;
 	uint8_t opcode;
@@ -729,6 +735,19 @@ static void server_count_map(struct server *s, uint8_t opcode, uint16_t result)
 		s->metrics.requests[opcode][result]++;
 }
 
+/* Whether another request may wait for the gateway on client's behalf. */
+static int server_may_wait(const struct server *s, uint32_t client)
+{
+	const struct server_pending *q;
+	size_t n = 0;
+
+	if (s->n_pending >= SERVER_MAX_PENDING)
+		return 0;
+	TAILQ_FOREACH(q, &s->pending, link)
+		n += (q->l ? q->peer.sin_addr.s_addr : q->client) == client;
+	return n < SERVER_MAX_PENDING_PER_CLIENT;
+}
+
 /* A map request answered once the gateway has; one per client and request, however often it is sent. */
 static void server_defer(struct server *s, struct server_listener *l, const struct udp_packet *p,
 			 const struct server_request *r)
@@ -737,9 +756,10 @@ static void server_defer(struct server *s, struct server_listener *l, const stru
 
 	TAILQ_FOREACH(q, &s->pending, link)
 		if (q->l == l && q->peer.sin_addr.s_addr == p->peer.sin_addr.s_addr && q->peer.sin_port == p->peer.sin_port &&
-		    q->opcode == r->req.opcode && q->internal_port == r->req.internal_port)
+		    q->opcode == r->req.opcode && q->internal_port == r->req.internal_port &&
+		    q->local_port == r->grant.external_port)
 			return;
-	if (s->n_pending >= SERVER_MAX_PENDING || !(q = calloc(1, sizeof(*q))))
+	if (!server_may_wait(s, p->peer.sin_addr.s_addr) || !(q = calloc(1, sizeof(*q))))
 		return;
 	*q = (struct server_pending){
 		.protocol = r->req.protocol,
@@ -826,12 +846,19 @@ static void server_handle(struct server *s, struct server_listener *l, int n)
 		/* Upstream mode: the client is told the gateway's port, once the gateway has granted one. */
 		if (s->upstream && r->result == NATPMP_RESULT_SUCCESS && r->req.lifetime) {
 			uint16_t port = upstream_granted(s->upstream, r->req.protocol, r->grant.external_port);
-			if (!port) {
+			const struct table_mapping *m = table_find(s->table, s->pkts[i].peer.sin_addr.s_addr,
+								   r->req.protocol, r->req.internal_port);
+			/* Deleted again later in the same batch: nothing will answer for it. */
+			if (!m || m->external_port != r->grant.external_port) {
+				r->result = NATPMP_RESULT_NETWORK_FAILURE;
+				r->grant = (struct table_grant){ 0 };
+			} else if (!port) {
 				server_defer(s, l, &s->pkts[i], r);
 				s->pkts[i].reply_len = 0;
 				continue;
+			} else {
+				r->grant.external_port = port;
 			}
-			r->grant.external_port = port;
 		}
 		s->pkts[i].reply_len = proto_encode_map(s->pkts[i].reply, r->req.opcode, r->result,
 							 server_epoch(s, now), r->req.internal_port,
@@ -840,6 +867,7 @@ static void server_handle(struct server *s, struct server_listener *l, int n)
 	for (int i = 0; i < n; i++)
 		server_count(s, &s->pkts[i], &s->reqs[i]);
 	udp_send(&l->sock, s->pkts, n);
+	s->n_wishes = 0;
 	server_end_flows(s);
 	server_arm_expiry(s, now);
 }
@@ -1202,21 +1230,30 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 {
 	struct server *s = arg;
 	struct in_addr a = { .s_addr = client };
+	struct server_pending *q = NULL;
 	int64_t now = mono_now();
-	int lan = 0;
+	int lan = 0, r;
 	uint16_t result;
 
 	for (size_t i = 0; i < s->n_listeners && !lan; i++)
 		lan = udp_host_allowed(&s->listeners[i].sock, a, now);
 	if (!lan)
 		return HTTP_FORWARD_NOT_LAN;
+	/* Upstream mode: room to wait for the gateway is made before anything changes. */
+	if (s->upstream && lifetime &&
+	    (!server_may_wait(s, client) || !(q = calloc(1, sizeof(*q)))))
+		return HTTP_FORWARD_FAILED;
 	result = table_request(s->table, client, TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
 			       now, grant);
 	s->n_wishes = 0;
 	if (result == NATPMP_RESULT_SUCCESS && grant->external_port)
 		s->wishes[s->n_wishes++] = (struct server_wish){ protocol, grant->external_port, suggested_port };
-	if (server_apply(s, now, "deleted") < 0)
+	r = server_apply(s, now, "deleted");
+	s->n_wishes = 0;
+	if (r < 0) {
+		free(q);
 		return HTTP_FORWARD_FAILED;
+	}
 	if (result == NATPMP_RESULT_SUCCESS)
 		s->metrics.http_forwards++;
 	server_end_flows(s);
@@ -1224,18 +1261,18 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	/* Upstream mode: as for a NAT-PMP client, the answer is the gateway's port, once it has granted one. */
 	if (s->upstream && result == NATPMP_RESULT_SUCCESS && lifetime) {
 		uint16_t port = upstream_granted(s->upstream, protocol, grant->external_port);
-		struct server_pending *q;
 		if (port) {
+			free(q);
 			grant->external_port = port;
 			return result;
 		}
-		if (s->n_pending >= SERVER_MAX_PENDING || !(q = calloc(1, sizeof(*q))))
-			return HTTP_FORWARD_FAILED;
-		*q = (struct server_pending){ .protocol = protocol, .local_port = grant->external_port, .http = pending };
+		*q = (struct server_pending){ .protocol = protocol, .local_port = grant->external_port, .client = client,
+					      .http = pending };
 		TAILQ_INSERT_TAIL(&s->pending, q, link);
 		s->n_pending++;
 		return HTTP_FORWARD_PENDING;
 	}
+	free(q);
 	return result;
 }
 
@@ -1380,7 +1417,7 @@ static void server_reload(struct server *s)
 		b.upstream = s->cfg.upstream_gateway != 0;
 		/* The old listener may hold the address: it goes first, and comes back if the new one fails. */
 		server_flush_pending(s, 0, 1);
-		http_close(s->http);
+		http_retire(s->http);
 		s->http = NULL;
 		if (!(http = http_open(s->base, next.http_listen, &s->cfg, &b))) {
 			(void)server_http_open(s);
@@ -1391,7 +1428,7 @@ static void server_reload(struct server *s)
 	/* Nothing can fail from here on that would leave the old configuration half replaced. */
 	if (new_http && !next.http_listen[0]) {
 		server_flush_pending(s, 0, 1);
-		http_close(s->http);
+		http_retire(s->http);
 		s->http = NULL;
 	}
 	if (new_listeners) {
@@ -1763,6 +1800,7 @@ void server_free(struct server *s)
 	server_flush_pending(s, 1, 1);
 	upstream_close(s->upstream);
 	http_close(s->http);
+	http_close_retired();
 	hook_free(s->hook);
 	if (s->compact_ev)
 		event_free(s->compact_ev);

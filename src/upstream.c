@@ -62,6 +62,8 @@ struct upstream {
 	struct umap addr;
 	struct umap *inflight;
 	int tries;
+	int background_turn; /* renewals go next, clients having had the last turn */
+	int64_t hint_at_ms;  /* the last announcement acted on */
 	uint32_t address;
 	int epoch_known;
 	uint32_t epoch;
@@ -146,15 +148,19 @@ static void send_current(struct upstream *u)
 	evtimer_add(u->retx_ev, &tv);
 }
 
-/* Starts the next request when none is in flight: urgent first. */
+/*
+ * Starts the next request when none is in flight: urgent first, but while
+ * both queues hold requests they take turns, so that a stream of new
+ * mappings cannot make granted ones lapse.
+ */
 static void pump(struct upstream *u)
 {
-	struct umap *m;
+	struct umap *urgent = TAILQ_FIRST(&u->urgent), *background = TAILQ_FIRST(&u->background), *m;
 
-	if (u->inflight)
+	if (u->inflight || (!urgent && !background))
 		return;
-	if (!(m = TAILQ_FIRST(&u->urgent)) && !(m = TAILQ_FIRST(&u->background)))
-		return;
+	m = urgent && (!background || !u->background_turn) ? urgent : background;
+	u->background_turn = m == urgent && background;
 	unqueue(m);
 	u->inflight = m;
 	u->tries = 0;
@@ -349,12 +355,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 				log_debug("upstream: receive: %s", strerror(errno));
 			return;
 		}
-		/* RFC 6886 3.1: only the gateway's own answers count. */
+		/*
+		 * RFC 6886 3.1: only the gateway's own answers count, and of those
+		 * only the answer to the request in flight: anything else could be
+		 * forged by any host on the upstream link.
+		 */
 		if (from.sin_addr.s_addr != u->gateway.sin_addr.s_addr || from.sin_port != u->gateway.sin_port ||
-		    proto_decode_reply(buf, (size_t)n, &r) < 0)
-			continue;
-		heard(u, &r, now);
-		if (!(m = u->inflight))
+		    proto_decode_reply(buf, (size_t)n, &r) < 0 || !(m = u->inflight))
 			continue;
 		/* A late answer to an earlier request, or to what m asked before it changed, is no answer. */
 		if (r.opcode != (m->protocol ? proto_protocol_to_opcode(m->protocol) : NATPMP_OP_ADDRESS) ||
@@ -363,14 +370,17 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		if (m->protocol && r.result == NATPMP_RESULT_SUCCESS &&
 		    (m->state == UMAP_DELETE) != (r.lifetime == 0 || r.external_port == 0))
 			continue;
+		heard(u, &r, now);
 		finish(u, m, &r);
 	}
 }
 
 /*
  * RFC 6886 3.2.1: a gateway announces its address when it starts and when
- * the address changes; hearing it, rather than at the next request, lets a
- * restart or a new address be dealt with at once.
+ * the address changes.  Anyone on the link can send to 224.0.0.1, so an
+ * announcement is only a reason to ask the gateway (at most once a second);
+ * its answer is what counts.  A restart or a new address is thus dealt with
+ * at once rather than at the next request.
  */
 static void on_announce(evutil_socket_t fd, short what, void *arg)
 {
@@ -387,11 +397,13 @@ static void on_announce(evutil_socket_t fd, short what, void *arg)
 		if (n < 0)
 			return;
 		if (from.sin_addr.s_addr != u->gateway.sin_addr.s_addr || from.sin_port != u->gateway.sin_port ||
-		    proto_decode_reply(buf, (size_t)n, &r) < 0 || r.opcode != NATPMP_OP_ADDRESS ||
-		    r.result != NATPMP_RESULT_SUCCESS)
+		    proto_decode_reply(buf, (size_t)n, &r) < 0 || r.opcode != NATPMP_OP_ADDRESS)
 			continue;
-		heard(u, &r, now_ms());
-		set_address(u, r.address);
+		if (now_ms() - u->hint_at_ms < 1000)
+			continue;
+		u->hint_at_ms = now_ms();
+		log_debug("upstream: the gateway announced its address: asking it");
+		enqueue(&u->addr, 1);
 	}
 }
 

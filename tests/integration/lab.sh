@@ -65,7 +65,7 @@ lab_cleanup() {
 	rm -rf "$LAB_DIR"
 }
 trap lab_cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' INT TERM HUP PIPE
 
 in_lan() { ip netns exec "$LAN" "$@"; }
 in_rtr() { ip netns exec "$RTR" "$@"; }

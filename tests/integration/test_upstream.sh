@@ -29,6 +29,7 @@ gw_lacks() { ! gw_map | grep -q "$1 \. $2 "; }
 rtr_forwards() { nft_map | grep -q "$1 \. $2 [^:]*: $3 \. $4"; }
 rtr_lacks() { ! nft_map | grep -q "$1 \. $2 "; }
 http() { in_rtr curl -s -m 10 -H "Authorization: Bearer $TOKEN" "$@"; }
+listed() { http "http://$HTTP/mappings" | grep -q "\"internal_port\": $1"; }
 json() { $PYTHON -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
 gateway_start --max-lifetime 10
@@ -60,6 +61,36 @@ OUT=$(http "http://$HTTP/mappings?client=$CLIENT2")
 check "GET /mappings shows the gateway's port and the router's local one" \
 	eq "$(json '[(m["external_port"], m["local_port"], m["origin"]) for m in d]' <<<"$OUT")" "[(40005, 40005, 'http')]"
 
+# --- a map and its delete in one batch: both answered, nothing left waiting ---
+pairs() {
+	in_lan $PYTHON - $GW $CLIENT <<'PY'
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[2], 0))
+for i in range(40):
+    s.sendto(struct.pack("!BBHHHI", 0, 1, 0, 20000 + i, 20000 + i, 3600), (sys.argv[1], 5351))
+    s.sendto(struct.pack("!BBHHHI", 0, 1, 0, 20000 + i, 0, 0), (sys.argv[1], 5351))
+s.settimeout(0.2)
+n, end = 0, time.monotonic() + 3
+while time.monotonic() < end:
+    try:
+        s.recv(64)
+        n += 1
+    except socket.timeout:
+        pass
+print(n)
+PY
+}
+# Stopped, the daemon finds each map and its delete in the same batch.
+kill -STOP "$DAEMON_PID"
+pairs >"$LAB_DIR/pairs.out" &
+pairs_pid=$!
+sleep 0.5
+kill -CONT "$DAEMON_PID"
+wait $pairs_pid
+check "40 maps each deleted in the same batch: all 80 requests are answered" eq "$(cat "$LAB_DIR/pairs.out")" 80
+check "... and none of those ports is left at either layer" bash -c "! { ip netns exec $RTR nft list map ip natpmp mappings; ip netns exec $GWY nft list map ip natpmp mappings; } | grep -q ' 200[0-3][0-9] '"
+
 # --- a restart of the router, then several gateway lifetimes without a client renewal ---
 daemon_kill TERM
 check "the state file keeps the gateway's ports" grep -q '"upstream_port": 40001' "$STATE_DIR/state.json"
@@ -72,7 +103,10 @@ touch "$HOOK_OUT"
 chmod 666 "$HOOK_OUT"
 DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,+net_admin
 	--ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin"
-daemon_start --upstream-gateway $UP_GW --upstream-interface "$RTR_WAN_IF" --hook "$HOOK" --http-listen $HTTP
+# The HTTP listener comes from a --config file this time, for the reload below.
+echo "NATPMP_HTTP_LISTEN=$HTTP" >"$LAB_DIR/router.conf"
+chmod 644 "$LAB_DIR/router.conf"
+daemon_start --upstream-gateway $UP_GW --upstream-interface "$RTR_WAN_IF" --hook "$HOOK" --config "$LAB_DIR/router.conf"
 unset DAEMON_WRAPPER
 check "the restarted router runs as nobody with CAP_NET_ADMIN alone" \
 	eq "$(awk '/^Uid:/ {print $2} /^CapEff:/ {print $2}' /proc/$DAEMON_PID/status | tr '\n' ' ')" "65534 0000000000001000 "
@@ -133,6 +167,30 @@ npc map udp 5353 40001 3600
 check "the client's next renewal is told the new port" eq "$(field result) $(field external)" "0 $new"
 check "... and UDP from the WAN gets through on it" forward udp "$new" 5353
 
+# --- a forged announcement is only a reason to ask the gateway ---
+forge() {
+	in_gwy $PYTHON - $UP_GW "$GWY_LAN_IF" <<'PY'
+import socket, struct, sys
+payload = struct.pack("!BBHI4s", 0, 128, 0, 999999, socket.inet_aton("203.0.113.7"))
+udp = struct.pack("!HHHH", 5351, 5350, 8 + len(payload), 0) + payload
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 1, 17, 0,
+                 socket.inet_aton(sys.argv[1]), socket.inet_aton("224.0.0.1"))
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[2].encode())
+s.sendto(ip + udp, ("224.0.0.1", 0))
+PY
+}
+hints=$(grep -c "the gateway announced its address: asking it" "$LOG")
+remaps=$(grep -c "asking again for" "$LOG")
+forge
+check "a forged announcement from the gateway's address (203.0.113.7, epoch 999999) is heard" \
+	within 2 bash -c "[ \$(grep -c 'the gateway announced its address: asking it' '$LOG') -gt $hints ]"
+sleep 1
+npc address
+check "... but opcode 0 still answers the gateway's real address" eq "$(field address)" "$EXT"
+check "... and nothing was asked for again, then or after the gateway's real answer" \
+	eq "$(grep -c "asking again for" "$LOG")" "$remaps"
+
 # --- the gateway's external address changes ---
 NEW_EXT=198.51.100.7
 in_lan "$NPC_BIN" listen 6 >"$LAB_DIR/newaddr.cap" 2>&1 &
@@ -152,6 +210,19 @@ check "UDP from the WAN to the new address gets through" forward udp "$new" 5353
 # --- the gateway does not answer ---
 gateway_kill KILL
 started=$(date +%s%N)
+# A /forward waiting for the silent gateway while a reload moves the HTTP listener still gets its answer.
+in_rtr curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -X POST \
+	-d "{\"internal_ip\": \"$CLIENT\", \"internal_port\": 7002, \"protocol\": \"udp\", \"duration\": 600}" \
+	"http://$HTTP/forward" >"$LAB_DIR/pending.code" &
+curl_pid=$!
+sleep 0.5
+HTTP=127.0.0.1:18090
+echo "NATPMP_HTTP_LISTEN=$HTTP" >"$LAB_DIR/router.conf"
+kill -HUP "$DAEMON_PID"
+wait $curl_pid
+check "a /forward pending at a reload that moves the listener is answered 503, not cut off" \
+	eq "$(cat "$LAB_DIR/pending.code")" 503
+check "... and its mapping is not left behind" within 5 eval '! listed 7002'
 # -t 300: the client's retransmissions (0.3, 0.9, 2.1, 4.5 s) never cross the answer expected at 3.75 s.
 npc -t 300 -w 1500 map tcp 7000 40010 3600
 took=$((($(date +%s%N) - started) / 1000000 - 1500))
@@ -159,7 +230,6 @@ echo "figure: a request the gateway never answers is answered after $took ms"
 check "a new mapping the gateway does not answer gets result 3" eq "$(field result)" "3"
 check "... within 5 s, though the client sent again and again" test "$took" -lt 5000
 check "... in a single answer to all its retransmissions" eq "$(grep -c '^reply' <<<"$OUT")" 1
-listed() { http "http://$HTTP/mappings" | grep -q "\"internal_port\": $1"; }
 check "... and nothing is left: no forward on the router" within 5 rtr_lacks tcp 40010
 check "... nor in the mapping list" within 5 eval '! listed 7000' 
 OUT=$(http -o /dev/null -w '%{http_code}' -X POST -d "{\"internal_ip\": \"$CLIENT\", \"internal_port\": 7001, \"protocol\": \"udp\", \"duration\": 600}" "http://$HTTP/forward")
