@@ -164,7 +164,7 @@ static int parse_map(struct client *c, bool unmap, int argc, char **argv)
 {
 	uint16_t internal, suggested;
 	unsigned long long lifetime = CLIENT_LIFETIME;
-	uint8_t opcode;
+	uint8_t protocol;
 
 	if (argc < 2)
 		return cli_usage_message(unmap ? "unmap needs udp|tcp and INTERNAL" : "map needs udp|tcp and INTERNAL",
@@ -172,9 +172,9 @@ static int parse_map(struct client *c, bool unmap, int argc, char **argv)
 	if (argc > (unmap ? 2 : 4))
 		return cli_usage_message("unexpected argument", argv[unmap ? 2 : 4]);
 	if (strcmp(argv[0], "udp") == 0)
-		opcode = NATPMP_OP_MAP_UDP;
+		protocol = IPPROTO_UDP;
 	else if (strcmp(argv[0], "tcp") == 0)
-		opcode = NATPMP_OP_MAP_TCP;
+		protocol = IPPROTO_TCP;
 	else
 		return cli_usage_error("protocol", argv[0], "use udp or tcp");
 	if (cli_parse_port("internal port", argv[1], 0, &internal) < 0)
@@ -187,14 +187,7 @@ static int parse_map(struct client *c, bool unmap, int argc, char **argv)
 	if (argc > 3 && cli_parse_number("lifetime", argv[3], 0, UINT32_MAX, &lifetime) < 0)
 		return -EINVAL;
 
-	/* RFC 6886 3.3: bytes 2-3 are reserved and must be zero. */
-	memset(c->request, 0, PROTO_MAP_REQUEST_LEN);
-	c->request[0] = NATPMP_VERSION;
-	c->request[1] = opcode;
-	proto_put16(c->request + 4, internal);
-	proto_put16(c->request + 6, suggested);
-	proto_put32(c->request + 8, (uint32_t)lifetime);
-	c->request_len = PROTO_MAP_REQUEST_LEN;
+	c->request_len = proto_encode_map_request(c->request, protocol, internal, suggested, (uint32_t)lifetime);
 	c->cmd = CMD_REQUEST;
 	return 0;
 }

@@ -102,7 +102,7 @@ size_t proto_encode_map_request(uint8_t out[PROTO_MAP_REQUEST_LEN], uint8_t prot
 {
 	out[0] = NATPMP_VERSION;
 	out[1] = proto_protocol_to_opcode(protocol);
-	proto_put16(out + 2, 0);
+	proto_put16(out + 2, 0); /* reserved (RFC 6886 3.3) */
 	proto_put16(out + 4, internal_port);
 	proto_put16(out + 6, suggested_port);
 	proto_put32(out + 8, lifetime);
