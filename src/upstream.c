@@ -148,6 +148,22 @@ static void send_current(struct upstream *u)
 	evtimer_add(u->retx_ev, &tv);
 }
 
+/* Sends the request in flight from its first try: it is new, or what it asks for changed. */
+static void send_afresh(struct upstream *u)
+{
+	u->tries = 0;
+	send_current(u);
+}
+
+/* m is no longer the request in flight, if it was. */
+static void land(struct upstream *u, struct umap *m)
+{
+	if (u->inflight != m)
+		return;
+	u->inflight = NULL;
+	evtimer_del(u->retx_ev);
+}
+
 /*
  * Starts the next request when none is in flight: urgent first, but while
  * both queues hold requests they take turns, so that a stream of new
@@ -163,8 +179,7 @@ static void pump(struct upstream *u)
 	u->background_turn = m == urgent && background;
 	unqueue(m);
 	u->inflight = m;
-	u->tries = 0;
-	send_current(u);
+	send_afresh(u);
 }
 
 static void umap_free(struct umap *m)
@@ -172,10 +187,7 @@ static void umap_free(struct umap *m)
 	struct upstream *u = m->u;
 
 	unqueue(m);
-	if (u->inflight == m) {
-		u->inflight = NULL;
-		evtimer_del(u->retx_ev);
-	}
+	land(u, m);
 	TAILQ_REMOVE(&u->all, m, all);
 	*slot(u, m->protocol, m->local_port) = NULL;
 	event_free(m->timer);
@@ -226,10 +238,7 @@ static void finish(struct upstream *u, struct umap *m, const struct proto_reply 
 	uint16_t port;
 	int remapping;
 
-	if (u->inflight == m) {
-		u->inflight = NULL;
-		evtimer_del(u->retx_ev);
-	}
+	land(u, m);
 	if (!m->protocol) {
 		int known = r ? result == NATPMP_RESULT_SUCCESS : u->address != 0;
 		arm(m, now + (known ? UPSTREAM_ADDRESS_REFRESH_MS : UPSTREAM_RETRY_MS));
@@ -533,10 +542,8 @@ int upstream_keep(struct upstream *u, uint8_t protocol, uint16_t local_port, uin
 	if (m->state == UMAP_DELETE) {
 		/* The gateway may still map the port to us: asking again for it is all a delete would undo. */
 		m->state = UMAP_KEEP;
-		if (u->inflight == m) {
-			u->tries = 0;
-			send_current(u);
-		}
+		if (u->inflight == m)
+			send_afresh(u);
 	}
 	m->until_ms = until_s * 1000;
 	if (suggested)
@@ -568,8 +575,7 @@ void upstream_drop(struct upstream *u, uint8_t protocol, uint16_t local_port)
 		return;
 	}
 	if (u->inflight == m) {
-		u->tries = 0;
-		send_current(u);
+		send_afresh(u);
 		return;
 	}
 	enqueue(m, 0);
