@@ -519,6 +519,17 @@ static int server_moved(const struct table_change *ch, size_t i, size_t n)
 static void server_answer_pending(struct server *s, uint8_t protocol, uint16_t local_port, uint16_t result,
 				  uint16_t port);
 
+/*
+ * Remembers what a client suggested for the mapping a request was granted
+ * on local_port, for server_settle() to ask the gateway; the turn's apply
+ * forgets them all.
+ */
+static void server_wish_add(struct server *s, uint8_t protocol, uint16_t local_port, uint16_t suggested)
+{
+	if (local_port && s->n_wishes < UDP_BATCH)
+		s->wishes[s->n_wishes++] = (struct server_wish){ protocol, local_port, suggested };
+}
+
 /* What the client suggested for the mapping this turn granted on local_port; 0 when it is not known. */
 static uint16_t server_wish(const struct server *s, uint8_t protocol, uint16_t local_port)
 {
@@ -581,6 +592,7 @@ static void server_settle(struct server *s, const char *why)
 			server_hook(s, &ch[i].mapping, strcmp(why, "expired") == 0 ? "expired" : "deleted");
 	}
 	table_commit(s->table);
+	s->n_wishes = 0;
 }
 
 /*
@@ -614,6 +626,7 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 	return 0;
 fail:
 	table_rollback(s->table);
+	s->n_wishes = 0;
 	/* The journal may already hold the refused changes: put the files back in step. */
 	(void)server_compact(s, now);
 	return r;
@@ -708,9 +721,8 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 	case PROTO_MAP:
 		r->result = table_request(s->table, p->peer.sin_addr.s_addr, TABLE_ORIGIN_NATPMP, r->req.protocol, r->req.internal_port,
 					  r->req.suggested_port, r->req.lifetime, now, &r->grant);
-		if (r->result == NATPMP_RESULT_SUCCESS && r->grant.external_port && s->n_wishes < UDP_BATCH)
-			s->wishes[s->n_wishes++] = (struct server_wish){ r->req.protocol, r->grant.external_port,
-									 r->req.suggested_port };
+		if (r->result == NATPMP_RESULT_SUCCESS)
+			server_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
 		break;
 	}
 }
@@ -748,6 +760,13 @@ static int server_may_wait(const struct server *s, uint32_t client)
 	return n < SERVER_MAX_PENDING_PER_CLIENT;
 }
 
+/* q waits for the gateway's answer on its mapping (server_answer_pending). */
+static void server_pending_add(struct server *s, struct server_pending *q)
+{
+	TAILQ_INSERT_TAIL(&s->pending, q, link);
+	s->n_pending++;
+}
+
 /* A map request answered once the gateway has; one per client and request, however often it is sent. */
 static void server_defer(struct server *s, struct server_listener *l, const struct udp_packet *p,
 			 const struct server_request *r)
@@ -770,8 +789,7 @@ static void server_defer(struct server *s, struct server_listener *l, const stru
 		.opcode = r->req.opcode,
 		.internal_port = r->req.internal_port,
 	};
-	TAILQ_INSERT_TAIL(&s->pending, q, link);
-	s->n_pending++;
+	server_pending_add(s, q);
 }
 
 /*
@@ -830,7 +848,6 @@ static void server_handle(struct server *s, struct server_listener *l, int n)
 	int64_t now_ms = mono_now_ms(), now = now_ms / 1000;
 	int failed;
 
-	s->n_wishes = 0;
 	for (int i = 0; i < n; i++)
 		server_decide(s, &l->sock, &s->pkts[i], &s->reqs[i], now, now_ms);
 
@@ -867,7 +884,6 @@ static void server_handle(struct server *s, struct server_listener *l, int n)
 	for (int i = 0; i < n; i++)
 		server_count(s, &s->pkts[i], &s->reqs[i]);
 	udp_send(&l->sock, s->pkts, n);
-	s->n_wishes = 0;
 	server_end_flows(s);
 	server_arm_expiry(s, now);
 }
@@ -1245,12 +1261,9 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 		return HTTP_FORWARD_FAILED;
 	result = table_request(s->table, client, TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
 			       now, grant);
-	s->n_wishes = 0;
-	if (result == NATPMP_RESULT_SUCCESS && grant->external_port)
-		s->wishes[s->n_wishes++] = (struct server_wish){ protocol, grant->external_port, suggested_port };
-	r = server_apply(s, now, "deleted");
-	s->n_wishes = 0;
-	if (r < 0) {
+	if (result == NATPMP_RESULT_SUCCESS)
+		server_wish_add(s, protocol, grant->external_port, suggested_port);
+	if ((r = server_apply(s, now, "deleted")) < 0) {
 		free(q);
 		return HTTP_FORWARD_FAILED;
 	}
@@ -1268,8 +1281,7 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 		}
 		*q = (struct server_pending){ .protocol = protocol, .local_port = grant->external_port, .client = client,
 					      .http = pending };
-		TAILQ_INSERT_TAIL(&s->pending, q, link);
-		s->n_pending++;
+		server_pending_add(s, q);
 		return HTTP_FORWARD_PENDING;
 	}
 	free(q);
