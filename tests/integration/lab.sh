@@ -72,23 +72,41 @@ in_rtr() { ip netns exec "$RTR" "$@"; }
 in_wan() { ip netns exec "$WAN" "$@"; }
 in_gwy() { ip netns exec "$GWY" "$@"; }
 
-lab_up() {
-	ip netns add "$LAN" && ip netns add "$RTR" && ip netns add "$WAN" || exit 1
-	for ns in $LAN $RTR $WAN; do ip -n "$ns" link set lo up; done
+# lab_netns NS...: the namespaces, each with its loopback up.
+lab_netns() {
+	for ns; do
+		ip netns add "$ns" || exit 1
+		ip -n "$ns" link set lo up
+	done
+}
+
+# lab_lan: the LAN namespace's two clients, wired to the router's LAN
+# interface, which forwards.
+lab_lan() {
 	ip link add "$LAN_IF" netns "$LAN" type veth peer name "$RTR_LAN_IF" netns "$RTR" || exit 1
-	ip link add "$WAN_IF" netns "$WAN" type veth peer name "$RTR_WAN_IF" netns "$RTR" || exit 1
 	ip -n "$LAN" addr add $CLIENT/24 dev "$LAN_IF"
 	ip -n "$LAN" addr add $CLIENT2/24 dev "$LAN_IF"
 	ip -n "$LAN" link set "$LAN_IF" up
 	ip -n "$LAN" route add default via $GW
 	ip -n "$RTR" addr add $GW/24 dev "$RTR_LAN_IF"
 	ip -n "$RTR" addr add 192.168.77.254/24 dev "$RTR_LAN_IF"
-	ip -n "$RTR" addr add $EXT/24 dev "$RTR_WAN_IF"
 	ip -n "$RTR" link set "$RTR_LAN_IF" up
-	ip -n "$RTR" link set "$RTR_WAN_IF" up
 	in_rtr sysctl -qw net.ipv4.ip_forward=1
+}
+
+# lab_wan NS IF: the WAN peer, wired to interface IF of namespace NS (which has EXT).
+lab_wan() {
+	ip link add "$WAN_IF" netns "$WAN" type veth peer name "$2" netns "$1" || exit 1
+	ip -n "$1" addr add $EXT/24 dev "$2"
+	ip -n "$1" link set "$2" up
 	ip -n "$WAN" addr add $PEER/24 dev "$WAN_IF"
 	ip -n "$WAN" link set "$WAN_IF" up
+}
+
+lab_up() {
+	lab_netns "$LAN" "$RTR" "$WAN"
+	lab_lan
+	lab_wan "$RTR" "$RTR_WAN_IF"
 	# Lets LAN hosts' own outgoing connections reach the peer without a masquerade.
 	ip -n "$WAN" route add 192.168.77.0/24 via $EXT
 	mkdir -p "$STATE_DIR"
@@ -97,28 +115,16 @@ lab_up() {
 # lab_up_double: the double-NAT lab above.  The router's external interface
 # (vx) faces the gateway; EXT is the gateway's external address.
 lab_up_double() {
-	ip netns add "$LAN" && ip netns add "$RTR" && ip netns add "$GWY" && ip netns add "$WAN" || exit 1
-	for ns in $LAN $RTR $GWY $WAN; do ip -n "$ns" link set lo up; done
-	ip link add "$LAN_IF" netns "$LAN" type veth peer name "$RTR_LAN_IF" netns "$RTR" || exit 1
+	lab_netns "$LAN" "$RTR" "$GWY" "$WAN"
+	lab_lan
 	ip link add "$RTR_WAN_IF" netns "$RTR" type veth peer name "$GWY_LAN_IF" netns "$GWY" || exit 1
-	ip link add "$WAN_IF" netns "$WAN" type veth peer name "$GWY_WAN_IF" netns "$GWY" || exit 1
-	ip -n "$LAN" addr add $CLIENT/24 dev "$LAN_IF"
-	ip -n "$LAN" addr add $CLIENT2/24 dev "$LAN_IF"
-	ip -n "$LAN" link set "$LAN_IF" up
-	ip -n "$LAN" route add default via $GW
-	ip -n "$RTR" addr add $GW/24 dev "$RTR_LAN_IF"
 	ip -n "$RTR" addr add $UP_RTR/24 dev "$RTR_WAN_IF"
-	ip -n "$RTR" link set "$RTR_LAN_IF" up
 	ip -n "$RTR" link set "$RTR_WAN_IF" up
 	ip -n "$RTR" route add default via $UP_GW
-	in_rtr sysctl -qw net.ipv4.ip_forward=1
 	ip -n "$GWY" addr add $UP_GW/24 dev "$GWY_LAN_IF"
-	ip -n "$GWY" addr add $EXT/24 dev "$GWY_WAN_IF"
 	ip -n "$GWY" link set "$GWY_LAN_IF" up
-	ip -n "$GWY" link set "$GWY_WAN_IF" up
 	in_gwy sysctl -qw net.ipv4.ip_forward=1
-	ip -n "$WAN" addr add $PEER/24 dev "$WAN_IF"
-	ip -n "$WAN" link set "$WAN_IF" up
+	lab_wan "$GWY" "$GWY_WAN_IF"
 	GWY_STATE_DIR=$LAB_DIR/gwstate
 	GWY_LOG=$LAB_DIR/gateway.log
 	mkdir -p "$STATE_DIR" "$GWY_STATE_DIR"
