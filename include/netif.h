@@ -7,6 +7,7 @@
 #define NATPMP_NETIF_H
 
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct netif_addr {
@@ -36,5 +37,17 @@ void netif_watch_close(struct netif_watch *w);
 int netif_watch_fd(const struct netif_watch *w);
 /* Drains the socket; 1 when a link or address event (or a lost one) came, 0 when none, -errno. */
 int netif_watch_read(struct netif_watch *w);
+
+/*
+ * What every notification socket's reader does (this one's and nftmon's):
+ * reads all that waits on a non-blocking netlink socket into buf, calling
+ * fn for each message; 1 when fn returned non-zero for one or notifications
+ * were lost (ENOBUFS: whatever they said, look again), 0 when neither,
+ * -errno when reading failed.
+ */
+struct mnl_socket;
+struct nlmsghdr;
+int netif_drain(struct mnl_socket *nl, char *buf, size_t len, int (*fn)(const struct nlmsghdr *nlh, void *arg),
+		void *arg);
 
 #endif

@@ -97,30 +97,41 @@ int netif_watch_fd(const struct netif_watch *w)
 	return mnl_socket_get_fd(w->nl);
 }
 
-int netif_watch_read(struct netif_watch *w)
+int netif_drain(struct mnl_socket *nl, char *buf, size_t len, int (*fn)(const struct nlmsghdr *nlh, void *arg),
+		void *arg)
 {
-	char buf[8192];
-	int changed = 0;
+	int any = 0;
 
 	for (;;) {
-		ssize_t len = mnl_socket_recvfrom(w->nl, buf, sizeof(buf));
-		if (len < 0) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, len);
+		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return changed;
+				return any;
 			if (errno == EINTR)
 				continue;
-			/* Events were lost: whatever they said, ask again. */
 			if (errno == ENOBUFS) {
-				changed = 1;
+				any = 1;
 				continue;
 			}
 			return -errno;
 		}
-		int left = (int)len; /* what is left of this read, as libmnl counts it */
-		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
+		int left = (int)n; /* what is left of this read, as libmnl counts it */
+		for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
 		     nlh = mnl_nlmsg_next(nlh, &left))
-			if (nlh->nlmsg_type == RTM_NEWADDR || nlh->nlmsg_type == RTM_DELADDR ||
-			    nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_DELLINK)
-				changed = 1;
+			any |= fn(nlh, arg) != 0;
 	}
+}
+
+static int link_or_address(const struct nlmsghdr *nlh, void *arg)
+{
+	(void)arg;
+	return nlh->nlmsg_type == RTM_NEWADDR || nlh->nlmsg_type == RTM_DELADDR || nlh->nlmsg_type == RTM_NEWLINK ||
+	       nlh->nlmsg_type == RTM_DELLINK;
+}
+
+int netif_watch_read(struct netif_watch *w)
+{
+	char buf[8192];
+
+	return netif_drain(w->nl, buf, sizeof(buf), link_or_address, NULL);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "netif.h"
 #include "nftmon.h"
 
 /* NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE, ... are all 1. */
@@ -134,29 +135,25 @@ static int nftmon_message(struct nftmon *m, const struct nlmsghdr *nlh, char *wh
 	return strcmp(mnl_attr_get_str(a.table), m->table) == 0;
 }
 
+struct nftmon_read_ctx {
+	struct nftmon *m;
+	char *who;
+	size_t wholen;
+};
+
+static int nftmon_one(const struct nlmsghdr *nlh, void *arg)
+{
+	struct nftmon_read_ctx *c = arg;
+
+	return nftmon_message(c->m, nlh, c->who, c->wholen);
+}
+
 int nftmon_read(struct nftmon *m, char *who, size_t wholen)
 {
 	char buf[16384];
-	int touched = 0;
+	struct nftmon_read_ctx c = { m, who, wholen };
 
 	snprintf(who, wholen, "unknown");
-	for (;;) {
-		ssize_t len = mnl_socket_recvfrom(m->nl, buf, sizeof(buf));
-		if (len < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return touched;
-			if (errno == EINTR)
-				continue;
-			/* Notifications were lost: assume the worst. */
-			if (errno == ENOBUFS) {
-				touched = 1;
-				continue;
-			}
-			return -errno;
-		}
-		int left = (int)len; /* what is left of this read, as libmnl counts it */
-		for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
-		     nlh = mnl_nlmsg_next(nlh, &left))
-			touched |= nftmon_message(m, nlh, who, wholen);
-	}
+	/* Lost notifications (netif_drain() says 1) are taken for the worst. */
+	return netif_drain(m->nl, buf, sizeof(buf), nftmon_one, &c);
 }
