@@ -727,24 +727,20 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 	}
 }
 
-/* Counts an answered request by opcode and the result its reply carries. */
-static void server_count(struct server *s, const struct udp_packet *p, const struct server_request *r)
+/* Counts an answer by opcode (0-2, 3 for any other) and its result, now or sent later (upstream mode). */
+static void server_count_answer(struct server *s, int op, uint16_t result)
 {
-	int op, result;
-
-	if (r->verdict == PROTO_DROP || p->reply_len < 4)
-		return;
-	op = r->req.opcode <= 2 && r->verdict != PROTO_UNSUPPORTED_OPCODE ? r->req.opcode : 3;
-	result = proto_get16(p->reply + 2);
 	if (result < METRICS_RESULTS)
 		s->metrics.requests[op][result]++;
 }
 
-/* Counts an answer sent later (upstream mode) as server_count() does. */
-static void server_count_map(struct server *s, uint8_t opcode, uint16_t result)
+/* Counts an answered request by the result its reply carries. */
+static void server_count(struct server *s, const struct udp_packet *p, const struct server_request *r)
 {
-	if (opcode <= 2 && result < METRICS_RESULTS)
-		s->metrics.requests[opcode][result]++;
+	if (r->verdict == PROTO_DROP || p->reply_len < 4)
+		return;
+	server_count_answer(s, r->req.opcode <= 2 && r->verdict != PROTO_UNSUPPORTED_OPCODE ? r->req.opcode : 3,
+			    proto_get16(p->reply + 2));
 }
 
 /* Whether another request may wait for the gateway on client's behalf. */
@@ -817,7 +813,7 @@ static void server_answer_pending(struct server *s, uint8_t protocol, uint16_t l
 			pkt.reply_len = proto_encode_map(pkt.reply, q->opcode, result, server_epoch(s, mono_now()),
 							 q->internal_port, port, lifetime);
 			udp_send(&q->l->sock, &pkt, 1);
-			server_count_map(s, q->opcode, result);
+			server_count_answer(s, q->opcode, result);
 		} else {
 			struct table_grant g = { port, lifetime };
 			http_forward_done(q->http, result, &g);
