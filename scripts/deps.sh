@@ -9,18 +9,21 @@ nftables iproute2 natpmpc conntrack python3 valgrind procps clang libclang-rt-14
 # promtool checks /metrics.  It comes in Debian's prometheus package, which
 # would also install and start a Prometheus server: only the tool is taken,
 # unpacked from the package into this directory, when it is not on PATH.
+# (A function named promtool would find itself with `command -v promtool`.)
 TOOLS=/var/cache/natpmp-server-tests
-promtool() {
+unpack_promtool() {
 	command -v promtool >/dev/null 2>&1 && return 0
 	[ -x "$TOOLS/promtool" ] && return 0
 	echo "deps.sh: unpacking promtool from Debian's prometheus package into $TOOLS"
 	work=$(mktemp -d)
-	(cd "$work" && apt-get download -qq prometheus >/dev/null 2>&1 ||
-		{ apt-get update -qq && apt-get download -qq prometheus >/dev/null; }) &&
+	rc=0
+	(cd "$work" && { apt-get download -qq prometheus >/dev/null 2>&1 ||
+		{ apt-get update -qq && apt-get download -qq prometheus >/dev/null; }; }) &&
 		dpkg-deb -x "$work"/prometheus_*.deb "$work/root" &&
-		mkdir -p "$TOOLS" && cp "$work/root/usr/bin/promtool" "$TOOLS/promtool"
-	rc=$?
+		mkdir -p "$TOOLS" && cp "$work/root/usr/bin/promtool" "$TOOLS/promtool.tmp" &&
+		mv "$TOOLS/promtool.tmp" "$TOOLS/promtool" || rc=1
 	rm -rf "$work"
+	[ -x "$TOOLS/promtool" ] || { echo "deps.sh: could not unpack promtool into $TOOLS" >&2; rc=1; }
 	return $rc
 }
 
@@ -31,8 +34,9 @@ for p in $PACKAGES; do
 	fi
 done
 if [ -z "$missing" ]; then
-	[ "$(id -u)" = 0 ] && promtool
-	exit 0
+	[ "$(id -u)" = 0 ] || exit 0
+	unpack_promtool
+	exit
 fi
 
 if [ "$(id -u)" != 0 ]; then
@@ -44,4 +48,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-promtool
+unpack_promtool
