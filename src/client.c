@@ -106,6 +106,7 @@ static void client_usage(FILE *out)
 	      "hex= (all bytes) when the length is not the opcode's, and always for raw:\n"
 	      "  reply from=ADDR:PORT len=N version=V opcode=OP result=R epoch=E\n"
 	      "        [address=A | internal=I external=X lifetime=L] [hex=H] rtt_us=U\n"
+	      "  listening on ADDR:PORT for S s             (listen: first, once it listens)\n"
 	      "  datagram t=MS from=ADDR:PORT len=N ...    (listen; MS since it started)\n"
 	      "  no reply\n"
 	      "\n"
@@ -552,6 +553,9 @@ static int run_listen(struct client *c)
 	 */
 	if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0)
 		fprintf(stderr, CLIENT_NAME ": warning: joining 224.0.0.1: %s\n", strerror(errno));
+	/* Scripts start the listener, wait for this line, then make what it should hear happen. */
+	printf("listening on %s for %u s", sin_str(&c->local, label), c->listen_seconds);
+	cli_end_line();
 	start = now_ms();
 	deadline = start + (int64_t)c->listen_seconds * 1000;
 	while ((r = wait_readable(fd, deadline)) > 0) {

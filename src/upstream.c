@@ -216,7 +216,10 @@ static void remap_all(struct upstream *u, const char *why);
 static void set_address(struct upstream *u, uint32_t address)
 {
 	uint32_t was = u->address;
+	char text[INET_ADDRSTRLEN];
 
+	/* Every answer, so that one who changes the gateway's address can see it was heard. */
+	log_debug("upstream: the gateway's external address is %s", netif_addr_str(address, text));
 	if (address == was)
 		return;
 	u->address = address;
