@@ -1,8 +1,8 @@
 #!/bin/sh
 # check_nix.sh SRCROOT - parse every .nix file under SRCROOT with
 # `nix-instantiate --parse`, which also reports undefined names, and refuse
-# `with lib;`, which would hide them.  Exit 0: all good; 1: a file failed;
-# 77 (skip): no nix-instantiate.  Build directories are not searched.
+# `with lib;`, which would hide them.  Exit 0: all good; 1: a file failed or
+# nix-instantiate is missing (never a skip).  Build directories are not searched.
 set -u
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -12,8 +12,8 @@ fi
 root=${1%/}
 
 if ! command -v nix-instantiate >/dev/null 2>&1; then
-	echo "check_nix: nix-instantiate not found (Debian: apt-get install nix-bin); skipping"
-	exit 77
+	echo "check_nix: FAIL: nix-instantiate not found: sh scripts/deps.sh installs it (Debian's nix-bin)"
+	exit 1
 fi
 
 tmp=$(mktemp -d) || exit 1
