@@ -16,16 +16,16 @@ check "the burst was cut short by SIGKILL (some, not all, acknowledged)" \
 	bash -c "[ $acked -ge 300 ] && [ $acked -lt 1200 ]"
 
 daemon_start --rate-limit 0 --max-mappings-per-ip 1000
-# "tcp . EPORT timeout ... : ADDR . IPORT" -> "ADDR tcp IPORT EPORT", as burst.py prints them.
-in_rtr nft list map ip natpmp mappings | tr ',{}' '\n\n\n' |
-	sed -n 's/^[[:space:]]*tcp \. \([0-9]*\) .*: \([0-9.]*\) \. \([0-9]*\)[[:space:]]*$/\2 tcp \3 \1/p' |
-	sort -u >"$LAB_DIR/kernel.list"
+# "tcp EPORT ADDR IPORT TIMEOUT" -> "ADDR tcp IPORT EPORT", as burst.py prints them.
+nft_map | awk '$1 == "tcp" { print $3, "tcp", $4, $2 }' | sort -u >"$LAB_DIR/kernel.list"
+check "the kernel's map is read back after the restart ($(wc -l <"$LAB_DIR/kernel.list") TCP mappings)" \
+	test -s "$LAB_DIR/kernel.list"
 missing=$(comm -23 "$LAB_DIR/acked.list" "$LAB_DIR/kernel.list" | wc -l)
 check "after SIGKILL and restart every acknowledged mapping is in the kernel with its port ($acked checked)" \
 	eq "$missing" "0"
 [ "$missing" = 0 ] || { echo "missing:"; comm -23 "$LAB_DIR/acked.list" "$LAB_DIR/kernel.list" | head -5; grep -E "restored|refused|not restoring" "$LOG"; }
 read -r addr _ iport eport < <(shuf -n 1 "$LAB_DIR/acked.list")
-check "... and one of them, picked at random ($addr:$iport via $eport), forwards TCP from the WAN" \
-	forward tcp "$eport" "$iport" "$addr"
+check "... and one of them, picked at random ($addr:$iport via $eport), works: inbound, outbound, hairpin" \
+	all_paths tcp "$eport" "$iport" "$addr"
 
 lab_finish

@@ -32,41 +32,40 @@ npc map tcp 8080 0 0
 check "a delete runs it with lifetime 0" hook_saw "7 deleted tcp $CLIENT 8080 $EXT 40000 0"
 check "a renewal on the same port does not" eq "$(grep -c ' added \| renewed ' "$OUTF")" 1
 npc map udp 5353 40001 2
-sleep 3
 check "an expiry runs it as expired" hook_saw "7 expired udp $CLIENT 5353 $EXT 40001 0"
 check "the hook never sees the HTTP token" bash -c "! grep -q 'token leaked' '$OUTF'"
 
 npc map tcp 8500 40500 3600
 echo "NATPMP_RESERVED_PORTS=40500" >"$LAB_DIR/hook.conf"
 kill -HUP "$DAEMON_PID"
-for _ in $(seq 1 40); do grep -q "reloaded" "$LOG" && break; sleep 0.05; done
+within 10 logged "reloaded" || lab_fail "the daemon did not reload"
 npc map tcp 8500 40500 3600
 new=$(field external)
 check "a renewal moved off a port a reload reserved runs the hook as renewed, with the new port ($new)" \
 	hook_saw "7 renewed tcp $CLIENT 8500 $EXT $new 3600"
-check "... and the port did move" ne "$new" 40500
+check "... and the port did move" bash -c "[ '$new' != 40500 ] && [ '$new' -ge 1 ]"
 touch "$LAB_DIR/fail"
 npc map tcp 9000 40002 3600
 check "a hook that exits 3 still ran" hook_saw "7 added tcp $CLIENT 9000 $EXT 40002 3600"
-for _ in $(seq 1 40); do grep -q "exited with status 3" "$LOG" && break; sleep 0.05; done
-check "... is logged with its status" grep -q "hook $HOOK (added) exited with status 3" "$LOG"
+check "... is logged with its status" within 10 logged "hook $HOOK (added) exited with status 3"
 rm -f "$LAB_DIR/fail"
 
 touch "$LAB_DIR/hang"
 npc map tcp 7777 40003 3600
-check "while a hook hangs, requests are answered at once (${OUT##*rtt_us=} us)" \
-	bash -c "[ '$(field result)' = 0 ] && [ ${OUT##*rtt_us=} -lt 200000 ]"
+# At once: well before the hook's 2 s timeout, which a daemon that waited for it would take.
+check "while a hook hangs, requests are answered at once (${OUT##*rtt_us=} us, under 1 s)" \
+	bash -c "[ '$(field result)' = 0 ] && [ '${OUT##*rtt_us=}' -lt 1000000 ]"
 npc map tcp 7778 40004 3600
 check "... and the next mapping is granted too" eq "$(field result)" 0
-for _ in $(seq 1 80); do grep -q "still running after 2 s" "$LOG" && break; sleep 0.05; done
-check "a hook still running after --hook-timeout is killed and logged" grep -q "hook $HOOK (added) still running after 2 s: killing it" "$LOG"
+check "a hook still running after --hook-timeout is killed and logged" \
+	within 10 logged "hook $HOOK (added) still running after 2 s: killing it"
 check "... and the queued event runs after it" hook_saw "7 added tcp $CLIENT 7778 $EXT 40004 3600"
-check "... and is gone" bash -c "[ -s '$LAB_DIR/hang.pid' ] && ! kill -0 \$(cat '$LAB_DIR/hang.pid') 2>/dev/null"
+hang_gone() { [ -s "$LAB_DIR/hang.pid" ] && ! kill -0 "$(cat "$LAB_DIR/hang.pid")" 2>/dev/null; }
+check "... and is gone" within 5 hang_gone
 rm -f "$LAB_DIR/hang"
 
 rm -f "$HOOK"
 npc map tcp 9100 40005 3600
 check "a hook that has gone missing: the mapping is still granted" eq "$(field result)" 0
-for _ in $(seq 1 40); do grep -q "cannot run hook" "$LOG" && break; sleep 0.05; done
-check "... and the failure is logged" grep -q "cannot run hook $HOOK (added): No such file or directory" "$LOG"
+check "... and the failure is logged" within 10 logged "cannot run hook $HOOK (added): No such file or directory"
 lab_finish

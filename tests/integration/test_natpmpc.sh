@@ -3,6 +3,7 @@
 # traffic through the forward it asked for.  natpmpc takes the public port
 # first (-a PUBLIC PRIVATE PROTO LIFETIME) and prints "liftime".
 . "$(dirname "$0")/lab.sh"
+lab_require natpmpc
 lab_up
 daemon_start
 
@@ -19,6 +20,7 @@ check "... and the forward carries UDP from the WAN" forward udp 40001 5000
 
 OUT=$(in_lan natpmpc -g $GW -a 40000 8080 tcp 0 2>&1)
 check "natpmpc deletes its mapping" grep -q "Mapped public port 0 protocol TCP to local port 8080 li[f]*e*time 0" <<<"$OUT"
-check "... and the kernel no longer has it" bash -c "! ip netns exec $RTR nft list map ip natpmp mappings | grep -q 'tcp . 40000 '"
+check "... and the kernel no longer has it" kernel_lacks tcp 40000
+check "... while the UDP one stays" kernel_has udp 40001 $CLIENT 5000
 
 lab_finish

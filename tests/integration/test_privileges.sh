@@ -16,10 +16,10 @@ check "... with CAP_NET_ADMIN as its only effective capability" \
 npc map tcp 8080 40000 3600
 check "it grants a mapping" eq "$(field result) $(field external)" "0 40000"
 check "... forwards TCP from the WAN" forward tcp 40000 8080
-check "... and has written its state file as nobody" bash -c "[ \"\$(stat -c %u $STATE_DIR/state.json)\" = 65534 ]"
+check "... and has written its state file as nobody" eq "$(stat -c %u "$STATE_DIR/state.json" 2>&1)" 65534
 daemon_kill TERM
 check "at SIGTERM it exits 0" eq "$DAEMON_STATUS" "0"
-check "... having removed its table" bash -c "! ip netns exec $RTR nft list table ip natpmp >/dev/null 2>&1"
+check "... having removed its table" table_gone natpmp
 
 saved=$(cat "$STATE_DIR/state.json")
 DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all"

@@ -1,59 +1,81 @@
 #!/bin/bash
-# test_repair.sh - the daemon's table comes back within a second when someone
-# else removes or changes it (nft flush ruleset, a firewall reload, nft
-# delete ...), and then holds exactly the daemon's mappings.
+# test_repair.sh - the daemon's table comes back within half a second when
+# someone else removes or changes it (nft flush ruleset, a firewall reload,
+# nft delete ...), holding exactly the daemon's mappings, and every path
+# through it works again: inbound, the client's own traffic, hairpin.
 . "$(dirname "$0")/lab.sh"
 lab_up
 daemon_start
 npc map tcp 8080 40000 3600
 npc map udp 5353 40001 3600
+check "two mappings to repair" eq "$(nft_count)" 2
 
-# restored_within MS: the kernel's map again holds exactly our two mappings, checked every 50 ms.
-restored_within() {
-	for _ in $(seq 1 $(($1 / 50))); do
-		if [ "$(nft_count)" = 2 ] && nft_map | grep -q 'tcp . 40000 ' && nft_map | grep -q 'udp . 40001 '; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	return 1
+# restored: the kernel's map holds exactly our two mappings (one listing: a quick poll).
+restored() {
+	local l
+	l=$(nft_map) || { echo "       $l"; return 1; }
+	eq "$(awk '{ print $1, $2, $3, $4 }' <<<"$l" | sort | tr '\n' ' ')" "tcp 40000 $CLIENT 8080 udp 40001 $CLIENT 5353 "
 }
-repairs() { grep -c "restored table ip natpmp" "$LOG"; }
+# The daemon waits 100 ms for a burst of foreign changes to end, then
+# rebuilds the table in one transaction (about 150 ms as polled here):
+# 600 ms leaves room for a machine several times slower.
+BOUND=0.6
+times=""
+# repaired WHAT: the table is back within BOUND; the time it took is kept for the figure.
+repaired() {
+	within $BOUND restored || return 1
+	times="$times $WAITED_MS"
+}
+repairs() { log_count "restored table ip natpmp"; }
 
-in_rtr nft flush ruleset
-check "nft flush ruleset: the table is back with both mappings within 1 s" restored_within 1000
-check "... TCP forwards again" forward tcp 40000 8080
-check "... the log names who did it, once" bash -c "[ \"\$(grep -c 'was changed by nft (pid [0-9]*)' $LOG)\" = 1 ]"
+must in_rtr nft flush ruleset
+check "nft flush ruleset: the table is back with both mappings within $BOUND s" repaired
+check "... TCP works again: inbound, outbound from the mapped port, hairpin" all_paths tcp 40000 8080
+check "... and UDP" all_paths udp 40001 5353
+check "... the log names who did it, once" eq "$(log_count "was changed by nft (pid")" 1
 
-in_rtr nft delete table ip natpmp
-check "nft delete table ip natpmp: back within 1 s" restored_within 1000
+must in_rtr nft delete table ip natpmp
+check "nft delete table ip natpmp: back within $BOUND s" repaired
 check "... UDP forwards again" forward udp 40001 5353
 
 # A reload the way NixOS and Debian do it: one nft -f with flush ruleset and a new ruleset.
-in_rtr nft -f - <<'NFT'
+must in_rtr nft -f - <<'NFT'
 flush ruleset
 table inet filter {
 	chain forward { type filter hook forward priority filter; policy accept; }
 }
 NFT
-check "a firewall reload (nft -f with flush ruleset): back within 1 s" restored_within 1000
+check "a firewall reload (nft -f with flush ruleset): back within $BOUND s" repaired
 check "... and the reloaded ruleset is left as it was" bash -c "ip netns exec $RTR nft list table inet filter | grep -q 'hook forward'"
+check "... and the client's traffic leaves from its external port again" outbound tcp 40000 8080
 
-in_rtr nft delete element ip natpmp mappings '{ tcp . 40000 }'
-check "one element deleted by hand: back within 1 s" restored_within 1000
+must in_rtr nft delete element ip natpmp mappings '{ 6 . 40000 }'
+check "one element deleted by hand: back within $BOUND s" repaired
 
-in_rtr nft add element ip natpmp mappings '{ tcp . 41000 : 192.168.77.9 . 22 }'
-check "an element added by hand: removed within 1 s (only the daemon's mappings are forwarded)" restored_within 1000
+must in_rtr nft add element ip natpmp mappings '{ 6 . 41000 : 192.168.77.9 . 22 }'
+check "an element added by hand: removed within $BOUND s (only the daemon's mappings are forwarded)" repaired
 
-in_rtr nft delete chain ip natpmp postrouting
-check "a chain deleted: back within 1 s" \
-	bash -c "for i in \$(seq 1 20); do ip netns exec $RTR nft list chain ip natpmp postrouting >/dev/null 2>&1 && exit 0; sleep 0.05; done; exit 1"
+must in_rtr nft delete element ip natpmp sources "{ $CLIENT . 6 . 8080 }"
+check "an element of the sources map deleted by hand: the client's traffic leaves from its external port again" \
+	within 2 outbound tcp 40000 8080
 
+must in_rtr nft delete chain ip natpmp postrouting
+chain_back() { in_rtr nft list chain ip natpmp postrouting; }
+check "a chain deleted: back within $BOUND s" within $BOUND chain_back
+times="$times $WAITED_MS"
+snat_paths() { outbound tcp 40000 8080 && hairpin tcp 40000 8080; }
+check "... and with it the client's traffic from its external port and hairpin" snat_paths
+echo "figure: time from a foreign change to the table's repair, as polled every 50 ms: $times ms"
+
+# The daemon's own changes never count as someone else's: a map and a delete,
+# then a foreign change that must count, so that the count is seen to work.
 before=$(repairs)
 npc map tcp 8081 40002 3600
 npc map tcp 8081 0 0
-sleep 0.5
-check "the daemon's own changes never count as someone else's" eq "$(repairs)" "$before"
-echo "figure: $(repairs) repairs logged for 6 foreign changes"
+must in_rtr nft delete element ip natpmp mappings '{ 17 . 40001 }'
+check "a foreign change after the daemon's own: one repair" repaired
+check "the daemon's own changes never count as someone else's: one repair more, not three" \
+	eq "$(($(repairs) - before))" 1
+echo "figure: $(repairs) repairs logged for 7 foreign changes"
 
 lab_finish

@@ -5,9 +5,9 @@
         answer on ADDR:PORT, echoing what arrives; prints "listening", then
         "served PEER" for the first peer; exit 1 if nothing came.  With
         "stream", keep echoing on the connection until it closes.
-  traffic.py probe tcp|udp HOST PORT SECONDS [SRCPORT]
-        send a token to HOST:PORT (from SRCPORT if given) and wait for it to
-        come back; exit 0 only if it did
+  traffic.py probe tcp|udp HOST PORT SECONDS [SRCPORT [SRCADDR]]
+        send a token to HOST:PORT (from SRCPORT and SRCADDR if given; port 0
+        is any) and wait for it to come back; exit 0 only if it did
   traffic.py session HOST PORT SECONDS FILE
         open a TCP connection to HOST:PORT, exchange a token, print
         "first exchange ok", wait (at most SECONDS) until FILE exists, then
@@ -65,17 +65,17 @@ def exchange(s, proto, host, port):
     return got == token
 
 
-def probe(proto, host, port, seconds, srcport=0):
+def probe(proto, host, port, seconds, srcport=0, srcaddr="0.0.0.0"):
     try:
         if proto == "tcp":
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", srcport))
+            s.bind((srcaddr, srcport))
             s.settimeout(seconds)
             s.connect((host, port))
         else:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("0.0.0.0", srcport))
+            s.bind((srcaddr, srcport))
             s.settimeout(seconds)
         ok = exchange(s, proto, host, port)
     except OSError as e:
@@ -112,8 +112,9 @@ def main(argv):
     try:
         if len(argv) >= 6 and argv[1] == "serve" and argv[2] in ("tcp", "udp"):
             return serve(argv[2], argv[3], int(argv[4]), float(argv[5]), len(argv) > 6 and argv[6] == "stream")
-        if len(argv) in (6, 7) and argv[1] == "probe" and argv[2] in ("tcp", "udp"):
-            return probe(argv[2], argv[3], int(argv[4]), float(argv[5]), int(argv[6]) if len(argv) == 7 else 0)
+        if len(argv) in (6, 7, 8) and argv[1] == "probe" and argv[2] in ("tcp", "udp"):
+            return probe(argv[2], argv[3], int(argv[4]), float(argv[5]), int(argv[6]) if len(argv) >= 7 else 0,
+                         argv[7] if len(argv) == 8 else "0.0.0.0")
         if len(argv) == 6 and argv[1] == "session":
             return session(argv[2], int(argv[3]), float(argv[4]), argv[5])
     except ValueError:
