@@ -93,10 +93,10 @@ MUTANTS = {
         [("src/udp.c", "\treturn udp_match(u, src.s_addr, false, now);", "\t(void)udp_match(u, src.s_addr, false, now);\n\treturn true;")],
         ["int-protocol"]),
     "expiry-keeps-forward": (
-        "an expired mapping is dropped from the table but its forward stays in the kernel",
-        [("src/server.c", "\t\t/* The kernel still holds their elements: rebuild it rather than let them linger. */\n"
-          "\t\tserver_schedule_repair(s, 1000);",
-          "\t\t/* The kernel still holds their elements: rebuild it rather than let them linger. */")],
+        "an expired mapping is dropped from the table but its forward stays in the kernel (until the kernel's "
+        "own timeout, 30 s later)",
+        [("src/server.c", "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = nft_del(s->nft, m);",
+          "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = m->expires <= now ? 0 : nft_del(s->nft, m);")],
         ["int-forward", "int-mapping"]),
 }
 
