@@ -24,19 +24,27 @@
  * replayed twice.  A last line without its newline is a write the crash
  * cut short: no client was answered for it, and it is dropped.
  *
+ * A journal line is exactly one JSON object: anything else, such as two
+ * objects run together on one line, is damage.  The writer never leaves a
+ * partial or refused line behind: a failed append is cut back.
+ *
  * state_save() is atomic: temporary file in the same directory, fsync,
- * rename, fsync of the directory.  Functions return 0 or -errno; a file that
- * exists but cannot be understood is -EBADMSG with the reason in err.
+ * rename, fsync of the directory.  The files are mode 0600: they list every
+ * LAN host's mappings.  Functions return 0 or -errno; a file that exists but
+ * cannot be understood is -EBADMSG with the reason in err.
  */
 #ifndef NATPMP_STATE_H
 #define NATPMP_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define STATE_FILE_NAME "state.json"
 #define STATE_JOURNAL_NAME "state.journal"
 #define STATE_VERSION 1
+#define STATE_FILE_MODE 0600
 
 struct state_mapping {
 	uint32_t client; /* network byte order */
@@ -63,7 +71,13 @@ int state_load(const char *path, struct state *out, char *err, size_t errlen);
  * end in a NUL.  0, or -EBADMSG (err says why) or -ENOMEM with out empty.
  */
 int state_parse(const char *buf, size_t len, struct state *out, char *err, size_t errlen);
-int state_save(const char *path, const struct state *s);
+/*
+ * Replaces path with s atomically: 0 or -errno.  *replaced (may be NULL) is
+ * true once the rename happened, even if the directory sync after it failed:
+ * then path holds s but maybe not durably, and a journal of the old
+ * generation no longer continues it.
+ */
+int state_save(const char *path, const struct state *s, bool *replaced);
 /*
  * The text state_save() would write, in a malloc()ed buffer (NUL-terminated;
  * *lenp excludes the NUL) that the caller frees.  -EINVAL for a state that
@@ -84,10 +98,26 @@ struct state_change {
  * for a damaged one: st then holds what came before the damage.
  */
 int state_journal_replay(const char *path, struct state *st, size_t *applied, char *err, size_t errlen);
-/* Replaces the journal with an empty one of generation, atomically; *fd appends to it. */
-int state_journal_start(const char *path, uint64_t generation, int *fd);
-/* Appends n changes and waits until they are on disk; returns the bytes written or -errno. */
-ssize_t state_journal_append(int fd, const struct state_change *changes, size_t n);
+/*
+ * Replaces the journal with an empty one of generation, atomically; *fd
+ * appends to it and *end is its length in bytes (-1 and *fd -1 on failure).
+ */
+int state_journal_start(const char *path, uint64_t generation, int *fd, off_t *end);
+/*
+ * Appends n changes at *end, the journal's length in bytes, and waits until
+ * they are on disk (fdatasync); *end grows by what was written.  0 or
+ * -errno.  On failure the journal is cut back to *end, so that no partial or
+ * unacknowledged line stays; if the cut fails too, *end becomes -1: the
+ * journal's tail is unknown and nothing more may be appended (start a new
+ * generation).  -EINVAL, with nothing written, for a change the reader
+ * would refuse or an *end of -1.
+ */
+int state_journal_append(int fd, off_t *end, const struct state_change *changes, size_t n);
+/*
+ * Cuts the journal back to end bytes (an earlier *end of
+ * state_journal_append(): the changes since are taken back) and syncs: 0 or -errno.
+ */
+int state_journal_cut(int fd, off_t end);
 
 /* Renames a bad file aside to <path>.corrupt.<unix time>; writes the new name to moved. */
 int state_quarantine(const char *path, char *moved, size_t movedlen);

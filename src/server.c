@@ -103,6 +103,7 @@ struct server {
 	char state_path[PATH_MAX];
 	char journal_path[PATH_MAX];
 	int journal_fd;		/* -1: none, each turn saves a snapshot */
+	off_t journal_end;	/* the journal's length in bytes: a failed turn is cut back to it */
 	uint64_t generation;	/* of the snapshot on disk and its journal */
 	size_t journal_bytes;	/* appended since the last compaction */
 	size_t snapshot_bytes;	/* about what the last snapshot took */
@@ -250,6 +251,15 @@ static int snapshot_one(const struct table_mapping *m, void *arg)
 	return 0;
 }
 
+/* No more appends to the journal: the next turn saves a snapshot of a new generation instead. */
+static void server_close_journal(struct server *s)
+{
+	if (s->journal_fd >= 0)
+		close(s->journal_fd);
+	s->journal_fd = -1;
+	s->journal_end = -1;
+}
+
 /*
  * Compaction: the whole table as the snapshot of the next generation, then
  * an empty journal of that generation (see state.h for why this order is
@@ -260,7 +270,9 @@ static int server_compact(struct server *s, int64_t now)
 {
 	struct snapshot sn = { .mono = now, .wall = wall_now() };
 	int64_t started = mono_now_us();
+	bool replaced;
 	struct state st;
+	off_t end;
 	int fd, r;
 
 	sn.out = calloc(table_count(s->table) + 1, sizeof(*sn.out));
@@ -273,25 +285,34 @@ static int server_compact(struct server *s, int64_t now)
 		.n_mappings = sn.n,
 		.mappings = sn.out,
 	};
-	r = state_save(s->state_path, &st);
+	r = state_save(s->state_path, &st, &replaced);
 	free(sn.out);
 	s->metrics.state_snapshots++;
 	if (r < 0) {
 		s->metrics.state_errors++;
 		log_warnx("cannot write %s: %s", s->state_path, strerror(-r));
+		/*
+		 * Renamed, but the directory sync failed: the file on disk may be
+		 * the new generation, which the old journal does not continue.
+		 * Nothing more goes into it; the next turn saves a snapshot again.
+		 */
+		if (replaced) {
+			s->generation++;
+			server_close_journal(s);
+		}
 		return r;
 	}
 	s->generation++;
 	/* Appends to the old journal would now be ignored at the next start: never make one. */
-	if (s->journal_fd >= 0)
-		close(s->journal_fd);
-	s->journal_fd = -1;
-	if ((r = state_journal_start(s->journal_path, s->generation, &fd)) < 0) {
-		log_warnx("cannot start journal %s: %s; saving whole snapshots instead", s->journal_path,
+	server_close_journal(s);
+	if ((r = state_journal_start(s->journal_path, s->generation, &fd, &end)) < 0) {
+		s->metrics.state_errors++;
+		log_warnx("cannot start journal %s: %s; saving whole snapshots until it can be", s->journal_path,
 			  strerror(-r));
 		return 0;
 	}
 	s->journal_fd = fd;
+	s->journal_end = end;
 	s->journal_bytes = 0;
 	s->snapshot_bytes = (size_t)sn.n * 160;
 	log_info("compacted %zu mapping(s) into %s in %.1f ms", sn.n, s->state_path,
@@ -320,7 +341,8 @@ static int server_persist(struct server *s, const struct table_change *ch, size_
 {
 	struct state_change *c;
 	int64_t wall = wall_now();
-	ssize_t w;
+	off_t before = s->journal_end;
+	int r;
 
 	if (s->journal_fd < 0)
 		return server_compact(s, now);
@@ -329,15 +351,21 @@ static int server_persist(struct server *s, const struct table_change *ch, size_
 	for (size_t i = 0; i < n; i++)
 		c[i] = (struct state_change){ .op = ch[i].op == TABLE_DEL ? STATE_DEL : STATE_PUT,
 					      .m = state_of(&ch[i].mapping, now, wall) };
-	w = state_journal_append(s->journal_fd, c, n);
+	r = state_journal_append(s->journal_fd, &s->journal_end, c, n);
 	free(c);
 	s->metrics.state_journal_writes++;
-	if (w < 0) {
+	if (r < 0) {
 		s->metrics.state_errors++;
-		log_warnx("cannot write %s: %s", s->journal_path, strerror((int)-w));
-		return (int)w;
+		if (s->journal_end < 0) {
+			log_warnx("cannot write %s: %s, nor cut it back; the next change starts a new one", s->journal_path,
+				  strerror(-r));
+			server_close_journal(s);
+		} else {
+			log_warnx("cannot write %s: %s; the change is refused", s->journal_path, strerror(-r));
+		}
+		return r;
 	}
-	s->journal_bytes += (size_t)w;
+	s->journal_bytes += (size_t)(s->journal_end - before);
 	/* Once the journal outgrows the snapshot, fold it in, after this turn's answers. */
 	if (s->journal_bytes > SERVER_JOURNAL_MIN && s->journal_bytes > s->snapshot_bytes)
 		event_active(s->compact_ev, EV_TIMEOUT, 0);
@@ -604,12 +632,13 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 {
 	const struct table_change *ch;
 	size_t n = table_changes(s->table, &ch);
+	off_t before = s->journal_fd >= 0 ? s->journal_end : -1;
 	int r;
 
 	if (n == 0)
 		return 0;
 	if ((r = server_persist(s, ch, n, now)) < 0)
-		goto fail;
+		goto refused;
 	if ((r = server_install_changes(s, now)) < 0) {
 		/*
 		 * The kernel's copy has drifted (an element removed behind our
@@ -627,8 +656,31 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 fail:
 	table_rollback(s->table);
 	s->n_wishes = 0;
-	/* The journal may already hold the refused changes: put the files back in step. */
-	(void)server_compact(s, now);
+	/*
+	 * The changes are on disk but refused: take them back, so that a
+	 * restart does not bring back what no client was told.  The journal is
+	 * cut back to where the turn began; a turn that saved a snapshot
+	 * instead (or a cut that fails) saves the rolled-back table anew.
+	 */
+	if (before >= 0 && s->journal_fd >= 0 && state_journal_cut(s->journal_fd, before) == 0) {
+		s->journal_end = before;
+	} else {
+		server_close_journal(s);
+		if (server_compact(s, now) < 0)
+			log_error("cannot take refused changes back out of %s: they may come back at a restart",
+				  s->state_path);
+	}
+	return r;
+refused:
+	/*
+	 * A failed append is cut back by state_journal_append(): nothing of
+	 * the turn is on disk.  A failed snapshot may have been renamed into
+	 * place before its directory sync failed: save the rolled-back table.
+	 */
+	table_rollback(s->table);
+	s->n_wishes = 0;
+	if (before < 0)
+		(void)server_compact(s, now);
 	return r;
 }
 
@@ -1036,8 +1088,22 @@ static void server_upstream_mapped(void *arg, uint8_t protocol, uint16_t local_p
 			uint16_t was = m->upstream_port;
 			struct table_change ch = { .op = TABLE_RENEW };
 			ch.mapping = *table_set_upstream(s->table, protocol, local_port, port);
-			/* A failed write is logged; the next snapshot has the port, and a restart asks for it anyway. */
-			(void)server_persist(s, &ch, 1, now);
+			/*
+			 * The gateway's port is acknowledged only once it is on disk.
+			 * A mapping nobody was told of yet is taken back as if the
+			 * gateway had refused; one granted before keeps its new port
+			 * in memory (a restart asks the gateway again anyway), and
+			 * whoever waits for it now is told 3.
+			 */
+			if (server_persist(s, &ch, 1, now) < 0) {
+				if (!was) {
+					table_set_upstream(s->table, protocol, local_port, 0);
+					result = NATPMP_RESULT_NETWORK_FAILURE;
+					goto refused;
+				}
+				server_answer_pending(s, protocol, local_port, NATPMP_RESULT_NETWORK_FAILURE, 0);
+				return;
+			}
 			if (was)
 				log_info("gateway moved %s %s:%u from port %u to %u (local port %u)",
 					 proto_protocol_name(protocol), client, m->internal_port, was, port, local_port);
@@ -1052,6 +1118,7 @@ static void server_upstream_mapped(void *arg, uint8_t protocol, uint16_t local_p
 		server_answer_pending(s, protocol, local_port, NATPMP_RESULT_SUCCESS, port);
 		return;
 	}
+refused:
 	server_answer_pending(s, protocol, local_port, server_upstream_result(result), 0);
 	if (m->upstream_port) {
 		log_warnx("gateway did not renew %s %u -> %s:%u (%s); trying again in %d s", proto_protocol_name(protocol),
@@ -1652,6 +1719,7 @@ struct server *server_new(const struct config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
 		s->listeners[i].sock.fd = -1;
 	s->journal_fd = -1;
+	s->journal_end = -1;
 	TAILQ_INIT(&s->pending);
 	return s;
 }

@@ -613,12 +613,17 @@ static int sync_dir(const char *path)
 
 /*
  * Puts the temporary file tmp (open as fd, written so far with result rc) in
- * place of path: fsync, rename, fsync of the directory; on any failure the
- * temporary file goes and path stays as it was.
+ * place of path: fsync, rename, fsync of the directory.  On a failure before
+ * the rename the temporary file goes and path stays as it was; *replaced
+ * (if not NULL) says whether the rename happened, since a failed directory
+ * sync after it leaves the new file in place but maybe not durable.
  */
-static int commit_tmp(const char *path, char *tmp, int fd, int rc)
+static int commit_tmp(const char *path, char *tmp, int fd, int rc, bool *replaced)
 {
-	if (rc == 0 && fchmod(fd, 0644) < 0)
+	if (replaced)
+		*replaced = false;
+	/* Every LAN host's mappings: for the daemon's user alone. */
+	if (rc == 0 && fchmod(fd, STATE_FILE_MODE) < 0)
 		rc = -errno;
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
@@ -631,11 +636,13 @@ static int commit_tmp(const char *path, char *tmp, int fd, int rc)
 		unlink(tmp);
 		return rc;
 	}
+	if (replaced)
+		*replaced = true;
 	return sync_dir(path);
 }
 
 /* Replaces path with text atomically. */
-static int save_text(const char *path, const char *text, size_t len)
+static int save_text(const char *path, const char *text, size_t len, bool *replaced)
 {
 	char tmp[PATH_MAX];
 	int fd;
@@ -644,15 +651,17 @@ static int save_text(const char *path, const char *text, size_t len)
 		return -ENAMETOOLONG;
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
 		return -errno;
-	return commit_tmp(path, tmp, fd, write_all(fd, text, len));
+	return commit_tmp(path, tmp, fd, write_all(fd, text, len), replaced);
 }
 
-int state_save(const char *path, const struct state *s)
+int state_save(const char *path, const struct state *s, bool *replaced)
 {
 	char tmp[PATH_MAX];
 	struct outbuf b = { 0 };
 	int rc;
 
+	if (replaced)
+		*replaced = false;
 	if ((rc = check_state(s)) < 0)
 		return rc;
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
@@ -663,7 +672,7 @@ int state_save(const char *path, const struct state *s)
 	if (rc == 0)
 		rc = write_all(b.fd, b.p, b.len);
 	free(b.p);
-	return commit_tmp(path, tmp, b.fd, rc);
+	return commit_tmp(path, tmp, b.fd, rc, replaced);
 }
 
 /* --- the journal --- */
@@ -682,25 +691,38 @@ static int format_change(struct outbuf *b, const struct state_change *c)
 			  c->m.internal_port, c->m.external_port, c->m.lifetime, c->m.expires, extras(&c->m, more));
 }
 
-int state_journal_start(const char *path, uint64_t generation, int *fd)
+int state_journal_start(const char *path, uint64_t generation, int *fd, off_t *end)
 {
 	char header[64];
 	int n, rc;
 
 	*fd = -1;
+	*end = -1;
 	n = snprintf(header, sizeof(header), "{\"journal\": 1, \"generation\": %" PRIu64 "}\n", generation);
-	if ((rc = save_text(path, header, (size_t)n)) < 0)
+	if ((rc = save_text(path, header, (size_t)n, NULL)) < 0)
 		return rc;
 	if ((*fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0)
+		return -errno;
+	*end = n;
+	return 0;
+}
+
+int state_journal_cut(int fd, off_t end)
+{
+	if (end < 0)
+		return -EINVAL;
+	if (ftruncate(fd, end) < 0 || fdatasync(fd) < 0)
 		return -errno;
 	return 0;
 }
 
-ssize_t state_journal_append(int fd, const struct state_change *changes, size_t n)
+int state_journal_append(int fd, off_t *end, const struct state_change *changes, size_t n)
 {
 	struct outbuf b = { 0 };
 	int rc = 0;
 
+	if (*end < 0)
+		return -EINVAL;
 	b.cap = 64 + n * STATE_MAPPING_BYTES;
 	if (!(b.p = malloc(b.cap)))
 		return -ENOMEM;
@@ -712,13 +734,28 @@ ssize_t state_journal_append(int fd, const struct state_change *changes, size_t 
 		else
 			rc = format_change(&b, &changes[i]);
 	}
-	if (rc == 0)
-		rc = write_all(fd, b.p, b.len);
+	if (rc < 0) {
+		free(b.p);
+		return rc; /* nothing was written */
+	}
+	rc = write_all(fd, b.p, b.len);
 	/* The answers wait for this: what they acknowledge is on disk first. */
 	if (rc == 0 && fdatasync(fd) < 0)
 		rc = -errno;
 	free(b.p);
-	return rc < 0 ? rc : (ssize_t)b.len;
+	if (rc == 0) {
+		*end += (off_t)b.len;
+		return 0;
+	}
+	/*
+	 * A disk that filled up mid-line, or a sync that failed: what was
+	 * written must not stay, or the next append would continue a broken
+	 * line (or a whole one nobody was told about).  Cut back to where the
+	 * turn began; if even that fails, nothing more goes into this journal.
+	 */
+	if (state_journal_cut(fd, *end) < 0)
+		*end = -1;
+	return rc;
 }
 
 /* Where each (client, protocol, internal port) stands in st->mappings, for replaying. */
@@ -780,6 +817,41 @@ static int apply_change(struct key_index *ix, struct state *st, size_t *cap, con
 	return 0;
 }
 
+/*
+ * One journal line of len bytes: exactly one JSON object and nothing before
+ * or after it, so that a line two writes ran together ("{...}{...}") or one
+ * cut short is damage, never half read.  *root on success.
+ */
+static int parse_line(struct reader *r, const char *line, size_t len, const char *where, struct json_object **root)
+{
+	struct json_tokener *tok;
+	enum json_tokener_error jerr;
+	size_t end;
+
+	*root = NULL;
+	if (memchr(line, '\0', len))
+		return bad(r, "%s: NUL byte", where);
+	if (!(tok = json_tokener_new()))
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+					    JSON_TOKENER_VALIDATE_UTF8);
+	*root = json_tokener_parse_ex(tok, line, (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!*root || jerr != json_tokener_success) {
+		json_object_put(*root);
+		*root = NULL;
+		return bad(r, "%s: not JSON", where);
+	}
+	if (end != len || !json_object_is_type(*root, json_type_object)) {
+		json_object_put(*root);
+		*root = NULL;
+		return bad(r, "%s: not exactly one JSON object", where);
+	}
+	return 0;
+}
+
 /* Parses one complete journal line (NUL-terminated in place) into c. */
 static int read_change(struct reader *r, char *line, size_t len, size_t lineno, struct state_change *c)
 {
@@ -789,10 +861,8 @@ static int read_change(struct reader *r, char *line, size_t len, size_t lineno, 
 	int rc;
 
 	snprintf(where, sizeof(where), "journal line %zu", lineno);
-	if (memchr(line, '\0', len))
-		return bad(r, "%s: NUL byte", where);
-	if (!(root = json_tokener_parse(line)))
-		return bad(r, "%s: not JSON", where);
+	if ((rc = parse_line(r, line, len, where, &root)) < 0)
+		return rc;
 	if (!(op = member(r, root, where, "op", json_type_string))) {
 		json_object_put(root);
 		return -EBADMSG;
@@ -833,10 +903,10 @@ int state_journal_replay(const char *path, struct state *st, size_t *applied, ch
 	}
 	*nl = '\0';
 	{
-		struct json_object *h = json_tokener_parse(buf);
-		rc = h && json_object_is_type(h, json_type_object)
-			     ? member_int(&r, h, "journal line 1", "generation", 0, INT64_MAX, "is negative", &generation)
-			     : bad(&r, "journal line 1: not a journal header");
+		struct json_object *h;
+		rc = parse_line(&r, buf, (size_t)(nl - buf), "journal line 1", &h);
+		if (rc == 0)
+			rc = member_int(&r, h, "journal line 1", "generation", 0, INT64_MAX, "is negative", &generation);
 		json_object_put(h);
 	}
 	if (rc < 0 || (uint64_t)generation != st->generation) {

@@ -100,7 +100,7 @@ static void round_trip_file(const struct state *s)
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/" STATE_FILE_NAME, dir);
-	REQUIRE(state_save(path, s) == 0);
+	REQUIRE(state_save(path, s, NULL) == 0);
 	REQUIRE(state_load(path, &loaded, err, sizeof(err)) == 0);
 	require_same(s, &loaded);
 	state_free(&loaded);

@@ -69,6 +69,7 @@ LAB_DIR=$(mktemp -d /tmp/natpmp-lab.XXXXXX)
 STATE_DIR=$LAB_DIR/state
 LOG=$LAB_DIR/daemon.log
 DAEMON_PID=""
+LAB_MOUNTS="" # file systems a test mounted under LAB_DIR, unmounted at the end
 FAILURES=0
 CHECKS=0
 LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -89,6 +90,7 @@ lab_cleanup() {
 	[ -n "$GWY_PID" ] && kill -KILL "$GWY_PID" 2>/dev/null
 	for p in $(jobs -p); do kill "$p" 2>/dev/null; done
 	for ns in $LAN $RTR $WAN $GWY; do ip netns del "$ns" 2>/dev/null; done
+	for m in $LAB_MOUNTS; do umount -l "$m" 2>/dev/null; done
 	rm -rf "$LAB_DIR"
 }
 trap lab_cleanup EXIT

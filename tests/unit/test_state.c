@@ -154,10 +154,10 @@ static void test_round_trip(void)
 	sample[2].client = inet_addr("0.0.0.0");
 	sample[3].client = inet_addr("255.255.255.255");
 	sample[4].client = inet_addr("10.0.0.1");
-	CHECK_EQ(state_save(path, &in), 0);
+	CHECK_EQ(state_save(path, &in, NULL), 0);
 	CHECK_EQ(dir_entries(dir), 1);
 	CHECK_EQ(stat(path, &sb), 0);
-	CHECK_EQ(sb.st_mode & 07777, 0644);
+	CHECK_EQ(sb.st_mode & 07777, STATE_FILE_MODE);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&in, &out);
 	state_free(&out);
@@ -167,7 +167,7 @@ static void test_round_trip(void)
 
 	/* No mappings at all. */
 	in = (struct state){ .epoch_start = 0 };
-	CHECK_EQ(state_save(path, &in), 0);
+	CHECK_EQ(state_save(path, &in, NULL), 0);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	CHECK_EQ(out.n_mappings, 0);
 	CHECK(out.mappings == NULL);
@@ -199,8 +199,8 @@ static void test_save_replaces(void)
 	struct state b = { .epoch_start = 2, .n_mappings = 1, .mappings = sample + 1 }, out;
 	char err[256];
 
-	CHECK_EQ(state_save(path, &a), 0);
-	CHECK_EQ(state_save(path, &b), 0);
+	CHECK_EQ(state_save(path, &a, NULL), 0);
+	CHECK_EQ(state_save(path, &b, NULL), 0);
 	CHECK_EQ(dir_entries(dir), 1);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&b, &out);
@@ -217,7 +217,7 @@ static void test_save_errors(void)
 	/* Into a directory that does not exist: an error, and nothing is created. */
 	snprintf(sub, sizeof(sub), "%s/missing", dir);
 	snprintf(p, sizeof(p), "%s/state.json", sub);
-	CHECK_EQ(state_save(p, &a), -ENOENT);
+	CHECK_EQ(state_save(p, &a, NULL), -ENOENT);
 	CHECK(!exists(sub));
 	CHECK_EQ(dir_entries(dir), 0);
 
@@ -226,7 +226,7 @@ static void test_save_errors(void)
 	CHECK_EQ(mkdir(sub, 0755), 0);
 	snprintf(p, sizeof(p), "%s/x", sub);
 	write_bytes(p, "x", 1);
-	CHECK(state_save(sub, &a) < 0);
+	CHECK(state_save(sub, &a, NULL) < 0);
 	CHECK_EQ(dir_entries(dir), 1);
 	CHECK_EQ(dir_entries(sub), 1);
 	CHECK_EQ(state_load(sub, &out, err, sizeof(err)), -EISDIR);
@@ -235,18 +235,18 @@ static void test_save_errors(void)
 	rmdir(sub);
 
 	/* What could not be read back is not written, and the old file stays. */
-	CHECK_EQ(state_save(path, &a), 0);
+	CHECK_EQ(state_save(path, &a, NULL), 0);
 	m.protocol = 1;
-	CHECK_EQ(state_save(path, &bad), -EINVAL);
+	CHECK_EQ(state_save(path, &bad, NULL), -EINVAL);
 	m = sample[0];
 	m.internal_port = 0;
-	CHECK_EQ(state_save(path, &bad), -EINVAL);
+	CHECK_EQ(state_save(path, &bad, NULL), -EINVAL);
 	m = sample[0];
 	m.expires = -1;
-	CHECK_EQ(state_save(path, &bad), -EINVAL);
+	CHECK_EQ(state_save(path, &bad, NULL), -EINVAL);
 	bad.mappings = sample;
 	bad.epoch_start = -1;
-	CHECK_EQ(state_save(path, &bad), -EINVAL);
+	CHECK_EQ(state_save(path, &bad, NULL), -EINVAL);
 	CHECK_EQ(dir_entries(dir), 1);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&a, &out);
@@ -275,7 +275,7 @@ static void test_truncated(void)
 	int r;
 
 	snprintf(whole, sizeof(whole), "%s/whole", dir);
-	CHECK_EQ(state_save(whole, &in), 0);
+	CHECK_EQ(state_save(whole, &in, NULL), 0);
 	buf = read_all(whole, &len);
 	unlink(whole);
 	end = len;
@@ -472,7 +472,7 @@ static void test_scale(void)
 		m[i] = (struct state_mapping){ htonl(0x0a000000u + (uint32_t)(i / 100)), i % 2 ? TCP : UDP,
 					       (uint16_t)(i % 65535 + 1), (uint16_t)(65535 - i % 65535),
 					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0, 0 };
-	CHECK_EQ(state_save(path, &in), 0);
+	CHECK_EQ(state_save(path, &in, NULL), 0);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&in, &out);
 	state_free(&out);
@@ -568,11 +568,11 @@ static void test_journal(void)
 		change(STATE_PUT, "10.0.0.1", IPPROTO_TCP, 1000, 42000, 6000),      /* and puts it back */
 	};
 	size_t applied, len;
-	ssize_t written;
+	off_t end, start;
 	int fd;
 
 	snprintf(jpath, sizeof(jpath), "%s/%s", dir, STATE_JOURNAL_NAME);
-	CHECK_EQ(state_save(path, &snap), 0);
+	CHECK_EQ(state_save(path, &snap, NULL), 0);
 	/* No journal: the snapshot as it is. */
 	CHECK_EQ(state_load(path, &st, err, sizeof(err)), 0);
 	CHECK_EQ(st.generation, 5);
@@ -582,10 +582,13 @@ static void test_journal(void)
 	state_free(&st);
 
 	c[4].m.upstream_port = 61000;
-	CHECK_EQ(state_journal_start(jpath, 5, &fd), 0);
-	written = state_journal_append(fd, c, 3);
-	CHECK(written > 0);
-	CHECK(state_journal_append(fd, c + 3, 2) > 0);
+	CHECK_EQ(state_journal_start(jpath, 5, &fd, &end), 0);
+	start = end;
+	CHECK(end > 0);
+	CHECK_EQ(state_journal_append(fd, &end, c, 3), 0);
+	CHECK(end > start);
+	CHECK_EQ(state_journal_append(fd, &end, c + 3, 2), 0);
+	CHECK_EQ(lseek(fd, 0, SEEK_END), end);
 	close(fd);
 	CHECK_EQ(state_load(path, &st, err, sizeof(err)), 0);
 	CHECK_EQ(state_journal_replay(jpath, &st, &applied, err, sizeof(err)), 0);
@@ -598,7 +601,7 @@ static void test_journal(void)
 
 	/* A journal of another generation (a crash during compaction) is ignored. */
 	snap.generation = 6;
-	CHECK_EQ(state_save(path, &snap), 0);
+	CHECK_EQ(state_save(path, &snap, NULL), 0);
 	CHECK_EQ(state_load(path, &st, err, sizeof(err)), 0);
 	CHECK_EQ(state_journal_replay(jpath, &st, &applied, err, sizeof(err)), 0);
 	CHECK_EQ(applied, 0);
@@ -607,7 +610,7 @@ static void test_journal(void)
 
 	/* A last line cut short by a crash is dropped; everything before it counts. */
 	snap.generation = 5;
-	CHECK_EQ(state_save(path, &snap), 0);
+	CHECK_EQ(state_save(path, &snap, NULL), 0);
 	char *text = read_all(jpath, &len);
 	CHECK(text != NULL);
 	for (size_t cut = 1; text && cut < 40; cut += 7) {
@@ -630,11 +633,57 @@ static void test_journal(void)
 	CHECK_EQ(applied, 1);
 	state_free(&st);
 	free(text);
-	/* Appending refuses what the loader would reject. */
-	CHECK_EQ(state_journal_start(jpath, 5, &fd), 0);
+	/* Appending refuses what the loader would reject, and writes nothing. */
+	CHECK_EQ(state_journal_start(jpath, 5, &fd, &end), 0);
+	start = end;
 	struct state_change bad = change(STATE_PUT, "10.0.0.1", 0, 1, 1, 1);
-	CHECK_EQ(state_journal_append(fd, &bad, 1), -EINVAL);
+	CHECK_EQ(state_journal_append(fd, &end, &bad, 1), -EINVAL);
+	CHECK_EQ(end, start);
+	CHECK_EQ(lseek(fd, 0, SEEK_END), start);
+	/* A cut takes back what was appended since. */
+	CHECK_EQ(state_journal_append(fd, &end, c, 2), 0);
+	CHECK_EQ(state_journal_cut(fd, start), 0);
+	CHECK_EQ(lseek(fd, 0, SEEK_END), start);
 	close(fd);
+	CHECK_EQ(state_load(path, &st, err, sizeof(err)), 0);
+	CHECK_EQ(state_journal_replay(jpath, &st, &applied, err, sizeof(err)), 0);
+	CHECK_EQ(applied, 0);
+	state_free(&st);
+	/* Two objects run together on one line (a cut that fell after a '}', then an append): damage. */
+	{
+		char two[600];
+		int n = snprintf(two, sizeof(two),
+				 "{\"journal\": 1, \"generation\": 5}\n"
+				 "{\"op\": \"put\", \"client\": \"10.0.0.1\", \"protocol\": \"tcp\", \"internal_port\": 1, "
+				 "\"external_port\": 40001, \"lifetime\": 60, \"expires\": 100}"
+				 "{\"op\": \"put\", \"client\": \"10.0.0.1\", \"protocol\": \"tcp\", \"internal_port\": 2, "
+				 "\"external_port\": 40002, \"lifetime\": 60, \"expires\": 100}\n");
+		write_bytes(jpath, two, (size_t)n);
+		CHECK_EQ(state_load(path, &st, err, sizeof(err)), 0);
+		CHECK_EQ(state_journal_replay(jpath, &st, &applied, err, sizeof(err)), -EBADMSG);
+		CHECK(strstr(err, "journal line 2: not exactly one JSON object") != NULL);
+		CHECK_EQ(applied, 0);
+		state_free(&st);
+		/* The header too. */
+		{ const char *h = "{\"journal\": 1, \"generation\": 5} x\n"; write_bytes(jpath, h, strlen(h)); }
+		CHECK_EQ(state_load(path, &st, err, sizeof(err)), 0);
+		CHECK_EQ(state_journal_replay(jpath, &st, &applied, err, sizeof(err)), -EBADMSG);
+		state_free(&st);
+	}
+	/* A journal whose fd cannot be written: the append fails and leaves the length as it was. */
+	CHECK_EQ(state_journal_start(jpath, 5, &fd, &end), 0);
+	start = end;
+	int ro = open(jpath, O_RDONLY | O_CLOEXEC);
+	CHECK(ro >= 0);
+	CHECK(state_journal_append(ro, &end, c, 1) < 0);
+	CHECK_EQ(end, -1); /* nor could it be cut back through that descriptor: never append to it again */
+	CHECK_EQ(state_journal_append(ro, &end, c, 1), -EINVAL);
+	close(ro);
+	close(fd);
+	CHECK_EQ(state_load(path, &st, err, sizeof(err)), 0);
+	CHECK_EQ(state_journal_replay(jpath, &st, &applied, err, sizeof(err)), 0);
+	CHECK_EQ(applied, 0);
+	state_free(&st);
 	unlink(jpath);
 	unlink(path);
 }
@@ -664,9 +713,10 @@ static void test_journal_scale(void)
 		c[i].m.expires = 2000;
 	}
 	snprintf(jpath, sizeof(jpath), "%s/%s", dir, STATE_JOURNAL_NAME);
-	CHECK_EQ(state_save(path, &snap), 0);
-	CHECK_EQ(state_journal_start(jpath, 1, &fd), 0);
-	CHECK(state_journal_append(fd, c, N) > 0);
+	CHECK_EQ(state_save(path, &snap, NULL), 0);
+	off_t end;
+	CHECK_EQ(state_journal_start(jpath, 1, &fd, &end), 0);
+	CHECK_EQ(state_journal_append(fd, &end, c, N), 0);
 	close(fd);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	CHECK_EQ(state_load(path, &st, err, sizeof(err)), 0);

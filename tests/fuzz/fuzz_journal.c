@@ -1,0 +1,82 @@
+/*
+ * fuzz_journal.c - libFuzzer target for the journal reader.
+ *
+ * Each input is the contents of a state.journal, replayed with
+ * state_journal_replay() onto a small snapshot of generation 1 (two
+ * mappings), through a memfd so that no disk is touched.  Checked on every
+ * input:
+ *   - the result is 0 or -EBADMSG (with a reason in err) or -ENOMEM;
+ *   - what is left has only TCP/UDP mappings with ports 1-65535, no
+ *     negative time, and no two mappings with the same client, protocol
+ *     and internal port;
+ *   - no more lines were applied than the input has newlines.
+ * A violated invariant calls abort(), which libFuzzer reports as a crash.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+#include "state.h"
+
+static void check_valid(const struct state *s)
+{
+	REQUIRE((s->n_mappings == 0) == (s->mappings == NULL) || s->mappings != NULL);
+	for (size_t i = 0; i < s->n_mappings; i++) {
+		const struct state_mapping *m = &s->mappings[i];
+
+		REQUIRE(m->protocol == IPPROTO_TCP || m->protocol == IPPROTO_UDP);
+		REQUIRE(m->internal_port >= 1);
+		REQUIRE(m->external_port >= 1);
+		REQUIRE(m->expires >= 0);
+		for (size_t j = 0; j < i; j++)
+			REQUIRE(!(s->mappings[j].client == m->client && s->mappings[j].protocol == m->protocol &&
+				  s->mappings[j].internal_port == m->internal_port));
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct state_mapping snap[2] = {
+		{ .client = htonl(0xc0a8010a), .protocol = IPPROTO_TCP, .internal_port = 51413, .external_port = 51413,
+		  .lifetime = 3600, .expires = 5000 },
+		{ .client = htonl(0x0a000001), .protocol = IPPROTO_UDP, .internal_port = 53, .external_port = 40001,
+		  .lifetime = 60, .expires = 100 },
+	};
+	struct state st = { .epoch_start = 1, .generation = 1, .n_mappings = 2 };
+	char path[64], err[256];
+	size_t applied = 0, lines = 0;
+	int fd, rc;
+
+	/* The reader frees and grows the array as a loaded snapshot's. */
+	st.mappings = malloc(sizeof(snap));
+	REQUIRE(st.mappings);
+	memcpy(st.mappings, snap, sizeof(snap));
+	if ((fd = memfd_create("journal", MFD_CLOEXEC)) < 0) {
+		perror("fuzz_journal: memfd_create");
+		state_free(&st);
+		return 0;
+	}
+	if (size && write(fd, data, size) != (ssize_t)size) {
+		close(fd);
+		state_free(&st);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	memset(err, 'x', sizeof(err));
+	rc = state_journal_replay(path, &st, &applied, err, sizeof(err));
+	close(fd);
+	REQUIRE(rc == 0 || rc == -EBADMSG || rc == -ENOMEM);
+	if (rc == -EBADMSG)
+		REQUIRE(err[0] != '\0' && memchr(err, '\0', sizeof(err)));
+	for (size_t i = 0; i < size; i++)
+		lines += data[i] == '\n';
+	REQUIRE(applied <= lines);
+	check_valid(&st);
+	state_free(&st);
+	return 0;
+}
