@@ -30,6 +30,8 @@
 #define HTTP_MAX_HEADERS 8192
 #define HTTP_TIMEOUT_S 10
 #define HTTP_RETIRE_MS 1000
+/* A retired handle with requests still waiting for the server lives at most this many HTTP_RETIRE_MS. */
+#define HTTP_RETIRE_WAITS 8
 
 /* forward(): the address is not a LAN host of a listen interface. */
 #define HTTP_FORWARD_NOT_LAN (-1)
@@ -75,7 +77,10 @@ void http_close(struct http *h);
 /*
  * Stops listening at once (the address is free for a new handle) but lets
  * answers already given reach their clients: the handle is closed
- * HTTP_RETIRE_MS later, or by http_close_retired() at exit.
+ * HTTP_RETIRE_MS later (up to HTTP_RETIRE_WAITS times that while a request
+ * waits for the server), or by http_close_retired() at exit.  A request
+ * that arrives meanwhile on a kept-alive connection is answered 503.
+ * Requests still waiting when the handle closes are answered 503 then.
  */
 void http_retire(struct http *h);
 void http_close_retired(void);

@@ -39,6 +39,10 @@ struct http {
 	uint64_t accept_errors;
 	int unix_fd;	/* -1: a TCP listener */
 	char path[108]; /* the unix socket's, removed at close */
+	int retiring;	/* http_retire(): new requests are turned away */
+	int reap_tries;
+	/* /forward requests waiting for the server (upstream mode): answered or detached before the evhttp goes. */
+	LIST_HEAD(, http_pending) pending;
 	struct http *next;
 };
 
@@ -361,10 +365,11 @@ out:
 }
 
 struct http_pending {
-	struct http *h;
+	struct http *h;		    /* NULL once detached: the handle and its request are gone */
 	struct evhttp_request *req;
 	struct forward_req f;
 	int create;
+	LIST_ENTRY(http_pending) link;
 };
 
 /* The answer to a /forward request, now or once the server has it. */
@@ -432,21 +437,28 @@ static void on_forward(struct http *h, struct evhttp_request *req, int create)
 	}
 	r = h->backend.forward(h->backend.arg, p->f.client, p->f.protocol, p->f.internal_port, p->f.external_port,
 			       create ? p->f.duration : 0, &g, p);
-	if (r == HTTP_FORWARD_PENDING)
+	if (r == HTTP_FORWARD_PENDING) {
+		LIST_INSERT_HEAD(&h->pending, p, link);
 		return;
+	}
 	forward_reply(p, r, &g);
 	free(p);
 }
 
 /*
  * libevent keeps a request whose connection closed meanwhile until it is
- * answered, and then frees it without sending: answering is always safe.
+ * answered, and then frees it without sending: answering is safe while the
+ * handle lives.  A pending request whose handle was closed first was
+ * answered then (http_close()): only its memory is left to free.
  */
 void http_forward_done(struct http_pending *p, int result, const struct table_grant *grant)
 {
 	struct table_grant none = { 0 };
 
-	forward_reply(p, result, grant ? grant : &none);
+	if (p->h) {
+		LIST_REMOVE(p, link);
+		forward_reply(p, result, grant ? grant : &none);
+	}
 	free(p);
 }
 
@@ -463,6 +475,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	if (!path) {
 		reply_error(req, 400, NULL, "no path");
+		return;
+	}
+	/*
+	 * A reload moved the API or turned it off, but a kept-alive connection
+	 * still talks to this handle: nothing new starts on a handle that is
+	 * about to go.
+	 */
+	if (h->retiring) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		reply_error(req, 503, NULL, "the HTTP API moved or was turned off by a reload; connect again");
 		return;
 	}
 	if (strcmp(path, "/health") == 0 || strcmp(path, "/mappings") == 0 || strcmp(path, "/metrics") == 0) {
@@ -610,6 +632,7 @@ struct http *http_open(struct event_base *base, const char *listen, const struct
 	h->cfg = cfg;
 	h->backend = *backend;
 	h->unix_fd = -1;
+	LIST_INIT(&h->pending);
 	evhttp_set_timeout(h->evhttp, HTTP_TIMEOUT_S);
 	evhttp_set_max_headers_size(h->evhttp, HTTP_MAX_HEADERS);
 	evhttp_set_max_body_size(h->evhttp, HTTP_MAX_BODY * 16);
@@ -651,6 +674,8 @@ fail:
 
 void http_close(struct http *h)
 {
+	struct http_pending *q;
+
 	if (!h)
 		return;
 	for (struct http **p = &http_open_list; *p; p = &(*p)->next)
@@ -658,6 +683,18 @@ void http_close(struct http *h)
 			*p = h->next;
 			break;
 		}
+	/*
+	 * Requests still waiting for the server are answered now, while their
+	 * connections exist, and detached: evhttp_free() frees the requests,
+	 * and the server's later http_forward_done() only frees its memory.
+	 */
+	while ((q = LIST_FIRST(&h->pending)) != NULL) {
+		struct table_grant none = { 0 };
+		LIST_REMOVE(q, link);
+		forward_reply(q, HTTP_FORWARD_FAILED, &none);
+		q->h = NULL;
+		q->req = NULL;
+	}
 	/* evhttp closes the listening sockets it was given, the unix one included. */
 	if (h->evhttp)
 		evhttp_free(h->evhttp);
@@ -672,9 +709,17 @@ void http_close(struct http *h)
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
+	struct http *h = arg;
+	struct timeval tv = { .tv_sec = HTTP_RETIRE_MS / 1000, .tv_usec = (HTTP_RETIRE_MS % 1000) * 1000 };
+
 	(void)fd;
 	(void)what;
-	http_close(arg);
+	/* A request still waiting for the server (the gateway's answer) gets it, for a few more seconds. */
+	if (!LIST_EMPTY(&h->pending) && ++h->reap_tries < HTTP_RETIRE_WAITS) {
+		evtimer_add(h->reap, &tv);
+		return;
+	}
+	http_close(h);
 }
 
 /*
@@ -692,6 +737,7 @@ void http_retire(struct http *h)
 		http_close(h);
 		return;
 	}
+	h->retiring = 1;
 	evtimer_del(h->resume);
 	if (h->bound)
 		evhttp_del_accept_socket(h->evhttp, h->bound);
