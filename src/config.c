@@ -437,6 +437,22 @@ static int file_error(const char *path, size_t line, const char *what, const cha
 	return -1;
 }
 
+/*
+ * How a bad line is named in an error: its first word (letters, digits and
+ * '_', at most 40), quoted, never the rest, which may be a token
+ * ("NATPMP_TOKEN secret" with the '=' forgotten).
+ */
+static const char *line_start(const char *p)
+{
+	static char word[48];
+	size_t n = 0;
+
+	while (n < 40 && (isalnum((unsigned char)p[n]) || p[n] == '_'))
+		n++;
+	snprintf(word, sizeof(word), "'%.*s'", (int)n, p);
+	return word;
+}
+
 static bool known_key(const char *key)
 {
 	char name[64];
@@ -497,7 +513,8 @@ static int config_file_load(const char *path, struct config_file *cf)
 		if (*p == '\0' || *p == '#')
 			continue;
 		if (!(eq = strchr(p, '=')))
-			return file_error(path, line, p, "not a NAME=value line");
+			return file_error(path, line, line_start(p), "not a NAME=value line (the rest of it is not shown: "
+								  "it may hold a secret)");
 		/* Spaces around the '=' are allowed, as systemd allows them. */
 		for (end = eq; end > p && (end[-1] == ' ' || end[-1] == '\t'); end--)
 			;

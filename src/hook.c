@@ -3,7 +3,8 @@
  *
  * posix_spawn() starts the program; SIGCHLD (through libevent, so in the
  * loop, not in a signal handler) says when it ended, and a timer kills it
- * when it takes too long.
+ * when it takes too long.  It runs without the daemon's capabilities and
+ * without its secrets (token, credentials, service manager sockets).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,7 +82,23 @@ static void hook_on_sigchld(evutil_socket_t fd, short what, void *arg)
 	hook_next(h);
 }
 
-/* The daemon's environment without the HTTP token: a hook has no business with it. */
+/*
+ * What of the daemon's environment a hook must not get: the HTTP token,
+ * systemd's credentials directory (where the token file may be), and the
+ * service manager's sockets (a hook could tell systemd the daemon stopped).
+ */
+static const char *const hook_hidden[] = { "NATPMP_TOKEN=", "CREDENTIALS_DIRECTORY=", "NOTIFY_SOCKET=",
+					   "WATCHDOG_PID=", "WATCHDOG_USEC=", "LISTEN_FDS=", "LISTEN_PID=" };
+
+static int hook_hides(const char *var)
+{
+	for (size_t i = 0; i < sizeof(hook_hidden) / sizeof(hook_hidden[0]); i++)
+		if (strncmp(var, hook_hidden[i], strlen(hook_hidden[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* The daemon's environment without what hook_hidden names. */
 static char **hook_environment(void)
 {
 	size_t n = 0, k = 0;
@@ -91,7 +109,7 @@ static char **hook_environment(void)
 	if (!(env = calloc(n + 1, sizeof(*env))))
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "NATPMP_TOKEN=", 13) != 0)
+		if (!hook_hides(environ[i]))
 			env[k++] = environ[i];
 	return env;
 }
@@ -128,6 +146,16 @@ static int hook_spawn(struct hook *h, const struct hook_event *ev)
 	posix_spawnattr_setsigdefault(&attr, &defaults);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	/*
+	 * The daemon's CAP_NET_ADMIN reaches it through the ambient set
+	 * (AmbientCapabilities= in the unit), which an exec would pass on:
+	 * emptied, a hook run by a user other than root gets no capability.
+	 * No new privileges: nor from a setuid or file-capability program it
+	 * runs (the unit sets the same).  The daemon keeps its own; it never
+	 * execs anything else.
+	 */
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	r = posix_spawn(&pid, h->path, &fa, &attr, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);

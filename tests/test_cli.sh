@@ -65,8 +65,16 @@ out=$("$bin" $base --config "$tmp/bad.conf" 2>&1); rc=$?
 	|| { echo "FAIL: misspelt config key -> $rc '$out'"; fail=1; }
 printf 'just words\n' >"$tmp/bad.conf"
 out=$("$bin" $base --config "$tmp/bad.conf" 2>&1); rc=$?
-[ $rc -eq 2 ] && grep -qF "line 1: just words: not a NAME=value line" <<<"$out" \
+[ $rc -eq 2 ] && grep -qF "line 1: 'just': not a NAME=value line" <<<"$out" \
 	|| { echo "FAIL: config line without = -> $rc '$out'"; fail=1; }
+# A token line that lost its '=': named by its first word, the secret never printed.
+printf '# the API\nNATPMP_TOKEN SuperSecretToken0123456789\n' >"$tmp/bad.conf"
+chmod 600 "$tmp/bad.conf"
+out=$("$bin" $base --config "$tmp/bad.conf" 2>&1); rc=$?
+if [ $rc -ne 2 ] || ! grep -qF "line 2: 'NATPMP_TOKEN': not a NAME=value line" <<<"$out" || grep -q SuperSecret <<<"$out"; then
+	echo "FAIL: a token line without = -> $rc '$out' (wanted exit 2, the line named, the token not printed)"
+	fail=1
+fi
 # Precedence: command line, then the file, then the environment; quotes and comments in the file.
 printf '# comment\nNATPMP_RATE_LIMIT="12"\nNATPMP_MAX_LIFETIME=500\nOTHER_TOOL_SETTING=x\n' >"$tmp/good.conf"
 out=$(NATPMP_RATE_LIMIT=7 NATPMP_DEFAULT_LIFETIME=60 NATPMP_MAX_LIFETIME=9 "$bin" $base --config "$tmp/good.conf" --max-lifetime 400 2>&1)

@@ -80,6 +80,11 @@ check "... and its table" kernel_has tcp "$moved" $CLIENT 8080
 echo "NATPMP_FLAVOUR=1" >"$CONF"
 kill -HUP "$DAEMON_PID"
 check "a misspelt setting is named with its line" within 10 logged "line 1: NATPMP_FLAVOUR: no such setting"
+printf 'NATPMP_TOKEN ReloadSecret0123456789abcdef\n' >"$CONF"
+kill -HUP "$DAEMON_PID"
+check "a token line without '=' is refused at a reload, named by its first word" \
+	within 10 logged "line 1: 'NATPMP_TOKEN': not a NAME=value line"
+check "... and the token is not in the log" eval '! grep -q ReloadSecret "$LOG"'
 rm -f "$CONF"
 kill -HUP "$DAEMON_PID"
 check "a missing file is refused too" within 10 logged "config '$CONF': cannot read it"
