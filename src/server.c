@@ -40,6 +40,8 @@
 /* How long a burst of foreign nftables changes (a ruleset reload) may take before the repair. */
 #define SERVER_REPAIR_DELAY_MS 100
 #define SERVER_MAX_EXTERNAL 16
+/* How often the router's own ports are compared with the mappings (a service started since). */
+#define SERVER_PORTS_CHECK_S 10
 /* Mappings that end within this share one conntrack dump. */
 #define SERVER_FLOWS_DELAY_MS 100
 /* A journal smaller than this is never worth compacting early. */
@@ -144,6 +146,7 @@ struct server {
 	struct table_mapping *ended;
 	size_t n_ended, ended_cap;
 	struct event *flows_ev;
+	struct event *ports_ev; /* SERVER_PORTS_CHECK_S: mappings onto ports the router now uses */
 
 	/* Upstream mode (--upstream-gateway), NULL otherwise. */
 	struct upstream *upstream;
@@ -1202,6 +1205,69 @@ static int server_port_busy(uint8_t protocol, uint16_t port, void *arg)
 	return (s->busy[protocol == IPPROTO_TCP][port / 8] >> (port % 8)) & 1;
 }
 
+struct shadowed {
+	struct server *s;
+	struct table_mapping *m;
+	size_t n, cap;
+};
+
+static int shadowed_one(const struct table_mapping *m, void *arg)
+{
+	struct shadowed *sh = arg;
+
+	if (!server_port_busy(m->protocol, m->external_port, sh->s))
+		return 0;
+	if (sh->n == sh->cap) {
+		size_t cap = sh->cap ? 2 * sh->cap : 16;
+		struct table_mapping *more = realloc(sh->m, cap * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		sh->m = more;
+		sh->cap = cap;
+	}
+	sh->m[sh->n++] = *m;
+	return 0;
+}
+
+/*
+ * A mapping made before a router service started listening on its port
+ * would shadow that service for as long as its client renews: it moves to
+ * a new port now, as a renewal would move it (the client hears the new port
+ * at its next renewal, the hook at once, as "renewed").
+ */
+static void server_on_ports(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	struct timeval tv = { .tv_sec = SERVER_PORTS_CHECK_S };
+	struct shadowed sh = { .s = s };
+	int64_t now = mono_now();
+	char client[INET_ADDRSTRLEN];
+
+	(void)fd;
+	(void)what;
+	evtimer_add(s->ports_ev, &tv);
+	s->busy_valid = 0; /* a fresh dump, whatever the last request read */
+	if (table_foreach(s->table, shadowed_one, &sh) < 0 || sh.n == 0) {
+		free(sh.m);
+		return;
+	}
+	for (size_t i = 0; i < sh.n; i++) {
+		const struct table_mapping *m = &sh.m[i];
+		int64_t left = m->expires - now;
+		struct table_grant g;
+
+		log_warnx("the router now uses %s %u itself: moving the mapping of %s:%u off it",
+			  proto_protocol_name(m->protocol), m->external_port, netif_addr_str(m->client, client),
+			  m->internal_port);
+		(void)table_request(s->table, m->client, (enum table_origin)m->origin, m->protocol, m->internal_port, 0,
+				    left > 0 ? (uint32_t)left : 1, now, &g);
+	}
+	free(sh.m);
+	(void)server_apply(s, now, "moved");
+	server_end_flows(s);
+	server_arm_expiry(s, now);
+}
+
 /* The table's rules as the configuration of the moment gives them. */
 static struct table_config server_table_config(struct server *s)
 {
@@ -1759,6 +1825,7 @@ int server_start(struct server *s)
 	    !(s->repair_ev = evtimer_new(s->base, server_on_repair, s)) ||
 	    !(s->compact_ev = evtimer_new(s->base, server_on_compact, s)) ||
 	    !(s->flows_ev = evtimer_new(s->base, server_on_end_flows, s)) ||
+	    !(s->ports_ev = evtimer_new(s->base, server_on_ports, s)) ||
 	    !(s->netwatch_ev = event_new(s->base, netif_watch_fd(s->netwatch), EV_READ | EV_PERSIST, server_on_netlink, s)) ||
 	    !(s->nftmon_ev = event_new(s->base, nftmon_fd(s->nftmon), EV_READ | EV_PERSIST, server_on_nftables, s)) ||
 	    event_add(s->netwatch_ev, NULL) < 0 || event_add(s->nftmon_ev, NULL) < 0) {
@@ -1833,6 +1900,10 @@ int server_start(struct server *s)
 		return -1;
 	}
 	server_arm_expiry(s, now);
+	{
+		struct timeval tv = { .tv_sec = SERVER_PORTS_CHECK_S };
+		evtimer_add(s->ports_ev, &tv);
+	}
 	s->serving = 1;
 	log_info("serving NAT-PMP on port %u of %zu interface(s); %zu mapping(s) in table ip %s", cfg->listen_port,
 		 s->n_listeners, table_count(s->table), cfg->nat_table);
@@ -1882,6 +1953,8 @@ void server_free(struct server *s)
 		event_free(s->compact_ev);
 	if (s->flows_ev)
 		event_free(s->flows_ev);
+	if (s->ports_ev)
+		event_free(s->ports_ev);
 	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++) {
 		if (s->listeners[i].ev)
 			event_free(s->listeners[i].ev);

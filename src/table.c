@@ -580,11 +580,12 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 
 	e = entry_find(t, client, protocol, internal_port);
 	/*
-	 * A port a reload took out of the allowed ranges (or reserved) is given
-	 * up at the next renewal, which gets a new port: RFC 6886 3.3 lets a
-	 * renewal answer another port, and clients use the one answered.
+	 * A port a reload took out of the allowed ranges (or reserved), or one
+	 * the router itself has started to use since, is given up at the next
+	 * renewal, which gets a new port: RFC 6886 3.3 lets a renewal answer
+	 * another port, and clients use the one answered.
 	 */
-	if (e && !port_allowed(t, protocol, e->m.external_port)) {
+	if (e && (!port_allowed(t, protocol, e->m.external_port) || port_busy(t, protocol, e->m.external_port))) {
 		origin = (enum table_origin)e->m.origin;
 		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
 		upstream_port = e->m.upstream_port;

@@ -65,6 +65,40 @@ npc map tcp 6005 6005 3600
 check "--reserved-ports 6000-6010: never handed out" \
 	bash -c "[ '$(field result)' = 0 ] && { [ '$(field external)' -lt 6000 ] || [ '$(field external)' -gt 6010 ]; }"
 
+# --- a service the router starts after a mapping was made on its port ---
+npc map tcp 8030 8030 3600
+check "a mapping on tcp 8030, which the router does not use yet" eq "$(field result) $(field external)" "0 8030"
+in_rtr $PYTHON "$TRAFFIC" serve tcp 0.0.0.0 8030 30 >"$LAB_DIR/late.out" 2>&1 &
+late=$!
+await_listening "$LAB_DIR/late.out" || lab_fail "the router's late service did not start"
+# moved_off PROTO IPORT PORT: a renewal of the client's IPORT answers a port other than PORT.
+moved_off() { npc map "$1" "$2" "$3" 3600; [ "$(field result)" = 0 ] && [ "$(field external)" != "$3" ] && is_port "$(field external)"; }
+# The router's ports are read at most a second before a request: the renewal after that moves it.
+check "once the router listens on tcp 8030 itself, the client's renewal moves the mapping off it" \
+	within 5 moved_off tcp 8030 8030
+moved=$(field external)
+check "... the new port ($moved) forwards to the client" forward tcp "$moved" 8030
+check "... and the WAN reaches the router's own service on 8030 again" \
+	in_wan $PYTHON "$TRAFFIC" probe tcp $EXT 8030 2
+wait $late
+check "... (the router's service, not the client, answered it)" grep -q "^served $PEER:" "$LAB_DIR/late.out"
+
+npc map udp 8040 8040 3600
+check "a mapping on udp 8040" eq "$(field result) $(field external)" "0 8040"
+in_rtr $PYTHON "$TRAFFIC" serve udp $EXT 8040 30 >"$LAB_DIR/late2.out" 2>&1 &
+late=$!
+await_listening "$LAB_DIR/late2.out" || lab_fail "the router's late service did not start"
+check "once the router binds udp 8040 on the external address, the mapping moves off it without a renewal (within 15 s)" \
+	within 15 logged "the router now uses udp 8040 itself: moving the mapping of $CLIENT:8040 off it"
+check "... the kernel no longer forwards udp 8040" kernel_lacks udp 8040
+udp_moved() { nft_map | awk -v c="$CLIENT" '$1 == "udp" && $3 == c && $4 == 8040 { print $2 }'; }
+new=$(udp_moved)
+check "... it forwards another port ($new) to the client" is_port "$new"
+npc map udp 8040 8040 3600
+check "... which the client's next renewal is told" eq "$(field result) $(field external)" "0 $new"
+kill $late 2>/dev/null
+wait $late 2>/dev/null
+
 # A saved mapping onto a port the router has since started to use is not restored.
 daemon_kill TERM
 now=$(date +%s)
