@@ -11,6 +11,11 @@
  *
  * Times are wall-clock (CLOCK_REALTIME) seconds, so that they mean something
  * after a reboot; the daemon converts to and from its monotonic clock.
+ * Beside them, "boot_id" (the kernel's, of the boot that wrote the file),
+ * "epoch_start_boot" and each mapping's "expires_boot" give the same times
+ * on CLOCK_BOOTTIME, which NTP never steps: a restart within the same boot
+ * measures how long the daemon was stopped on it, and only across a reboot
+ * falls back to the wall clock.  Files without them are read as before.
  *
  * Beside the snapshot, a journal (state.journal) records each change since,
  * one JSON object a line, so that making a turn's changes durable costs what
@@ -46,6 +51,8 @@
 #define STATE_VERSION 1
 #define STATE_FILE_MODE 0600
 
+#define STATE_BOOT_ID_LEN 36
+
 struct state_mapping {
 	uint32_t client; /* network byte order */
 	uint8_t protocol; /* IPPROTO_UDP or IPPROTO_TCP */
@@ -55,10 +62,13 @@ struct state_mapping {
 	int64_t expires; /* unix seconds */
 	uint8_t origin;	 /* enum table_origin; "origin": "http" in the file, absent for NAT-PMP */
 	uint16_t upstream_port; /* upstream mode: the gateway's port; 0 (absent): none */
+	int64_t expires_boot;	/* CLOCK_BOOTTIME seconds of the boot_id's boot; 0 (absent): unknown */
 };
 
 struct state {
 	int64_t epoch_start; /* unix seconds */
+	char boot_id[STATE_BOOT_ID_LEN + 1]; /* "" (absent): unknown */
+	int64_t epoch_start_boot;	      /* CLOCK_BOOTTIME seconds; 0 (absent): unknown */
 	uint64_t generation; /* the journal that continues this snapshot */
 	size_t n_mappings;
 	struct state_mapping *mappings;

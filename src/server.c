@@ -111,6 +111,7 @@ struct server {
 	size_t snapshot_bytes;	/* about what the last snapshot took */
 	struct event *compact_ev;
 	int restored;	     /* the state file has been read: saving may replace it */
+	char boot_id[STATE_BOOT_ID_LEN + 1];
 	int64_t epoch_start; /* monotonic seconds when the mapping table began */
 	struct udp_packet pkts[UDP_BATCH];
 	struct server_request reqs[UDP_BATCH];
@@ -180,6 +181,31 @@ static int64_t wall_now(void)
 	return (int64_t)time(NULL);
 }
 
+/* CLOCK_BOOTTIME seconds: counts suspend, never stepped by NTP; what the state file's *_boot times are on. */
+static int64_t boot_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* The kernel's id of this boot, "" when it cannot be read: then only the wall clock is written. */
+static void server_read_boot_id(struct server *s)
+{
+	char id[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	s->boot_id[0] = '\0';
+	if (!f)
+		return;
+	if (fgets(id, sizeof(id), f) && strlen(id) >= STATE_BOOT_ID_LEN) {
+		memcpy(s->boot_id, id, STATE_BOOT_ID_LEN);
+		s->boot_id[STATE_BOOT_ID_LEN] = '\0';
+	}
+	fclose(f);
+}
+
 static uint32_t server_epoch(const struct server *s, int64_t now)
 {
 	int64_t e = now - s->epoch_start;
@@ -226,9 +252,10 @@ static int server_read_external(struct server *s)
 
 /* --- state file: a snapshot and a journal of the changes since --- */
 
-static struct state_mapping state_of(const struct table_mapping *m, int64_t mono, int64_t wall)
+static struct state_mapping state_of(const struct table_mapping *m, int64_t mono, int64_t wall, int64_t boot)
 {
 	return (struct state_mapping){
+		.expires_boot = boot + (m->expires - mono),
 		.client = m->client,
 		.protocol = m->protocol,
 		.origin = m->origin,
@@ -243,14 +270,14 @@ static struct state_mapping state_of(const struct table_mapping *m, int64_t mono
 struct snapshot {
 	struct state_mapping *out;
 	size_t n;
-	int64_t mono, wall;
+	int64_t mono, wall, boot;
 };
 
 static int snapshot_one(const struct table_mapping *m, void *arg)
 {
 	struct snapshot *sn = arg;
 
-	sn->out[sn->n++] = state_of(m, sn->mono, sn->wall);
+	sn->out[sn->n++] = state_of(m, sn->mono, sn->wall, sn->boot);
 	return 0;
 }
 
@@ -271,7 +298,7 @@ static void server_close_journal(struct server *s)
  */
 static int server_compact(struct server *s, int64_t now)
 {
-	struct snapshot sn = { .mono = now, .wall = wall_now() };
+	struct snapshot sn = { .mono = now, .wall = wall_now(), .boot = boot_now() };
 	int64_t started = mono_now_us();
 	bool replaced;
 	struct state st;
@@ -284,10 +311,14 @@ static int server_compact(struct server *s, int64_t now)
 	table_foreach(s->table, snapshot_one, &sn);
 	st = (struct state){
 		.epoch_start = sn.wall - server_epoch(s, now),
+		.epoch_start_boot = sn.boot - server_epoch(s, now),
 		.generation = s->generation + 1,
 		.n_mappings = sn.n,
 		.mappings = sn.out,
 	};
+	memcpy(st.boot_id, s->boot_id, sizeof(st.boot_id));
+	if (st.epoch_start_boot < 1)
+		st.epoch_start_boot = 1;
 	r = state_save(s->state_path, &st, &replaced);
 	free(sn.out);
 	s->metrics.state_snapshots++;
@@ -343,7 +374,7 @@ static void server_on_compact(evutil_socket_t fd, short what, void *arg)
 static int server_persist(struct server *s, const struct table_change *ch, size_t n, int64_t now)
 {
 	struct state_change *c;
-	int64_t wall = wall_now();
+	int64_t wall = wall_now(), boot = boot_now();
 	off_t before = s->journal_end;
 	int r;
 
@@ -353,7 +384,7 @@ static int server_persist(struct server *s, const struct table_change *ch, size_
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		c[i] = (struct state_change){ .op = ch[i].op == TABLE_DEL ? STATE_DEL : STATE_PUT,
-					      .m = state_of(&ch[i].mapping, now, wall) };
+					      .m = state_of(&ch[i].mapping, now, wall, boot) };
 	r = state_journal_append(s->journal_fd, &s->journal_end, c, n);
 	free(c);
 	s->metrics.state_journal_writes++;
@@ -1680,9 +1711,9 @@ static int server_restore(struct server *s, int64_t now)
 {
 	char err[256], moved[PATH_MAX + 64];
 	struct state st;
-	int64_t wall = wall_now();
-	size_t restored = 0, expired = 0, refused = 0, journaled = 0;
-	int r;
+	int64_t wall = wall_now(), boot = boot_now();
+	size_t restored = 0, expired = 0, refused = 0, journaled = 0, uncertain = 0;
+	int same_boot, r;
 
 	s->epoch_start = now;
 	r = state_load(s->state_path, &st, err, sizeof(err));
@@ -1726,13 +1757,23 @@ static int server_restore(struct server *s, int64_t now)
 		return -1;
 	}
 	s->generation = st.generation;
+	/*
+	 * Within the boot that wrote the file, how long the daemon was stopped
+	 * is measured on CLOCK_BOOTTIME, which NTP never steps: a clock set
+	 * forward meanwhile neither expires mappings nor moves the epoch.
+	 * After a reboot only the wall clock is left.
+	 */
+	same_boot = s->boot_id[0] && strcmp(st.boot_id, s->boot_id) == 0;
 	/* The epoch keeps running across restarts: clients see no reset (RFC 6886 3.6). */
-	if (st.epoch_start <= wall)
+	if (same_boot && st.epoch_start_boot && st.epoch_start_boot <= boot)
+		s->epoch_start = now - (boot - st.epoch_start_boot);
+	else if (st.epoch_start <= wall)
 		s->epoch_start = now - (wall - st.epoch_start);
 	for (size_t i = 0; i < st.n_mappings; i++) {
 		const struct state_mapping *sm = &st.mappings[i];
 		char client[INET_ADDRSTRLEN];
-		int64_t left = sm->expires - wall;
+		int on_boot = same_boot && sm->expires_boot;
+		int64_t left = on_boot ? sm->expires_boot - boot : sm->expires - wall;
 		struct table_mapping m = {
 			.client = sm->client,
 			.protocol = sm->protocol,
@@ -1744,6 +1785,8 @@ static int server_restore(struct server *s, int64_t now)
 		};
 		if (left <= 0) {
 			expired++;
+			/* On the wall clock, a step forward looks the same as time passing. */
+			uncertain += !on_boot;
 			continue;
 		}
 		/*
@@ -1766,9 +1809,21 @@ static int server_restore(struct server *s, int64_t now)
 		}
 		restored++;
 	}
+	/*
+	 * RFC 6886 3.6: clients map again when the epoch shows state was lost.
+	 * It was if a mapping its client may still count on was not restored:
+	 * refused, or expired by a wall clock that may have been stepped.
+	 */
+	if (refused + uncertain) {
+		s->epoch_start = now;
+		log_warnx("%zu saved mapping(s) could not be restored for certain: the epoch starts again at 0, so "
+			  "that clients map again",
+			  refused + uncertain);
+	}
 	log_info("restored %zu mapping(s) from %s and %zu journal line(s) (%zu expired while stopped, %zu refused), "
-		 "epoch %u",
-		 restored, s->state_path, journaled, expired, refused, server_epoch(s, now));
+		 "epoch %u, times from the %s",
+		 restored, s->state_path, journaled, expired, refused, server_epoch(s, now),
+		 same_boot ? "boot clock (same boot)" : "wall clock");
 	state_free(&st);
 	return 0;
 }
@@ -1858,6 +1913,7 @@ int server_start(struct server *s)
 	/* Before the restore: the router's own ports on these addresses are not restored. */
 	server_read_external(s);
 
+	server_read_boot_id(s);
 	if (server_restore(s, now) < 0)
 		return -1;
 	s->restored = 1;

@@ -9,6 +9,7 @@
  * thousands of mappings and saves after every change.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,9 +29,9 @@
 #define STATE_MAX_SIZE (64 * 1024 * 1024)
 #define STATE_MAX_QUARANTINE 100
 /* The longest mapping line, with room to spare. */
-#define STATE_MAPPING_BYTES 224
+#define STATE_MAPPING_BYTES 256
 /* Room for the optional members of one mapping object. */
-#define STATE_EXTRAS_MAX 64
+#define STATE_EXTRAS_MAX 112
 
 struct reader {
 	char *err;
@@ -220,7 +221,23 @@ static int read_mapping(struct reader *r, struct json_object *o, const char *whe
 			return rc;
 		m->upstream_port = (uint16_t)i;
 	}
+	m->expires_boot = 0;
+	if (json_object_object_get_ex(o, "expires_boot", NULL) &&
+	    (rc = member_int(r, o, where, "expires_boot", 1, INT64_MAX, "is not a positive CLOCK_BOOTTIME second",
+			     &m->expires_boot)) < 0)
+		return rc;
 	return 0;
+}
+
+/* A boot id as the kernel writes it: 36 characters of hex digits and dashes. */
+static int valid_boot_id(const char *id, size_t len)
+{
+	if (len != STATE_BOOT_ID_LEN)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)id[i]) && id[i] != '-')
+			return 0;
+	return 1;
 }
 
 static int decode(struct reader *r, struct json_object *root, struct state *st)
@@ -240,6 +257,20 @@ static int decode(struct reader *r, struct json_object *root, struct state *st)
 	rc = member_int(r, root, "", "epoch_start", 0, INT64_MAX, "is negative (not a unix time)", &st->epoch_start);
 	if (rc < 0)
 		return rc;
+	/* Absent in files written before the boot clock: the wall clock is all there is. */
+	st->boot_id[0] = '\0';
+	st->epoch_start_boot = 0;
+	if (json_object_object_get_ex(root, "boot_id", &list)) {
+		const char *id = json_object_get_string(list);
+		size_t len = json_object_is_type(list, json_type_string) ? (size_t)json_object_get_string_len(list) : 0;
+		if (!valid_boot_id(id, len))
+			return bad(r, "\"boot_id\" is not a boot id (36 hex digits and dashes)");
+		memcpy(st->boot_id, id, len + 1);
+		if (json_object_object_get_ex(root, "epoch_start_boot", NULL) &&
+		    (rc = member_int(r, root, "", "epoch_start_boot", 1, INT64_MAX,
+				     "is not a positive CLOCK_BOOTTIME second", &st->epoch_start_boot)) < 0)
+			return rc;
+	}
 	/* Absent in files written before the journal: generation 0, which no journal claims. */
 	if (json_object_object_get_ex(root, "generation", NULL)) {
 		int64_t g;
@@ -497,7 +528,9 @@ static const char *extras(const struct state_mapping *m, char buf[STATE_EXTRAS_M
 	if (m->origin)
 		n = snprintf(buf, STATE_EXTRAS_MAX, ", \"origin\": \"http\"");
 	if (m->upstream_port)
-		snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, ", \"upstream_port\": %u", m->upstream_port);
+		n += snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, ", \"upstream_port\": %u", m->upstream_port);
+	if (m->expires_boot)
+		snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, ", \"expires_boot\": %" PRId64, m->expires_boot);
 	return buf;
 }
 
@@ -512,10 +545,15 @@ static int format_state(const struct state *s, struct outbuf *b)
 	b->len = 0;
 	if (!(b->p = malloc(b->cap)))
 		return -ENOMEM;
-	if ((rc = out_printf(b,
-			     "{\"version\": %d, \"epoch_start\": %" PRId64 ", \"generation\": %" PRIu64
-			     ", \"mappings\": [",
-			     STATE_VERSION, s->epoch_start, s->generation)) < 0)
+	if ((rc = out_printf(b, "{\"version\": %d, \"epoch_start\": %" PRId64, STATE_VERSION, s->epoch_start)) < 0)
+		return rc;
+	if (s->boot_id[0] &&
+	    (rc = out_printf(b, ", \"boot_id\": \"%s\"", s->boot_id)) < 0)
+		return rc;
+	if (s->boot_id[0] && s->epoch_start_boot &&
+	    (rc = out_printf(b, ", \"epoch_start_boot\": %" PRId64, s->epoch_start_boot)) < 0)
+		return rc;
+	if ((rc = out_printf(b, ", \"generation\": %" PRIu64 ", \"mappings\": [", s->generation)) < 0)
 		return rc;
 	for (size_t i = 0; i < s->n_mappings; i++) {
 		const struct state_mapping *m = &s->mappings[i];
@@ -542,12 +580,13 @@ static int format_state(const struct state *s, struct outbuf *b)
 /* Refuses to write what state_load() would reject. */
 static int check_state(const struct state *s)
 {
-	if (s->epoch_start < 0 || s->generation > INT64_MAX || (s->n_mappings && !s->mappings))
+	if (s->epoch_start < 0 || s->generation > INT64_MAX || (s->n_mappings && !s->mappings) ||
+	    s->epoch_start_boot < 0 || (s->boot_id[0] && !valid_boot_id(s->boot_id, strlen(s->boot_id))))
 		return -EINVAL;
 	for (size_t i = 0; i < s->n_mappings; i++) {
 		const struct state_mapping *m = &s->mappings[i];
 		if ((m->protocol != IPPROTO_TCP && m->protocol != IPPROTO_UDP) || m->internal_port == 0 ||
-		    m->external_port == 0 || m->expires < 0)
+		    m->external_port == 0 || m->expires < 0 || m->expires_boot < 0)
 			return -EINVAL;
 	}
 	return 0;

@@ -46,12 +46,17 @@ static void check_valid(const struct state *s)
 		REQUIRE(m->internal_port >= 1);
 		REQUIRE(m->external_port >= 1);
 		REQUIRE(m->expires >= 0);
+		REQUIRE(m->expires_boot >= 0);
 	}
+	REQUIRE(s->epoch_start_boot >= 0);
+	REQUIRE(strlen(s->boot_id) == 0 || strlen(s->boot_id) == STATE_BOOT_ID_LEN);
 }
 
 static void require_same(const struct state *a, const struct state *b)
 {
 	REQUIRE(a->epoch_start == b->epoch_start);
+	REQUIRE(strcmp(a->boot_id, b->boot_id) == 0);
+	REQUIRE(a->epoch_start_boot == b->epoch_start_boot);
 	REQUIRE(a->n_mappings == b->n_mappings);
 	for (size_t i = 0; i < a->n_mappings; i++) {
 		const struct state_mapping *x = &a->mappings[i], *y = &b->mappings[i];
@@ -62,6 +67,7 @@ static void require_same(const struct state *a, const struct state *b)
 		REQUIRE(x->external_port == y->external_port);
 		REQUIRE(x->lifetime == y->lifetime);
 		REQUIRE(x->expires == y->expires);
+		REQUIRE(x->expires_boot == y->expires_boot);
 	}
 }
 

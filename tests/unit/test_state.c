@@ -119,6 +119,8 @@ static void expect_bad_at(int line, const void *data, size_t len, const char *wo
 static void expect_same(const struct state *a, const struct state *b)
 {
 	CHECK_EQ(a->epoch_start, b->epoch_start);
+	CHECK(strcmp(a->boot_id, b->boot_id) == 0);
+	CHECK_EQ(a->epoch_start_boot, b->epoch_start_boot);
 	CHECK_EQ(a->n_mappings, b->n_mappings);
 	if (a->n_mappings != b->n_mappings)
 		return;
@@ -126,7 +128,7 @@ static void expect_same(const struct state *a, const struct state *b)
 		const struct state_mapping *x = &a->mappings[i], *y = &b->mappings[i];
 		if (x->client != y->client || x->protocol != y->protocol || x->internal_port != y->internal_port ||
 		    x->external_port != y->external_port || x->lifetime != y->lifetime || x->expires != y->expires ||
-		    x->origin != y->origin || x->upstream_port != y->upstream_port) {
+		    x->origin != y->origin || x->upstream_port != y->upstream_port || x->expires_boot != y->expires_boot) {
 			fprintf(stderr, "%s:%d: mapping %zu differs\n", __FILE__, __LINE__, i);
 			check_failures++;
 			return;
@@ -135,17 +137,18 @@ static void expect_same(const struct state *a, const struct state *b)
 }
 
 static struct state_mapping sample[] = {
-	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0, 0 },
-	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0, 40001 },
-	/* The longest line there can be: every field at its widest, both optional members. */
-	{ 0, TCP, 65535, 65535, 4294967295u, INT64_MAX, 1, 65535 },
-	{ 0, UDP, 65535, 1, 0, 0, 0, 0 },
-	{ 0, TCP, 8080, 1024, 1, 4102444800, 1, 1 },
+	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0, 0, 0 },
+	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0, 40001, 86400 },
+	/* The longest line there can be: every field at its widest, every optional member. */
+	{ 0, TCP, 65535, 65535, 4294967295u, INT64_MAX, 1, 65535, INT64_MAX },
+	{ 0, UDP, 65535, 1, 0, 0, 0, 0, 0 },
+	{ 0, TCP, 8080, 1024, 1, 4102444800, 1, 1, 1 },
 };
 
 static void test_round_trip(void)
 {
-	struct state in = { .epoch_start = 1700000000, .n_mappings = 5, .mappings = sample }, out;
+	struct state in = { .epoch_start = 1700000000, .boot_id = "0123abcd-4567-89ab-cdef-0123456789ab",
+			    .epoch_start_boot = 12345, .n_mappings = 5, .mappings = sample }, out;
 	struct stat sb;
 	char err[256];
 
@@ -378,6 +381,14 @@ static void test_bad_fields(void)
 	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"upstream_port\":0}]}",
 	    "mappings[0].upstream_port: 0 is not a port (1-65535)");
 	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
+	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"expires_boot\":-4}]}",
+	    "mappings[0].expires_boot");
+	BAD("{\"version\":1,\"epoch_start\":5,\"boot_id\":\"0123\",\"mappings\":[]}", "boot_id");
+	BAD("{\"version\":1,\"epoch_start\":5,\"boot_id\":7,\"mappings\":[]}", "boot_id");
+	BAD("{\"version\":1,\"epoch_start\":5,\"boot_id\":\"0123abcd-4567-89ab-cdef-0123456789ab\","
+	    "\"epoch_start_boot\":-1,\"mappings\":[]}",
+	    "epoch_start_boot");
+	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
 	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"upstream_port\":\"80\"}]}",
 	    "mappings[0].upstream_port");
 
@@ -471,7 +482,7 @@ static void test_scale(void)
 	for (size_t i = 0; i < n; i++)
 		m[i] = (struct state_mapping){ htonl(0x0a000000u + (uint32_t)(i / 100)), i % 2 ? TCP : UDP,
 					       (uint16_t)(i % 65535 + 1), (uint16_t)(65535 - i % 65535),
-					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0, 0 };
+					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0, 0, 0 };
 	CHECK_EQ(state_save(path, &in, NULL), 0);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&in, &out);
@@ -707,7 +718,7 @@ static void test_journal_scale(void)
 	for (uint32_t i = 0; i < N; i++) {
 		snap.mappings[i] = (struct state_mapping){ htonl(0x0a000000 + i / 1000), IPPROTO_TCP,
 							   (uint16_t)(1024 + i % 1000), (uint16_t)(1024 + i % 60000),
-							   3600, 1000, 0, 0 };
+							   3600, 1000, 0, 0, 0 };
 		c[i].op = i % 3 ? STATE_PUT : STATE_DEL;
 		c[i].m = snap.mappings[i];
 		c[i].m.expires = 2000;
