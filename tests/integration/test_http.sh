@@ -193,6 +193,69 @@ elapsed=$(( $(date +%s) - started ))
 check "a request left half-sent is closed by the server (after ${elapsed} s; timeout 10 s)" \
 	bash -c "grep -qx closed '$LAB_DIR/slow.out' || grep -qx answered '$LAB_DIR/slow.out'"
 check "... within 12 s" test "$elapsed" -le 12
+
+# trickle AUTH HEADERS_AT_ONCE: a POST /forward announcing a 60,000-byte body;
+# the headers are sent whole (1) or a byte every 2 s (0), then 30,000 bytes of
+# body at once and one more every 2 s, for at most 30 s.  Prints the status
+# line's code (or "none") and the seconds to it, then how many seconds the
+# connection stayed open ("open" if it still was at the end).
+trickle() {
+	in_rtr $PYTHON - "$1" "$2" <<'PY'
+import socket, sys, time
+auth, whole = sys.argv[1], sys.argv[2] == "1"
+head = ("POST /forward HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s"
+        "Content-Length: 60000\r\n\r\n" % ("Authorization: Bearer %s\r\n" % auth if auth else "")).encode()
+s = socket.create_connection(("127.0.0.1", 18080))
+start = time.monotonic()
+status, got, closed = "none", "", None
+def poll():
+    global status, got, closed
+    s.settimeout(0.01)
+    try:
+        data = s.recv(4096)
+        if not data:
+            closed = time.monotonic() - start
+        elif status == "none":
+            status, got = data.split(b" ")[1].decode(), "%.1f" % (time.monotonic() - start)
+    except socket.timeout:
+        pass
+    except OSError:
+        closed = time.monotonic() - start
+try:
+    if whole:
+        s.sendall(head)
+    else:
+        for b in head:
+            s.sendall(bytes([b]))
+            poll()
+            if closed is not None or time.monotonic() - start > 30:
+                break
+            time.sleep(2 if b == 10 else 0)
+    if closed is None:
+        s.sendall(b"{" + b" " * 29999)
+        while closed is None and time.monotonic() - start < 30:
+            poll()
+            if closed is None:
+                s.sendall(b" ")
+                time.sleep(2)
+except OSError:
+    closed = time.monotonic() - start if closed is None else closed
+poll()
+print(status, got or "-", "open" if closed is None else "%.0f" % closed)
+PY
+}
+read -r code at closed < <(trickle "" 1)
+check "an unauthenticated POST announcing a 60,000-byte body is refused on its headers: 401 at once ($at s), the body unread" \
+	bash -c "[ '$code' = 401 ] && [ '${at%.*}' -lt 1 ]"
+check "... and its connection closed (after $closed s)" test "$closed" != open
+read -r code at closed < <(trickle "$TOKEN" 1)
+echo "figure: an authenticated body trickling in a byte every 2 s: connection closed after $closed s"
+check "an authenticated body trickling in a byte every 2 s is cut off by the request's deadline (closed after $closed s; 10 s)" \
+	bash -c "[ '$closed' != open ] && [ '$closed' -le 12 ]"
+read -r code at closed < <(trickle "$TOKEN" 0)
+check "headers trickling in a line every 2 s: cut off too (closed after $closed s)" \
+	bash -c "[ '$closed' != open ] && [ '$closed' -le 12 ]"
 check "the daemon still answers NAT-PMP after all that" bash -c "ip netns exec $LAN '$NPC_BIN' -g $GW address >/dev/null"
+check "... and HTTP" health_is 200
 
 lab_finish
