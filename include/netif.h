@@ -39,6 +39,25 @@ int netif_watch_fd(const struct netif_watch *w);
 int netif_watch_read(struct netif_watch *w);
 
 /*
+ * Who sent a datagram at the link layer: the kernel's neighbour (ARP) entry
+ * for a LAN address.  A claimed source address says nothing about who sent
+ * it; its resolved link-layer address says which host the router talks to
+ * at that address.
+ */
+struct netif_neigh;
+
+/* NULL with errno set. */
+struct netif_neigh *netif_neigh_open(void);
+void netif_neigh_close(struct netif_neigh *n);
+/*
+ * The link-layer address the kernel has resolved for addr (network byte
+ * order) on interface ifindex, its six bytes in the low 48 bits of *lladdr:
+ * 0, or -ENOENT when it has none that is resolved (never asked, INCOMPLETE,
+ * FAILED), or -errno.  One netlink round trip.
+ */
+int netif_neighbour(struct netif_neigh *n, unsigned int ifindex, uint32_t addr, uint64_t *lladdr);
+
+/*
  * What every notification socket's reader does (this one's and nftmon's):
  * reads all that waits on a non-blocking netlink socket into buf, calling
  * fn for each message; 1 when fn returned non-zero for one or notifications

@@ -41,7 +41,20 @@ struct table_mapping {
 	 * is what the client is told; 0 until the gateway first granted one.
 	 */
 	uint16_t upstream_port;
+	/*
+	 * Who asked at the link layer, for the per-host limit that a claimed
+	 * source address cannot escape: TABLE_LINK_HOST(mac) for a sender the
+	 * kernel has a neighbour entry for, TABLE_LINK_UNKNOWN for one it has
+	 * none for (all of those share one limit), TABLE_LINK_NONE for a
+	 * mapping no sender is counted for (made by the HTTP API's token
+	 * holder, or restored from the state file).
+	 */
+	uint64_t link;
 };
+
+#define TABLE_LINK_UNKNOWN 0
+#define TABLE_LINK_NONE UINT64_MAX
+#define TABLE_LINK_HOST(mac) ((uint64_t)1 << 48 | ((mac) & 0xffffffffffffULL))
 
 struct table_config {
 	const struct port_range *allowed; /* ports that may be handed out */
@@ -55,7 +68,7 @@ struct table_config {
 	 */
 	int (*port_busy)(uint8_t protocol, uint16_t port, void *arg);
 	void *port_busy_arg;
-	uint32_t max_per_client;
+	uint32_t max_per_client; /* per client address, and per link (table_mapping.link) */
 	uint32_t max_lifetime;
 	/* Returns a uniformly random number below bound; NULL means arc4random_uniform. */
 	uint32_t (*random)(uint32_t bound, void *arg);
@@ -96,10 +109,13 @@ int table_configure(struct table *t, const struct table_config *cfg);
  * mapping; a renewal keeps the mapping's own.  A renewal of a mapping whose
  * port is no longer allowed (table_configure) is logged as TABLE_DEL then
  * TABLE_ADD of the same mapping on a new port.
+ * link (TABLE_LINK_*) is who sent the request at the link layer: a new
+ * mapping is refused (NATPMP_RESULT_OUT_OF_RESOURCES) once that link holds
+ * max_per_client, whatever source addresses it claims.
  */
 uint16_t table_request(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol,
-		       uint16_t internal_port,
-		       uint16_t suggested_port, uint32_t lifetime, int64_t now, struct table_grant *grant);
+		       uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
+		       struct table_grant *grant, uint64_t link);
 
 /*
  * Puts back a mapping read from the state file; -ERANGE if its port is no

@@ -2,18 +2,21 @@
  * netif.c - IPv4 addresses of an interface, and news of their changes.
  *
  * getifaddrs() asks the kernel over rtnetlink, which is what the daemon
- * needs here; no command is run.  An interface that is down has no usable
+ * needs here; no command is run.  The neighbour lookup asks it for one
+ * entry of its ARP table (RTM_GETNEIGH with NDA_DST, Linux 5.0 and later).  An interface that is down has no usable
  * address: its addresses are not reported until it comes back up.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <libmnl/libmnl.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <stdlib.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <time.h>
 
 #include "netif.h"
 
@@ -134,4 +137,98 @@ int netif_watch_read(struct netif_watch *w)
 	char buf[8192];
 
 	return netif_drain(w->nl, buf, sizeof(buf), link_or_address, NULL);
+}
+
+/* --- who sent it, at the link layer --- */
+
+struct netif_neigh {
+	struct mnl_socket *nl;
+	uint32_t seq;
+};
+
+struct netif_neigh *netif_neigh_open(void)
+{
+	struct netif_neigh *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	if (!(n->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC)) || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int err = errno;
+		netif_neigh_close(n);
+		errno = err;
+		return NULL;
+	}
+	n->seq = (uint32_t)time(NULL);
+	return n;
+}
+
+void netif_neigh_close(struct netif_neigh *n)
+{
+	if (!n)
+		return;
+	if (n->nl)
+		mnl_socket_close(n->nl);
+	free(n);
+}
+
+struct neigh_answer {
+	uint64_t lladdr;
+	int found;
+};
+
+static int neigh_attr(const struct nlattr *a, void *arg)
+{
+	struct neigh_answer *ans = arg;
+	const uint8_t *mac;
+
+	if (mnl_attr_get_type(a) != NDA_LLADDR || mnl_attr_get_payload_len(a) != 6)
+		return MNL_CB_OK;
+	mac = mnl_attr_get_payload(a);
+	ans->lladdr = 0;
+	for (int i = 0; i < 6; i++)
+		ans->lladdr = ans->lladdr << 8 | mac[i];
+	ans->found = 1;
+	return MNL_CB_OK;
+}
+
+static int neigh_entry(const struct nlmsghdr *nlh, void *arg)
+{
+	const struct ndmsg *nd = mnl_nlmsg_get_payload(nlh);
+
+	/* Only an entry the kernel has resolved names a sender: not INCOMPLETE, FAILED or NONE. */
+	if (nlh->nlmsg_type != RTM_NEWNEIGH ||
+	    !(nd->ndm_state & (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT)))
+		return MNL_CB_OK;
+	return mnl_attr_parse(nlh, sizeof(*nd), neigh_attr, arg);
+}
+
+int netif_neighbour(struct netif_neigh *n, unsigned int ifindex, uint32_t addr, uint64_t *lladdr)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct neigh_answer ans = { 0 };
+	struct ndmsg *nd;
+	uint32_t seq = ++n->seq;
+	ssize_t len;
+	int r;
+
+	nlh->nlmsg_type = RTM_GETNEIGH;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = seq;
+	nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
+	nd->ndm_family = AF_INET;
+	nd->ndm_ifindex = (int)ifindex;
+	mnl_attr_put_u32(nlh, NDA_DST, addr);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	/* One entry, or an error (ENOENT: the kernel has none). */
+	if ((len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf))) < 0)
+		return -errno;
+	r = mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(n->nl), neigh_entry, &ans);
+	if (r < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	if (!ans.found)
+		return -ENOENT;
+	*lladdr = ans.lladdr;
+	return 0;
 }

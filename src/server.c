@@ -137,6 +137,8 @@ struct server {
 	struct ratelimit *ratelimit;
 	struct sockdiag *sockdiag;
 	int sockdiag_failed; /* logged once */
+	struct netif_neigh *neigh; /* who sent a request, at the link layer */
+	int neigh_failed;	   /* logged once */
 	/* The router's own ports, [0] UDP and [1] TCP, from one dump at most a second old. */
 	uint8_t busy[2][SOCKDIAG_BITMAP_BYTES];
 	int64_t busy_at_ms;
@@ -760,6 +762,29 @@ static void server_on_expiry(evutil_socket_t fd, short what, void *arg)
 
 /* --- the request path --- */
 
+/*
+ * Who sent a request for a new mapping, at the link layer: the neighbour
+ * entry the kernel has for its source on the listen interface.  A host that
+ * invents source addresses has no entry for them, or entries that all name
+ * its own link-layer address: either way its mappings share one limit
+ * (table_mapping.link).  A renewal or a delete needs no lookup.
+ */
+static uint64_t server_link(struct server *s, const struct udp_socket *sock, uint32_t client,
+			    const struct proto_request *req)
+{
+	uint64_t mac;
+	int r;
+
+	if (!req->lifetime || !req->internal_port || !sock->n_subnets || !s->neigh ||
+	    table_find(s->table, client, req->protocol, req->internal_port))
+		return TABLE_LINK_UNKNOWN;
+	if ((r = netif_neighbour(s->neigh, sock->subnets[0].ifindex, client, &mac)) == 0)
+		return TABLE_LINK_HOST(mac);
+	if (r != -ENOENT && !s->neigh_failed++)
+		log_warnx("cannot ask the kernel for LAN neighbours: %s; mappings are counted by address only", strerror(-r));
+	return r == -ENOENT ? TABLE_LINK_UNKNOWN : TABLE_LINK_NONE;
+}
+
 static void server_decide(struct server *s, struct udp_socket *sock, struct udp_packet *p, struct server_request *r,
 			  int64_t now, int64_t now_ms)
 {
@@ -805,8 +830,9 @@ static void server_decide(struct server *s, struct udp_socket *sock, struct udp_
 		p->reply_len = proto_encode_unsupported_opcode(p->reply, p->data, p->len);
 		break;
 	case PROTO_MAP:
-		r->result = table_request(s->table, p->peer.sin_addr.s_addr, TABLE_ORIGIN_NATPMP, r->req.protocol, r->req.internal_port,
-					  r->req.suggested_port, r->req.lifetime, now, &r->grant);
+		r->result = table_request(s->table, p->peer.sin_addr.s_addr, TABLE_ORIGIN_NATPMP, r->req.protocol,
+					  r->req.internal_port, r->req.suggested_port, r->req.lifetime, now, &r->grant,
+					  server_link(s, sock, p->peer.sin_addr.s_addr, &r->req));
 		if (r->result == NATPMP_RESULT_SUCCESS)
 			server_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
 		break;
@@ -1164,7 +1190,8 @@ refused:
 	log_warnx("gateway %s %s %u -> %s:%u: removing the local forward",
 		  result == NATPMP_RESULT_NETWORK_FAILURE ? "did not answer for" : "refused",
 		  proto_protocol_name(protocol), local_port, client, m->internal_port);
-	(void)table_request(s->table, m->client, (enum table_origin)m->origin, protocol, m->internal_port, 0, 0, now, &g);
+	(void)table_request(s->table, m->client, (enum table_origin)m->origin, protocol, m->internal_port, 0, 0, now, &g,
+			    TABLE_LINK_NONE);
 	(void)server_apply(s, now, "rolled back");
 	server_end_flows(s);
 	server_arm_expiry(s, now);
@@ -1291,7 +1318,7 @@ static void server_on_ports(evutil_socket_t fd, short what, void *arg)
 			  proto_protocol_name(m->protocol), m->external_port, netif_addr_str(m->client, client),
 			  m->internal_port);
 		(void)table_request(s->table, m->client, (enum table_origin)m->origin, m->protocol, m->internal_port, 0,
-				    left > 0 ? (uint32_t)left : 1, now, &g);
+				    left > 0 ? (uint32_t)left : 1, now, &g, TABLE_LINK_NONE);
 	}
 	free(sh.m);
 	(void)server_apply(s, now, "moved");
@@ -1419,8 +1446,9 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	if (s->upstream && lifetime &&
 	    (!server_may_wait(s, client) || !(q = calloc(1, sizeof(*q)))))
 		return HTTP_FORWARD_FAILED;
+	/* The token holder speaks for the host: no sender at the link layer to count. */
 	result = table_request(s->table, client, TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
-			       now, grant);
+			       now, grant, TABLE_LINK_NONE);
 	if (result == NATPMP_RESULT_SUCCESS)
 		server_wish_add(s, protocol, grant->external_port, suggested_port);
 	if ((r = server_apply(s, now, "deleted")) < 0) {
@@ -1872,6 +1900,7 @@ int server_start(struct server *s)
 		return -1;
 	}
 	if (!(s->nft = nft_open(&nc)) || !(s->ct = ct_open()) || !(s->sockdiag = sockdiag_open()) ||
+	    !(s->neigh = netif_neigh_open()) ||
 	    !(s->netwatch = netif_watch_open()) || !(s->nftmon = nftmon_open(cfg->nat_table, nft_portid(s->nft)))) {
 		log_error("cannot open a netlink socket: %s (the daemon needs CAP_NET_ADMIN)", strerror(errno));
 		return -1;
@@ -2031,6 +2060,7 @@ void server_free(struct server *s)
 	nftmon_close(s->nftmon);
 	netif_watch_close(s->netwatch);
 	sockdiag_close(s->sockdiag);
+	netif_neigh_close(s->neigh);
 	ct_close(s->ct);
 	ratelimit_free(s->ratelimit);
 	free(s->ended);

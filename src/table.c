@@ -32,6 +32,14 @@ struct client {
 	struct client *next;
 };
 
+/* How many mappings one link (table_mapping.link) holds; only links that hold any are kept. */
+#define TABLE_LINK_BUCKETS 256
+struct link_count {
+	uint64_t link;
+	uint32_t count;
+	struct link_count *next;
+};
+
 struct table {
 	struct table_config cfg;
 	struct port_range *allowed;
@@ -47,6 +55,7 @@ struct table {
 	size_t n_clients;
 
 	struct entry *by_external[2][65536]; /* [0] UDP, [1] TCP */
+	struct link_count *links[TABLE_LINK_BUCKETS];
 
 	struct entry **heap;
 	size_t heap_size;
@@ -293,6 +302,50 @@ static int log_change(struct table *t, enum table_op op, const struct table_mapp
 	return 0;
 }
 
+static struct link_count **link_slot(struct table *t, uint64_t link)
+{
+	struct link_count **pp = &t->links[mix64(link) & (TABLE_LINK_BUCKETS - 1)];
+
+	while (*pp && (*pp)->link != link)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static uint32_t link_held(struct table *t, uint64_t link)
+{
+	struct link_count *l = *link_slot(t, link);
+
+	return l ? l->count : 0;
+}
+
+/* Counts one more mapping for link: 0 or -ENOMEM. */
+static int link_add(struct table *t, uint64_t link)
+{
+	struct link_count **pp = link_slot(t, link);
+
+	if (link == TABLE_LINK_NONE)
+		return 0;
+	if (!*pp) {
+		if (!(*pp = calloc(1, sizeof(**pp))))
+			return -ENOMEM;
+		(*pp)->link = link;
+	}
+	(*pp)->count++;
+	return 0;
+}
+
+static void link_drop(struct table *t, uint64_t link)
+{
+	struct link_count **pp = link_slot(t, link), *l = *pp;
+
+	if (link == TABLE_LINK_NONE || !l)
+		return;
+	if (--l->count == 0) {
+		*pp = l->next;
+		free(l);
+	}
+}
+
 /* Inserts m; the caller has checked every conflict and limit. */
 static int entry_insert(struct table *t, const struct table_mapping *m)
 {
@@ -306,9 +359,17 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 		return -ENOMEM;
 	e = calloc(1, sizeof(*e));
 	c = e ? client_get(t, m->client) : NULL;
-	if (!e || !c || heap_push(t, e) < 0) {
+	if (!e || !c || link_add(t, m->link) < 0) {
 		if (c)
 			client_drop_if_empty(t, c);
+		free(e);
+		if (!t->replaying)
+			t->log_len--;
+		return -ENOMEM;
+	}
+	if (heap_push(t, e) < 0) {
+		link_drop(t, m->link);
+		client_drop_if_empty(t, c);
 		free(e);
 		if (!t->replaying)
 			t->log_len--;
@@ -346,6 +407,7 @@ static void entry_remove(struct table *t, struct entry *e)
 		e->client_next->client_prev = e->client_prev;
 	c->count--;
 	client_drop_if_empty(t, c);
+	link_drop(t, e->m.link);
 	t->by_external[proto_slot(e->m.protocol)][e->m.external_port] = NULL;
 	heap_remove(t, e);
 	t->count--;
@@ -520,6 +582,13 @@ void table_free(struct table *t)
 			free(c);
 		}
 	}
+	for (size_t i = 0; i < TABLE_LINK_BUCKETS; i++) {
+		struct link_count *l = t->links[i], *next;
+		for (; l; l = next) {
+			next = l->next;
+			free(l);
+		}
+	}
 	free(t->clients);
 	free(t->buckets);
 	free(t->heap);
@@ -554,8 +623,8 @@ static void delete_all(struct table *t, uint32_t client, enum table_origin origi
 }
 
 uint16_t table_request(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol,
-		       uint16_t internal_port,
-		       uint16_t suggested_port, uint32_t lifetime, int64_t now, struct table_grant *grant)
+		       uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
+		       struct table_grant *grant, uint64_t link)
 {
 	struct entry *e;
 	struct client *c;
@@ -587,6 +656,7 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 	 */
 	if (e && (!port_allowed(t, protocol, e->m.external_port) || port_busy(t, protocol, e->m.external_port))) {
 		origin = (enum table_origin)e->m.origin;
+		link = e->m.link; /* the same mapping, moved: counted for whom it was */
 		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
 		upstream_port = e->m.upstream_port;
 		entry_remove(t, e);
@@ -612,6 +682,9 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 	c = client_find(t, client);
 	if (c && c->count >= t->cfg.max_per_client)
 		return NATPMP_RESULT_OUT_OF_RESOURCES;
+	/* One host inventing source addresses is still one host at the link layer. */
+	if (link != TABLE_LINK_NONE && link_held(t, link) >= t->cfg.max_per_client)
+		return NATPMP_RESULT_OUT_OF_RESOURCES;
 
 	uint16_t port = port_choose(t, client, protocol, internal_port, suggested_port);
 	if (port == 0)
@@ -626,6 +699,7 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 		.lifetime = granted,
 		.expires = now + granted,
 		.upstream_port = upstream_port,
+		.link = link,
 	};
 	if (entry_insert(t, &m) < 0)
 		return NATPMP_RESULT_OUT_OF_RESOURCES;

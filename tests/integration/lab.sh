@@ -70,6 +70,7 @@ STATE_DIR=$LAB_DIR/state
 LOG=$LAB_DIR/daemon.log
 DAEMON_PID=""
 LAB_MOUNTS="" # file systems a test mounted under LAB_DIR, unmounted at the end
+LAB_NETNS=""  # namespaces a test made beyond the lab's, deleted at the end
 FAILURES=0
 CHECKS=0
 LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -89,7 +90,7 @@ lab_cleanup() {
 	daemon_kill KILL
 	[ -n "$GWY_PID" ] && kill -KILL "$GWY_PID" 2>/dev/null
 	for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-	for ns in $LAN $RTR $WAN $GWY; do ip netns del "$ns" 2>/dev/null; done
+	for ns in $LAN $RTR $WAN $GWY $LAB_NETNS; do ip netns del "$ns" 2>/dev/null; done
 	for m in $LAB_MOUNTS; do umount -l "$m" 2>/dev/null; done
 	rm -rf "$LAB_DIR"
 }

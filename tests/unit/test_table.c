@@ -47,7 +47,7 @@ static struct table *make(uint16_t from, uint16_t to, uint32_t max_per_client, u
 static uint16_t map(struct table *t, uint32_t client, uint8_t proto, uint16_t iport, uint16_t sugg, uint32_t life,
 		    int64_t now, struct table_grant *g)
 {
-	uint16_t r = table_request(t, client, TABLE_ORIGIN_NATPMP, proto, iport, sugg, life, now, g);
+	uint16_t r = table_request(t, client, TABLE_ORIGIN_NATPMP, proto, iport, sugg, life, now, g, TABLE_LINK_NONE);
 	table_commit(t);
 	return r;
 }
@@ -207,7 +207,7 @@ static void test_renewal_and_lifetimes(void)
 
 	CHECK_EQ(map(t, A, TCP, 51413, 51413, 3600, 0, &g), 0);
 	/* Renewal: same port, whatever is suggested now; lifetime extended. */
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 51413, 1234, 7200, 100, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 51413, 1234, 7200, 100, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(g.external_port, 51413);
 	CHECK_EQ(g.lifetime, 7200);
 	CHECK_EQ(table_changes(t, &ch), 1);
@@ -230,7 +230,7 @@ static void test_deletes(void)
 	const struct table_change *ch;
 
 	/* Deleting what does not exist succeeds, with nothing to do. */
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 5000, 5000, 0, 0, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 5000, 5000, 0, 0, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(table_changes(t, &ch), 0);
 	CHECK_EQ(g.external_port, 0);
 	CHECK_EQ(g.lifetime, 0);
@@ -241,7 +241,7 @@ static void test_deletes(void)
 	}
 	CHECK_EQ(map(t, B, UDP, 3000, 3000, 3600, 0, &g), 0);
 	/* Delete one: the non-zero suggested port is ignored. */
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 2000, 9999, 0, 0, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 2000, 9999, 0, 0, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(table_changes(t, &ch), 1);
 	CHECK_EQ(ch[0].op, TABLE_DEL);
 	CHECK_EQ(ch[0].mapping.external_port, 2000);
@@ -324,10 +324,10 @@ static void test_rollback(void)
 	CHECK_EQ(map(t, A, TCP, 7000, 7000, 100, 0, &g), 0);
 	CHECK_EQ(map(t, A, UDP, 7001, 7001, 100, 0, &g), 0);
 	/* One turn: add, renew, delete; the kernel refuses; everything goes back. */
-	CHECK_EQ(table_request(t, B, TABLE_ORIGIN_NATPMP, TCP, 7002, 7002, 100, 50, &g), 0);
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 7000, 0, 500, 50, &g), 0);
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, UDP, 7001, 0, 0, 50, &g), 0);
-	CHECK_EQ(table_request(t, B, TABLE_ORIGIN_NATPMP, UDP, 7001, 7001, 100, 50, &g), 0);
+	CHECK_EQ(table_request(t, B, TABLE_ORIGIN_NATPMP, TCP, 7002, 7002, 100, 50, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 7000, 0, 500, 50, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, UDP, 7001, 0, 0, 50, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, B, TABLE_ORIGIN_NATPMP, UDP, 7001, 7001, 100, 50, &g, TABLE_LINK_NONE), 0);
 	table_rollback(t);
 	CHECK_EQ(table_count(t), 2);
 	CHECK(table_find(t, B, TCP, 7002) == NULL);
@@ -395,7 +395,7 @@ static void test_origin_and_configure(void)
 	struct port_range narrow = { 2000, 2009 };
 	struct table_config tc = { .allowed = &narrow, .n_allowed = 1, .max_per_client = 100, .max_lifetime = 600 };
 
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_HTTP, TCP, 80, 8080, 3600, 0, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_HTTP, TCP, 80, 8080, 3600, 0, &g, TABLE_LINK_NONE), 0);
 	table_commit(t);
 	CHECK_EQ(map(t, A, TCP, 81, 8081, 3600, 0, &g), 0);
 	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), 0); /* NAT-PMP delete-all */
@@ -405,7 +405,7 @@ static void test_origin_and_configure(void)
 
 	CHECK_EQ(table_configure(t, &tc), 0);
 	CHECK_EQ(table_count(t), 1); /* kept until its renewal */
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 80, 8080, 3600, 10, &g), 0);
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 80, 8080, 3600, 10, &g, TABLE_LINK_NONE), 0);
 	CHECK(g.external_port >= 2000 && g.external_port <= 2009);
 	CHECK_EQ(g.lifetime, 600);
 	CHECK_EQ(table_changes(t, &ch), 2);
@@ -415,9 +415,55 @@ static void test_origin_and_configure(void)
 	CHECK_EQ(ch[1].mapping.origin, TABLE_ORIGIN_HTTP); /* the mapping stays the host's HTTP one */
 	table_commit(t);
 	CHECK(table_find_external(t, TCP, 8080) == NULL);
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_HTTP, TCP, 0, 0, 0, 20, &g), 0); /* HTTP delete-all */
+	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_HTTP, TCP, 0, 0, 0, 20, &g, TABLE_LINK_NONE), 0); /* HTTP delete-all */
 	table_commit(t);
 	CHECK_EQ(table_count(t), 0);
+	table_free(t);
+}
+
+/* One host inventing source addresses is one link: its mappings share one limit. */
+static void test_link_limit(void)
+{
+	struct table *t = make(1024, 65535, 3, 86400);
+	uint64_t mac = TABLE_LINK_HOST(0x0200deadbeefULL), other = TABLE_LINK_HOST(0x0200deadbeeeULL);
+	struct table_grant g;
+	uint32_t src[8];
+	int granted = 0;
+
+	for (int i = 0; i < 8; i++)
+		src[i] = htonl(0xc0a8010a + (uint32_t)i); /* 192.168.1.10 and up */
+	/* Eight addresses, two mappings each asked for, all from one link: three granted in all. */
+	for (int i = 0; i < 8; i++)
+		for (uint16_t p = 1; p <= 2; p++) {
+			granted += table_request(t, src[i], TABLE_ORIGIN_NATPMP, TCP, p, 0, 60, 0, &g, mac) == 0;
+			table_commit(t);
+		}
+	CHECK_EQ(granted, 3);
+	/* Another host still gets its own three. */
+	for (uint16_t p = 1; p <= 3; p++) {
+		CHECK_EQ(table_request(t, src[7], TABLE_ORIGIN_NATPMP, UDP, p, 0, 60, 0, &g, other), 0);
+		table_commit(t);
+	}
+	/* Senders the kernel has no neighbour entry for share one limit too. */
+	granted = 0;
+	for (int i = 0; i < 8; i++) {
+		granted += table_request(t, src[i], TABLE_ORIGIN_NATPMP, TCP, 100, 0, 60, 0, &g, TABLE_LINK_UNKNOWN) == 0;
+		table_commit(t);
+	}
+	CHECK_EQ(granted, 3);
+	/* A delete frees the link's share; a rollback puts the count back as it was. */
+	CHECK_EQ(table_request(t, src[0], TABLE_ORIGIN_NATPMP, TCP, 1, 0, 0, 0, &g, mac), 0);
+	table_commit(t);
+	CHECK_EQ(table_request(t, src[5], TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), 0);
+	table_rollback(t);
+	CHECK_EQ(table_request(t, src[6], TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), 0);
+	table_commit(t);
+	CHECK_EQ(table_request(t, src[4], TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), NATPMP_RESULT_OUT_OF_RESOURCES);
+	/* Mappings no sender is counted for (the HTTP API, a restore) are limited by address only. */
+	for (uint16_t p = 200; p < 203; p++) {
+		CHECK_EQ(table_request(t, src[3], TABLE_ORIGIN_HTTP, TCP, p, 0, 60, 0, &g, TABLE_LINK_NONE), 0);
+		table_commit(t);
+	}
 	table_free(t);
 }
 
@@ -438,5 +484,6 @@ int main(void)
 	test_restore();
 	test_scale();
 	test_origin_and_configure();
+	test_link_limit();
 	return check_exit();
 }
