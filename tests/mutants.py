@@ -76,7 +76,7 @@ MUTANTS = {
         ["int-repair"]),
     "no-journal-write": (
         "no journal write at all: mappings acknowledged since the last snapshot are lost at a crash",
-        [("src/state.c", "\tif (rc == 0)\n\t\trc = write_all(fd, b.p, b.len);\n\t/* The answers wait",
+        [("src/state.c", "\trc = write_all(fd, b.p, b.len);\n\t/* The answers wait",
           "\t/* The answers wait")],
         ["int-crash", "int-restart", "int-durability"]),
     "no-hairpin-masquerade": (

@@ -95,12 +95,24 @@ check "... and so does its renewal" eq "$(field result) $(field external) $(fiel
 npc map tcp 2 20001 3600
 npc map tcp 3 20002 3600
 check "--max-mappings-per-ip reached: result 4" eq "$(field result) $(field external)" "4 0"
-npc -b $CLIENT2 map tcp 4 4 3600
-check "a port outside --allowed-ports is not granted: the free allowed one instead" \
+npc -b $CLIENT2 map tcp 6 6 3600
+check "... and the same host's second address shares the limit (one host at the link layer): result 4" \
+	eq "$(field result) $(field external)" "4 0"
+# Another host, with a link-layer address of its own (a macvlan in a namespace of its own).
+HOST3=nph3-$LAB_ID
+LAB_NETNS="$LAB_NETNS $HOST3"
+ip netns add "$HOST3" || lab_fail "cannot make network namespace $HOST3"
+must ip -n "$LAN" link add link "$LAN_IF" name mv3 type macvlan mode bridge
+must ip -n "$LAN" link set mv3 netns "$HOST3"
+must ip -n "$HOST3" addr add 192.168.77.4/24 dev mv3
+must ip -n "$HOST3" link set mv3 up
+host3() { OUT=$(ip netns exec "$HOST3" "$NPC_BIN" -g $GW "$@" 2>&1); RC=$?; }
+host3 map tcp 4 4 3600
+check "a port outside --allowed-ports is not granted to another host: the free allowed one instead" \
 	eq "$(field result) $(field external)" "0 20002"
-npc -b $CLIENT2 map tcp 5 5 3600
+host3 map tcp 5 5 3600
 check "no free allowed port: result 4" eq "$(field result) $(field external)" "4 0"
-npc -b $CLIENT2 map udp 4 0 3600
+host3 map udp 4 0 3600
 check "... while the same client's UDP mapping of that internal port still gets its TCP port" \
 	eq "$(field result) $(field external)" "0 20002"
 
