@@ -79,7 +79,7 @@ void http_close(struct http *h);
  * answers already given reach their clients: the handle is closed
  * HTTP_RETIRE_MS later (up to HTTP_RETIRE_WAITS times that while a request
  * waits for the server), or by http_close_retired() at exit.  A request
- * that arrives meanwhile on a kept-alive connection is answered 503.
+ * that arrives meanwhile on a connection opened before is answered 503.
  * Requests still waiting when the handle closes are answered 503 then.
  */
 void http_retire(struct http *h);

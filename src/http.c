@@ -115,16 +115,23 @@ static void reply_error(struct evhttp_request *req, int code, const char *field,
 }
 
 /* 1 when the request carries the configured token. */
-static int authorized(struct http *h, struct evhttp_request *req)
-{
-	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+/* What a request without the token is told, in every 401. */
+#define HTTP_AUTH_HINT "send Authorization: Bearer <token>"
 
+/* Whether an Authorization header's value (NULL: none) carries the configured token. */
+static int bearer_ok(const struct http *h, const char *auth)
+{
 	if (!h->cfg->http_token[0] || !auth || strncasecmp(auth, "Bearer ", 7) != 0)
 		return 0;
 	auth += 7;
 	while (*auth == ' ')
 		auth++;
 	return http_token_equal(auth, strlen(auth), h->cfg->http_token);
+}
+
+static int authorized(struct http *h, struct evhttp_request *req)
+{
+	return bearer_ok(h, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"));
 }
 
 /* --- GET --- */
@@ -544,7 +551,7 @@ static int gate_header(const char *head, size_t len, const char *name, char *out
 static int gate_admits(const struct http *h, const char *head, size_t len)
 {
 	char path[16] = "", auth[CONFIG_TOKEN_MAX + 16], cl[32] = "", te[32] = "";
-	const char *sp = memchr(head, ' ', len), *tok;
+	const char *sp = memchr(head, ' ', len);
 	size_t plen = 0;
 	int needs;
 
@@ -561,12 +568,7 @@ static int gate_admits(const struct http *h, const char *head, size_t len)
 	gate_header(head, len, "Transfer-Encoding", te, sizeof(te));
 	if (!needs || ((cl[0] == '\0' || strcmp(cl, "0") == 0) && te[0] == '\0'))
 		return 1; /* no body to spare: the handler answers it, 401 included */
-	if (!h->cfg->http_token[0] || !gate_header(head, len, "Authorization", auth, sizeof(auth)) ||
-	    strncasecmp(auth, "Bearer ", 7) != 0)
-		return 0;
-	for (tok = auth + 7; *tok == ' '; tok++)
-		;
-	return http_token_equal(tok, strlen(tok), h->cfg->http_token);
+	return bearer_ok(h, gate_header(head, len, "Authorization", auth, sizeof(auth)) ? auth : NULL);
 }
 
 /* Where the header block in buf ends (just past its empty line), 0 while it is not whole. */
@@ -589,7 +591,7 @@ static size_t gate_head_end(struct evbuffer *buf)
 /* The 401 for a refused request, written straight to its socket: evhttp never saw the request. */
 static void gate_refuse(struct http_gate *g)
 {
-	static const char body[] = "{\"error\":\"send Authorization: Bearer <token>\",\"field\":\"Authorization\"}\n";
+	static const char body[] = "{\"error\":\"" HTTP_AUTH_HINT "\",\"field\":\"Authorization\"}\n";
 	char reply[512];
 	evutil_socket_t fd = bufferevent_getfd(g->bev);
 	int n = snprintf(reply, sizeof(reply),
@@ -726,12 +728,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	/*
-	 * A reload moved the API or turned it off, but a kept-alive connection
-	 * still talks to this handle: nothing new starts on a handle that is
+	 * A reload moved the API or turned it off, but a connection opened
+	 * before it still talks to this handle: nothing new starts on a handle that is
 	 * about to go.
 	 */
 	if (h->retiring) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		reply_error(req, 503, NULL, "the HTTP API moved or was turned off by a reload; connect again");
 		return;
 	}
@@ -747,7 +748,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		}
 		/* Without a token the API is reachable only locally (config_check): reads are open there. */
 		if (h->cfg->http_token[0] && !authorized(h, req)) {
-			reply_error(req, 401, "Authorization", "send Authorization: Bearer <token>");
+			reply_error(req, 401, "Authorization", HTTP_AUTH_HINT);
 			return;
 		}
 		if (query && strcmp(path, "/metrics") == 0) {
@@ -772,7 +773,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 			return;
 		}
 		if (!authorized(h, req)) {
-			reply_error(req, 401, "Authorization", "send Authorization: Bearer <token>");
+			reply_error(req, 401, "Authorization", HTTP_AUTH_HINT);
 			return;
 		}
 		on_forward(h, req, cmd == EVHTTP_REQ_POST);

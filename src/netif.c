@@ -2,9 +2,10 @@
  * netif.c - IPv4 addresses of an interface, and news of their changes.
  *
  * getifaddrs() asks the kernel over rtnetlink, which is what the daemon
- * needs here; no command is run.  The neighbour lookup asks it for one
- * entry of its ARP table (RTM_GETNEIGH with NDA_DST, Linux 5.0 and later).  An interface that is down has no usable
- * address: its addresses are not reported until it comes back up.
+ * needs here; no command is run.  An interface that is down has no usable
+ * address: its addresses are not reported until it comes back up.  The
+ * neighbour lookup asks the kernel for one entry of its ARP table
+ * (RTM_GETNEIGH with NDA_DST, Linux 5.0 and later).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,17 +70,27 @@ struct netif_watch {
 	struct mnl_socket *nl;
 };
 
+/* A bound rtnetlink socket, in groups (0: none) for notifications; NULL with errno set. */
+static struct mnl_socket *rtnl_open(int flags, unsigned int groups)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, flags | SOCK_CLOEXEC);
+
+	if (nl && mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
+		int err = errno;
+		mnl_socket_close(nl);
+		errno = err;
+		return NULL;
+	}
+	return nl;
+}
+
 struct netif_watch *netif_watch_open(void)
 {
 	struct netif_watch *w = calloc(1, sizeof(*w));
-	int err;
 
-	if (!w)
-		return NULL;
-	w->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (!w->nl || mnl_socket_bind(w->nl, RTMGRP_LINK | RTMGRP_IPV4_IFADDR, MNL_SOCKET_AUTOPID) < 0) {
-		err = errno;
-		netif_watch_close(w);
+	if (w && !(w->nl = rtnl_open(SOCK_NONBLOCK, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))) {
+		int err = errno;
+		free(w);
 		errno = err;
 		return NULL;
 	}
@@ -150,15 +161,14 @@ struct netif_neigh *netif_neigh_open(void)
 {
 	struct netif_neigh *n = calloc(1, sizeof(*n));
 
-	if (!n)
-		return NULL;
-	if (!(n->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC)) || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+	if (n && !(n->nl = rtnl_open(0, 0))) {
 		int err = errno;
-		netif_neigh_close(n);
+		free(n);
 		errno = err;
 		return NULL;
 	}
-	n->seq = (uint32_t)time(NULL);
+	if (n)
+		n->seq = (uint32_t)time(NULL);
 	return n;
 }
 

@@ -669,12 +669,13 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 	const struct table_change *ch;
 	size_t n = table_changes(s->table, &ch);
 	off_t before = s->journal_fd >= 0 ? s->journal_end : -1;
-	int r;
+	int persisted = 0, r;
 
 	if (n == 0)
 		return 0;
 	if ((r = server_persist(s, ch, n, now)) < 0)
-		goto refused;
+		goto fail;
+	persisted = 1;
 	if ((r = server_install_changes(s, now)) < 0) {
 		/*
 		 * The kernel's copy has drifted (an element removed behind our
@@ -692,31 +693,25 @@ static int server_apply(struct server *s, int64_t now, const char *why)
 fail:
 	table_rollback(s->table);
 	s->n_wishes = 0;
-	/*
-	 * The changes are on disk but refused: take them back, so that a
-	 * restart does not bring back what no client was told.  The journal is
-	 * cut back to where the turn began; a turn that saved a snapshot
-	 * instead (or a cut that fails) saves the rolled-back table anew.
-	 */
-	if (before >= 0 && s->journal_fd >= 0 && state_journal_cut(s->journal_fd, before) == 0) {
+	if (!persisted) {
+		/*
+		 * A failed append is cut back by state_journal_append(): nothing
+		 * of the turn is on disk.  A failed snapshot may have been renamed
+		 * into place before its directory sync failed: save the
+		 * rolled-back table.
+		 */
+		if (before < 0)
+			(void)server_compact(s, now);
+	} else if (before >= 0 && s->journal_fd >= 0 && state_journal_cut(s->journal_fd, before) == 0) {
+		/* On disk but refused: cut back, so that a restart does not bring back what no client was told. */
 		s->journal_end = before;
 	} else {
+		/* A turn that saved a snapshot instead (or a cut that failed): save the rolled-back table anew. */
 		server_close_journal(s);
 		if (server_compact(s, now) < 0)
 			log_error("cannot take refused changes back out of %s: they may come back at a restart",
 				  s->state_path);
 	}
-	return r;
-refused:
-	/*
-	 * A failed append is cut back by state_journal_append(): nothing of
-	 * the turn is on disk.  A failed snapshot may have been renamed into
-	 * place before its directory sync failed: save the rolled-back table.
-	 */
-	table_rollback(s->table);
-	s->n_wishes = 0;
-	if (before < 0)
-		(void)server_compact(s, now);
 	return r;
 }
 
@@ -775,8 +770,8 @@ static uint64_t server_link(struct server *s, const struct udp_socket *sock, uin
 	uint64_t mac;
 	int r;
 
-	if (!req->lifetime || !req->internal_port || !sock->n_subnets || !s->neigh ||
-	    table_find(s->table, client, req->protocol, req->internal_port))
+	/* (The source was found inside one of the socket's subnets before this is asked.) */
+	if (!req->lifetime || !req->internal_port || table_find(s->table, client, req->protocol, req->internal_port))
 		return TABLE_LINK_UNKNOWN;
 	if ((r = netif_neighbour(s->neigh, sock->subnets[0].ifindex, client, &mac)) == 0)
 		return TABLE_LINK_HOST(mac);
@@ -1296,14 +1291,12 @@ static int shadowed_one(const struct table_mapping *m, void *arg)
 static void server_on_ports(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
-	struct timeval tv = { .tv_sec = SERVER_PORTS_CHECK_S };
 	struct shadowed sh = { .s = s };
 	int64_t now = mono_now();
 	char client[INET_ADDRSTRLEN];
 
 	(void)fd;
 	(void)what;
-	evtimer_add(s->ports_ev, &tv);
 	s->busy_valid = 0; /* a fresh dump, whatever the last request read */
 	if (table_foreach(s->table, shadowed_one, &sh) < 0 || sh.n == 0) {
 		free(sh.m);
@@ -1909,7 +1902,7 @@ int server_start(struct server *s)
 	    !(s->repair_ev = evtimer_new(s->base, server_on_repair, s)) ||
 	    !(s->compact_ev = evtimer_new(s->base, server_on_compact, s)) ||
 	    !(s->flows_ev = evtimer_new(s->base, server_on_end_flows, s)) ||
-	    !(s->ports_ev = evtimer_new(s->base, server_on_ports, s)) ||
+	    !(s->ports_ev = event_new(s->base, -1, EV_PERSIST, server_on_ports, s)) ||
 	    !(s->netwatch_ev = event_new(s->base, netif_watch_fd(s->netwatch), EV_READ | EV_PERSIST, server_on_netlink, s)) ||
 	    !(s->nftmon_ev = event_new(s->base, nftmon_fd(s->nftmon), EV_READ | EV_PERSIST, server_on_nftables, s)) ||
 	    event_add(s->netwatch_ev, NULL) < 0 || event_add(s->nftmon_ev, NULL) < 0) {

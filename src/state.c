@@ -242,7 +242,7 @@ static int valid_boot_id(const char *id, size_t len)
 
 static int decode(struct reader *r, struct json_object *root, struct state *st)
 {
-	struct json_object *list;
+	struct json_object *list, *boot;
 	int64_t version;
 	size_t n;
 	int rc;
@@ -260,9 +260,9 @@ static int decode(struct reader *r, struct json_object *root, struct state *st)
 	/* Absent in files written before the boot clock: the wall clock is all there is. */
 	st->boot_id[0] = '\0';
 	st->epoch_start_boot = 0;
-	if (json_object_object_get_ex(root, "boot_id", &list)) {
-		const char *id = json_object_get_string(list);
-		size_t len = json_object_is_type(list, json_type_string) ? (size_t)json_object_get_string_len(list) : 0;
+	if (json_object_object_get_ex(root, "boot_id", &boot)) {
+		const char *id = json_object_get_string(boot);
+		size_t len = json_object_is_type(boot, json_type_string) ? (size_t)json_object_get_string_len(boot) : 0;
 		if (!valid_boot_id(id, len))
 			return bad(r, "\"boot_id\" is not a boot id (36 hex digits and dashes)");
 		memcpy(st->boot_id, id, len + 1);

@@ -22,21 +22,16 @@
 
 #include "fuzz.h"
 #include "state.h"
+#include "state_invariants.h"
 
 static void check_valid(const struct state *s)
 {
-	REQUIRE((s->n_mappings == 0) == (s->mappings == NULL) || s->mappings != NULL);
-	for (size_t i = 0; i < s->n_mappings; i++) {
-		const struct state_mapping *m = &s->mappings[i];
-
-		REQUIRE(m->protocol == IPPROTO_TCP || m->protocol == IPPROTO_UDP);
-		REQUIRE(m->internal_port >= 1);
-		REQUIRE(m->external_port >= 1);
-		REQUIRE(m->expires >= 0);
+	require_valid_mappings(s);
+	for (size_t i = 0; i < s->n_mappings; i++)
 		for (size_t j = 0; j < i; j++)
-			REQUIRE(!(s->mappings[j].client == m->client && s->mappings[j].protocol == m->protocol &&
-				  s->mappings[j].internal_port == m->internal_port));
-	}
+			REQUIRE(!(s->mappings[j].client == s->mappings[i].client &&
+				  s->mappings[j].protocol == s->mappings[i].protocol &&
+				  s->mappings[j].internal_port == s->mappings[i].internal_port));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -23,6 +23,7 @@
 
 #include "fuzz.h"
 #include "state.h"
+#include "state_invariants.h"
 
 
 /* One file round trip per this many accepted inputs: state_save() fsyncs, which is slow. */
@@ -39,15 +40,7 @@ static void check_valid(const struct state *s)
 {
 	REQUIRE(s->epoch_start >= 0);
 	REQUIRE((s->n_mappings == 0) == (s->mappings == NULL));
-	for (size_t i = 0; i < s->n_mappings; i++) {
-		const struct state_mapping *m = &s->mappings[i];
-
-		REQUIRE(m->protocol == IPPROTO_TCP || m->protocol == IPPROTO_UDP);
-		REQUIRE(m->internal_port >= 1);
-		REQUIRE(m->external_port >= 1);
-		REQUIRE(m->expires >= 0);
-		REQUIRE(m->expires_boot >= 0);
-	}
+	require_valid_mappings(s);
 	REQUIRE(s->epoch_start_boot >= 0);
 	REQUIRE(strlen(s->boot_id) == 0 || strlen(s->boot_id) == STATE_BOOT_ID_LEN);
 }

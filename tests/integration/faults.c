@@ -154,20 +154,23 @@ typedef int (*clock_fn)(clockid_t, struct timespec *);
 	if (!real_##name)                                      \
 	real_##name = (type)dlsym(RTLD_NEXT, #name)
 
+/* What a call the rule r applies to returns: -1, with the rule's errno. */
+static int refuse(const struct fault_rule *r)
+{
+	errno = r->err;
+	return -1;
+}
+
 ssize_t write(int fd, const void *buf, size_t len)
 {
 	REAL(write, write_fn);
-	struct fault_rule *r = n_rules || getenv("NATPMP_FAULTS") ? rule_for_fd("write", fd) : NULL;
+	struct fault_rule *r = rule_for_fd("write", fd);
 
-	if (r) {
-		if (r->partial && !r->partial_done && len > 1) {
-			r->partial_done = 1;
-			return real_write(fd, buf, len - 1);
-		}
-		errno = r->err;
-		return -1;
+	if (r && r->partial && !r->partial_done && len > 1) {
+		r->partial_done = 1;
+		return real_write(fd, buf, len - 1);
 	}
-	return real_write(fd, buf, len);
+	return r ? refuse(r) : real_write(fd, buf, len);
 }
 
 int fsync(int fd)
@@ -175,11 +178,7 @@ int fsync(int fd)
 	REAL(fsync, fd_fn);
 	struct fault_rule *r = rule_for_fd("fsync", fd);
 
-	if (r) {
-		errno = r->err;
-		return -1;
-	}
-	return real_fsync(fd);
+	return r ? refuse(r) : real_fsync(fd);
 }
 
 int fdatasync(int fd)
@@ -187,11 +186,7 @@ int fdatasync(int fd)
 	REAL(fdatasync, fd_fn);
 	struct fault_rule *r = rule_for_fd("fdatasync", fd);
 
-	if (r) {
-		errno = r->err;
-		return -1;
-	}
-	return real_fdatasync(fd);
+	return r ? refuse(r) : real_fdatasync(fd);
 }
 
 int ftruncate(int fd, off_t len)
@@ -199,11 +194,7 @@ int ftruncate(int fd, off_t len)
 	REAL(ftruncate, ftruncate_fn);
 	struct fault_rule *r = rule_for_fd("ftruncate", fd);
 
-	if (r) {
-		errno = r->err;
-		return -1;
-	}
-	return real_ftruncate(fd, len);
+	return r ? refuse(r) : real_ftruncate(fd, len);
 }
 
 int rename(const char *from, const char *to)
@@ -212,10 +203,8 @@ int rename(const char *from, const char *to)
 
 	faults_load();
 	for (int i = 0; i < n_rules; i++)
-		if (strcmp(rules[i].call, "rename") == 0 && (strstr(from, rules[i].match) || strstr(to, rules[i].match))) {
-			errno = rules[i].err;
-			return -1;
-		}
+		if (strcmp(rules[i].call, "rename") == 0 && (strstr(from, rules[i].match) || strstr(to, rules[i].match)))
+			return refuse(&rules[i]);
 	return real_rename(from, to);
 }
 
@@ -244,11 +233,7 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
 	REAL(sendto, sendto_fn);
 	struct fault_rule *r = nft_rule(fd);
 
-	if (r) {
-		errno = r->err;
-		return -1;
-	}
-	return real_sendto(fd, buf, len, flags, to, tolen);
+	return r ? refuse(r) : real_sendto(fd, buf, len, flags, to, tolen);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -256,11 +241,7 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	REAL(sendmsg, sendmsg_fn);
 	struct fault_rule *r = nft_rule(fd);
 
-	if (r) {
-		errno = r->err;
-		return -1;
-	}
-	return real_sendmsg(fd, msg, flags);
+	return r ? refuse(r) : real_sendmsg(fd, msg, flags);
 }
 
 time_t time(time_t *t)

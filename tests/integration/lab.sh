@@ -394,6 +394,15 @@ table_gone() {
 }
 # table_there NAME: the router has table ip NAME.
 table_there() { ! table_gone "$@" >/dev/null; }
+# kernel_to ADDR IPORT: the kernel forwards some external port to ADDR:IPORT (ADDR "any":
+# to any client's IPORT); 1 when it does not, 2 when the map cannot be listed.
+kernel_to() {
+	local l
+	l=$(nft_map) || { echo "       $l"; return 2; }
+	awk -v a="$1" -v p="$2" '($3 == a || a == "any") && $4 == p { f = 1 } END { exit !f }' <<<"$l"
+}
+# kernel_not_to ADDR IPORT: the map is listed, and nothing in it goes to ADDR:IPORT.
+kernel_not_to() { kernel_to "$@"; [ $? = 1 ]; }
 # kernel_timeout PROTO EPORT: the kernel's timeout of PROTO EPORT, in seconds.
 kernel_timeout() { nft_map | awk -v p="$1" -v e="$2" '$1 == p && $2 == e { print $5 }'; }
 
