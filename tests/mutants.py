@@ -29,73 +29,73 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MUTANTS = {
     "renewal-lifetime-uncapped": (
         "a renewal is not capped at --max-lifetime",
-        [("src/table.c",
+        [("src/engine/table.c",
           "\t\te->m.lifetime = granted;\n\t\te->m.expires = now + granted;",
           "\t\te->m.lifetime = lifetime;\n\t\te->m.expires = now + lifetime;"),
-         ("src/table.c",
+         ("src/engine/table.c",
           "\t\tgrant->external_port = e->m.external_port;\n\t\tgrant->lifetime = granted;",
           "\t\tgrant->external_port = e->m.external_port;\n\t\tgrant->lifetime = lifetime;")],
         ["int-mapping"]),
     "journal-no-fdatasync": (
         "no fdatasync in the journal append: answers leave before the change is on disk",
-        [("src/state.c", "if (rc == 0 && fdatasync(fd) < 0)", "if (0 && fdatasync(fd) < 0)")],
+        [("src/store/state.c", "if (rc == 0 && fdatasync(fd) < 0)", "if (0 && fdatasync(fd) < 0)")],
         ["int-durability"]),
     "reinstall-without-sources": (
         "a reinstall (repair, restart, reload) restores the mappings map but not sources: "
         "the client's own traffic leaves from its internal port",
-        [("src/nft.c", "/* Element operations on one set waiting to become one message. */",
+        [("src/kernel/nft.c", "/* Element operations on one set waiting to become one message. */",
           "static int mutant_installing;\n/* Element operations on one set waiting to become one message. */"),
-         ("src/nft.c", "\tnft_drop_pending(n);\n\tn->n_msgs = 0;",
+         ("src/kernel/nft.c", "\tnft_drop_pending(n);\n\tn->n_msgs = 0;",
           "\tnft_drop_pending(n);\n\tmutant_installing = 0;\n\tn->n_msgs = 0;"),
-         ("src/nft.c", "int nft_install(struct nft *n)\n{\n\tnft_flush_all(n);",
+         ("src/kernel/nft.c", "int nft_install(struct nft *n)\n{\n\tnft_flush_all(n);",
           "int nft_install(struct nft *n)\n{\n\tnft_flush_all(n);\n\tmutant_installing = 1;"),
-         ("src/nft.c", "\treturn nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);",
+         ("src/kernel/nft.c", "\treturn nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);",
           "\treturn mutant_installing ? 0 : nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);")],
         ["int-repair", "int-restart", "int-reload"]),
     "repair-waits-900ms": (
         "the repair waits 900 ms instead of 100 ms",
-        [("src/server.c", "#define SERVER_REPAIR_DELAY_MS 100", "#define SERVER_REPAIR_DELAY_MS 900")],
+        [("src/daemon/server.c", "#define SERVER_REPAIR_DELAY_MS 100", "#define SERVER_REPAIR_DELAY_MS 900")],
         ["int-repair"]),
     "renewal-moves-port": (
         "a renewal suggesting another port gets a new port",
-        [("src/table.c", "\tif (e) {\n\t\t/*\n\t\t * Renewal:",
+        [("src/engine/table.c", "\tif (e) {\n\t\t/*\n\t\t * Renewal:",
           "\tif (e && suggested_port && suggested_port != e->m.external_port) {\n"
           "\t\tentry_remove(t, e);\n\t\te = NULL;\n\t}\n\tif (e) {\n\t\t/*\n\t\t * Renewal:")],
         ["int-mapping"]),
     "delete-all-crosses-protocols": (
         "a delete-all (internal port 0, lifetime 0) removes the other protocol's mappings too",
-        [("src/table.c", "\t\tif (e->m.protocol == protocol && (origin == TABLE_ORIGIN_HTTP",
+        [("src/engine/table.c", "\t\tif (e->m.protocol == protocol && (origin == TABLE_ORIGIN_HTTP",
           "\t\tif ((e->m.protocol == protocol || 1) && (origin == TABLE_ORIGIN_HTTP")],
         ["int-mapping"]),
     "no-repair": (
         "no repair after nft flush ruleset or any foreign change",
-        [("src/server.c",
+        [("src/daemon/server.c",
           "\t\tlog_warnx(\"table ip %s was changed by %s, not by this daemon: restoring it\", s->cfg.nat_table, who);\n"
           "\t\tserver_schedule_repair(s, SERVER_REPAIR_DELAY_MS);",
           "\t\tlog_warnx(\"table ip %s was changed by %s, not by this daemon: restoring it\", s->cfg.nat_table, who);")],
         ["int-repair"]),
     "no-journal-write": (
         "no journal write at all: mappings acknowledged since the last snapshot are lost at a crash",
-        [("src/state.c", "\trc = write_all(fd, b.p, b.len);\n\t/* The answers wait",
+        [("src/store/state.c", "\trc = write_all(fd, b.p, b.len);\n\t/* The answers wait",
           "\t/* The answers wait")],
         ["int-crash", "int-restart", "int-durability"]),
     "no-hairpin-masquerade": (
         "hairpin: a LAN host reaching a mapping through the external address gets answers from the wrong address",
-        [("src/nft.c", "\tfor (int kind = 0; kind < RULE_COUNT; kind++)\n",
+        [("src/kernel/nft.c", "\tfor (int kind = 0; kind < RULE_COUNT; kind++)\n",
           "\tfor (int kind = 0; kind < RULE_COUNT; kind++)\n\t\tif (kind != RULE_HAIRPIN_MASQ)\n")],
         ["int-flows", "int-restart"]),
     "rate-limit-never-drops": (
         "--rate-limit drops nothing: one LAN host can flood the daemon",
-        [("src/ratelimit.c", "\tif (r->rate == 0)\n\t\treturn true;", "\treturn true;")],
+        [("src/engine/ratelimit.c", "\tif (r->rate == 0)\n\t\treturn true;", "\treturn true;")],
         ["int-abuse"]),
     "answers-outside-lan": (
         "requests from sources outside the LAN subnets are answered",
-        [("src/udp.c", "\treturn udp_match(u, src.s_addr, false, now);", "\t(void)udp_match(u, src.s_addr, false, now);\n\treturn true;")],
+        [("src/daemon/udp.c", "\treturn udp_match(u, src.s_addr, false, now);", "\t(void)udp_match(u, src.s_addr, false, now);\n\treturn true;")],
         ["int-protocol"]),
     "expiry-keeps-forward": (
         "an expired mapping is dropped from the table but its forward stays in the kernel (until the kernel's "
         "own timeout, 30 s later)",
-        [("src/server.c", "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = nft_del(s->nft, m);",
+        [("src/daemon/server.c", "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = nft_del(s->nft, m);",
           "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = m->expires <= now ? 0 : nft_del(s->nft, m);")],
         ["int-forward", "int-mapping"]),
 }

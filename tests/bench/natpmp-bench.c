@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "proto.h"
+#include "tools/cli.h"
+#include "wire/proto.h"
 
 #define BENCH_NAME "natpmp-bench"
 #define BENCH_TIMEOUT_MS 1000

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "state.h"
+#include "store/state.h"
 #include "state_invariants.h"
 
 static void check_valid(const struct state *s)

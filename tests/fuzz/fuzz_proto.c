@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "proto.h"
+#include "wire/proto.h"
 
 
 static uint16_t be16(const uint8_t *p)

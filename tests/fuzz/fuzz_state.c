@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "state.h"
+#include "store/state.h"
 #include "state_invariants.h"
 
 

@@ -8,7 +8,7 @@
 #include <netinet/in.h>
 
 #include "fuzz.h"
-#include "state.h"
+#include "store/state.h"
 
 /* Only TCP/UDP mappings with ports 1-65535 and no negative time. */
 static inline void require_valid_mappings(const struct state *s)

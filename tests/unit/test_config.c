@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
+#include "daemon/config.h"
 
 static int parse(struct config *cfg, const char *line)
 {

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "conntrack.h"
+#include "kernel/conntrack.h"
 
 #define ROUTER "198.51.100.1"
 

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "http.h"
+#include "daemon/http.h"
 
 static int eq(const char *given, const char *expected)
 {

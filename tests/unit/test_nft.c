@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "nft.h"
+#include "kernel/nft.h"
 
 static char listing[1 << 20];
 

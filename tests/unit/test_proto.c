@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "proto.h"
+#include "wire/proto.h"
 
 static void test_address_request(void)
 {

@@ -2,7 +2,7 @@
 #include <arpa/inet.h>
 
 #include "check.h"
-#include "ratelimit.h"
+#include "engine/ratelimit.h"
 
 static int burst(struct ratelimit *r, uint32_t client, int64_t now, int tries)
 {

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "sockdiag.h"
+#include "kernel/sockdiag.h"
 
 /* The namespace is private, so fixed ports cannot collide with anything. */
 enum {

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "state.h"
+#include "store/state.h"
 
 #define TCP IPPROTO_TCP
 #define UDP IPPROTO_UDP

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "proto.h"
-#include "table.h"
+#include "wire/proto.h"
+#include "engine/table.h"
 
 #define TCP IPPROTO_TCP
 #define UDP IPPROTO_UDP

@@ -1,0 +1,66 @@
+/*
+ * config.h - the daemon's configuration: the command line first, then the
+ * --config file's NATPMP_<NAME>=value lines, then NATPMP_<NAME> environment
+ * variables, for each option the earlier sources did not give.  SIGHUP
+ * parses all three again (the file is re-read; the environment is the one
+ * the daemon was started with).
+ *
+ * config_parse() returns 0 when the daemon should run, 1 when it printed
+ * help or version and should exit 0, and -1 after printing an error that
+ * names the option and the value to stderr.
+ */
+#ifndef NATPMP_CONFIG_H
+#define NATPMP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "daemon/log.h"
+#include "engine/table.h"
+
+#define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_RANGES 64
+#define CONFIG_NAME_MAX 64
+#define CONFIG_TOKEN_MAX 256
+#define CONFIG_TOKEN_MIN 16
+
+struct config {
+	char listen_interfaces[CONFIG_MAX_LISTEN][16];
+	size_t n_listen;
+	uint16_t listen_port;
+	char external_interface[16];
+	char nat_table[CONFIG_NAME_MAX];
+	char nat_chain[CONFIG_NAME_MAX];
+	uint32_t max_mappings_per_ip;
+	uint32_t default_lifetime;
+	bool default_lifetime_given; /* else it follows a lower --max-lifetime */
+	uint32_t max_lifetime;
+	struct port_range allowed_ports[CONFIG_MAX_RANGES];
+	size_t n_allowed;
+	struct port_range reserved_ports[CONFIG_MAX_RANGES]; /* never handed out */
+	size_t n_reserved;
+	uint32_t external_address; /* network byte order; 0: the external interface's */
+	uint32_t rate_limit;	   /* requests per second per client; 0: unlimited */
+	char state_dir[256];
+	enum log_level log_level;
+	char config_file[256];	   /* "": none */
+	char http_listen[108];	   /* "": no HTTP API; "/path": unix socket; else A.B.C.D:PORT */
+	char http_token_file[256]; /* where http_token came from, "" for NATPMP_TOKEN */
+	char http_token[CONFIG_TOKEN_MAX + 1]; /* "": POST/DELETE /forward are refused */
+	char hook[256];		   /* "": none */
+	uint32_t hook_timeout;	   /* seconds */
+	uint32_t upstream_gateway; /* network byte order; 0: not in upstream mode */
+	char upstream_interface[16]; /* upstream mode: also external_interface */
+	bool check_config;
+};
+
+int config_parse(struct config *cfg, int argc, char **argv);
+/* True when the HTTP API listens on a loopback address or a unix socket. */
+bool config_http_local(const struct config *cfg);
+/* Writes the effective configuration as the command-line options that give it. */
+void config_print(const struct config *cfg, FILE *out);
+void config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * hook.h - --hook: a program run on every mapping change, like natmap's
+ * notify script, with the arguments
+ *
+ *   EVENT PROTOCOL INTERNAL_ADDRESS INTERNAL_PORT EXTERNAL_ADDRESS EXTERNAL_PORT LIFETIME
+ *
+ * EVENT is added, renewed (only when the external port changed: a reload
+ * took the old one out of the allowed ranges), deleted or expired; LIFETIME is the granted lifetime in seconds, 0 once gone.
+ * Runs are queued and start one at a time, in order, so a script sees a
+ * port's "added" before its "deleted".  The program is executed directly
+ * (no shell), in its own process group, with stdin from /dev/null and the
+ * daemon's environment minus NATPMP_TOKEN; one still running after the
+ * timeout is killed with its group.  A failing hook is logged and counted,
+ * never fatal, and the event loop never waits for it.
+ */
+#ifndef NATPMP_HOOK_H
+#define NATPMP_HOOK_H
+
+#include <event2/event.h>
+#include <stdint.h>
+
+#include "daemon/config.h"
+#include "daemon/metrics.h"
+
+#define HOOK_QUEUE 1024
+
+struct hook_event {
+	const char *event; /* a string literal: "added", "renewed", "deleted", "expired" */
+	uint8_t protocol;
+	uint32_t client; /* network byte order */
+	uint16_t internal_port;
+	uint32_t external_address; /* network byte order; 0 when none is known */
+	uint16_t external_port;
+	uint32_t lifetime;
+};
+
+struct hook;
+
+/*
+ * NULL when out of memory.  Each run takes cfg->hook and cfg->hook_timeout
+ * as they are when it starts; outcomes are counted in m->hooks.
+ */
+struct hook *hook_new(struct event_base *base, const struct config *cfg, struct metrics *m);
+/* Queues a run; a full queue drops it, logged and counted. */
+void hook_run(struct hook *h, const struct hook_event *ev);
+/* Kills a run still going and forgets the queue. */
+void hook_free(struct hook *h);
+
+#endif

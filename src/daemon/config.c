@@ -1,0 +1,788 @@
+/*
+ * config.c - command line and environment.
+ *
+ * The option names are those of the Go NAT-PMP server for NixOS, so that its
+ * users can switch by changing the binary's name.  Every value is checked
+ * here, once; the rest of the daemon trusts struct config.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+#include "kernel/netif.h"
+
+enum {
+	OPT_LISTEN_INTERFACE = 256,
+	OPT_LISTEN_PORT,
+	OPT_EXTERNAL_INTERFACE,
+	OPT_NAT_TABLE,
+	OPT_NAT_CHAIN,
+	OPT_MAX_MAPPINGS,
+	OPT_DEFAULT_LIFETIME,
+	OPT_MAX_LIFETIME,
+	OPT_ALLOWED_PORTS,
+	OPT_RESERVED_PORTS,
+	OPT_EXTERNAL_ADDRESS,
+	OPT_RATE_LIMIT,
+	OPT_STATE_DIR,
+	OPT_LOG_LEVEL,
+	OPT_CONFIG,
+	OPT_HTTP_LISTEN,
+	OPT_HTTP_TOKEN_FILE,
+	OPT_HOOK,
+	OPT_HOOK_TIMEOUT,
+	OPT_UPSTREAM_GATEWAY,
+	OPT_UPSTREAM_INTERFACE,
+	OPT_CHECK_CONFIG,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_END,
+};
+
+static const struct option config_options[] = {
+	{ "listen-interface", required_argument, NULL, OPT_LISTEN_INTERFACE },
+	{ "listen-port", required_argument, NULL, OPT_LISTEN_PORT },
+	{ "external-interface", required_argument, NULL, OPT_EXTERNAL_INTERFACE },
+	{ "nat-table", required_argument, NULL, OPT_NAT_TABLE },
+	{ "nat-chain", required_argument, NULL, OPT_NAT_CHAIN },
+	{ "max-mappings-per-ip", required_argument, NULL, OPT_MAX_MAPPINGS },
+	{ "default-lifetime", required_argument, NULL, OPT_DEFAULT_LIFETIME },
+	{ "max-lifetime", required_argument, NULL, OPT_MAX_LIFETIME },
+	{ "allowed-ports", required_argument, NULL, OPT_ALLOWED_PORTS },
+	{ "reserved-ports", required_argument, NULL, OPT_RESERVED_PORTS },
+	{ "external-address", required_argument, NULL, OPT_EXTERNAL_ADDRESS },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "http-listen", required_argument, NULL, OPT_HTTP_LISTEN },
+	{ "http-token-file", required_argument, NULL, OPT_HTTP_TOKEN_FILE },
+	{ "hook", required_argument, NULL, OPT_HOOK },
+	{ "hook-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
+	{ "upstream-gateway", required_argument, NULL, OPT_UPSTREAM_GATEWAY },
+	{ "upstream-interface", required_argument, NULL, OPT_UPSTREAM_INTERFACE },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+void config_usage(FILE *out)
+{
+	fputs("usage: natpmp-server --listen-interface IF --external-interface IF [options]\n"
+	      "\n"
+	      "A NAT-PMP (RFC 6886) server: LAN clients ask it for ports, it forwards them\n"
+	      "from the external interface through its own nftables table.\n"
+	      "\n"
+	      "  --listen-interface IF      LAN interface to answer on (repeatable; required)\n"
+	      "  --listen-port PORT         UDP port to answer on (default 5351)\n"
+	      "  --external-interface IF    interface whose address is the public one (required)\n"
+	      "  --nat-table NAME           nftables table (family ip) the daemon owns (default natpmp)\n"
+	      "  --nat-chain NAME           prerouting chain in that table (default prerouting)\n"
+	      "  --max-mappings-per-ip N    mappings one client may hold (default 100)\n"
+	      "  --default-lifetime SECS    lifetime for requests that carry none (default 3600)\n"
+	      "  --max-lifetime SECS        longest lifetime granted (default 86400)\n"
+	      "  --allowed-ports RANGE      ports that may be mapped, N or N-M (repeatable;\n"
+	      "                             default 1024-65535)\n"
+	      "  --reserved-ports RANGE     ports never handed out, N or N-M (repeatable); ports\n"
+	      "                             the router itself listens on are never handed out either\n"
+	      "  --external-address ADDR    report this IPv4 address instead of the external\n"
+	      "                             interface's (behind another NAT)\n"
+	      "  --rate-limit N             requests per second one client may send (bursts of 2N);\n"
+	      "                             more are dropped; 0 for no limit (default 50)\n"
+	      "  --state-dir DIR            where state.json is kept (default /var/lib/natpmp-server)\n"
+	      "  --log-level LEVEL          debug, info, warning or error (default info)\n"
+	      "  --config FILE              read NATPMP_<NAME>=value lines from FILE (again at SIGHUP)\n"
+	      "  --http-listen ADDR:PORT    serve the HTTP API on a loopback address, or on any\n"
+	      "                             address once a token is set, or on a unix socket /PATH\n"
+	      "  --http-token-file FILE     bearer token for the HTTP API (or NATPMP_TOKEN=...)\n"
+	      "  --hook PATH                run PATH on every mapping change (no shell)\n"
+	      "  --hook-timeout SECS        kill a hook still running after SECS (default 10)\n"
+	      "  --upstream-gateway ADDR    upstream mode: also map each port at this NAT-PMP\n"
+	      "                             gateway (a VPN's, or the ISP router's: double NAT)\n"
+	      "  --upstream-interface IF    the interface facing that gateway; forwards arrive\n"
+	      "                             on it (default: --external-interface)\n"
+	      "  -n, --check-config         check the configuration, print it, and exit\n"
+	      "  -h, --help                 this text\n"
+	      "  -V, --version              the version\n"
+	      "\n"
+	      "Each option can also come from the --config file or the environment as\n"
+	      "NATPMP_<NAME>, for example NATPMP_LISTEN_PORT=5351; repeatable options take a\n"
+	      "comma- or space-separated list there.  The command line wins over the file, the\n"
+	      "file over the environment.  SIGHUP reloads all of them, keeping the mappings.\n",
+	      out);
+}
+
+static void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen_port = 5351;
+	strcpy(cfg->nat_table, "natpmp");
+	strcpy(cfg->nat_chain, "prerouting");
+	cfg->max_mappings_per_ip = 100;
+	cfg->default_lifetime = 3600;
+	cfg->max_lifetime = 86400;
+	cfg->rate_limit = 50;
+	strcpy(cfg->state_dir, "/var/lib/natpmp-server");
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->hook_timeout = 10;
+}
+
+static int config_error(const char *option, const char *value, const char *why)
+{
+	fprintf(stderr, "natpmp-server: --%s '%s': %s\n", option, value, why);
+	return -1;
+}
+
+/* Whole decimal numbers only: no sign, no spaces, no trailing text. */
+static int parse_uint(const char *option, const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	char why[96];
+
+	if (!isdigit((unsigned char)s[0]))
+		return config_error(option, s, "not a whole number");
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (*end != '\0')
+		return config_error(option, s, "not a whole number");
+	if (errno == ERANGE || *out < min || *out > max) {
+		snprintf(why, sizeof(why), "out of range: use %lu to %lu", min, max);
+		return config_error(option, s, why);
+	}
+	return 0;
+}
+
+static int parse_range(const char *option, const char *s, struct port_range *r)
+{
+	char buf[32], *dash;
+	unsigned long from, to;
+
+	if (strlen(s) >= sizeof(buf))
+		return config_error(option, s, "not a port or range: use N or N-M, e.g. 1024-65535");
+	strcpy(buf, s);
+	dash = strchr(buf, '-');
+	if (dash)
+		*dash = '\0';
+	if (parse_uint(option, buf, 1, 65535, &from) < 0)
+		return -1;
+	to = from;
+	if (dash && parse_uint(option, dash + 1, 1, 65535, &to) < 0)
+		return -1;
+	if (to < from)
+		return config_error(option, s, "range runs backwards: put the lower port first");
+	r->from = (uint16_t)from;
+	r->to = (uint16_t)to;
+	return 0;
+}
+
+static int parse_name(const char *option, const char *s, char *out, size_t outlen)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= outlen)
+		return config_error(option, s, "must be 1 to 63 characters");
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+			return config_error(option, s, "use only letters, digits, '_' and '-'");
+	memcpy(out, s, len + 1);
+	return 0;
+}
+
+static int parse_interface(const char *option, const char *s, char out[16])
+{
+	if (!netif_name_valid(s))
+		return config_error(option, s, "not an interface name (1-15 characters, no '/', ':' or spaces)");
+	strcpy(out, s);
+	return 0;
+}
+
+/* A unicast IPv4 address another host can have: not 0, broadcast, multicast or loopback. */
+static int parse_unicast(const char *option, const char *s, const char *hint, uint32_t *out)
+{
+	char why[128];
+	struct in_addr a;
+	uint32_t h;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return config_error(option, s, "not an IPv4 address: use A.B.C.D");
+	h = ntohl(a.s_addr);
+	if (h == 0 || h == 0xffffffff || (h >> 28) == 0xe || (h >> 24) == 127) {
+		snprintf(why, sizeof(why), "not a unicast address: %s", hint);
+		return config_error(option, s, why);
+	}
+	*out = a.s_addr;
+	return 0;
+}
+
+static int parse_path(const char *option, const char *s, char *out, size_t outlen)
+{
+	char why[64];
+
+	if (s[0] != '/' || strlen(s) >= outlen) {
+		snprintf(why, sizeof(why), "use an absolute path shorter than %zu characters", outlen);
+		return config_error(option, s, why);
+	}
+	strcpy(out, s);
+	return 0;
+}
+
+/* A.B.C.D:PORT, or an absolute path for a unix socket. */
+static int parse_http_listen(const char *s, struct config *cfg)
+{
+	char addr[INET_ADDRSTRLEN];
+	const char *colon = strrchr(s, ':');
+	struct in_addr a;
+	unsigned long port;
+
+	if (s[0] == '/')
+		return parse_path("http-listen", s, cfg->http_listen, sizeof(cfg->http_listen));
+	if (!colon || (size_t)(colon - s) >= sizeof(addr))
+		return config_error("http-listen", s, "use ADDRESS:PORT, e.g. 127.0.0.1:8080, or a socket path");
+	memcpy(addr, s, (size_t)(colon - s));
+	addr[colon - s] = '\0';
+	if (inet_pton(AF_INET, addr, &a) != 1)
+		return config_error("http-listen", s, "not an IPv4 address and port: use e.g. 127.0.0.1:8080");
+	if (!isdigit((unsigned char)colon[1]) || (port = strtoul(colon + 1, NULL, 10)) < 1 || port > 65535 ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return config_error("http-listen", s, "the port must be 1 to 65535");
+	strcpy(cfg->http_listen, s);
+	return 0;
+}
+
+static int set_token(const char *option, const char *shown, const char *tok, size_t len, struct config *cfg)
+{
+	if (len < CONFIG_TOKEN_MIN || len > CONFIG_TOKEN_MAX)
+		return config_error(option, shown, "the token must be 16 to 256 characters");
+	for (size_t i = 0; i < len; i++)
+		if (tok[i] <= ' ' || tok[i] == 0x7f)
+			return config_error(option, shown, "the token must be printable, without spaces");
+	memcpy(cfg->http_token, tok, len);
+	cfg->http_token[len] = '\0';
+	return 0;
+}
+
+/* The file's first line is the token; a trailing newline is not part of it. */
+static int read_token(const char *path, struct config *cfg)
+{
+	char buf[CONFIG_TOKEN_MAX + 3];
+	struct stat st;
+	size_t len;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		char why[160];
+		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
+		return config_error("http-token-file", path, why);
+	}
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH)) {
+		fclose(f);
+		return config_error("http-token-file", path, "every user can read it: chmod o-r it (or use LoadCredential=)");
+	}
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	len = strcspn(buf, "\r\n");
+	return set_token("http-token-file", path, buf, len, cfg);
+}
+
+bool config_http_local(const struct config *cfg)
+{
+	struct in_addr a;
+	char addr[INET_ADDRSTRLEN] = "";
+	const char *colon = strrchr(cfg->http_listen, ':');
+
+	if (cfg->http_listen[0] == '/' || !colon || (size_t)(colon - cfg->http_listen) >= sizeof(addr))
+		return true;
+	memcpy(addr, cfg->http_listen, (size_t)(colon - cfg->http_listen));
+	addr[colon - cfg->http_listen] = '\0';
+	return inet_pton(AF_INET, addr, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+/* Applies one option's value; the first --allowed-ports replaces the default list. */
+static int config_apply(struct config *cfg, int opt, const char *arg, int *ranges_reset)
+{
+	unsigned long v;
+	int level;
+
+	switch (opt) {
+	case OPT_LISTEN_INTERFACE:
+		if (cfg->n_listen == CONFIG_MAX_LISTEN)
+			return config_error("listen-interface", arg, "too many listen interfaces (16 at most)");
+		return parse_interface("listen-interface", arg, cfg->listen_interfaces[cfg->n_listen++]);
+	case OPT_LISTEN_PORT:
+		if (parse_uint("listen-port", arg, 1, 65535, &v) < 0)
+			return -1;
+		cfg->listen_port = (uint16_t)v;
+		return 0;
+	case OPT_EXTERNAL_INTERFACE:
+		return parse_interface("external-interface", arg, cfg->external_interface);
+	case OPT_NAT_TABLE:
+		return parse_name("nat-table", arg, cfg->nat_table, sizeof(cfg->nat_table));
+	case OPT_NAT_CHAIN:
+		return parse_name("nat-chain", arg, cfg->nat_chain, sizeof(cfg->nat_chain));
+	case OPT_MAX_MAPPINGS:
+		if (parse_uint("max-mappings-per-ip", arg, 1, 131072, &v) < 0)
+			return -1;
+		cfg->max_mappings_per_ip = (uint32_t)v;
+		return 0;
+	case OPT_DEFAULT_LIFETIME:
+		if (parse_uint("default-lifetime", arg, 1, UINT32_MAX, &v) < 0)
+			return -1;
+		cfg->default_lifetime = (uint32_t)v;
+		cfg->default_lifetime_given = true;
+		return 0;
+	case OPT_MAX_LIFETIME:
+		if (parse_uint("max-lifetime", arg, 1, UINT32_MAX, &v) < 0)
+			return -1;
+		cfg->max_lifetime = (uint32_t)v;
+		return 0;
+	case OPT_ALLOWED_PORTS:
+		/* The first range given replaces the default instead of adding to it. */
+		if (!*ranges_reset) {
+			cfg->n_allowed = 0;
+			*ranges_reset = 1;
+		}
+		if (cfg->n_allowed == CONFIG_MAX_RANGES)
+			return config_error("allowed-ports", arg, "too many ranges (64 at most)");
+		return parse_range("allowed-ports", arg, &cfg->allowed_ports[cfg->n_allowed++]);
+	case OPT_RESERVED_PORTS:
+		if (cfg->n_reserved == CONFIG_MAX_RANGES)
+			return config_error("reserved-ports", arg, "too many ranges (64 at most)");
+		return parse_range("reserved-ports", arg, &cfg->reserved_ports[cfg->n_reserved++]);
+	case OPT_EXTERNAL_ADDRESS:
+		return parse_unicast("external-address", arg, "use the address the outside world sees",
+				     &cfg->external_address);
+	case OPT_UPSTREAM_GATEWAY:
+		return parse_unicast("upstream-gateway", arg, "use the gateway's address, e.g. 10.2.0.1",
+				     &cfg->upstream_gateway);
+	case OPT_UPSTREAM_INTERFACE:
+		return parse_interface("upstream-interface", arg, cfg->upstream_interface);
+	case OPT_RATE_LIMIT:
+		if (parse_uint("rate-limit", arg, 0, 1000000, &v) < 0)
+			return -1;
+		cfg->rate_limit = (uint32_t)v;
+		return 0;
+	case OPT_STATE_DIR:
+		if (arg[0] != '/' || strlen(arg) >= sizeof(cfg->state_dir))
+			return config_error("state-dir", arg, "use an absolute path shorter than 256 characters");
+		strcpy(cfg->state_dir, arg);
+		return 0;
+	case OPT_LOG_LEVEL:
+		if ((level = log_level_parse(arg)) < 0)
+			return config_error("log-level", arg, "use debug, info, warning or error");
+		cfg->log_level = (enum log_level)level;
+		return 0;
+	case OPT_CONFIG:
+		return parse_path("config", arg, cfg->config_file, sizeof(cfg->config_file));
+	case OPT_HTTP_LISTEN:
+		return parse_http_listen(arg, cfg);
+	case OPT_HTTP_TOKEN_FILE:
+		if (parse_path("http-token-file", arg, cfg->http_token_file, sizeof(cfg->http_token_file)) < 0)
+			return -1;
+		return read_token(arg, cfg);
+	case OPT_HOOK:
+		return parse_path("hook", arg, cfg->hook, sizeof(cfg->hook));
+	case OPT_HOOK_TIMEOUT:
+		if (parse_uint("hook-timeout", arg, 1, 3600, &v) < 0)
+			return -1;
+		cfg->hook_timeout = (uint32_t)v;
+		return 0;
+	case OPT_CHECK_CONFIG:
+		cfg->check_config = true;
+		return 0;
+	}
+	return -1;
+}
+
+static int option_repeatable(int opt)
+{
+	return opt == OPT_LISTEN_INTERFACE || opt == OPT_ALLOWED_PORTS || opt == OPT_RESERVED_PORTS;
+}
+
+/* NATPMP_LISTEN_INTERFACE for "listen-interface". */
+static void env_name(const char *option, char *out, size_t outlen)
+{
+	size_t i = 0;
+
+	i = (size_t)snprintf(out, outlen, "NATPMP_");
+	for (; *option && i + 1 < outlen; option++)
+		out[i++] = *option == '-' ? '_' : (char)toupper((unsigned char)*option);
+	out[i] = '\0';
+}
+
+/* The --config file: NATPMP_<NAME>=value lines, the format of an EnvironmentFile. */
+#define CONFIG_FILE_MAX (64 * 1024)
+#define CONFIG_FILE_ENTRIES 128
+
+struct config_file {
+	const char *path;
+	int world_readable;
+	char *buf; /* the file, cut into the strings below */
+	const char *key[CONFIG_FILE_ENTRIES];
+	const char *value[CONFIG_FILE_ENTRIES];
+	size_t n;
+};
+
+static int file_error(const char *path, size_t line, const char *what, const char *why)
+{
+	fprintf(stderr, "natpmp-server: --config '%s' line %zu: %s: %s\n", path, line, what, why);
+	return -1;
+}
+
+/*
+ * How a bad line is named in an error: its first word (letters, digits and
+ * '_', at most 40), quoted, never the rest, which may be a token
+ * ("NATPMP_TOKEN secret" with the '=' forgotten).
+ */
+static const char *line_start(const char *p)
+{
+	static char word[48];
+	size_t n = 0;
+
+	while (n < 40 && (isalnum((unsigned char)p[n]) || p[n] == '_'))
+		n++;
+	snprintf(word, sizeof(word), "'%.*s'", (int)n, p);
+	return word;
+}
+
+static bool known_key(const char *key)
+{
+	char name[64];
+
+	if (strcmp(key, "NATPMP_TOKEN") == 0)
+		return true;
+	for (const struct option *o = config_options; o->name; o++) {
+		env_name(o->name, name, sizeof(name));
+		if (o->val < OPT_HELP && o->val != OPT_CONFIG && strcmp(key, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Blank lines and # comments are skipped; a value may be in single or double
+ * quotes.  Keys that do not start with NATPMP_ are left for whoever else
+ * reads the file (it may double as /etc/default/natpmp-server); a NATPMP_
+ * key that is no option is a typo, and an error.
+ */
+static int config_file_load(const char *path, struct config_file *cf)
+{
+	FILE *f = fopen(path, "r");
+	size_t len, line = 0;
+	struct stat st;
+	char *p, *next;
+
+	memset(cf, 0, sizeof(*cf));
+	if (!f) {
+		char why[160];
+		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
+		return config_error("config", path, why);
+	}
+	cf->path = path;
+	if (fstat(fileno(f), &st) == 0)
+		cf->world_readable = (st.st_mode & S_IROTH) != 0;
+	if (!(cf->buf = malloc(CONFIG_FILE_MAX + 1))) {
+		fclose(f);
+		return config_error("config", path, "out of memory");
+	}
+	len = fread(cf->buf, 1, CONFIG_FILE_MAX + 1, f);
+	fclose(f);
+	if (len > CONFIG_FILE_MAX)
+		return config_error("config", path, "larger than 64 KiB: is this the right file?");
+	cf->buf[len] = '\0';
+	for (p = cf->buf; p && *p; p = next) {
+		char *eq, *key, *value, *end;
+		size_t vlen;
+
+		line++;
+		if ((next = strchr(p, '\n')))
+			*next++ = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+			*--end = '\0';
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (!(eq = strchr(p, '=')))
+			return file_error(path, line, line_start(p), "not a NAME=value line (the rest of it is not shown: "
+								  "it may hold a secret)");
+		/* Spaces around the '=' are allowed, as systemd allows them. */
+		for (end = eq; end > p && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			;
+		*end = '\0';
+		key = p;
+		value = eq + 1;
+		while (*value == ' ' || *value == '\t')
+			value++;
+		vlen = strlen(value);
+		if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0]) {
+			value[vlen - 1] = '\0';
+			value++;
+		}
+		if (strncmp(key, "NATPMP_", 7) != 0)
+			continue;
+		if (!known_key(key))
+			return file_error(path, line, key, "no such setting; see --help for the option names");
+		if (cf->n == CONFIG_FILE_ENTRIES)
+			return file_error(path, line, key, "too many settings");
+		cf->key[cf->n] = key;
+		cf->value[cf->n++] = value;
+	}
+	return 0;
+}
+
+/* The file's value for a variable (the last line wins, as in a shell), else the environment's. */
+static const char *config_lookup(const struct config_file *cf, const char *name)
+{
+	for (size_t i = cf->n; i-- > 0;)
+		if (strcmp(cf->key[i], name) == 0)
+			return cf->value[i];
+	return getenv(name);
+}
+
+static int config_from_env(struct config *cfg, const int *seen, int *ranges_reset, const struct config_file *cf)
+{
+	const char *token;
+
+	for (const struct option *o = config_options; o->name; o++) {
+		char name[64], *copy, *tok, *save;
+		const char *value;
+		int r = 0;
+
+		if (o->val >= OPT_HELP || o->val == OPT_CONFIG || seen[o->val - OPT_LISTEN_INTERFACE])
+			continue;
+		env_name(o->name, name, sizeof(name));
+		value = config_lookup(cf, name);
+		if (!value)
+			continue;
+		if (o->has_arg == no_argument) {
+			if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
+				r = config_apply(cfg, o->val, value, ranges_reset);
+			else if (strcmp(value, "0") && strcmp(value, "false") && strcmp(value, "no") && value[0])
+				r = config_error(o->name, value, "environment value must be 1/true/yes or 0/false/no");
+			if (r < 0)
+				return -1;
+			continue;
+		}
+		if (!option_repeatable(o->val)) {
+			if (config_apply(cfg, o->val, value, ranges_reset) < 0)
+				return -1;
+			continue;
+		}
+		if (!(copy = strdup(value)))
+			return config_error(o->name, value, "out of memory");
+		for (tok = strtok_r(copy, ", \t", &save); tok && r == 0; tok = strtok_r(NULL, ", \t", &save))
+			r = config_apply(cfg, o->val, tok, ranges_reset);
+		free(copy);
+		if (r < 0)
+			return -1;
+	}
+	/* A token file, wherever it was named, wins over a token in a variable. */
+	if (!cfg->http_token[0] && (token = config_lookup(cf, "NATPMP_TOKEN")) && token[0]) {
+		if (cf->world_readable && token != getenv("NATPMP_TOKEN"))
+			return config_error("config", cf->path,
+					    "holds NATPMP_TOKEN but every user can read it: chmod o-r it, or "
+					    "use --http-token-file");
+		return set_token("http-token (NATPMP_TOKEN)", "...", token, strlen(token), cfg);
+	}
+	return 0;
+}
+
+/*
+ * Upstream mode: the gateway forwards to the router's address on the
+ * interface facing it, so that is where the local forwards must match, the
+ * role --external-interface has otherwise.  --upstream-interface names it,
+ * or --external-interface does; two different names cannot both be right.
+ */
+static int config_upstream_check(struct config *cfg)
+{
+	if (!cfg->upstream_gateway) {
+		if (cfg->upstream_interface[0])
+			return config_error("upstream-interface", cfg->upstream_interface,
+					    "needs --upstream-gateway: name the gateway to ask through it");
+		return 0;
+	}
+	if (cfg->external_address) {
+		char addr[INET_ADDRSTRLEN];
+		struct in_addr a = { .s_addr = cfg->external_address };
+		return config_error("external-address", inet_ntop(AF_INET, &a, addr, sizeof(addr)),
+				    "cannot be combined with --upstream-gateway: the gateway tells the external "
+				    "address; drop one of them");
+	}
+	if (!cfg->upstream_interface[0]) {
+		if (!cfg->external_interface[0]) {
+			fprintf(stderr, "natpmp-server: --upstream-gateway needs the interface that faces it: "
+					"give --upstream-interface, e.g. --upstream-interface wg0\n");
+			return -1;
+		}
+		strcpy(cfg->upstream_interface, cfg->external_interface);
+	}
+	if (cfg->external_interface[0] && strcmp(cfg->external_interface, cfg->upstream_interface) != 0) {
+		fprintf(stderr,
+			"natpmp-server: --external-interface %s and --upstream-interface %s differ: in upstream mode "
+			"the forwards arrive from the gateway, so they name the same interface; give only "
+			"--upstream-interface\n",
+			cfg->external_interface, cfg->upstream_interface);
+		return -1;
+	}
+	strcpy(cfg->external_interface, cfg->upstream_interface);
+	return 0;
+}
+
+static int config_check(struct config *cfg)
+{
+	char value[32];
+	struct stat st;
+
+	if (cfg->n_listen == 0) {
+		fprintf(stderr, "natpmp-server: --listen-interface is required: name the LAN interface(s) "
+				"clients ask on, e.g. --listen-interface br-lan\n");
+		return -1;
+	}
+	if (config_upstream_check(cfg) < 0)
+		return -1;
+	if (cfg->external_interface[0] == '\0') {
+		fprintf(stderr, "natpmp-server: --external-interface is required: name the interface that "
+				"has the public address, e.g. --external-interface eth0\n");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		if (strcmp(cfg->listen_interfaces[i], cfg->external_interface) == 0)
+			return config_error("listen-interface", cfg->listen_interfaces[i],
+					    "is also the external interface: the daemon never answers there");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cfg->listen_interfaces[i], cfg->listen_interfaces[j]) == 0)
+				return config_error("listen-interface", cfg->listen_interfaces[i],
+						    "given twice");
+	}
+	if (strcmp(cfg->nat_chain, "postrouting") == 0)
+		return config_error("nat-chain", cfg->nat_chain,
+				    "is the name of the daemon's own postrouting chain: choose another");
+	if (cfg->default_lifetime > cfg->max_lifetime && !cfg->default_lifetime_given)
+		cfg->default_lifetime = cfg->max_lifetime;
+	if (cfg->default_lifetime > cfg->max_lifetime) {
+		snprintf(value, sizeof(value), "%u", cfg->default_lifetime);
+		return config_error("default-lifetime", value, "is above --max-lifetime: lower it or raise that");
+	}
+	if (cfg->n_allowed == 0) {
+		cfg->allowed_ports[0] = (struct port_range){ 1024, 65535 };
+		cfg->n_allowed = 1;
+	}
+	if (cfg->http_listen[0] && !cfg->http_token[0] && !config_http_local(cfg))
+		return config_error("http-listen", cfg->http_listen,
+				    "is not a loopback address: set a token first (--http-token-file or NATPMP_TOKEN), "
+				    "or listen on 127.0.0.1");
+	if (cfg->hook[0] && (stat(cfg->hook, &st) < 0 || !S_ISREG(st.st_mode) || access(cfg->hook, X_OK) < 0))
+		return config_error("hook", cfg->hook, "is not an executable file: check the path and its mode");
+	return 0;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv)
+{
+	int seen[OPT_END - OPT_LISTEN_INTERFACE] = { 0 };
+	int ranges_reset = 0, opt, r;
+	struct config_file cf = { 0 };
+	const char *file;
+
+	config_defaults(cfg);
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":nhV", config_options, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			opt = OPT_CHECK_CONFIG;
+			break;
+		case 'h':
+		case OPT_HELP:
+			config_usage(stdout);
+			return 1;
+		case 'V':
+		case OPT_VERSION:
+			printf("natpmp-server %s\n", NATPMP_VERSION_STRING);
+			return 1;
+		case ':':
+			fprintf(stderr, "natpmp-server: %s needs a value; see --help\n", argv[optind - 1]);
+			return -1;
+		case '?':
+			fprintf(stderr, "natpmp-server: unknown option '%s'; see --help\n", argv[optind - 1]);
+			return -1;
+		}
+		seen[opt - OPT_LISTEN_INTERFACE] = 1;
+		if (config_apply(cfg, opt, optarg, &ranges_reset) < 0)
+			return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "natpmp-server: unexpected argument '%s'; options start with --, see --help\n",
+			argv[optind]);
+		return -1;
+	}
+	if (!cfg->config_file[0] && (file = getenv("NATPMP_CONFIG")) && file[0] &&
+	    config_apply(cfg, OPT_CONFIG, file, &ranges_reset) < 0)
+		return -1;
+	if (cfg->config_file[0] && config_file_load(cfg->config_file, &cf) < 0) {
+		free(cf.buf);
+		return -1;
+	}
+	r = config_from_env(cfg, seen, &ranges_reset, &cf);
+	free(cf.buf);
+	return r < 0 ? -1 : config_check(cfg);
+}
+
+static void print_ranges(FILE *out, const char *option, const struct port_range *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].from == r[i].to)
+			fprintf(out, "--%s %u\n", option, r[i].from);
+		else
+			fprintf(out, "--%s %u-%u\n", option, r[i].from, r[i].to);
+	}
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		fprintf(out, "--listen-interface %s\n", cfg->listen_interfaces[i]);
+	fprintf(out, "--listen-port %u\n", cfg->listen_port);
+	fprintf(out, "--external-interface %s\n", cfg->external_interface);
+	fprintf(out, "--nat-table %s\n", cfg->nat_table);
+	fprintf(out, "--nat-chain %s\n", cfg->nat_chain);
+	fprintf(out, "--max-mappings-per-ip %u\n", cfg->max_mappings_per_ip);
+	fprintf(out, "--default-lifetime %u\n", cfg->default_lifetime);
+	fprintf(out, "--max-lifetime %u\n", cfg->max_lifetime);
+	print_ranges(out, "allowed-ports", cfg->allowed_ports, cfg->n_allowed);
+	print_ranges(out, "reserved-ports", cfg->reserved_ports, cfg->n_reserved);
+	if (cfg->external_address) {
+		char addr[INET_ADDRSTRLEN];
+		struct in_addr a = { .s_addr = cfg->external_address };
+		fprintf(out, "--external-address %s\n", inet_ntop(AF_INET, &a, addr, sizeof(addr)));
+	}
+	fprintf(out, "--rate-limit %u\n", cfg->rate_limit);
+	fprintf(out, "--state-dir %s\n", cfg->state_dir);
+	fprintf(out, "--log-level %s\n", log_level_name(cfg->log_level));
+	if (cfg->config_file[0])
+		fprintf(out, "--config %s\n", cfg->config_file);
+	if (cfg->http_listen[0])
+		fprintf(out, "--http-listen %s\n", cfg->http_listen);
+	/* The token itself is a secret: say where it came from, never what it is. */
+	if (cfg->http_token_file[0])
+		fprintf(out, "--http-token-file %s\n", cfg->http_token_file);
+	else if (cfg->http_token[0])
+		fprintf(out, "# HTTP token from NATPMP_TOKEN\n");
+	if (cfg->hook[0])
+		fprintf(out, "--hook %s\n--hook-timeout %u\n", cfg->hook, cfg->hook_timeout);
+	if (cfg->upstream_gateway) {
+		char addr[INET_ADDRSTRLEN];
+		struct in_addr a = { .s_addr = cfg->upstream_gateway };
+		fprintf(out, "--upstream-gateway %s\n--upstream-interface %s\n", inet_ntop(AF_INET, &a, addr, sizeof(addr)),
+			cfg->upstream_interface);
+	}
+}

@@ -1,0 +1,97 @@
+/*
+ * log.c - levelled logging to stderr.
+ *
+ * Under systemd (JOURNAL_STREAM set) each line starts with the syslog
+ * priority in angle brackets, which journald turns into the entry's
+ * priority; elsewhere a readable prefix is written instead.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/log.h"
+
+static enum log_level log_threshold = LOG_LEVEL_INFO;
+static int log_journal;
+
+static const char *const log_names[] = { "debug", "info", "warning", "error" };
+static const int log_priorities[] = { 7, 6, 4, 3 };
+
+void log_init(enum log_level level)
+{
+	log_threshold = level;
+	log_journal = getenv("JOURNAL_STREAM") != NULL;
+}
+
+void log_set_level(enum log_level level)
+{
+	log_threshold = level;
+}
+
+int log_level_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(log_names) / sizeof(log_names[0]); i++)
+		if (strcasecmp(name, log_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *log_level_name(enum log_level level)
+{
+	return log_names[level];
+}
+
+static void __attribute__((format(printf, 3, 0))) log_vwrite(enum log_level level, const char *errstr, const char *fmt,
+							       va_list ap)
+{
+	char msg[1024];
+
+	if (level < log_threshold)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (log_journal)
+		fprintf(stderr, "<%d>%s%s%s\n", log_priorities[level], msg, errstr ? ": " : "", errstr ? errstr : "");
+	else
+		fprintf(stderr, "natpmp-server: %s: %s%s%s\n", log_names[level], msg, errstr ? ": " : "",
+			errstr ? errstr : "");
+}
+
+#define LOG_FUNC(name, level, with_errno)                                                  \
+	void name(const char *fmt, ...)                                                    \
+	{                                                                                  \
+		int saved = errno;                                                         \
+		va_list ap;                                                                \
+		va_start(ap, fmt);                                                         \
+		log_vwrite(level, with_errno ? strerror(saved) : NULL, fmt, ap);           \
+		va_end(ap);                                                                \
+		errno = saved;                                                             \
+	}
+
+LOG_FUNC(log_debug, LOG_LEVEL_DEBUG, 0)
+LOG_FUNC(log_info, LOG_LEVEL_INFO, 0)
+LOG_FUNC(log_warn, LOG_LEVEL_WARNING, 1)
+LOG_FUNC(log_warnx, LOG_LEVEL_WARNING, 0)
+LOG_FUNC(log_error, LOG_LEVEL_ERROR, 0)
+
+void fatal(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, strerror(saved), fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,832 @@
+/*
+ * table.c - the mapping table.
+ *
+ * Indexes, each O(1) per operation so that the cost of a request does not
+ * grow with the number of mappings:
+ *   - a hash of (client, protocol, internal port) -> mapping;
+ *   - per protocol, an array indexed by external port -> mapping;
+ *   - a hash of clients, each with its count and list of mappings (limits,
+ *     delete-all);
+ *   - a binary min-heap on expiry time.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire/proto.h"
+#include "engine/table.h"
+
+struct entry {
+	struct table_mapping m;
+	struct entry *hash_next;     /* key hash chain */
+	struct entry *client_next;   /* the client's list */
+	struct entry **client_prev;
+	size_t heap_index;
+};
+
+struct client {
+	uint32_t addr;
+	uint32_t count;
+	struct entry *mappings;
+	struct client *next;
+};
+
+/* How many mappings one link (table_mapping.link) holds; only links that hold any are kept. */
+#define TABLE_LINK_BUCKETS 256
+struct link_count {
+	uint64_t link;
+	uint32_t count;
+	struct link_count *next;
+};
+
+struct table {
+	struct table_config cfg;
+	struct port_range *allowed;
+	struct port_range *reserved;
+	uint32_t allowed_total; /* ports in all allowed ranges */
+
+	struct entry **buckets;
+	size_t n_buckets; /* power of two */
+	size_t count;
+
+	struct client **clients;
+	size_t n_client_buckets; /* power of two */
+	size_t n_clients;
+
+	struct entry *by_external[2][65536]; /* [0] UDP, [1] TCP */
+	struct link_count *links[TABLE_LINK_BUCKETS];
+
+	struct entry **heap;
+	size_t heap_size;
+	size_t heap_cap;
+
+	struct table_change *log;
+	size_t log_len;
+	size_t log_cap;
+	int replaying; /* set while rolling back: no logging */
+};
+
+static unsigned int proto_slot(uint8_t protocol)
+{
+	return protocol == IPPROTO_TCP;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	/* A 64-bit finaliser: spreads neighbouring ports and addresses apart. */
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static size_t key_hash(uint32_t client, uint8_t protocol, uint16_t port)
+{
+	return (size_t)mix64((uint64_t)client << 32 | (uint64_t)protocol << 16 | port);
+}
+
+/*
+ * A uniform random number below bound from the system's CSPRNG, drawn 256
+ * words at a time: glibc 2.36's arc4random_uniform() is a getrandom()
+ * system call per number (1.2 us here), and a nearly full port range takes
+ * dozens of draws per new mapping.
+ */
+static uint32_t default_random(uint32_t bound, void *arg)
+{
+	static uint32_t pool[256];
+	static size_t left;
+	uint32_t limit = -bound % bound; /* values below this would bias the modulo */
+
+	(void)arg;
+	for (;;) {
+		if (left == 0) {
+			arc4random_buf(pool, sizeof(pool));
+			left = sizeof(pool) / sizeof(pool[0]);
+		}
+		uint32_t r = pool[--left];
+		if (r >= limit)
+			return r % bound;
+	}
+}
+
+/* --- the expiry heap --- */
+
+static void heap_swap(struct table *t, size_t a, size_t b)
+{
+	struct entry *tmp = t->heap[a];
+
+	t->heap[a] = t->heap[b];
+	t->heap[b] = tmp;
+	t->heap[a]->heap_index = a;
+	t->heap[b]->heap_index = b;
+}
+
+static void heap_up(struct table *t, size_t i)
+{
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (t->heap[parent]->m.expires <= t->heap[i]->m.expires)
+			break;
+		heap_swap(t, i, parent);
+		i = parent;
+	}
+}
+
+static void heap_down(struct table *t, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, min = i;
+		if (l < t->heap_size && t->heap[l]->m.expires < t->heap[min]->m.expires)
+			min = l;
+		if (r < t->heap_size && t->heap[r]->m.expires < t->heap[min]->m.expires)
+			min = r;
+		if (min == i)
+			break;
+		heap_swap(t, i, min);
+		i = min;
+	}
+}
+
+static int heap_push(struct table *t, struct entry *e)
+{
+	if (t->heap_size == t->heap_cap) {
+		size_t cap = t->heap_cap ? t->heap_cap * 2 : 64;
+		struct entry **h = realloc(t->heap, cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		t->heap = h;
+		t->heap_cap = cap;
+	}
+	e->heap_index = t->heap_size;
+	t->heap[t->heap_size++] = e;
+	heap_up(t, e->heap_index);
+	return 0;
+}
+
+static void heap_remove(struct table *t, struct entry *e)
+{
+	size_t i = e->heap_index;
+
+	t->heap_size--;
+	if (i != t->heap_size) {
+		heap_swap(t, i, t->heap_size);
+		heap_up(t, i);
+		heap_down(t, i);
+	}
+}
+
+static void heap_update(struct table *t, struct entry *e)
+{
+	heap_up(t, e->heap_index);
+	heap_down(t, e->heap_index);
+}
+
+/* --- clients --- */
+
+static struct client *client_find(const struct table *t, uint32_t addr)
+{
+	struct client *c = t->clients[mix64(addr) & (t->n_client_buckets - 1)];
+
+	while (c && c->addr != addr)
+		c = c->next;
+	return c;
+}
+
+static int client_grow(struct table *t)
+{
+	size_t n = t->n_client_buckets * 2;
+	struct client **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n_client_buckets; i++) {
+		struct client *c = t->clients[i], *next;
+		for (; c; c = next) {
+			next = c->next;
+			size_t slot = mix64(c->addr) & (n - 1);
+			c->next = b[slot];
+			b[slot] = c;
+		}
+	}
+	free(t->clients);
+	t->clients = b;
+	t->n_client_buckets = n;
+	return 0;
+}
+
+static struct client *client_get(struct table *t, uint32_t addr)
+{
+	struct client *c = client_find(t, addr);
+
+	if (c)
+		return c;
+	if (t->n_clients >= t->n_client_buckets && client_grow(t) < 0)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->addr = addr;
+	size_t slot = mix64(addr) & (t->n_client_buckets - 1);
+	c->next = t->clients[slot];
+	t->clients[slot] = c;
+	t->n_clients++;
+	return c;
+}
+
+static void client_drop_if_empty(struct table *t, struct client *c)
+{
+	struct client **pp;
+
+	if (c->count)
+		return;
+	for (pp = &t->clients[mix64(c->addr) & (t->n_client_buckets - 1)]; *pp != c; pp = &(*pp)->next)
+		;
+	*pp = c->next;
+	t->n_clients--;
+	free(c);
+}
+
+/* --- mapping entries --- */
+
+static struct entry *entry_find(const struct table *t, uint32_t client, uint8_t protocol, uint16_t port)
+{
+	struct entry *e = t->buckets[key_hash(client, protocol, port) & (t->n_buckets - 1)];
+
+	for (; e; e = e->hash_next)
+		if (e->m.client == client && e->m.protocol == protocol && e->m.internal_port == port)
+			return e;
+	return NULL;
+}
+
+static int buckets_grow(struct table *t)
+{
+	size_t n = t->n_buckets * 2;
+	struct entry **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n_buckets; i++) {
+		struct entry *e = t->buckets[i], *next;
+		for (; e; e = next) {
+			next = e->hash_next;
+			size_t slot = key_hash(e->m.client, e->m.protocol, e->m.internal_port) & (n - 1);
+			e->hash_next = b[slot];
+			b[slot] = e;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->n_buckets = n;
+	return 0;
+}
+
+static int log_change(struct table *t, enum table_op op, const struct table_mapping *m, int64_t prev_expires,
+		      uint32_t prev_lifetime)
+{
+	if (t->replaying)
+		return 0;
+	if (t->log_len == t->log_cap) {
+		size_t cap = t->log_cap ? t->log_cap * 2 : 64;
+		struct table_change *l = realloc(t->log, cap * sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		t->log = l;
+		t->log_cap = cap;
+	}
+	t->log[t->log_len++] = (struct table_change){
+		.op = op, .mapping = *m, .previous_expires = prev_expires, .previous_lifetime = prev_lifetime
+	};
+	return 0;
+}
+
+static struct link_count **link_slot(struct table *t, uint64_t link)
+{
+	struct link_count **pp = &t->links[mix64(link) & (TABLE_LINK_BUCKETS - 1)];
+
+	while (*pp && (*pp)->link != link)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static uint32_t link_held(struct table *t, uint64_t link)
+{
+	struct link_count *l = *link_slot(t, link);
+
+	return l ? l->count : 0;
+}
+
+/* Counts one more mapping for link: 0 or -ENOMEM. */
+static int link_add(struct table *t, uint64_t link)
+{
+	struct link_count **pp = link_slot(t, link);
+
+	if (link == TABLE_LINK_NONE)
+		return 0;
+	if (!*pp) {
+		if (!(*pp = calloc(1, sizeof(**pp))))
+			return -ENOMEM;
+		(*pp)->link = link;
+	}
+	(*pp)->count++;
+	return 0;
+}
+
+static void link_drop(struct table *t, uint64_t link)
+{
+	struct link_count **pp = link_slot(t, link), *l = *pp;
+
+	if (link == TABLE_LINK_NONE || !l)
+		return;
+	if (--l->count == 0) {
+		*pp = l->next;
+		free(l);
+	}
+}
+
+/* Inserts m; the caller has checked every conflict and limit. */
+static int entry_insert(struct table *t, const struct table_mapping *m)
+{
+	struct client *c;
+	struct entry *e;
+
+	if (t->count >= t->n_buckets && buckets_grow(t) < 0)
+		return -ENOMEM;
+	/* Reserve the log slot first so that nothing fails after the insert. */
+	if (log_change(t, TABLE_ADD, m, 0, 0) < 0)
+		return -ENOMEM;
+	e = calloc(1, sizeof(*e));
+	c = e ? client_get(t, m->client) : NULL;
+	if (!e || !c || link_add(t, m->link) < 0) {
+		if (c)
+			client_drop_if_empty(t, c);
+		free(e);
+		if (!t->replaying)
+			t->log_len--;
+		return -ENOMEM;
+	}
+	if (heap_push(t, e) < 0) {
+		link_drop(t, m->link);
+		client_drop_if_empty(t, c);
+		free(e);
+		if (!t->replaying)
+			t->log_len--;
+		return -ENOMEM;
+	}
+	e->m = *m;
+	size_t slot = key_hash(m->client, m->protocol, m->internal_port) & (t->n_buckets - 1);
+	e->hash_next = t->buckets[slot];
+	t->buckets[slot] = e;
+	e->client_next = c->mappings;
+	if (c->mappings)
+		c->mappings->client_prev = &e->client_next;
+	e->client_prev = &c->mappings;
+	c->mappings = e;
+	c->count++;
+	t->by_external[proto_slot(m->protocol)][m->external_port] = e;
+	t->count++;
+	return 0;
+}
+
+static void entry_remove(struct table *t, struct entry *e)
+{
+	struct entry **pp;
+	struct client *c = client_find(t, e->m.client);
+
+	/* A deletion that cannot be logged still happens: the log then lacks it,
+	 * and the caller's kernel copy keeps the element until its timeout. */
+	(void)log_change(t, TABLE_DEL, &e->m, 0, 0);
+	for (pp = &t->buckets[key_hash(e->m.client, e->m.protocol, e->m.internal_port) & (t->n_buckets - 1)];
+	     *pp != e; pp = &(*pp)->hash_next)
+		;
+	*pp = e->hash_next;
+	*e->client_prev = e->client_next;
+	if (e->client_next)
+		e->client_next->client_prev = e->client_prev;
+	c->count--;
+	client_drop_if_empty(t, c);
+	link_drop(t, e->m.link);
+	t->by_external[proto_slot(e->m.protocol)][e->m.external_port] = NULL;
+	heap_remove(t, e);
+	t->count--;
+	free(e);
+}
+
+/* --- port choice --- */
+
+static int port_allowed(const struct table *t, uint8_t protocol, uint16_t port)
+{
+	/* The daemon's own port and the announcement port are never forwarded. */
+	if (protocol == IPPROTO_UDP && (port == NATPMP_SERVER_PORT || port == NATPMP_CLIENT_PORT))
+		return 0;
+	for (size_t i = 0; i < t->cfg.n_reserved; i++)
+		if (port >= t->reserved[i].from && port <= t->reserved[i].to)
+			return 0;
+	for (size_t i = 0; i < t->cfg.n_allowed; i++)
+		if (port >= t->allowed[i].from && port <= t->allowed[i].to)
+			return 1;
+	return 0;
+}
+
+static int port_busy(const struct table *t, uint8_t protocol, uint16_t port)
+{
+	return t->cfg.port_busy && t->cfg.port_busy(protocol, port, t->cfg.port_busy_arg);
+}
+
+static int port_free(const struct table *t, uint32_t client, uint8_t protocol, uint16_t port)
+{
+	const struct entry *other = t->by_external[!proto_slot(protocol)][port];
+
+	if (port == 0 || !port_allowed(t, protocol, port) || t->by_external[proto_slot(protocol)][port])
+		return 0;
+	/* Another client's mapping of the other protocol keeps the port for that client. */
+	if (other && other->m.client != client)
+		return 0;
+	/* Last, as it asks the kernel: the router's own services keep their ports. */
+	return !port_busy(t, protocol, port);
+}
+
+static uint16_t port_nth_allowed(const struct table *t, uint32_t n)
+{
+	for (size_t i = 0; i < t->cfg.n_allowed; i++) {
+		uint32_t size = (uint32_t)t->allowed[i].to - t->allowed[i].from + 1;
+		if (n < size)
+			return (uint16_t)(t->allowed[i].from + n);
+		n -= size;
+	}
+	return 0;
+}
+
+static uint16_t port_choose(const struct table *t, uint32_t client, uint8_t protocol, uint16_t internal_port,
+			    uint16_t suggested)
+{
+	const struct entry *sibling = entry_find(t, client, protocol == IPPROTO_TCP ? IPPROTO_UDP : IPPROTO_TCP,
+						 internal_port);
+	uint16_t sibling_port = sibling ? sibling->m.external_port : 0;
+	uint16_t wishes[3];
+	size_t n = 0;
+
+	/*
+	 * Clients that compare the granted port with what they asked for get
+	 * their suggestion whenever it is free; after that, the port the same
+	 * internal port already has for the other protocol, then the internal
+	 * port itself.
+	 */
+	if (sibling_port && (suggested == 0 || suggested == sibling_port))
+		wishes[n++] = sibling_port;
+	if (suggested)
+		wishes[n++] = suggested;
+	if (sibling_port && suggested && suggested != sibling_port)
+		wishes[n++] = sibling_port;
+	for (size_t i = 0; i < n; i++)
+		if (port_free(t, client, protocol, wishes[i]))
+			return wishes[i];
+	if (port_free(t, client, protocol, internal_port))
+		return internal_port;
+
+	/*
+	 * A random port, so that mappings are not predictable from outside.
+	 * Random probes find a free port at once unless the range is nearly
+	 * full; then a walk from a random start finds one if any is left.
+	 */
+	if (t->allowed_total == 0)
+		return 0;
+	for (int tries = 0; tries < 64; tries++) {
+		uint16_t p = port_nth_allowed(t, t->cfg.random(t->allowed_total, t->cfg.random_arg));
+		if (port_free(t, client, protocol, p))
+			return p;
+	}
+	uint32_t start = t->cfg.random(t->allowed_total, t->cfg.random_arg);
+	for (uint32_t i = 0; i < t->allowed_total; i++) {
+		uint16_t p = port_nth_allowed(t, (start + i) % t->allowed_total);
+		if (port_free(t, client, protocol, p))
+			return p;
+	}
+	return 0;
+}
+
+/* --- public interface --- */
+
+struct table *table_new(const struct table_config *cfg)
+{
+	struct table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->cfg = *cfg;
+	if (!t->cfg.random)
+		t->cfg.random = default_random;
+	t->allowed = calloc(cfg->n_allowed ? cfg->n_allowed : 1, sizeof(*t->allowed));
+	t->reserved = calloc(cfg->n_reserved ? cfg->n_reserved : 1, sizeof(*t->reserved));
+	t->n_buckets = 64;
+	t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
+	t->n_client_buckets = 16;
+	t->clients = calloc(t->n_client_buckets, sizeof(*t->clients));
+	if (!t->allowed || !t->reserved || !t->buckets || !t->clients) {
+		table_free(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memcpy(t->allowed, cfg->allowed, cfg->n_allowed * sizeof(*t->allowed));
+	t->cfg.allowed = t->allowed;
+	if (cfg->n_reserved)
+		memcpy(t->reserved, cfg->reserved, cfg->n_reserved * sizeof(*t->reserved));
+	t->cfg.reserved = t->reserved;
+	for (size_t i = 0; i < cfg->n_allowed; i++)
+		t->allowed_total += (uint32_t)cfg->allowed[i].to - cfg->allowed[i].from + 1;
+	return t;
+}
+
+int table_configure(struct table *t, const struct table_config *cfg)
+{
+	struct port_range *allowed = calloc(cfg->n_allowed ? cfg->n_allowed : 1, sizeof(*allowed));
+	struct port_range *reserved = calloc(cfg->n_reserved ? cfg->n_reserved : 1, sizeof(*reserved));
+	uint32_t total = 0;
+
+	if (!allowed || !reserved) {
+		free(allowed);
+		free(reserved);
+		return -ENOMEM;
+	}
+	memcpy(allowed, cfg->allowed, cfg->n_allowed * sizeof(*allowed));
+	if (cfg->n_reserved)
+		memcpy(reserved, cfg->reserved, cfg->n_reserved * sizeof(*reserved));
+	for (size_t i = 0; i < cfg->n_allowed; i++)
+		total += (uint32_t)cfg->allowed[i].to - cfg->allowed[i].from + 1;
+	free(t->allowed);
+	free(t->reserved);
+	t->allowed = allowed;
+	t->reserved = reserved;
+	t->allowed_total = total;
+	t->cfg.allowed = allowed;
+	t->cfg.n_allowed = cfg->n_allowed;
+	t->cfg.reserved = reserved;
+	t->cfg.n_reserved = cfg->n_reserved;
+	t->cfg.max_per_client = cfg->max_per_client;
+	t->cfg.max_lifetime = cfg->max_lifetime;
+	return 0;
+}
+
+void table_free(struct table *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->heap_size; i++)
+		free(t->heap[i]);
+	for (size_t i = 0; t->clients && i < t->n_client_buckets; i++) {
+		struct client *c = t->clients[i], *next;
+		for (; c; c = next) {
+			next = c->next;
+			free(c);
+		}
+	}
+	for (size_t i = 0; i < TABLE_LINK_BUCKETS; i++) {
+		struct link_count *l = t->links[i], *next;
+		for (; l; l = next) {
+			next = l->next;
+			free(l);
+		}
+	}
+	free(t->clients);
+	free(t->buckets);
+	free(t->heap);
+	free(t->log);
+	free(t->allowed);
+	free(t->reserved);
+	free(t);
+}
+
+/*
+ * A NAT-PMP client's "delete all" (RFC 6886 3.4) removes what it asked for
+ * itself: mappings the HTTP API made on its host's behalf stay, as an
+ * application that starts up and clears its ports must not undo the
+ * administrator's forwards.
+ */
+static void delete_all(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol)
+{
+	struct client *c = client_find(t, client);
+	struct entry *e, *next;
+
+	if (!c)
+		return;
+	/* Removing the client's last mapping frees c: stop before touching it again. */
+	for (e = c->mappings; e; e = next) {
+		next = e->client_next;
+		int last = next == NULL;
+		if (e->m.protocol == protocol && (origin == TABLE_ORIGIN_HTTP || e->m.origin != TABLE_ORIGIN_HTTP))
+			entry_remove(t, e);
+		if (last)
+			break;
+	}
+}
+
+uint16_t table_request(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol,
+		       uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
+		       struct table_grant *grant, uint64_t link)
+{
+	struct entry *e;
+	struct client *c;
+	uint16_t upstream_port = 0;
+
+	grant->external_port = 0;
+	grant->lifetime = 0;
+
+	if (lifetime == 0) {
+		/* RFC 6886 3.4: the suggested port of a delete means nothing. */
+		if (internal_port == 0) {
+			delete_all(t, client, origin, protocol);
+		} else if ((e = entry_find(t, client, protocol, internal_port)) != NULL) {
+			entry_remove(t, e);
+		}
+		return NATPMP_RESULT_SUCCESS;
+	}
+	if (internal_port == 0)
+		return NATPMP_RESULT_NOT_AUTHORIZED;
+
+	uint32_t granted = lifetime < t->cfg.max_lifetime ? lifetime : t->cfg.max_lifetime;
+
+	e = entry_find(t, client, protocol, internal_port);
+	/*
+	 * A port a reload took out of the allowed ranges (or reserved), or one
+	 * the router itself has started to use since, is given up at the next
+	 * renewal, which gets a new port: RFC 6886 3.3 lets a renewal answer
+	 * another port, and clients use the one answered.
+	 */
+	if (e && (!port_allowed(t, protocol, e->m.external_port) || port_busy(t, protocol, e->m.external_port))) {
+		origin = (enum table_origin)e->m.origin;
+		link = e->m.link; /* the same mapping, moved: counted for whom it was */
+		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
+		upstream_port = e->m.upstream_port;
+		entry_remove(t, e);
+		e = NULL;
+	}
+	if (e) {
+		/*
+		 * Renewal: the port stays, whatever the client suggests now
+		 * (Transmission re-suggests its local port, libtorrent the
+		 * granted one).
+		 */
+		if (log_change(t, TABLE_RENEW, &e->m, e->m.expires, e->m.lifetime) < 0)
+			return NATPMP_RESULT_OUT_OF_RESOURCES;
+		e->m.lifetime = granted;
+		e->m.expires = now + granted;
+		t->log[t->log_len - 1].mapping = e->m;
+		heap_update(t, e);
+		grant->external_port = e->m.external_port;
+		grant->lifetime = granted;
+		return NATPMP_RESULT_SUCCESS;
+	}
+
+	c = client_find(t, client);
+	if (c && c->count >= t->cfg.max_per_client)
+		return NATPMP_RESULT_OUT_OF_RESOURCES;
+	/* One host inventing source addresses is still one host at the link layer. */
+	if (link != TABLE_LINK_NONE && link_held(t, link) >= t->cfg.max_per_client)
+		return NATPMP_RESULT_OUT_OF_RESOURCES;
+
+	uint16_t port = port_choose(t, client, protocol, internal_port, suggested_port);
+	if (port == 0)
+		return NATPMP_RESULT_OUT_OF_RESOURCES;
+
+	struct table_mapping m = {
+		.client = client,
+		.protocol = protocol,
+		.origin = (uint8_t)origin,
+		.internal_port = internal_port,
+		.external_port = port,
+		.lifetime = granted,
+		.expires = now + granted,
+		.upstream_port = upstream_port,
+		.link = link,
+	};
+	if (entry_insert(t, &m) < 0)
+		return NATPMP_RESULT_OUT_OF_RESOURCES;
+	grant->external_port = port;
+	grant->lifetime = granted;
+	return NATPMP_RESULT_SUCCESS;
+}
+
+int table_restore(struct table *t, const struct table_mapping *m)
+{
+	struct client *c;
+
+	if ((m->protocol != IPPROTO_UDP && m->protocol != IPPROTO_TCP) || m->internal_port == 0)
+		return -EINVAL;
+	if (!port_allowed(t, m->protocol, m->external_port))
+		return -ERANGE;
+	if (port_busy(t, m->protocol, m->external_port))
+		return -EADDRINUSE;
+	if (entry_find(t, m->client, m->protocol, m->internal_port) ||
+	    !port_free(t, m->client, m->protocol, m->external_port))
+		return -EEXIST;
+	c = client_find(t, m->client);
+	if (c && c->count >= t->cfg.max_per_client)
+		return -ENOSPC;
+	return entry_insert(t, m);
+}
+
+size_t table_expire(struct table *t, int64_t now)
+{
+	size_t n = 0;
+
+	while (t->heap_size && t->heap[0]->m.expires <= now) {
+		entry_remove(t, t->heap[0]);
+		n++;
+	}
+	return n;
+}
+
+int64_t table_next_expiry(const struct table *t)
+{
+	return t->heap_size ? t->heap[0]->m.expires : INT64_MAX;
+}
+
+size_t table_count(const struct table *t)
+{
+	return t->count;
+}
+
+size_t table_client_count(const struct table *t, uint32_t client)
+{
+	const struct client *c = client_find(t, client);
+
+	return c ? c->count : 0;
+}
+
+const struct table_mapping *table_find(const struct table *t, uint32_t client, uint8_t protocol,
+				       uint16_t internal_port)
+{
+	const struct entry *e = entry_find(t, client, protocol, internal_port);
+
+	return e ? &e->m : NULL;
+}
+
+const struct table_mapping *table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port)
+{
+	const struct entry *e = t->by_external[proto_slot(protocol)][external_port];
+
+	return e ? &e->m : NULL;
+}
+
+const struct table_mapping *table_set_upstream(struct table *t, uint8_t protocol, uint16_t external_port,
+					       uint16_t upstream_port)
+{
+	struct entry *e = t->by_external[proto_slot(protocol)][external_port];
+
+	if (!e)
+		return NULL;
+	e->m.upstream_port = upstream_port;
+	return &e->m;
+}
+
+int table_foreach(const struct table *t, int (*fn)(const struct table_mapping *m, void *arg), void *arg)
+{
+	for (size_t i = 0; i < t->heap_size; i++) {
+		int r = fn(&t->heap[i]->m, arg);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+size_t table_changes(const struct table *t, const struct table_change **changes)
+{
+	*changes = t->log;
+	return t->log_len;
+}
+
+void table_commit(struct table *t)
+{
+	t->log_len = 0;
+}
+
+void table_rollback(struct table *t)
+{
+	struct entry *e;
+
+	t->replaying = 1;
+	while (t->log_len) {
+		const struct table_change *ch = &t->log[--t->log_len];
+		const struct table_mapping *m = &ch->mapping;
+
+		switch (ch->op) {
+		case TABLE_ADD:
+			if ((e = entry_find(t, m->client, m->protocol, m->internal_port)) != NULL)
+				entry_remove(t, e);
+			break;
+		case TABLE_DEL:
+			(void)entry_insert(t, m);
+			break;
+		case TABLE_RENEW:
+			if ((e = entry_find(t, m->client, m->protocol, m->internal_port)) != NULL) {
+				e->m.expires = ch->previous_expires;
+				e->m.lifetime = ch->previous_lifetime;
+				heap_update(t, e);
+			}
+			break;
+		}
+	}
+	t->replaying = 0;
+}

@@ -1,0 +1,790 @@
+/*
+ * nft.c - the daemon's nftables table, over netlink (libnftnl + libmnl).
+ *
+ * Messages are built into one growing buffer between nft_begin() and
+ * nft_commit(), framed by NFNL_MSG_BATCH_BEGIN/END, and sent with one
+ * sendmsg: the kernel applies the batch as one transaction or not at all.
+ * Every message asks for an acknowledgement, so the commit knows the
+ * outcome of each one; element operations that follow each other are
+ * coalesced into one message so that a large batch does not turn into tens
+ * of thousands of acknowledgements.
+ *
+ * The kernel's copy is never read back: the table in memory is the truth
+ * and the kernel holds a copy of it (see server.c).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "kernel/nft.h"
+
+/* nft's datatype numbers; a concatenation is (first << 6 | second) << 6 | third. */
+#define NFT_TYPE_IPADDR 7
+#define NFT_TYPE_INET_PROTOCOL 12
+#define NFT_TYPE_INET_SERVICE 13
+#define NFT_TYPE_BITS 6
+#define NFT_CONCAT2(a, b) ((a) << NFT_TYPE_BITS | (b))
+#define NFT_CONCAT3(a, b, c) (NFT_CONCAT2(a, b) << NFT_TYPE_BITS | (c))
+/* Each part of a concatenation takes a whole 32-bit register. */
+#define NFT_REG_LEN 4
+
+/* Elements per message: well under a page each, and few acknowledgements. */
+#define NFT_ELEMS_PER_MSG 256
+/* Room kept free in the buffer for the next message. */
+#define NFT_MSG_ROOM (64 * 1024)
+/* How long the kernel may take to acknowledge a batch. */
+#define NFT_ACK_TIMEOUT_SEC 5
+/* Batch buffer kept between commits; a larger one is given back after its commit. */
+#define NFT_KEEP_BYTES (1024 * 1024)
+/* Room for one read of acknowledgements. */
+#define NFT_RECV_SIZE 16384
+
+/* The table's sets; their index + 1 is their id within a batch. */
+enum { NFT_SET_EXTERNAL, NFT_SET_MAPPINGS, NFT_SET_SOURCES, NFT_N_SETS };
+
+static const struct nft_set_def {
+	const char *name;
+	uint32_t flags;
+	uint32_t key_type, key_len, data_type, data_len;
+} nft_sets[NFT_N_SETS] = {
+	[NFT_SET_EXTERNAL] = { NFT_EXTERNAL_NAME, 0, NFT_TYPE_IPADDR, 4, 0, 0 },
+	[NFT_SET_MAPPINGS] = { NFT_MAP_NAME, NFT_SET_MAP | NFT_SET_TIMEOUT,
+			       NFT_CONCAT2(NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE), 2 * NFT_REG_LEN,
+			       NFT_CONCAT2(NFT_TYPE_IPADDR, NFT_TYPE_INET_SERVICE), 2 * NFT_REG_LEN },
+	[NFT_SET_SOURCES] = { NFT_SOURCES_NAME, NFT_SET_MAP | NFT_SET_TIMEOUT,
+			      NFT_CONCAT3(NFT_TYPE_IPADDR, NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE),
+			      3 * NFT_REG_LEN, NFT_TYPE_INET_SERVICE, 2 },
+};
+
+/* Element operations on one set waiting to become one message. */
+struct nft_pending {
+	struct nftnl_set *elems;
+	uint16_t type; /* NFT_MSG_NEWSETELEM or NFT_MSG_DELSETELEM */
+	size_t n;
+};
+
+struct nft {
+	struct mnl_socket *nl;
+	uint32_t seq;
+	char table[64];
+	char chain[64];
+	char ifname[IFNAMSIZ];
+
+	char *buf; /* the batch being built */
+	size_t len, cap;
+	uint32_t batch_seq; /* seq of NFNL_MSG_BATCH_BEGIN */
+	size_t n_msgs;      /* messages after BEGIN */
+	int error;          /* first failure while building: reported by nft_commit() */
+	struct nft_pending pending[NFT_N_SETS];
+	int timeout_update; /* re-adding an element updates its timeout (nft_probe_timeout_update()) */
+};
+
+struct nft *nft_open(const struct nft_config *cfg)
+{
+	struct nft *n = calloc(1, sizeof(*n));
+	int one = 1, err;
+
+	if (!n)
+		return NULL;
+	snprintf(n->table, sizeof(n->table), "%s", cfg->table);
+	snprintf(n->chain, sizeof(n->chain), "%s", cfg->chain);
+	snprintf(n->ifname, sizeof(n->ifname), "%s", cfg->external_interface);
+	n->cap = 2 * NFT_MSG_ROOM;
+	n->buf = malloc(n->cap);
+	n->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!n->buf || !n->nl || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		goto fail;
+	/* Acknowledgements of failed messages need not carry the message back. */
+	(void)mnl_socket_setsockopt(n->nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	n->seq = (uint32_t)time(NULL);
+	return n;
+fail:
+	err = errno;
+	nft_close(n);
+	errno = err ? err : ENOMEM;
+	return NULL;
+}
+
+uint32_t nft_portid(const struct nft *n)
+{
+	return mnl_socket_get_portid(n->nl);
+}
+
+static void nft_drop_pending(struct nft *n)
+{
+	for (size_t i = 0; i < NFT_N_SETS; i++) {
+		if (n->pending[i].elems)
+			nftnl_set_free(n->pending[i].elems);
+		n->pending[i] = (struct nft_pending){ 0 };
+	}
+}
+
+void nft_close(struct nft *n)
+{
+	if (!n)
+		return;
+	if (n->nl)
+		mnl_socket_close(n->nl);
+	nft_drop_pending(n);
+	free(n->buf);
+	free(n);
+}
+
+/* Makes room for one more message of at most NFT_MSG_ROOM bytes. */
+static char *nft_room(struct nft *n)
+{
+	if (n->cap - n->len < NFT_MSG_ROOM) {
+		size_t cap = n->cap * 2;
+		char *b = realloc(n->buf, cap);
+		if (!b) {
+			n->error = -ENOMEM;
+			return NULL;
+		}
+		n->buf = b;
+		n->cap = cap;
+	}
+	return n->buf + n->len;
+}
+
+static void nft_push(struct nft *n, struct nlmsghdr *nlh)
+{
+	n->len += NLMSG_ALIGN(nlh->nlmsg_len);
+	n->n_msgs++;
+}
+
+static struct nlmsghdr *nft_msg(struct nft *n, uint16_t type, uint16_t flags)
+{
+	char *at = nft_room(n);
+
+	if (!at)
+		return NULL;
+	return nftnl_nlmsg_build_hdr(at, type, NFPROTO_IPV4, flags | NLM_F_ACK, n->seq++);
+}
+
+static void nft_flush_set(struct nft *n, size_t set)
+{
+	struct nft_pending *p = &n->pending[set];
+	struct nlmsghdr *nlh;
+
+	if (!p->elems)
+		return;
+	if ((nlh = nft_msg(n, p->type, p->type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0)) != NULL) {
+		nftnl_set_elems_nlmsg_build_payload(nlh, p->elems);
+		nft_push(n, nlh);
+	}
+	nftnl_set_free(p->elems);
+	*p = (struct nft_pending){ 0 };
+}
+
+static void nft_flush_all(struct nft *n)
+{
+	for (size_t i = 0; i < NFT_N_SETS; i++)
+		nft_flush_set(n, i);
+}
+
+void nft_begin(struct nft *n)
+{
+	nft_drop_pending(n);
+	n->n_msgs = 0;
+	n->error = 0;
+	n->batch_seq = n->seq++;
+	nftnl_batch_begin(n->buf, n->batch_seq);
+	n->len = NLMSG_ALIGN(((struct nlmsghdr *)n->buf)->nlmsg_len);
+}
+
+/* --- the table --- */
+
+static int nft_table_msg(struct nft *n, uint16_t type, uint16_t flags)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!t)
+		return n->error = -ENOMEM;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, n->table);
+	if ((nlh = nft_msg(n, type, flags)) != NULL) {
+		nftnl_table_nlmsg_build_payload(nlh, t);
+		nft_push(n, nlh);
+	}
+	nftnl_table_free(t);
+	return n->error;
+}
+
+static int nft_set_msg(struct nft *n, size_t set)
+{
+	const struct nft_set_def *d = &nft_sets[set];
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!s)
+		return n->error = -ENOMEM;
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, n->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, d->name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)set + 1);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, d->flags);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, d->key_type);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, d->key_len);
+	if (d->flags & NFT_SET_MAP) {
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, d->data_type);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, d->data_len);
+	}
+	if ((nlh = nft_msg(n, NFT_MSG_NEWSET, NLM_F_CREATE)) != NULL) {
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nft_push(n, nlh);
+	}
+	nftnl_set_free(s);
+	return n->error;
+}
+
+static int nft_chain_msg(struct nft *n, const char *name, uint32_t hook, int32_t priority)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!c)
+		return n->error = -ENOMEM;
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, n->table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "nat");
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, priority);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	if ((nlh = nft_msg(n, NFT_MSG_NEWCHAIN, NLM_F_CREATE)) != NULL) {
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+		nft_push(n, nlh);
+	}
+	nftnl_chain_free(c);
+	return n->error;
+}
+
+/* --- rules: each helper appends one expression; a failed allocation is remembered in n->error --- */
+
+static struct nftnl_expr *expr(struct nft *n, struct nftnl_rule *r, const char *name)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc(name);
+
+	if (!e) {
+		n->error = -ENOMEM;
+		return NULL;
+	}
+	nftnl_rule_add_expr(r, e);
+	return e;
+}
+
+static void expr_meta(struct nft *n, struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(n, r, "meta");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	}
+}
+
+static void expr_cmp(struct nft *n, struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = expr(n, r, "cmp");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	}
+}
+
+/* iifname/oifname ==/!= the external interface. */
+static void expr_ifname(struct nft *n, struct nftnl_rule *r, uint32_t key, uint32_t op)
+{
+	char ifname[IFNAMSIZ] = { 0 };
+
+	memcpy(ifname, n->ifname, strnlen(n->ifname, IFNAMSIZ - 1));
+	expr_meta(n, r, key, NFT_REG_1);
+	expr_cmp(n, r, op, ifname, sizeof(ifname));
+}
+
+static void expr_payload(struct nft *n, struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len,
+			 uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(n, r, "payload");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	}
+}
+
+/* A set lookup on register 1; a map's value goes to register 1 too. */
+static void expr_lookup(struct nft *n, struct nftnl_rule *r, size_t set)
+{
+	struct nftnl_expr *e = expr(n, r, "lookup");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+		if (nft_sets[set].flags & NFT_SET_MAP)
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, nft_sets[set].name);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, (uint32_t)set + 1);
+	}
+}
+
+/* meta l4proto . th dport, in registers 1 and 9 as nft lays out a concatenation. */
+static void expr_proto_dport(struct nft *n, struct nftnl_rule *r)
+{
+	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG_1);
+	expr_payload(n, r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_01);
+}
+
+static void expr_dnat_map(struct nft *n, struct nftnl_rule *r)
+{
+	struct nftnl_expr *e;
+
+	expr_proto_dport(n, r);
+	expr_lookup(n, r, NFT_SET_MAPPINGS);
+	if ((e = expr(n, r, "nat")) != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_01);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+	}
+}
+
+static void expr_masquerade(struct nft *n, struct nftnl_rule *r, int port_from_reg1)
+{
+	struct nftnl_expr *e = expr(n, r, "masq");
+
+	if (e && port_from_reg1) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_REG_PROTO_MIN, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+	}
+}
+
+/* oifname "<ext>" meta l4proto <proto> masquerade to :ip saddr . meta l4proto . th sport map @sources */
+static void rule_snat(struct nft *n, struct nftnl_rule *r, uint8_t protocol)
+{
+	expr_ifname(n, r, NFT_META_OIFNAME, NFT_CMP_EQ);
+	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG_1);
+	expr_cmp(n, r, NFT_CMP_EQ, &protocol, sizeof(protocol));
+	expr_payload(n, r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1); /* ip saddr */
+	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG32_01);
+	expr_payload(n, r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, NFT_REG32_02); /* source port */
+	expr_lookup(n, r, NFT_SET_SOURCES);
+	expr_masquerade(n, r, 1);
+}
+
+/*
+ * iifname != "<ext>" oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade
+ *
+ * Only connections that came from the LAN side: those from the WAN were
+ * DNATed from the same external address, and must keep their source.
+ */
+static void rule_hairpin_masquerade(struct nft *n, struct nftnl_rule *r)
+{
+	uint32_t mask = IPS_DST_NAT, zero = 0;
+	struct nftnl_expr *e;
+
+	expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_NEQ);
+	expr_ifname(n, r, NFT_META_OIFNAME, NFT_CMP_NEQ);
+	if ((e = expr(n, r, "ct")) != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	if ((e = expr(n, r, "bitwise")) != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	expr_cmp(n, r, NFT_CMP_NEQ, &zero, sizeof(zero));
+	if ((e = expr(n, r, "ct")) != NULL) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_DST_IP);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, IP_CT_DIR_ORIGINAL);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	expr_lookup(n, r, NFT_SET_EXTERNAL);
+	expr_masquerade(n, r, 0);
+}
+
+enum nft_rule_kind { RULE_DNAT, RULE_HAIRPIN_DNAT, RULE_SNAT_TCP, RULE_SNAT_UDP, RULE_HAIRPIN_MASQ, RULE_COUNT };
+
+static int nft_rule_msg(struct nft *n, enum nft_rule_kind kind)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	uint32_t local = RTN_LOCAL;
+	struct nlmsghdr *nlh;
+
+	if (!r)
+		return n->error = -ENOMEM;
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, n->table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, kind <= RULE_HAIRPIN_DNAT ? n->chain : NFT_POSTROUTING_CHAIN);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_IPV4);
+	switch (kind) {
+	case RULE_DNAT: {
+		/* iifname "<ext>" fib daddr type local dnat ip to meta l4proto . th dport map @mappings */
+		struct nftnl_expr *e;
+		expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_EQ);
+		if ((e = expr(n, r, "fib")) != NULL) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+		}
+		expr_cmp(n, r, NFT_CMP_EQ, &local, sizeof(local));
+		expr_dnat_map(n, r);
+		break;
+	}
+	case RULE_HAIRPIN_DNAT:
+		/* iifname != "<ext>" ip daddr @external dnat ip to meta l4proto . th dport map @mappings */
+		expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_NEQ);
+		expr_payload(n, r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG_1);
+		expr_lookup(n, r, NFT_SET_EXTERNAL);
+		expr_dnat_map(n, r);
+		break;
+	case RULE_SNAT_TCP:
+	case RULE_SNAT_UDP:
+		rule_snat(n, r, kind == RULE_SNAT_TCP ? IPPROTO_TCP : IPPROTO_UDP);
+		break;
+	case RULE_HAIRPIN_MASQ:
+	case RULE_COUNT:
+		rule_hairpin_masquerade(n, r);
+		break;
+	}
+	if (!n->error && (nlh = nft_msg(n, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND)) != NULL) {
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nft_push(n, nlh);
+	}
+	nftnl_rule_free(r);
+	return n->error;
+}
+
+int nft_install(struct nft *n)
+{
+	nft_flush_all(n);
+	/* Create-if-missing then delete: replaces any table of ours, never fails on absence. */
+	if (nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 || nft_table_msg(n, NFT_MSG_DELTABLE, 0) < 0 ||
+	    nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0)
+		return n->error;
+	for (size_t i = 0; i < NFT_N_SETS; i++)
+		if (nft_set_msg(n, i) < 0)
+			return n->error;
+	if (nft_chain_msg(n, n->chain, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST) < 0 ||
+	    nft_chain_msg(n, NFT_POSTROUTING_CHAIN, NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC - 10) < 0)
+		return n->error;
+	for (int kind = 0; kind < RULE_COUNT; kind++)
+		if (nft_rule_msg(n, (enum nft_rule_kind)kind) < 0)
+			return n->error;
+	return 0;
+}
+
+/* --- elements --- */
+
+/* Queues one element operation on a set; data NULL for deletions and plain sets. */
+static int nft_elem(struct nft *n, size_t set, uint16_t type, const void *key, const void *data, uint32_t timeout)
+{
+	const struct nft_set_def *d = &nft_sets[set];
+	struct nft_pending *p = &n->pending[set];
+	struct nftnl_set_elem *e;
+
+	if (n->error)
+		return n->error;
+	if (p->elems && (p->type != type || p->n == NFT_ELEMS_PER_MSG))
+		nft_flush_set(n, set);
+	if (!p->elems) {
+		if (!(p->elems = nftnl_set_alloc()))
+			return n->error = -ENOMEM;
+		nftnl_set_set_str(p->elems, NFTNL_SET_TABLE, n->table);
+		nftnl_set_set_str(p->elems, NFTNL_SET_NAME, d->name);
+		nftnl_set_set_u32(p->elems, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+		p->type = type;
+	}
+	if (!key)
+		return 0; /* a set-wide operation: the message carries no element */
+	if (!(e = nftnl_set_elem_alloc()))
+		return n->error = -ENOMEM;
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, d->key_len);
+	if (type == NFT_MSG_NEWSETELEM && data)
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, d->data_len);
+	if (type == NFT_MSG_NEWSETELEM && (d->flags & NFT_SET_TIMEOUT))
+		nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)timeout * 1000);
+	nftnl_set_elem_add(p->elems, e);
+	p->n++;
+	return 0;
+}
+
+/* Both maps' elements for m: (protocol . external port : client . internal port) and
+ * (client . protocol . internal port : external port), in network byte order. */
+static int nft_mapping_elems(struct nft *n, uint16_t type, const struct table_mapping *m, uint32_t timeout)
+{
+	uint8_t fwd_key[2 * NFT_REG_LEN] = { 0 }, fwd_data[2 * NFT_REG_LEN] = { 0 };
+	uint8_t src_key[3 * NFT_REG_LEN] = { 0 }, src_data[NFT_REG_LEN] = { 0 };
+	uint16_t eport = htons(m->external_port), iport = htons(m->internal_port);
+
+	fwd_key[0] = m->protocol;
+	memcpy(fwd_key + 4, &eport, 2);
+	memcpy(fwd_data, &m->client, 4);
+	memcpy(fwd_data + 4, &iport, 2);
+	memcpy(src_key, &m->client, 4);
+	src_key[4] = m->protocol;
+	memcpy(src_key + 8, &iport, 2);
+	memcpy(src_data, &eport, 2);
+	if (nft_elem(n, NFT_SET_MAPPINGS, type, fwd_key, fwd_data, timeout) < 0)
+		return n->error;
+	return nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);
+}
+
+/* The probe's element, in the forward map only. */
+static int nft_elem_put_raw(struct nft *n, const struct table_mapping *m, uint32_t timeout)
+{
+	uint8_t key[2 * NFT_REG_LEN] = { 0 }, data[2 * NFT_REG_LEN] = { 0 };
+
+	key[0] = m->protocol;
+	return nft_elem(n, NFT_SET_MAPPINGS, NFT_MSG_NEWSETELEM, key, data, timeout);
+}
+
+static int nft_elem_del_raw(struct nft *n, const struct table_mapping *m)
+{
+	uint8_t key[2 * NFT_REG_LEN] = { 0 };
+
+	key[0] = m->protocol;
+	return nft_elem(n, NFT_SET_MAPPINGS, NFT_MSG_DELSETELEM, key, NULL, 0);
+}
+
+int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout)
+{
+	return nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout);
+}
+
+/*
+ * Adding an element that exists with the same data is a no-op, and older
+ * kernels (before 6.10) never update its timeout; deleting one that does
+ * not exist fails the whole batch.  So a renewal adds (in case the element
+ * is gone), deletes, and adds again with the new timeout, and a deletion
+ * adds before it deletes: both succeed whatever the kernel's copy holds,
+ * unless the key is held by another client's data, which is real drift.
+ */
+int nft_renew(struct nft *n, const struct table_mapping *m, uint32_t timeout)
+{
+	if (n->timeout_update)
+		return nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout);
+	if (nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout) < 0 ||
+	    nft_mapping_elems(n, NFT_MSG_DELSETELEM, m, 0) < 0)
+		return n->error;
+	return nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, timeout);
+}
+
+int nft_del(struct nft *n, const struct table_mapping *m)
+{
+	if (nft_mapping_elems(n, NFT_MSG_NEWSETELEM, m, 1) < 0)
+		return n->error;
+	return nft_mapping_elems(n, NFT_MSG_DELSETELEM, m, 0);
+}
+
+int nft_set_external(struct nft *n, const uint32_t *addrs, size_t n_addrs)
+{
+	/* A deletion that names no element empties the set. */
+	nft_flush_set(n, NFT_SET_EXTERNAL);
+	if (nft_elem(n, NFT_SET_EXTERNAL, NFT_MSG_DELSETELEM, NULL, NULL, 0) < 0)
+		return n->error;
+	nft_flush_set(n, NFT_SET_EXTERNAL);
+	for (size_t i = 0; i < n_addrs; i++)
+		if (nft_elem(n, NFT_SET_EXTERNAL, NFT_MSG_NEWSETELEM, &addrs[i], NULL, 0) < 0)
+			return n->error;
+	return 0;
+}
+
+/* --- sending a batch --- */
+
+/* Lets the socket carry a batch of len bytes and its acknowledgements. */
+static void nft_size_socket(struct nft *n, size_t len)
+{
+	int fd = mnl_socket_get_fd(n->nl);
+	/* An acknowledgement costs the receive buffer a whole small skb (truesize), not its 36 bytes. */
+	int snd = (int)(len + 4096), rcv = (int)(n->n_msgs * 1024 + 131072);
+
+	if (len + 4096 > 128 * 1024 &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(snd)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+}
+
+/*
+ * Reads acknowledgements until the last message's has come.  A batch the
+ * kernel refuses as a whole (no permission, say) gets one error against
+ * BATCH_BEGIN's sequence number instead.  Answers to an earlier batch that
+ * timed out have older sequence numbers and are skipped.
+ */
+static int nft_wait_acks(struct nft *n, uint32_t last_seq)
+{
+	char buf[NFT_RECV_SIZE];
+	int first_error = 0;
+
+	for (;;) {
+		ssize_t len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+		}
+		int left = (int)len; /* what is left of this read, as libmnl counts it */
+		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
+		     nlh = mnl_nlmsg_next(nlh, &left)) {
+			const struct nlmsgerr *err;
+			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < n->batch_seq ||
+			    nlh->nlmsg_seq > last_seq)
+				continue;
+			err = mnl_nlmsg_get_payload(nlh);
+			if (err->error && !first_error)
+				first_error = err->error;
+			if (nlh->nlmsg_seq == last_seq || nlh->nlmsg_seq == n->batch_seq || err->error == -ENOMEM)
+				return first_error;
+		}
+	}
+}
+
+int nft_commit(struct nft *n)
+{
+	struct timeval tv = { .tv_sec = NFT_ACK_TIMEOUT_SEC };
+	uint32_t last_seq;
+	char *at, *small;
+	int r;
+
+	nft_flush_all(n);
+	if (n->error)
+		return n->error;
+	if (n->n_msgs == 0)
+		return 0;
+	last_seq = n->seq - 1;
+	if (!(at = nft_room(n)))
+		return n->error;
+	nftnl_batch_end(at, n->seq++);
+	n->len += NLMSG_ALIGN(((struct nlmsghdr *)at)->nlmsg_len);
+
+	nft_size_socket(n, n->len);
+	(void)setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (mnl_socket_sendto(n->nl, n->buf, n->len) < 0)
+		return -errno;
+	r = nft_wait_acks(n, last_seq);
+	/* A full reinstall of a large table needs megabytes once; a turn needs kilobytes. */
+	if (n->cap > NFT_KEEP_BYTES && (small = realloc(n->buf, 2 * NFT_MSG_ROOM)) != NULL) {
+		n->buf = small;
+		n->cap = 2 * NFT_MSG_ROOM;
+		n->len = 0;
+	}
+	return r;
+}
+
+/* Reads the answer to a GETSETELEM: the first element's timeout in ms, 0 if it has none. */
+static int nft_elem_timeout_cb(const struct nlmsghdr *nlh, void *data)
+{
+	uint64_t *timeout = data;
+	struct nftnl_set *set = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+
+	if (!set)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, set) == 0 && (it = nftnl_set_elems_iter_create(set)) != NULL) {
+		if ((e = nftnl_set_elems_iter_cur(it)) != NULL)
+			*timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+		nftnl_set_elems_iter_destroy(it);
+	}
+	nftnl_set_free(set);
+	return MNL_CB_OK;
+}
+
+static int nft_get_timeout(struct nft *n, const struct table_mapping *m, uint64_t *timeout)
+{
+	char buf[NFT_RECV_SIZE];
+	struct nftnl_set *set = nftnl_set_alloc();
+	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+	uint8_t key[2 * NFT_REG_LEN] = { 0 };
+	uint16_t eport = htons(m->external_port);
+	struct nlmsghdr *nlh;
+	uint32_t seq = n->seq++;
+	ssize_t len;
+	int r;
+
+	if (!set || !e) {
+		nftnl_set_free(set);
+		nftnl_set_elem_free(e);
+		return -ENOMEM;
+	}
+	key[0] = m->protocol;
+	memcpy(key + 4, &eport, 2);
+	nftnl_set_set_str(set, NFTNL_SET_TABLE, n->table);
+	nftnl_set_set_str(set, NFTNL_SET_NAME, NFT_MAP_NAME);
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+	nftnl_set_elem_add(set, e);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_ACK, seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, set);
+	nftnl_set_free(set);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	*timeout = 0;
+	do {
+		if ((len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf))) < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(n->nl), nft_elem_timeout_cb, timeout);
+	} while (r > MNL_CB_STOP);
+	return r < 0 ? -errno : 0;
+}
+
+/*
+ * Since Linux 6.10 adding an element that exists updates its timeout;
+ * before, it is a no-op and a renewal must delete and add again.  Asked of
+ * the kernel rather than guessed from its version: a probe element (protocol
+ * 0, never matched by traffic) added with 10 s, added again with 1000 s,
+ * read back, removed.
+ */
+int nft_probe_timeout_update(struct nft *n)
+{
+	struct table_mapping probe = { .protocol = 0, .external_port = 0, .internal_port = 0 };
+	uint64_t timeout = 0;
+	int r;
+
+	nft_begin(n);
+	if ((r = nft_elem_put_raw(n, &probe, 10)) < 0 || (r = nft_commit(n)) < 0)
+		return r;
+	nft_begin(n);
+	if ((r = nft_elem_put_raw(n, &probe, 1000)) == 0 && (r = nft_commit(n)) == 0)
+		r = nft_get_timeout(n, &probe, &timeout);
+	nft_begin(n);
+	if (nft_elem_del_raw(n, &probe) == 0)
+		(void)nft_commit(n);
+	if (r < 0)
+		return r;
+	n->timeout_update = timeout >= 500 * 1000;
+	return n->timeout_update;
+}
+
+int nft_remove(struct nft *n)
+{
+	nft_begin(n);
+	if (nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 || nft_table_msg(n, NFT_MSG_DELTABLE, 0) < 0)
+		return n->error;
+	return nft_commit(n);
+}
