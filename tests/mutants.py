@@ -54,7 +54,7 @@ MUTANTS = {
         ["int-repair", "int-restart", "int-reload"]),
     "repair-waits-900ms": (
         "the repair waits 900 ms instead of 100 ms",
-        [("src/daemon/server.c", "#define SERVER_REPAIR_DELAY_MS 100", "#define SERVER_REPAIR_DELAY_MS 900")],
+        [("src/daemon/server_impl.h", "#define SERVER_REPAIR_DELAY_MS 100", "#define SERVER_REPAIR_DELAY_MS 900")],
         ["int-repair"]),
     "renewal-moves-port": (
         "a renewal suggesting another port gets a new port",
@@ -69,9 +69,9 @@ MUTANTS = {
         ["int-mapping"]),
     "no-repair": (
         "no repair after nft flush ruleset or any foreign change",
-        [("src/daemon/server.c",
+        [("src/daemon/install.c",
           "\t\tlog_warnx(\"table ip %s was changed by %s, not by this daemon: restoring it\", s->cfg.nat_table, who);\n"
-          "\t\tserver_schedule_repair(s, SERVER_REPAIR_DELAY_MS);",
+          "\t\tinstall_schedule_repair(s, SERVER_REPAIR_DELAY_MS);",
           "\t\tlog_warnx(\"table ip %s was changed by %s, not by this daemon: restoring it\", s->cfg.nat_table, who);")],
         ["int-repair"]),
     "no-journal-write": (
@@ -95,7 +95,7 @@ MUTANTS = {
     "expiry-keeps-forward": (
         "an expired mapping is dropped from the table but its forward stays in the kernel (until the kernel's "
         "own timeout, 30 s later)",
-        [("src/daemon/server.c", "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = nft_del(s->nft, m);",
+        [("src/daemon/install.c", "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = nft_del(s->nft, m);",
           "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = m->expires <= now ? 0 : nft_del(s->nft, m);")],
         ["int-forward", "int-mapping"]),
 }

@@ -1,0 +1,111 @@
+/*
+ * external.c - the external address: the interface's addresses, the address clients are told, announcements.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server_impl.h"
+#include "external.h"
+#include "install.h"
+
+/*
+ * The address clients are told: the gateway's in upstream mode, else
+ * --external-address, else the interface's first; 0 when none.
+ */
+uint32_t external_address(const struct server *s)
+{
+	if (s->cfg.upstream_gateway)
+		return s->upstream ? upstream_address(s->upstream) : 0;
+	if (s->cfg.external_address)
+		return s->cfg.external_address;
+	return s->n_external ? s->external[0] : 0;
+}
+
+/* Re-reads the external interface's addresses; 1 when they changed. */
+int external_read(struct server *s)
+{
+	struct netif_addr a[SERVER_MAX_EXTERNAL];
+	uint32_t now[SERVER_MAX_EXTERNAL];
+	int n = netif_ipv4_all(s->cfg.external_interface, a, SERVER_MAX_EXTERNAL);
+	size_t count = n > 0 ? (size_t)n : 0;
+
+	/* A query that failed (out of file descriptors or memory) is no news about the interface. */
+	if (n < 0 && n != -ENODEV) {
+		log_warnx("cannot read the addresses of %s: %s; keeping the last known", s->cfg.external_interface,
+			  strerror(-n));
+		return 0;
+	}
+
+	for (size_t i = 0; i < count; i++)
+		now[i] = a[i].addr;
+	if (count == s->n_external && memcmp(now, s->external, count * sizeof(now[0])) == 0)
+		return 0;
+	memcpy(s->external, now, count * sizeof(now[0]));
+	s->n_external = count;
+	return 1;
+}
+
+/* One round of RFC 6886 3.2.1 announcements: the current address and epoch, from every listen interface. */
+void external_announce(void *arg)
+{
+	struct server *s = arg;
+	uint32_t public = external_address(s);
+	uint8_t buf[PROTO_ADDRESS_REPLY_LEN];
+	int64_t now = server_mono_s();
+	int r;
+
+	if (!public)
+		return;
+	proto_encode_address(buf, NATPMP_RESULT_SUCCESS, server_epoch(s, now), public);
+	s->metrics.announcements++;
+	for (size_t i = 0; i < s->n_listeners; i++)
+		if ((r = udp_announce(&s->listeners[i].sock, buf, sizeof(buf), now)) < 0)
+			log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
+}
+
+void external_changed(struct server *s)
+{
+	char addr[INET_ADDRSTRLEN];
+	int r;
+
+	/* Which sockets count as the router's own depends on these addresses. */
+	s->busy_valid = 0;
+	if (s->n_external)
+		log_info("external interface %s has address %s%s", s->cfg.external_interface,
+			 netif_addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
+	else
+		log_warnx("external interface %s has no IPv4 address or is down: opcode 0 answers result 3 until "
+			  "it has one",
+			  s->cfg.external_interface);
+	/* Hairpinning follows the interface's addresses. */
+	nft_begin(s->nft);
+	if ((r = nft_set_external(s->nft, s->external, s->n_external)) < 0 || (r = install_commit(s)) < 0) {
+		log_warnx("cannot update the external addresses in table ip %s: %s", s->cfg.nat_table, strerror(-r));
+		install_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
+	}
+	/*
+	 * RFC 6886 3.2.1: a new or changed address is announced; an override
+	 * does not change, and in upstream mode the address is the gateway's.
+	 */
+	if (s->cfg.external_address || s->cfg.upstream_gateway)
+		return;
+	if (s->n_external)
+		announce_restart(s->announce);
+	else
+		announce_stop(s->announce);
+}
+
+void external_on_netlink(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	int r;
+
+	(void)fd;
+	(void)what;
+	if ((r = netif_watch_read(s->netwatch)) < 0)
+		log_warnx("reading interface events: %s", strerror(-r));
+	if (r > 0 && external_read(s))
+		external_changed(s);
+}

@@ -1,0 +1,129 @@
+/*
+ * install.c - the kernel's copy of the table: one nftables transaction per turn, the full reinstall, repairs after foreign changes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server_impl.h"
+#include "install.h"
+
+static uint32_t install_timeout(const struct table_mapping *m, int64_t now)
+{
+	int64_t left = m->expires - now;
+
+	if (left < 0)
+		left = 0;
+	if (left > UINT32_MAX - NFT_TIMEOUT_SLACK)
+		left = UINT32_MAX - NFT_TIMEOUT_SLACK;
+	return (uint32_t)left + NFT_TIMEOUT_SLACK;
+}
+
+/* Sends the transaction built since nft_begin(), counted for /metrics. */
+int install_commit(struct server *s)
+{
+	int r = nft_commit(s->nft);
+
+	s->metrics.nft_transactions++;
+	if (r < 0)
+		s->metrics.nft_errors++;
+	return r;
+}
+
+/* Queues the change log into one nftables transaction and commits it. */
+int install_changes(struct server *s, int64_t now)
+{
+	const struct table_change *ch;
+	size_t n = table_changes(s->table, &ch);
+	int r = 0;
+
+	nft_begin(s->nft);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const struct table_mapping *m = &ch[i].mapping;
+		if (ch[i].op == TABLE_DEL)
+			r = nft_del(s->nft, m);
+		else if (ch[i].op == TABLE_RENEW)
+			r = nft_renew(s->nft, m, install_timeout(m, now));
+		else
+			r = nft_put(s->nft, m, install_timeout(m, now));
+	}
+	return r ? r : install_commit(s);
+}
+
+struct install_ctx {
+	struct server *s;
+	int64_t now;
+};
+
+static int install_one(const struct table_mapping *m, void *arg)
+{
+	struct install_ctx *ctx = arg;
+
+	return nft_put(ctx->s->nft, m, install_timeout(m, ctx->now));
+}
+
+/*
+ * Replaces the kernel's copy with a fresh table holding exactly the
+ * mappings in memory, in one transaction: stale elements from an earlier
+ * run, or elements someone else removed, cannot survive it.
+ */
+int install_all(struct server *s, int64_t now)
+{
+	struct install_ctx ctx = { s, now };
+	int r;
+
+	nft_begin(s->nft);
+	if ((r = nft_install(s->nft)) < 0 || (r = nft_set_external(s->nft, s->external, s->n_external)) < 0 ||
+	    (r = table_foreach(s->table, install_one, &ctx)) < 0)
+		return r;
+	r = install_commit(s);
+	s->table_broken = r < 0;
+	return r;
+}
+
+void install_schedule_repair(struct server *s, int delay_ms)
+{
+	struct timeval tv = { .tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000 };
+
+	if (!evtimer_pending(s->repair_ev, NULL))
+		evtimer_add(s->repair_ev, &tv);
+}
+
+void install_on_nftables(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	char who[96];
+	int r;
+
+	(void)fd;
+	(void)what;
+	if ((r = nftmon_read(s->nftmon, who, sizeof(who))) < 0)
+		log_warnx("reading nftables events: %s", strerror(-r));
+	if (r > 0 && !evtimer_pending(s->repair_ev, NULL)) {
+		log_warnx("table ip %s was changed by %s, not by this daemon: restoring it", s->cfg.nat_table, who);
+		install_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
+	}
+}
+
+/*
+ * Puts the kernel's copy back as the table in memory says, in one
+ * transaction: what was removed comes back, what was added goes.
+ */
+void install_on_repair(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	int64_t now = server_mono_s();
+	int r;
+
+	(void)fd;
+	(void)what;
+	s->metrics.repairs++;
+	if ((r = install_all(s, now)) < 0) {
+		log_warnx("cannot restore table ip %s: %s; trying again in 1 s", s->cfg.nat_table, strerror(-r));
+		install_schedule_repair(s, 1000);
+		return;
+	}
+	log_info("restored table ip %s with %zu mapping(s) (repair %llu)", s->cfg.nat_table, table_count(s->table),
+		 (unsigned long long)s->metrics.repairs);
+}

@@ -1,0 +1,188 @@
+/*
+ * reload.c - SIGHUP: the configuration read again and applied, or refused as a whole.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "server_impl.h"
+#include "reload.h"
+#include "api.h"
+#include "external.h"
+#include "install.h"
+#include "turn.h"
+#include "waiting.h"
+
+static void server_notify(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if ((r = notify_send(msg)) < 0)
+		log_warnx("cannot tell the service manager: %s", strerror(-r));
+}
+
+static int listeners_differ(const struct config *a, const struct config *b)
+{
+	if (a->n_listen != b->n_listen || a->listen_port != b->listen_port)
+		return 1;
+	for (size_t i = 0; i < a->n_listen; i++)
+		if (strcmp(a->listen_interfaces[i], b->listen_interfaces[i]) != 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * SIGHUP: the command line, --config file and environment are parsed
+ * again, and what changed takes effect; the mappings stay, and the table is
+ * reinstalled with them.  Everything that can fail (the new configuration,
+ * new sockets, a new netlink handle) is done before anything is replaced,
+ * so a bad reload leaves the daemon exactly as it was.  The state directory
+ * cannot move while running.
+ */
+void reload_config(struct server *s)
+{
+	struct config next;
+	struct server_listener ls[CONFIG_MAX_LISTEN];
+	struct nft *nft = NULL;
+	struct nftmon *mon = NULL;
+	struct http *http = NULL;
+	int new_listeners, new_nft, new_http, r;
+	int64_t now = server_mono_s();
+	struct timespec ts;
+	uint32_t old_public = external_address(s), old_rate = s->cfg.rate_limit;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	server_notify("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
+		      (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	memset(ls, 0, sizeof(ls));
+	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
+		ls[i].sock.fd = -1;
+	if (config_parse(&next, s->argc, s->argv) != 0)
+		goto refuse;
+	if (next.upstream_gateway != s->cfg.upstream_gateway ||
+	    strcmp(next.upstream_interface, s->cfg.upstream_interface) != 0) {
+		log_warnx("reload: upstream mode (--upstream-gateway, --upstream-interface) cannot change while "
+			  "running (restart to change it); keeping it as it was");
+		next.upstream_gateway = s->cfg.upstream_gateway;
+		strcpy(next.upstream_interface, s->cfg.upstream_interface);
+		strcpy(next.external_interface, s->cfg.external_interface);
+		next.external_address = s->cfg.external_address;
+	}
+	if (strcmp(next.state_dir, s->cfg.state_dir) != 0) {
+		log_warnx("reload: --state-dir cannot change while running (restart to move the state); keeping %s",
+			  s->cfg.state_dir);
+		strcpy(next.state_dir, s->cfg.state_dir);
+	}
+	new_listeners = listeners_differ(&next, &s->cfg);
+	new_nft = strcmp(next.nat_table, s->cfg.nat_table) || strcmp(next.nat_chain, s->cfg.nat_chain) ||
+		  strcmp(next.external_interface, s->cfg.external_interface);
+	new_http = strcmp(next.http_listen, s->cfg.http_listen) != 0;
+	if (new_listeners && turn_open_listeners(s, &next, ls) < 0)
+		goto refuse;
+	if (new_nft) {
+		struct nft_config nc = { next.nat_table, next.nat_chain, next.external_interface };
+		if (!(nft = nft_open(&nc)) || !(mon = nftmon_open(next.nat_table, nft_portid(nft)))) {
+			log_error("reload: cannot open a netlink socket: %s", strerror(errno));
+			goto undo;
+		}
+	}
+	if (new_http && next.http_listen[0]) {
+		/* The old listener may hold the address: it goes first, and comes back if the new one fails. */
+		waiting_flush(s, 0, 1);
+		http_retire(s->http);
+		s->http = NULL;
+		if (!(http = api_listen(s, next.http_listen))) {
+			(void)api_open(s);
+			goto undo;
+		}
+	}
+
+	/* Nothing can fail from here on that would leave the old configuration half replaced. */
+	if (new_http && !next.http_listen[0]) {
+		waiting_flush(s, 0, 1);
+		http_retire(s->http);
+		s->http = NULL;
+	}
+	if (new_listeners) {
+		/* Their clients ask again, on the new sockets. */
+		waiting_flush(s, 1, 0);
+		turn_close_listeners(s->listeners, s->n_listeners);
+		memcpy(s->listeners, ls, sizeof(ls));
+		s->n_listeners = next.n_listen;
+		/* The events' argument is the listener: point them at its new home. */
+		for (size_t i = 0; i < s->n_listeners; i++) {
+			event_del(s->listeners[i].ev);
+			event_assign(s->listeners[i].ev, s->base, s->listeners[i].sock.fd, EV_READ | EV_PERSIST,
+				     turn_on_readable, &s->listeners[i]);
+			event_add(s->listeners[i].ev, NULL);
+		}
+	}
+	if (new_nft) {
+		/* Under the same name, the install below replaces the table in one transaction. */
+		if (strcmp(next.nat_table, s->cfg.nat_table) != 0 && (r = nft_remove(s->nft)) < 0)
+			log_warnx("reload: cannot remove the old table ip %s: %s", s->cfg.nat_table, strerror(-r));
+		nft_close(s->nft);
+		s->nft = nft;
+		event_del(s->nftmon_ev);
+		event_free(s->nftmon_ev);
+		nftmon_close(s->nftmon);
+		s->nftmon = mon;
+		s->nftmon_ev = event_new(s->base, nftmon_fd(mon), EV_READ | EV_PERSIST, install_on_nftables, s);
+		if (!s->nftmon_ev || event_add(s->nftmon_ev, NULL) < 0)
+			log_warnx("reload: cannot watch table ip %s for changes by others", next.nat_table);
+	}
+	s->cfg = next;
+	/* http and hook read the configuration through a pointer to s->cfg: they see the new one now. */
+	if (http)
+		s->http = http;
+	log_set_level(s->cfg.log_level);
+	{
+		struct table_config tc = server_table_config(s);
+		if (table_configure(s->table, &tc) < 0)
+			log_warnx("reload: out of memory: the port ranges and limits stay as they were");
+	}
+	/* A new bucket only for a new rate: a SIGHUP must not forgive a flooding client. */
+	if (s->cfg.rate_limit != old_rate) {
+		struct ratelimit *rl = ratelimit_new(s->cfg.rate_limit);
+		if (rl) {
+			ratelimit_free(s->ratelimit);
+			s->ratelimit = rl;
+		}
+	}
+	(void)external_read(s);
+	s->busy_valid = 0;
+	if ((r = install_all(s, now)) < 0) {
+		log_warnx("reload: cannot reinstall table ip %s: %s; trying again in 1 s", s->cfg.nat_table,
+			  strerror(-r));
+		install_schedule_repair(s, 1000);
+	} else if (new_nft && nft_probe_timeout_update(s->nft) < 0) {
+		log_warnx("reload: cannot ask the kernel how element timeouts are updated: renewals replace elements");
+	}
+	external_changed(s);
+	/* RFC 6886 3.2.1: a new --external-address is a new address, announced like any other. */
+	if (external_address(s) && external_address(s) != old_public)
+		announce_restart(s->announce);
+	s->metrics.reloads++;
+	log_info("reloaded: serving %zu mapping(s) on port %u of %zu interface(s), table ip %s", table_count(s->table),
+		 s->cfg.listen_port, s->n_listeners, s->cfg.nat_table);
+	server_notify("READY=1\nSTATUS=serving %zu mapping(s) on %zu interface(s)", table_count(s->table),
+		      s->n_listeners);
+	return;
+undo:
+	http_close(http);
+	nftmon_close(mon);
+	nft_close(nft);
+	turn_close_listeners(ls, next.n_listen);
+refuse:
+	s->metrics.reload_errors++;
+	log_error("reload refused: the running configuration stays in force (fix the error above, then SIGHUP again)");
+	server_notify("READY=1\nSTATUS=reload refused; serving with the previous configuration");
+}

@@ -1,0 +1,218 @@
+/*
+ * server_impl.h - what the daemon's own files share, and nothing outside
+ * src/daemon/ sees: struct server (every handle and timer the daemon owns),
+ * its clocks, and the limits of its queues.
+ *
+ * The daemon's files split struct server by concern, one file each (see
+ * docs/architecture.md): server.c starts and stops, turn.c answers
+ * requests, persist.c writes the state file, install.c keeps the kernel's
+ * copy, expiry.c ends mappings, external.c follows the external address,
+ * ports.c the router's own ports, waiting.c the outer NAT's answers, api.c
+ * serves the HTTP API, reload.c a SIGHUP.  Their functions take the server
+ * first and return 0 or -errno, or nothing when they log what failed
+ * themselves (event callbacks).
+ *
+ * Times: the table runs on CLOCK_MONOTONIC seconds (server_mono_s), the
+ * state file on the wall clock and CLOCK_BOOTTIME; all in seconds unless a
+ * name says _ms or _us.
+ */
+#ifndef NATPMP_DAEMON_SERVER_IMPL_H
+#define NATPMP_DAEMON_SERVER_IMPL_H
+
+#include <event2/event.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "daemon/announce.h"
+#include "daemon/config.h"
+#include "daemon/hook.h"
+#include "daemon/http.h"
+#include "daemon/log.h"
+#include "daemon/metrics.h"
+#include "daemon/notify.h"
+#include "daemon/server.h"
+#include "daemon/udp.h"
+#include "daemon/upstream.h"
+#include "engine/ratelimit.h"
+#include "engine/table.h"
+#include "kernel/conntrack.h"
+#include "kernel/netif.h"
+#include "kernel/nft.h"
+#include "kernel/nftmon.h"
+#include "kernel/sockdiag.h"
+#include "store/state.h"
+#include "wire/proto.h"
+
+/* Rounds of recvmmsg per readable event before other sockets get a turn. */
+#define SERVER_ROUNDS 8
+/* How long a burst of foreign nftables changes (a ruleset reload) may take before the repair. */
+#define SERVER_REPAIR_DELAY_MS 100
+#define SERVER_MAX_EXTERNAL 16
+/* How often the router's own ports are compared with the mappings (a service started since). */
+#define SERVER_PORTS_CHECK_S 10
+/* Mappings that end within this share one conntrack dump. */
+#define SERVER_FLOWS_DELAY_MS 100
+/* A journal smaller than this is never worth compacting early. */
+#define SERVER_JOURNAL_MIN (1024 * 1024)
+/*
+ * Upstream mode: requests waiting for the gateway, in all and from one
+ * client address; more are dropped (their clients send again).  A client
+ * has one per mapping it waits for, its retransmissions coalesced.
+ */
+#define SERVER_MAX_PENDING 4096
+#define SERVER_MAX_PENDING_PER_CLIENT 32
+
+struct server_listener {
+	struct server *server;
+	struct udp_socket sock;
+	struct event *ev;
+};
+
+struct server_request {
+	struct proto_request req;
+	enum proto_verdict verdict;
+	uint16_t result;
+	struct table_grant grant;
+};
+
+/*
+ * Upstream mode: a request answered once the gateway has answered for the
+ * mapping on (protocol, local_port), from a NAT-PMP client or the HTTP API.
+ */
+struct server_pending {
+	TAILQ_ENTRY(server_pending) link;
+	uint8_t protocol;
+	uint16_t local_port;
+	struct server_listener *l; /* NULL: http */
+	uint32_t client;	   /* http: the host the mapping is for */
+	struct sockaddr_in peer;
+	struct in_addr local;
+	uint8_t opcode;
+	uint16_t internal_port;
+	struct http_pending *http;
+};
+
+/* What a client suggested for the mapping a turn granted on local port: the gateway is asked for it too. */
+struct waiting_wish {
+	uint8_t protocol;
+	uint16_t local_port;
+	uint16_t suggested;
+};
+
+struct server {
+	struct config cfg; /* replaced by a SIGHUP reload */
+	int argc;	   /* the command line, parsed again at a reload */
+	char **argv;
+	struct event_base *base;
+	struct server_listener listeners[CONFIG_MAX_LISTEN];
+	size_t n_listeners;
+	struct event *expiry_ev;
+	struct event *signal_ev[3];
+	struct table *table;
+	struct nft *nft;
+	char state_path[PATH_MAX];
+	char journal_path[PATH_MAX];
+	int journal_fd;		/* -1: none, each turn saves a snapshot */
+	off_t journal_end;	/* the journal's length in bytes: a failed turn is cut back to it */
+	uint64_t generation;	/* of the snapshot on disk and its journal */
+	size_t journal_bytes;	/* appended since the last compaction */
+	size_t snapshot_bytes;	/* about what the last snapshot took */
+	struct event *compact_ev;
+	int restored;	     /* the state file has been read: saving may replace it */
+	char boot_id[STATE_BOOT_ID_LEN + 1];
+	int64_t epoch_start; /* monotonic seconds when the mapping table began */
+	struct udp_packet pkts[UDP_BATCH];
+	struct server_request reqs[UDP_BATCH];
+
+	/* The external interface's addresses, kept current by the rtnetlink watcher. */
+	uint32_t external[SERVER_MAX_EXTERNAL];
+	size_t n_external;
+	struct netif_watch *netwatch;
+	struct event *netwatch_ev;
+	struct announce *announce;
+
+	/* Someone else's changes to our table, and their repair. */
+	struct nftmon *nftmon;
+	struct event *nftmon_ev;
+	struct event *repair_ev;
+	int table_broken; /* the last install failed: a repair is pending */
+	int serving;	  /* start-up finished */
+
+	struct metrics metrics;
+	struct http *http;
+	struct hook *hook;
+
+	struct ratelimit *ratelimit;
+	struct sockdiag *sockdiag;
+	int sockdiag_failed; /* logged once */
+	struct netif_neigh *neigh; /* who sent a request, at the link layer */
+	int neigh_failed;	   /* logged once */
+	/* The router's own ports, [0] UDP and [1] TCP, from one dump at most a second old. */
+	uint8_t busy[2][SOCKDIAG_BITMAP_BYTES];
+	int64_t busy_at_ms;
+	int busy_valid;
+
+	/* Mappings removed from the kernel whose conntrack entries are still to go. */
+	struct ct *ct;
+	struct table_mapping *ended;
+	size_t n_ended, ended_cap;
+	struct event *flows_ev;
+	struct event *ports_ev; /* SERVER_PORTS_CHECK_S: mappings onto ports the router now uses */
+
+	/* Upstream mode (--upstream-gateway), NULL otherwise. */
+	struct upstream *upstream;
+	struct upstream_events upstream_ev;
+	TAILQ_HEAD(, server_pending) pending;
+	size_t n_pending;
+	struct waiting_wish wishes[UDP_BATCH];
+	size_t n_wishes;
+};
+
+/* The table's rules (ranges, limits, the router's ports) as the configuration of the moment gives them. */
+struct table_config server_table_config(struct server *s);
+
+/* --- clocks --- */
+
+static inline int64_t server_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static inline int64_t server_mono_ms(void)
+{
+	return server_mono_us() / 1000;
+}
+
+static inline int64_t server_mono_s(void)
+{
+	return server_mono_ms() / 1000;
+}
+
+static inline int64_t server_wall_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* CLOCK_BOOTTIME seconds: counts suspend, never stepped by NTP; what the state file's *_boot times are on. */
+static inline int64_t server_boot_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static inline uint32_t server_epoch(const struct server *s, int64_t now)
+{
+	int64_t e = now - s->epoch_start;
+
+	return e < 0 ? 0 : e > UINT32_MAX ? UINT32_MAX : (uint32_t)e;
+}
+
+#endif

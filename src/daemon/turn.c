@@ -1,0 +1,342 @@
+/*
+ * turn.c - the request turn: decode, decide, persist, install, answer, for a batch of datagrams.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server_impl.h"
+#include "turn.h"
+#include "expiry.h"
+#include "external.h"
+#include "install.h"
+#include "persist.h"
+#include "waiting.h"
+
+static void log_change(const struct table_change *ch, const char *why)
+{
+	char client[INET_ADDRSTRLEN];
+	const struct table_mapping *m = &ch->mapping;
+
+	netif_addr_str(m->client, client);
+	switch (ch->op) {
+	case TABLE_ADD:
+		log_info("mapped %s %u -> %s:%u for %u s", proto_protocol_name(m->protocol), m->external_port,
+			 client, m->internal_port, m->lifetime);
+		break;
+	case TABLE_RENEW:
+		log_debug("renewed %s %u -> %s:%u for %u s", proto_protocol_name(m->protocol), m->external_port,
+			  client, m->internal_port, m->lifetime);
+		break;
+	case TABLE_DEL:
+		log_info("%s %s %u -> %s:%u", why, proto_protocol_name(m->protocol), m->external_port, client,
+			 m->internal_port);
+		break;
+	}
+}
+
+/* Tells --hook that event ("added", "renewed", "deleted", "expired") happened to m. */
+void turn_hook(struct server *s, const struct table_mapping *m, const char *event)
+{
+	int gone = strcmp(event, "deleted") == 0 || strcmp(event, "expired") == 0;
+	struct hook_event ev = {
+		.event = event,
+		.protocol = m->protocol,
+		.client = m->client,
+		.internal_port = m->internal_port,
+		.external_address = external_address(s),
+		/* Upstream mode: the port the world reaches is the gateway's. */
+		.external_port = s->upstream ? m->upstream_port : m->external_port,
+		.lifetime = gone ? 0 : m->lifetime,
+	};
+
+	if (s->cfg.hook[0])
+		hook_run(s->hook, &ev);
+}
+
+/* A renewal moved to another port (table.h) is a delete then an add of the same mapping. */
+static int turn_moved(const struct table_change *ch, size_t i, size_t n)
+{
+	return ch[i].op == TABLE_DEL && i + 1 < n && ch[i + 1].op == TABLE_ADD &&
+	       ch[i + 1].mapping.client == ch[i].mapping.client && ch[i + 1].mapping.protocol == ch[i].mapping.protocol &&
+	       ch[i + 1].mapping.internal_port == ch[i].mapping.internal_port;
+}
+
+/* The table's pending changes are real: log them, tell the hook and the gateway, and commit them in the table. */
+void turn_settle(struct server *s, const char *why)
+{
+	const struct table_change *ch;
+	size_t n = table_changes(s->table, &ch);
+
+	for (size_t i = 0; i < n; i++) {
+		log_change(&ch[i], why);
+		if (ch[i].op == TABLE_DEL)
+			expiry_note_ended(s, &ch[i].mapping);
+		if (s->upstream) {
+			waiting_follow(s, &ch[i], turn_moved(ch, i, n), why);
+			continue;
+		}
+		if (turn_moved(ch, i, n)) {
+			log_change(&ch[i + 1], why);
+			turn_hook(s, &ch[++i].mapping, "renewed");
+			continue;
+		}
+		if (ch[i].op == TABLE_ADD)
+			turn_hook(s, &ch[i].mapping, "added");
+		else if (ch[i].op == TABLE_DEL)
+			turn_hook(s, &ch[i].mapping, strcmp(why, "expired") == 0 ? "expired" : "deleted");
+	}
+	table_commit(s->table);
+	s->n_wishes = 0;
+}
+
+/*
+ * Makes the table's pending changes durable, then real.  The state file is
+ * written first: a crash between the two leaves a mapping on disk that the
+ * client was never told about, which is harmless, never the reverse.
+ */
+int turn_apply(struct server *s, int64_t now, const char *why)
+{
+	const struct table_change *ch;
+	size_t n = table_changes(s->table, &ch);
+	off_t before = s->journal_fd >= 0 ? s->journal_end : -1;
+	int persisted = 0, r;
+
+	if (n == 0)
+		return 0;
+	if ((r = persist_changes(s, ch, n, now)) < 0)
+		goto fail;
+	persisted = 1;
+	if ((r = install_changes(s, now)) < 0) {
+		/*
+		 * The kernel's copy has drifted (an element removed behind our
+		 * back makes its delete fail): rebuild it from the table.
+		 */
+		log_warnx("nftables refused %zu change(s) (%s); reinstalling table ip %s", n, strerror(-r),
+			  s->cfg.nat_table);
+		if ((r = install_all(s, now)) < 0) {
+			log_warnx("nftables refused the reinstall too: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	turn_settle(s, why);
+	return 0;
+fail:
+	table_rollback(s->table);
+	s->n_wishes = 0;
+	if (!persisted) {
+		/*
+		 * A failed append is cut back by state_journal_append(): nothing
+		 * of the turn is on disk.  A failed snapshot may have been renamed
+		 * into place before its directory sync failed: save the
+		 * rolled-back table.
+		 */
+		if (before < 0)
+			(void)persist_compact(s, now);
+	} else if (before >= 0 && s->journal_fd >= 0 && state_journal_cut(s->journal_fd, before) == 0) {
+		/* On disk but refused: cut back, so that a restart does not bring back what no client was told. */
+		s->journal_end = before;
+	} else {
+		/* A turn that saved a snapshot instead (or a cut that failed): save the rolled-back table anew. */
+		persist_close_journal(s);
+		if (persist_compact(s, now) < 0)
+			log_error("cannot take refused changes back out of %s: they may come back at a restart",
+				  s->state_path);
+	}
+	return r;
+}
+
+/*
+ * Who sent a request for a new mapping, at the link layer: the neighbour
+ * entry the kernel has for its source on the listen interface.  A host that
+ * invents source addresses has no entry for them, or entries that all name
+ * its own link-layer address: either way its mappings share one limit
+ * (table_mapping.link).  A renewal or a delete needs no lookup.
+ */
+static uint64_t turn_link(struct server *s, const struct udp_socket *sock, uint32_t client,
+			    const struct proto_request *req)
+{
+	uint64_t mac;
+	int r;
+
+	/* (The source was found inside one of the socket's subnets before this is asked.) */
+	if (!req->lifetime || !req->internal_port || table_find(s->table, client, req->protocol, req->internal_port))
+		return TABLE_LINK_UNKNOWN;
+	if ((r = netif_neighbour(s->neigh, sock->subnets[0].ifindex, client, &mac)) == 0)
+		return TABLE_LINK_HOST(mac);
+	if (r != -ENOENT && !s->neigh_failed++)
+		log_warnx("cannot ask the kernel for LAN neighbours: %s; mappings are counted by address only", strerror(-r));
+	return r == -ENOENT ? TABLE_LINK_UNKNOWN : TABLE_LINK_NONE;
+}
+
+static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_packet *p, struct server_request *r,
+			  int64_t now, int64_t now_ms)
+{
+	char peer[INET_ADDRSTRLEN], dest[INET_ADDRSTRLEN];
+	uint32_t epoch = server_epoch(s, now), public;
+
+	r->verdict = PROTO_DROP;
+	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
+		s->metrics.drops[METRICS_DROP_NOT_LAN]++;
+		log_debug("ignored request on %s from %s: not inside its subnets", sock->ifname,
+			  netif_addr_str(p->peer.sin_addr.s_addr, peer));
+		return;
+	}
+	if (!udp_local_allowed(sock, p->local, now)) {
+		s->metrics.drops[METRICS_DROP_NOT_LOCAL]++;
+		log_debug("ignored request on %s from %s: sent to %s, not to an address of %s", sock->ifname,
+			  netif_addr_str(p->peer.sin_addr.s_addr, peer), netif_addr_str(p->local.s_addr, dest), sock->ifname);
+		return;
+	}
+	if (!ratelimit_allow(s->ratelimit, p->peer.sin_addr.s_addr, now_ms)) {
+		/* Counted, and logged at most once per power of two, so a flood cannot flood the log too. */
+		uint64_t n = ++s->metrics.drops[METRICS_DROP_RATE_LIMITED];
+		if ((n & (n - 1)) == 0)
+			log_warnx("dropped a request from %s over --rate-limit %u/s (%llu dropped in all)",
+				  netif_addr_str(p->peer.sin_addr.s_addr, peer), s->cfg.rate_limit, (unsigned long long)n);
+		return;
+	}
+	r->verdict = proto_decode(p->data, p->len, &r->req);
+	switch (r->verdict) {
+	case PROTO_DROP:
+		s->metrics.drops[METRICS_DROP_MALFORMED]++;
+		log_debug("dropped %zu-byte datagram from %s", p->len, netif_addr_str(p->peer.sin_addr.s_addr, peer));
+		break;
+	case PROTO_ADDRESS:
+		/* RFC 6886 3.2: no external address yet, result 3 and 0.0.0.0. */
+		public = external_address(s);
+		p->reply_len = proto_encode_address(p->reply, public ? 0 : NATPMP_RESULT_NETWORK_FAILURE, epoch, public);
+		break;
+	case PROTO_BAD_VERSION:
+		p->reply_len = proto_encode_bad_version(p->reply, r->req.opcode, epoch);
+		break;
+	case PROTO_UNSUPPORTED_OPCODE:
+		p->reply_len = proto_encode_unsupported_opcode(p->reply, p->data, p->len);
+		break;
+	case PROTO_MAP:
+		r->result = table_request(s->table, p->peer.sin_addr.s_addr, TABLE_ORIGIN_NATPMP, r->req.protocol,
+					  r->req.internal_port, r->req.suggested_port, r->req.lifetime, now, &r->grant,
+					  turn_link(s, sock, p->peer.sin_addr.s_addr, &r->req));
+		if (r->result == NATPMP_RESULT_SUCCESS)
+			waiting_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
+		break;
+	}
+}
+
+/* Counts an answer by opcode (0-2, 3 for any other) and its result, now or sent later (upstream mode). */
+void turn_count_answer(struct server *s, int op, uint16_t result)
+{
+	if (result < METRICS_RESULTS)
+		s->metrics.requests[op][result]++;
+}
+
+/* Counts an answered request by the result its reply carries. */
+static void turn_count(struct server *s, const struct udp_packet *p, const struct server_request *r)
+{
+	if (r->verdict == PROTO_DROP || p->reply_len < 4)
+		return;
+	turn_count_answer(s, r->req.opcode <= 2 && r->verdict != PROTO_UNSUPPORTED_OPCODE ? r->req.opcode : 3,
+			    proto_get16(p->reply + 2));
+}
+
+static void turn_handle(struct server *s, struct server_listener *l, int n)
+{
+	int64_t now_ms = server_mono_ms(), now = now_ms / 1000;
+	int failed;
+
+	for (int i = 0; i < n; i++)
+		turn_decide(s, &l->sock, &s->pkts[i], &s->reqs[i], now, now_ms);
+
+	failed = turn_apply(s, now, "deleted") < 0;
+	for (int i = 0; i < n; i++) {
+		struct server_request *r = &s->reqs[i];
+		if (r->verdict != PROTO_MAP)
+			continue;
+		if (failed) {
+			r->result = NATPMP_RESULT_NETWORK_FAILURE;
+			r->grant = (struct table_grant){ 0 };
+		}
+		/* Upstream mode: the client is told the gateway's port, once the gateway has granted one. */
+		if (s->upstream && r->result == NATPMP_RESULT_SUCCESS && r->req.lifetime) {
+			uint16_t port = upstream_granted(s->upstream, r->req.protocol, r->grant.external_port);
+			const struct table_mapping *m = table_find(s->table, s->pkts[i].peer.sin_addr.s_addr,
+								   r->req.protocol, r->req.internal_port);
+			/* Deleted again later in the same batch: nothing will answer for it. */
+			if (!m || m->external_port != r->grant.external_port) {
+				r->result = NATPMP_RESULT_NETWORK_FAILURE;
+				r->grant = (struct table_grant){ 0 };
+			} else if (!port) {
+				waiting_defer(s, l, &s->pkts[i], r);
+				s->pkts[i].reply_len = 0;
+				continue;
+			} else {
+				r->grant.external_port = port;
+			}
+		}
+		s->pkts[i].reply_len = proto_encode_map(s->pkts[i].reply, r->req.opcode, r->result,
+							 server_epoch(s, now), r->req.internal_port,
+							 r->grant.external_port, r->grant.lifetime);
+	}
+	for (int i = 0; i < n; i++)
+		turn_count(s, &s->pkts[i], &s->reqs[i]);
+	udp_send(&l->sock, s->pkts, n);
+	expiry_end_flows(s);
+	expiry_arm(s, now);
+}
+
+void turn_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_listener *l = arg;
+	struct server *s = l->server;
+
+	(void)fd;
+	(void)what;
+	for (int round = 0; round < SERVER_ROUNDS; round++) {
+		int n = udp_recv(&l->sock, s->pkts, UDP_BATCH);
+		if (n < 0) {
+			log_warnx("receive on %s: %s", l->sock.ifname, strerror(-n));
+			return;
+		}
+		if (n == 0)
+			return;
+		turn_handle(s, l, n);
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
+void turn_close_listeners(struct server_listener *ls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ls[i].ev)
+			event_free(ls[i].ev);
+		ls[i].ev = NULL;
+		udp_close(&ls[i].sock);
+	}
+}
+
+/* Opens a socket per listen interface of cfg into ls; 0, or -1 after logging, with none left open. */
+int turn_open_listeners(struct server *s, const struct config *cfg, struct server_listener *ls)
+{
+	int r;
+
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		struct server_listener *l = &ls[i];
+		l->server = s;
+		if ((r = udp_open(&l->sock, cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
+			log_error("cannot listen on %s port %u: %s", cfg->listen_interfaces[i], cfg->listen_port,
+				  r == -ENODEV ? "no such interface" : strerror(-r));
+			turn_close_listeners(ls, i);
+			return -1;
+		}
+		l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, turn_on_readable, l);
+		if (!l->ev || event_add(l->ev, NULL) < 0) {
+			log_error("cannot watch the socket on %s", cfg->listen_interfaces[i]);
+			udp_close(&l->sock);
+			turn_close_listeners(ls, i);
+			return -1;
+		}
+	}
+	return 0;
+}
