@@ -1,5 +1,6 @@
 /*
- * state.c - reading and writing the state file.
+ * state.c - reading and writing the state file's snapshot (the journal
+ * is journal.c's).
  *
  * Loading is strict: the file is the daemon's own output, so anything
  * unexpected means damage, and the caller quarantines it rather than guess.
@@ -24,21 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store/state.h"
+#include "state_impl.h"
 
 #define STATE_MAX_SIZE (64 * 1024 * 1024)
 #define STATE_MAX_QUARANTINE 100
-/* The longest mapping line, with room to spare. */
-#define STATE_MAPPING_BYTES 256
-/* Room for the optional members of one mapping object. */
-#define STATE_EXTRAS_MAX 112
 
-struct reader {
-	char *err;
-	size_t errlen;
-};
-
-static int __attribute__((format(printf, 2, 3))) bad(struct reader *r, const char *fmt, ...)
+int __attribute__((format(printf, 2, 3))) state_bad(struct reader *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -119,7 +111,7 @@ static void field_name(char *buf, size_t len, const char *where, const char *key
 		snprintf(buf, len, "\"%s\"", key);
 }
 
-static struct json_object *member(struct reader *r, struct json_object *obj, const char *where, const char *key,
+struct json_object *state_member(struct reader *r, struct json_object *obj, const char *where, const char *key,
 				  enum json_type type)
 {
 	struct json_object *v;
@@ -127,24 +119,24 @@ static struct json_object *member(struct reader *r, struct json_object *obj, con
 
 	if (!json_object_object_get_ex(obj, key, &v)) {
 		if (where[0])
-			bad(r, "%s: missing \"%s\"", where, key);
+			state_bad(r, "%s: missing \"%s\"", where, key);
 		else
-			bad(r, "missing \"%s\"", key);
+			state_bad(r, "missing \"%s\"", key);
 		return NULL;
 	}
 	if (!json_object_is_type(v, type)) {
 		field_name(name, sizeof(name), where, key);
-		bad(r, "%s is %s, not %s", name, type_desc(json_object_get_type(v)), type_desc(type));
+		state_bad(r, "%s is %s, not %s", name, type_desc(json_object_get_type(v)), type_desc(type));
 		return NULL;
 	}
 	return v;
 }
 
 /* An integer member within [min, max]; range says what the bounds mean. */
-static int member_int(struct reader *r, struct json_object *obj, const char *where, const char *key, int64_t min,
+int state_member_int(struct reader *r, struct json_object *obj, const char *where, const char *key, int64_t min,
 		      int64_t max, const char *range, int64_t *out)
 {
-	struct json_object *v = member(r, obj, where, key, json_type_int);
+	struct json_object *v = state_member(r, obj, where, key, json_type_int);
 	char name[64];
 	int64_t i;
 
@@ -154,14 +146,14 @@ static int member_int(struct reader *r, struct json_object *obj, const char *whe
 	/* json-c clamps what does not fit in an int64 instead of failing. */
 	i = json_object_get_int64(v);
 	if (i == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
-		return bad(r, "%s: number is too large", name);
+		return state_bad(r, "%s: number is too large", name);
 	if (i < min || i > max)
-		return bad(r, "%s: %" PRId64 " %s", name, i, range);
+		return state_bad(r, "%s: %" PRId64 " %s", name, i, range);
 	*out = i;
 	return 0;
 }
 
-static int read_mapping(struct reader *r, struct json_object *o, const char *where, struct state_mapping *m)
+int state_read_mapping(struct reader *r, struct json_object *o, const char *where, struct state_mapping *m)
 {
 	struct json_object *v;
 	char shown[64];
@@ -171,17 +163,17 @@ static int read_mapping(struct reader *r, struct json_object *o, const char *whe
 	int rc;
 
 	if (!json_object_is_type(o, json_type_object))
-		return bad(r, "%s is %s, not an object", where, type_desc(json_object_get_type(o)));
+		return state_bad(r, "%s is %s, not an object", where, type_desc(json_object_get_type(o)));
 
-	if (!(v = member(r, o, where, "client", json_type_string)))
+	if (!(v = state_member(r, o, where, "client", json_type_string)))
 		return -EBADMSG;
 	s = json_object_get_string(v);
 	len = (size_t)json_object_get_string_len(v);
 	/* inet_pton() would stop at an embedded NUL and accept what precedes it. */
 	if (strlen(s) != len || inet_pton(AF_INET, s, &m->client) != 1)
-		return bad(r, "%s.client: %s is not an IPv4 address", where, quote(s, len, shown, sizeof(shown)));
+		return state_bad(r, "%s.client: %s is not an IPv4 address", where, quote(s, len, shown, sizeof(shown)));
 
-	if (!(v = member(r, o, where, "protocol", json_type_string)))
+	if (!(v = state_member(r, o, where, "protocol", json_type_string)))
 		return -EBADMSG;
 	s = json_object_get_string(v);
 	len = (size_t)json_object_get_string_len(v);
@@ -190,19 +182,19 @@ static int read_mapping(struct reader *r, struct json_object *o, const char *whe
 	else if (len == 3 && memcmp(s, "udp", 3) == 0)
 		m->protocol = IPPROTO_UDP;
 	else
-		return bad(r, "%s.protocol: %s is not tcp or udp", where, quote(s, len, shown, sizeof(shown)));
+		return state_bad(r, "%s.protocol: %s is not tcp or udp", where, quote(s, len, shown, sizeof(shown)));
 
-	if ((rc = member_int(r, o, where, "internal_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
+	if ((rc = state_member_int(r, o, where, "internal_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
 		return rc;
 	m->internal_port = (uint16_t)i;
-	if ((rc = member_int(r, o, where, "external_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
+	if ((rc = state_member_int(r, o, where, "external_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
 		return rc;
 	m->external_port = (uint16_t)i;
-	if ((rc = member_int(r, o, where, "lifetime", 0, UINT32_MAX, "is not a lifetime (0-4294967295 seconds)",
+	if ((rc = state_member_int(r, o, where, "lifetime", 0, UINT32_MAX, "is not a lifetime (0-4294967295 seconds)",
 			     &i)) < 0)
 		return rc;
 	m->lifetime = (uint32_t)i;
-	if ((rc = member_int(r, o, where, "expires", 0, INT64_MAX, "is negative (not a unix time)", &m->expires)) < 0)
+	if ((rc = state_member_int(r, o, where, "expires", 0, INT64_MAX, "is negative (not a unix time)", &m->expires)) < 0)
 		return rc;
 	m->origin = 0;
 	if (json_object_object_get_ex(o, "origin", &v)) {
@@ -211,19 +203,19 @@ static int read_mapping(struct reader *r, struct json_object *o, const char *whe
 		if (len == 4 && memcmp(s, "http", 4) == 0)
 			m->origin = 1;
 		else if (!(len == 6 && memcmp(s, "natpmp", 6) == 0))
-			return bad(r, "%s.origin: %s is not natpmp or http", where,
+			return state_bad(r, "%s.origin: %s is not natpmp or http", where,
 				   json_object_is_type(v, json_type_string) ? quote(s, len, shown, sizeof(shown))
 									    : type_desc(json_object_get_type(v)));
 	}
 	m->upstream_port = 0;
 	if (json_object_object_get_ex(o, "upstream_port", NULL)) {
-		if ((rc = member_int(r, o, where, "upstream_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
+		if ((rc = state_member_int(r, o, where, "upstream_port", 1, 65535, "is not a port (1-65535)", &i)) < 0)
 			return rc;
 		m->upstream_port = (uint16_t)i;
 	}
 	m->expires_boot = 0;
 	if (json_object_object_get_ex(o, "expires_boot", NULL) &&
-	    (rc = member_int(r, o, where, "expires_boot", 1, INT64_MAX, "is not a positive CLOCK_BOOTTIME second",
+	    (rc = state_member_int(r, o, where, "expires_boot", 1, INT64_MAX, "is not a positive CLOCK_BOOTTIME second",
 			     &m->expires_boot)) < 0)
 		return rc;
 	return 0;
@@ -248,13 +240,13 @@ static int decode(struct reader *r, struct json_object *root, struct state *st)
 	int rc;
 
 	if (!json_object_is_type(root, json_type_object))
-		return bad(r, "the top level is %s, not an object", type_desc(json_object_get_type(root)));
+		return state_bad(r, "the top level is %s, not an object", type_desc(json_object_get_type(root)));
 	/* The version first: a newer file is reported as such, not as a pile of odd fields. */
-	if ((rc = member_int(r, root, "", "version", INT64_MIN, INT64_MAX, "", &version)) < 0)
+	if ((rc = state_member_int(r, root, "", "version", INT64_MIN, INT64_MAX, "", &version)) < 0)
 		return rc;
 	if (version != STATE_VERSION)
-		return bad(r, "\"version\" is %" PRId64 ": this daemon reads version %d", version, STATE_VERSION);
-	rc = member_int(r, root, "", "epoch_start", 0, INT64_MAX, "is negative (not a unix time)", &st->epoch_start);
+		return state_bad(r, "\"version\" is %" PRId64 ": this daemon reads version %d", version, STATE_VERSION);
+	rc = state_member_int(r, root, "", "epoch_start", 0, INT64_MAX, "is negative (not a unix time)", &st->epoch_start);
 	if (rc < 0)
 		return rc;
 	/* Absent in files written before the boot clock: the wall clock is all there is. */
@@ -264,21 +256,21 @@ static int decode(struct reader *r, struct json_object *root, struct state *st)
 		const char *id = json_object_get_string(boot);
 		size_t len = json_object_is_type(boot, json_type_string) ? (size_t)json_object_get_string_len(boot) : 0;
 		if (!valid_boot_id(id, len))
-			return bad(r, "\"boot_id\" is not a boot id (36 hex digits and dashes)");
+			return state_bad(r, "\"boot_id\" is not a boot id (36 hex digits and dashes)");
 		memcpy(st->boot_id, id, len + 1);
 		if (json_object_object_get_ex(root, "epoch_start_boot", NULL) &&
-		    (rc = member_int(r, root, "", "epoch_start_boot", 1, INT64_MAX,
+		    (rc = state_member_int(r, root, "", "epoch_start_boot", 1, INT64_MAX,
 				     "is not a positive CLOCK_BOOTTIME second", &st->epoch_start_boot)) < 0)
 			return rc;
 	}
 	/* Absent in files written before the journal: generation 0, which no journal claims. */
 	if (json_object_object_get_ex(root, "generation", NULL)) {
 		int64_t g;
-		if ((rc = member_int(r, root, "", "generation", 0, INT64_MAX, "is negative", &g)) < 0)
+		if ((rc = state_member_int(r, root, "", "generation", 0, INT64_MAX, "is negative", &g)) < 0)
 			return rc;
 		st->generation = (uint64_t)g;
 	}
-	if (!(list = member(r, root, "", "mappings", json_type_array)))
+	if (!(list = state_member(r, root, "", "mappings", json_type_array)))
 		return -EBADMSG;
 	n = json_object_array_length(list);
 	if (n == 0)
@@ -289,7 +281,7 @@ static int decode(struct reader *r, struct json_object *root, struct state *st)
 	for (size_t i = 0; i < n; i++) {
 		char where[40];
 		snprintf(where, sizeof(where), "mappings[%zu]", i);
-		if ((rc = read_mapping(r, json_object_array_get_idx(list, i), where, &st->mappings[i])) < 0)
+		if ((rc = state_read_mapping(r, json_object_array_get_idx(list, i), where, &st->mappings[i])) < 0)
 			return rc;
 		st->n_mappings++;
 	}
@@ -306,11 +298,11 @@ static int parse(struct reader *r, const char *buf, size_t len, struct state *st
 	int rc;
 
 	if (len == 0)
-		return bad(r, "empty file");
+		return state_bad(r, "empty file");
 	/* JSON has no raw NUL anywhere, and json-c would take one for the end of the input. */
 	if ((nul = memchr(buf, '\0', len)) != NULL) {
 		line_col(buf, (size_t)(nul - buf), &line, &col);
-		return bad(r, "not JSON: NUL byte at line %zu, column %zu", line, col);
+		return state_bad(r, "not JSON: NUL byte at line %zu, column %zu", line, col);
 	}
 	if (!(tok = json_tokener_new()))
 		return -ENOMEM;
@@ -325,25 +317,25 @@ static int parse(struct reader *r, const char *buf, size_t len, struct state *st
 
 	if (!root) {
 		if (jerr == json_tokener_success) /* a bare "null" */
-			return bad(r, "the top level is null, not an object");
+			return state_bad(r, "the top level is null, not an object");
 		if (jerr == json_tokener_continue || jerr == json_tokener_error_parse_eof) {
 			for (end = 0; end < len && is_space(buf[end]); end++)
 				;
 			if (end == len)
-				return bad(r, "empty file (only white space)");
-			return bad(r, "not JSON: unexpected end of data (truncated?)");
+				return state_bad(r, "empty file (only white space)");
+			return state_bad(r, "not JSON: unexpected end of data (truncated?)");
 		}
 		if (end > len)
 			end = len;
 		line_col(buf, end, &line, &col);
-		return bad(r, "not JSON: %s at line %zu, column %zu", json_tokener_error_desc(jerr), line, col);
+		return state_bad(r, "not JSON: %s at line %zu, column %zu", json_tokener_error_desc(jerr), line, col);
 	}
 	while (end < len && is_space(buf[end]))
 		end++;
 	if (end < len) {
 		json_object_put(root);
 		line_col(buf, end, &line, &col);
-		return bad(r, "trailing data after the JSON object at line %zu, column %zu", line, col);
+		return state_bad(r, "trailing data after the JSON object at line %zu, column %zu", line, col);
 	}
 	rc = decode(r, root, st);
 	json_object_put(root);
@@ -351,7 +343,7 @@ static int parse(struct reader *r, const char *buf, size_t len, struct state *st
 }
 
 /* Reads the whole file, refusing one too large to be ours. */
-static int read_file(struct reader *r, const char *path, char **bufp, size_t *lenp)
+int state_read_file(struct reader *r, const char *path, char **bufp, size_t *lenp)
 {
 	struct stat sb;
 	size_t cap, len = 0;
@@ -373,11 +365,11 @@ static int read_file(struct reader *r, const char *path, char **bufp, size_t *le
 	}
 	if (!S_ISREG(sb.st_mode)) {
 		close(fd);
-		return bad(r, "not a regular file");
+		return state_bad(r, "not a regular file");
 	}
 	if (sb.st_size > STATE_MAX_SIZE) {
 		close(fd);
-		return bad(r, "file is %lld bytes: a state file is at most 64 MiB", (long long)sb.st_size);
+		return state_bad(r, "file is %lld bytes: a state file is at most 64 MiB", (long long)sb.st_size);
 	}
 	/* Room for the NUL and one byte more, so that EOF shows without growing the buffer. */
 	cap = (size_t)sb.st_size + 2;
@@ -391,7 +383,7 @@ static int read_file(struct reader *r, const char *path, char **bufp, size_t *le
 			if (len > STATE_MAX_SIZE) {
 				free(buf);
 				close(fd);
-				return bad(r, "file is over 64 MiB: a state file is at most 64 MiB");
+				return state_bad(r, "file is over 64 MiB: a state file is at most 64 MiB");
 			}
 			cap = cap * 2 < STATE_MAX_SIZE + 2 ? cap * 2 : STATE_MAX_SIZE + 2;
 			if (!(nbuf = realloc(buf, cap))) {
@@ -446,7 +438,7 @@ int state_parse(const char *buf, size_t len, struct state *out, char *err, size_
 		err[0] = '\0';
 	/* The limit state_load() applies, which also keeps the length within json-c's int. */
 	if (len > STATE_MAX_SIZE)
-		return bad(&r, "%zu bytes: a state file is at most 64 MiB", len);
+		return state_bad(&r, "%zu bytes: a state file is at most 64 MiB", len);
 	/* The parser needs the NUL after the last byte. */
 	if (!(copy = malloc(len + 1)))
 		return -ENOMEM;
@@ -468,9 +460,9 @@ int state_load(const char *path, struct state *out, char *err, size_t errlen)
 	memset(out, 0, sizeof(*out));
 	if (r.errlen)
 		err[0] = '\0';
-	if ((rc = read_file(&r, path, &buf, &len)) < 0)
+	if ((rc = state_read_file(&r, path, &buf, &len)) < 0)
 		return rc;
-	/* read_file() ends the buffer with a NUL, so it is parsed in place rather than copied. */
+	/* state_read_file() ends the buffer with a NUL, so it is parsed in place rather than copied. */
 	rc = parse_into(&r, buf, len, out);
 	free(buf);
 	return rc;
@@ -484,15 +476,9 @@ void state_free(struct state *s)
 
 /* --- saving --- */
 
-struct outbuf {
-	char *p;
-	size_t len, cap;
-	int fd; /* > 0: written out whenever it holds more than STATE_CHUNK */
-};
-
 #define STATE_CHUNK (64 * 1024)
 
-static int __attribute__((format(printf, 2, 3))) out_printf(struct outbuf *b, const char *fmt, ...)
+int __attribute__((format(printf, 2, 3))) state_out_printf(struct outbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -517,10 +503,9 @@ static int __attribute__((format(printf, 2, 3))) out_printf(struct outbuf *b, co
 	}
 }
 
-static int write_all(int fd, const char *p, size_t len);
 
 /* The optional members of a mapping object, in buf: those whose value is not the default. */
-static const char *extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MAX])
+const char *state_extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MAX])
 {
 	int n = 0;
 
@@ -545,36 +530,36 @@ static int format_state(const struct state *s, struct outbuf *b)
 	b->len = 0;
 	if (!(b->p = malloc(b->cap)))
 		return -ENOMEM;
-	if ((rc = out_printf(b, "{\"version\": %d, \"epoch_start\": %" PRId64, STATE_VERSION, s->epoch_start)) < 0)
+	if ((rc = state_out_printf(b, "{\"version\": %d, \"epoch_start\": %" PRId64, STATE_VERSION, s->epoch_start)) < 0)
 		return rc;
 	if (s->boot_id[0] &&
-	    (rc = out_printf(b, ", \"boot_id\": \"%s\"", s->boot_id)) < 0)
+	    (rc = state_out_printf(b, ", \"boot_id\": \"%s\"", s->boot_id)) < 0)
 		return rc;
 	if (s->boot_id[0] && s->epoch_start_boot &&
-	    (rc = out_printf(b, ", \"epoch_start_boot\": %" PRId64, s->epoch_start_boot)) < 0)
+	    (rc = state_out_printf(b, ", \"epoch_start_boot\": %" PRId64, s->epoch_start_boot)) < 0)
 		return rc;
-	if ((rc = out_printf(b, ", \"generation\": %" PRIu64 ", \"mappings\": [", s->generation)) < 0)
+	if ((rc = state_out_printf(b, ", \"generation\": %" PRIu64 ", \"mappings\": [", s->generation)) < 0)
 		return rc;
 	for (size_t i = 0; i < s->n_mappings; i++) {
 		const struct state_mapping *m = &s->mappings[i];
 		struct in_addr in = { .s_addr = m->client };
 
 		inet_ntop(AF_INET, &in, client, sizeof(client));
-		rc = out_printf(b,
+		rc = state_out_printf(b,
 				"%s\n  {\"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
 				"\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}",
 				i ? "," : "", client, m->protocol == IPPROTO_TCP ? "tcp" : "udp", m->internal_port,
-				m->external_port, m->lifetime, m->expires, extras(m, more));
+				m->external_port, m->lifetime, m->expires, state_extras(m, more));
 		if (rc < 0)
 			return rc;
 		/* Streaming to a file: a snapshot of 100,000 mappings never sits in memory whole. */
 		if (b->fd > 0 && b->len > STATE_CHUNK) {
-			if ((rc = write_all(b->fd, b->p, b->len)) < 0)
+			if ((rc = state_write_all(b->fd, b->p, b->len)) < 0)
 				return rc;
 			b->len = 0;
 		}
 	}
-	return out_printf(b, "%s]}\n", s->n_mappings ? "\n" : "");
+	return state_out_printf(b, "%s]}\n", s->n_mappings ? "\n" : "");
 }
 
 /* Refuses to write what state_load() would reject. */
@@ -610,7 +595,7 @@ int state_format(const struct state *s, char **bufp, size_t *lenp)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int state_write_all(int fd, const char *p, size_t len)
 {
 	while (len) {
 		ssize_t n = write(fd, p, len);
@@ -681,7 +666,7 @@ static int commit_tmp(const char *path, char *tmp, int fd, int rc, bool *replace
 }
 
 /* Replaces path with text atomically. */
-static int save_text(const char *path, const char *text, size_t len, bool *replaced)
+int state_save_text(const char *path, const char *text, size_t len, bool *replaced)
 {
 	char tmp[PATH_MAX];
 	int fd;
@@ -690,7 +675,7 @@ static int save_text(const char *path, const char *text, size_t len, bool *repla
 		return -ENAMETOOLONG;
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
 		return -errno;
-	return commit_tmp(path, tmp, fd, write_all(fd, text, len), replaced);
+	return commit_tmp(path, tmp, fd, state_write_all(fd, text, len), replaced);
 }
 
 int state_save(const char *path, const struct state *s, bool *replaced)
@@ -709,276 +694,11 @@ int state_save(const char *path, const struct state *s, bool *replaced)
 		return -errno;
 	rc = format_state(s, &b);
 	if (rc == 0)
-		rc = write_all(b.fd, b.p, b.len);
+		rc = state_write_all(b.fd, b.p, b.len);
 	free(b.p);
 	return commit_tmp(path, tmp, b.fd, rc, replaced);
 }
 
-/* --- the journal --- */
-
-/* One journal line: a change, as a mapping object with its op in front. */
-static int format_change(struct outbuf *b, const struct state_change *c)
-{
-	char client[INET_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
-	struct in_addr in = { .s_addr = c->m.client };
-
-	inet_ntop(AF_INET, &in, client, sizeof(client));
-	return out_printf(b,
-			  "{\"op\": \"%s\", \"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
-			  "\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}\n",
-			  c->op == STATE_DEL ? "del" : "put", client, c->m.protocol == IPPROTO_TCP ? "tcp" : "udp",
-			  c->m.internal_port, c->m.external_port, c->m.lifetime, c->m.expires, extras(&c->m, more));
-}
-
-int state_journal_start(const char *path, uint64_t generation, int *fd, off_t *end)
-{
-	char header[64];
-	int n, rc;
-
-	*fd = -1;
-	*end = -1;
-	n = snprintf(header, sizeof(header), "{\"journal\": 1, \"generation\": %" PRIu64 "}\n", generation);
-	if ((rc = save_text(path, header, (size_t)n, NULL)) < 0)
-		return rc;
-	if ((*fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0)
-		return -errno;
-	*end = n;
-	return 0;
-}
-
-int state_journal_cut(int fd, off_t end)
-{
-	if (end < 0)
-		return -EINVAL;
-	if (ftruncate(fd, end) < 0 || fdatasync(fd) < 0)
-		return -errno;
-	return 0;
-}
-
-int state_journal_append(int fd, off_t *end, const struct state_change *changes, size_t n)
-{
-	struct outbuf b = { 0 };
-	int rc = 0;
-
-	if (*end < 0)
-		return -EINVAL;
-	b.cap = 64 + n * STATE_MAPPING_BYTES;
-	if (!(b.p = malloc(b.cap)))
-		return -ENOMEM;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		const struct state_mapping *m = &changes[i].m;
-		if ((m->protocol != IPPROTO_TCP && m->protocol != IPPROTO_UDP) || !m->internal_port ||
-		    !m->external_port || m->expires < 0)
-			rc = -EINVAL;
-		else
-			rc = format_change(&b, &changes[i]);
-	}
-	if (rc < 0) {
-		free(b.p);
-		return rc; /* nothing was written */
-	}
-	rc = write_all(fd, b.p, b.len);
-	/* The answers wait for this: what they acknowledge is on disk first. */
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
-	free(b.p);
-	if (rc == 0) {
-		*end += (off_t)b.len;
-		return 0;
-	}
-	/*
-	 * A disk that filled up mid-line, or a sync that failed: what was
-	 * written must not stay, or the next append would continue a broken
-	 * line (or a whole one nobody was told about).  Cut back to where the
-	 * turn began; if even that fails, nothing more goes into this journal.
-	 */
-	if (state_journal_cut(fd, *end) < 0)
-		*end = -1;
-	return rc;
-}
-
-/* Where each (client, protocol, internal port) stands in st->mappings, for replaying. */
-struct key_index {
-	size_t *slots; /* index + 1; 0 empty */
-	size_t cap;    /* power of two */
-};
-
-static size_t key_slot(const struct key_index *ix, const struct state_mapping *m)
-{
-	uint64_t x = ((uint64_t)m->client << 24 | (uint64_t)m->protocol << 16 | m->internal_port) *
-		     0x9e3779b97f4a7c15ULL;
-
-	return (size_t)(x >> 20) & (ix->cap - 1);
-}
-
-static int same_key(const struct state_mapping *a, const struct state_mapping *b)
-{
-	return a->client == b->client && a->protocol == b->protocol && a->internal_port == b->internal_port;
-}
-
-/* The slot holding m's key, or the empty slot where it would go. */
-static size_t *key_find(struct key_index *ix, const struct state *st, const struct state_mapping *m)
-{
-	size_t i = key_slot(ix, m);
-
-	while (ix->slots[i] && !same_key(&st->mappings[ix->slots[i] - 1], m))
-		i = (i + 1) & (ix->cap - 1);
-	return &ix->slots[i];
-}
-
-/* Applies one change; deleted entries keep their place, marked by protocol 0, until the end. */
-static int apply_change(struct key_index *ix, struct state *st, size_t *cap, const struct state_change *c)
-{
-	size_t *slot = key_find(ix, st, &c->m);
-
-	if (*slot) {
-		struct state_mapping *m = &st->mappings[*slot - 1];
-		if (c->op == STATE_PUT) {
-			*m = c->m;
-		} else {
-			m->protocol = 0;
-			/* Keeps the probe chain intact: the key stays, pointing at a dead entry. */
-		}
-		return 0;
-	}
-	if (c->op == STATE_DEL)
-		return 0;
-	if (st->n_mappings == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		struct state_mapping *n = realloc(st->mappings, ncap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		st->mappings = n;
-		*cap = ncap;
-	}
-	st->mappings[st->n_mappings++] = c->m;
-	*slot = st->n_mappings;
-	return 0;
-}
-
-/*
- * One journal line of len bytes: exactly one JSON object and nothing before
- * or after it, so that a line two writes ran together ("{...}{...}") or one
- * cut short is damage, never half read.  *root on success.
- */
-static int parse_line(struct reader *r, const char *line, size_t len, const char *where, struct json_object **root)
-{
-	struct json_tokener *tok;
-	enum json_tokener_error jerr;
-	size_t end;
-
-	*root = NULL;
-	if (memchr(line, '\0', len))
-		return bad(r, "%s: NUL byte", where);
-	if (!(tok = json_tokener_new()))
-		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
-					    JSON_TOKENER_VALIDATE_UTF8);
-	*root = json_tokener_parse_ex(tok, line, (int)len);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (!*root || jerr != json_tokener_success) {
-		json_object_put(*root);
-		*root = NULL;
-		return bad(r, "%s: not JSON", where);
-	}
-	if (end != len || !json_object_is_type(*root, json_type_object)) {
-		json_object_put(*root);
-		*root = NULL;
-		return bad(r, "%s: not exactly one JSON object", where);
-	}
-	return 0;
-}
-
-/* Parses one complete journal line (NUL-terminated in place) into c. */
-static int read_change(struct reader *r, char *line, size_t len, size_t lineno, struct state_change *c)
-{
-	struct json_object *root, *op;
-	char where[40];
-	const char *o;
-	int rc;
-
-	snprintf(where, sizeof(where), "journal line %zu", lineno);
-	if ((rc = parse_line(r, line, len, where, &root)) < 0)
-		return rc;
-	if (!(op = member(r, root, where, "op", json_type_string))) {
-		json_object_put(root);
-		return -EBADMSG;
-	}
-	o = json_object_get_string(op);
-	if (strcmp(o, "put") == 0) {
-		c->op = STATE_PUT;
-	} else if (strcmp(o, "del") == 0) {
-		c->op = STATE_DEL;
-	} else {
-		rc = bad(r, "%s.op: \"%.16s\" is not put or del", where, o);
-		json_object_put(root);
-		return rc;
-	}
-	rc = read_mapping(r, root, where, &c->m);
-	json_object_put(root);
-	return rc;
-}
-
-int state_journal_replay(const char *path, struct state *st, size_t *applied, char *err, size_t errlen)
-{
-	struct reader r = { .err = err, .errlen = err ? errlen : 0 };
-	struct key_index ix = { 0 };
-	size_t len = 0, cap = st->n_mappings, lineno = 1, pos, kept = 0;
-	char *buf = NULL, *nl;
-	int64_t generation;
-	int rc;
-
-	*applied = 0;
-	if (r.errlen)
-		err[0] = '\0';
-	if ((rc = read_file(&r, path, &buf, &len)) < 0)
-		return rc == -ENOENT ? 0 : rc;
-	/* The header; a journal cut short before its header ended holds nothing. */
-	if (!(nl = memchr(buf, '\n', len))) {
-		free(buf);
-		return 0;
-	}
-	*nl = '\0';
-	{
-		struct json_object *h;
-		rc = parse_line(&r, buf, (size_t)(nl - buf), "journal line 1", &h);
-		if (rc == 0)
-			rc = member_int(&r, h, "journal line 1", "generation", 0, INT64_MAX, "is negative", &generation);
-		json_object_put(h);
-	}
-	if (rc < 0 || (uint64_t)generation != st->generation) {
-		free(buf);
-		return rc;
-	}
-	for (ix.cap = 64; ix.cap < 2 * (st->n_mappings + len / 64 + 1); ix.cap *= 2)
-		;
-	if (!(ix.slots = calloc(ix.cap, sizeof(*ix.slots)))) {
-		free(buf);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < st->n_mappings; i++)
-		*key_find(&ix, st, &st->mappings[i]) = i + 1;
-	/* Complete lines only: a last one without its newline was never acknowledged. */
-	for (pos = (size_t)(nl - buf) + 1; (nl = memchr(buf + pos, '\n', len - pos)) != NULL; pos = (size_t)(nl - buf) + 1) {
-		struct state_change c;
-		*nl = '\0';
-		lineno++;
-		if ((rc = read_change(&r, buf + pos, (size_t)(nl - buf) - pos, lineno, &c)) < 0 ||
-		    (rc = apply_change(&ix, st, &cap, &c)) < 0)
-			break;
-		(*applied)++;
-	}
-	/* Drop what was deleted. */
-	for (size_t i = 0; i < st->n_mappings; i++)
-		if (st->mappings[i].protocol)
-			st->mappings[kept++] = st->mappings[i];
-	st->n_mappings = kept;
-	free(ix.slots);
-	free(buf);
-	return rc;
-}
 
 int state_quarantine(const char *path, char *moved, size_t movedlen)
 {

@@ -1,0 +1,56 @@
+/*
+ * state_impl.h - what state.c (the snapshot) and journal.c share: the
+ * strict reader of a mapping object and its error messages, the writer's
+ * buffer, and writing a small file in place atomically.  Private to
+ * src/store/; store/state.h is the interface.  0 or -errno, as there.
+ */
+#ifndef NATPMP_STORE_STATE_IMPL_H
+#define NATPMP_STORE_STATE_IMPL_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/state.h"
+
+/* The longest mapping line, with room to spare. */
+#define STATE_MAPPING_BYTES 256
+/* Room for the optional members of one mapping object. */
+#define STATE_EXTRAS_MAX 112
+
+/* Where a reader's error message goes: the first error wins. */
+struct reader {
+	char *err;
+	size_t errlen;
+};
+
+/* A growing output buffer; fd > 0: written out whenever it holds more than STATE_CHUNK. */
+struct outbuf {
+	char *p;
+	size_t len, cap;
+	int fd;
+};
+
+/* Records the error message in r; returns -EBADMSG. */
+int __attribute__((format(printf, 2, 3))) state_bad(struct reader *r, const char *fmt, ...);
+/* obj's member key of JSON type type (where names obj in messages: "" at the top level); NULL after state_bad(). */
+struct json_object *state_member(struct reader *r, struct json_object *obj, const char *where, const char *key,
+				 enum json_type type);
+/* obj's integer member key in [min, max] into *out (range says what the bounds mean): 0 or -EBADMSG. */
+int state_member_int(struct reader *r, struct json_object *obj, const char *where, const char *key, int64_t min,
+		     int64_t max, const char *range, int64_t *out);
+/* One mapping object into *m: 0 or -EBADMSG. */
+int state_read_mapping(struct reader *r, struct json_object *o, const char *where, struct state_mapping *m);
+/* A whole file into a malloc'd NUL-terminated buffer (at most STATE_MAX_SIZE): 0 or -errno. */
+int state_read_file(struct reader *r, const char *path, char **bufp, size_t *lenp);
+
+int __attribute__((format(printf, 2, 3))) state_out_printf(struct outbuf *b, const char *fmt, ...);
+/* The optional members of a mapping object, in buf: those whose value is not the default. */
+const char *state_extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MAX]);
+/* write(2) until done: 0 or -errno. */
+int state_write_all(int fd, const char *p, size_t len);
+/* text as the file path, atomically (temporary file, fdatasync, rename, directory sync): 0 or -errno. */
+int state_save_text(const char *path, const char *text, size_t len, bool *replaced);
+
+#endif
