@@ -8,17 +8,63 @@
  * commits (table_commit) or undoes (table_rollback) when the kernel refused.
  *
  * Time is whatever clock the caller passes as "now", in whole seconds; the
- * daemon passes CLOCK_MONOTONIC, the tests a fake clock.  Addresses are IPv4
- * in network byte order, ports in host order, protocols IPPROTO_UDP/TCP.
- * Functions that answer a client return a NATPMP_RESULT_* code; the others
- * return 0 or -errno.
+ * daemon passes CLOCK_MONOTONIC, the tests a fake clock.  A client is a
+ * struct table_addr, IPv4 or IPv6 (IPv4 in network byte order); ports are in
+ * host order, protocols IPPROTO_UDP/TCP.  Functions that answer a client
+ * return a TABLE_RESULT_* code; the others return 0 or -errno.
+ *
+ * The table knows no wire format: NAT-PMP, PCP and the HTTP API all ask it
+ * the same way, and each front end words the result for its own clients.
  */
 #ifndef NATPMP_TABLE_H
 #define NATPMP_TABLE_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/*
+ * What a request came to.  The values are RFC 6886's result codes, so that
+ * NAT-PMP's codec passes them through; PCP's (RFC 6887 7.4) translates them.
+ */
+#define TABLE_RESULT_SUCCESS 0
+#define TABLE_RESULT_NOT_AUTHORIZED 2	 /* internal port 0 with a lifetime */
+#define TABLE_RESULT_NETWORK_FAILURE 3	 /* the change could not be made durable or real */
+#define TABLE_RESULT_OUT_OF_RESOURCES 4 /* a limit, or no free port */
+
+/* UDP ports the table never hands out: the server's and the announcements' (RFC 6886 3, RFC 6887 19). */
+#define TABLE_SERVER_PORT 5351
+#define TABLE_CLIENT_PORT 5350
+
+/*
+ * A client's address, the first part of a mapping's key.  Only IPv4 is
+ * served today; IPv6 is here so that PCP's IPv6 clients and pinholes key
+ * the same table.  Build one with table_addr_v4(); the union's unused bytes
+ * are zero, so that a whole struct compares and hashes as its value.
+ */
+struct table_addr {
+	uint8_t family; /* AF_INET or AF_INET6 */
+	union {
+		uint32_t v4; /* AF_INET: network byte order */
+		uint8_t v6[16];
+	};
+};
+
+static inline struct table_addr table_addr_v4(uint32_t v4)
+{
+	struct table_addr a = { .family = AF_INET };
+
+	a.v4 = v4;
+	return a;
+}
+
+static inline bool table_addr_equal(const struct table_addr *a, const struct table_addr *b)
+{
+	return a->family == b->family &&
+	       (a->family == AF_INET ? a->v4 == b->v4 : memcmp(a->v6, b->v6, sizeof(a->v6)) == 0);
+}
 
 struct port_range {
 	uint16_t from;
@@ -29,18 +75,18 @@ struct port_range {
 enum table_origin { TABLE_ORIGIN_NATPMP, TABLE_ORIGIN_HTTP };
 
 struct table_mapping {
-	uint32_t client; /* internal address: always the request's source */
+	struct table_addr client; /* internal address: always the request's source */
 	uint8_t protocol;
+	uint8_t origin; /* enum table_origin */
 	uint16_t internal_port;
 	uint16_t external_port;
-	uint32_t lifetime; /* seconds granted by the last request */
-	int64_t expires;   /* table clock */
-	uint8_t origin;	   /* enum table_origin */
 	/*
 	 * Upstream mode: the port the gateway forwards to external_port, which
 	 * is what the client is told; 0 until the gateway first granted one.
 	 */
 	uint16_t upstream_port;
+	uint32_t lifetime; /* seconds granted by the last request */
+	int64_t expires;   /* table clock */
 	/*
 	 * Who asked at the link layer, for the per-host limit that a claimed
 	 * source address cannot escape: TABLE_LINK_HOST(mac) for a sender the
@@ -110,10 +156,10 @@ int table_configure(struct table *t, const struct table_config *cfg);
  * port is no longer allowed (table_configure) is logged as TABLE_DEL then
  * TABLE_ADD of the same mapping on a new port.
  * link (TABLE_LINK_*) is who sent the request at the link layer: a new
- * mapping is refused (NATPMP_RESULT_OUT_OF_RESOURCES) once that link holds
+ * mapping is refused (TABLE_RESULT_OUT_OF_RESOURCES) once that link holds
  * max_per_client, whatever source addresses it claims.
  */
-uint16_t table_request(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol,
+uint16_t table_request(struct table *t, struct table_addr client, enum table_origin origin, uint8_t protocol,
 		       uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
 		       struct table_grant *grant, uint64_t link);
 
@@ -130,8 +176,8 @@ size_t table_expire(struct table *t, int64_t now);
 int64_t table_next_expiry(const struct table *t);
 
 size_t table_count(const struct table *t);
-size_t table_client_count(const struct table *t, uint32_t client);
-const struct table_mapping *table_find(const struct table *t, uint32_t client, uint8_t protocol,
+size_t table_client_count(const struct table *t, struct table_addr client);
+const struct table_mapping *table_find(const struct table *t, struct table_addr client, uint8_t protocol,
 				       uint16_t internal_port);
 const struct table_mapping *table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port);
 /*

@@ -118,7 +118,7 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	    (!waiting_may_wait(s, client) || !(q = calloc(1, sizeof(*q)))))
 		return HTTP_FORWARD_FAILED;
 	/* The token holder speaks for the host: no sender at the link layer to count. */
-	result = table_request(s->table, client, TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
+	result = table_request(s->table, table_addr_v4(client), TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
 			       now, grant, TABLE_LINK_NONE);
 	if (result == NATPMP_RESULT_SUCCESS)
 		waiting_wish_add(s, protocol, grant->external_port, suggested_port);

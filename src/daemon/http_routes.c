@@ -121,10 +121,10 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 	struct json_object *o;
 	char a[INET_ADDRSTRLEN];
 
-	if (ctx->client && m->client != ctx->client)
+	if (ctx->client && m->client.v4 != ctx->client)
 		return;
 	o = json_object_new_object();
-	json_object_object_add(o, "client", json_object_new_string(netif_addr_str(m->client, a)));
+	json_object_object_add(o, "client", json_object_new_string(netif_addr_str(m->client.v4, a)));
 	json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(m->protocol)));
 	json_object_object_add(o, "internal_port", json_object_new_int(m->internal_port));
 	if (ctx->upstream) {

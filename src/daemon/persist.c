@@ -17,7 +17,7 @@ static struct state_mapping state_of(const struct table_mapping *m, int64_t mono
 {
 	return (struct state_mapping){
 		.expires_boot = boot + (m->expires - mono),
-		.client = m->client,
+		.client = m->client.v4,
 		.protocol = m->protocol,
 		.origin = m->origin,
 		.internal_port = m->internal_port,
@@ -241,7 +241,7 @@ int persist_restore(struct server *s, int64_t now)
 		int on_boot = same_boot && sm->expires_boot;
 		int64_t left = on_boot ? sm->expires_boot - boot : sm->expires - wall;
 		struct table_mapping m = {
-			.client = sm->client,
+			.client = table_addr_v4(sm->client),
 			.protocol = sm->protocol,
 			.origin = sm->origin,
 			.internal_port = sm->internal_port,
@@ -266,7 +266,7 @@ int persist_restore(struct server *s, int64_t now)
 		if ((r = table_restore(s->table, &m)) < 0) {
 			refused++;
 			log_warnx("state file: not restoring %s %u -> %s:%u: %s", proto_protocol_name(m.protocol),
-				  m.external_port, netif_addr_str(m.client, client), m.internal_port,
+				  m.external_port, netif_addr_str(m.client.v4, client), m.internal_port,
 				  r == -ERANGE	       ? "port no longer allowed"
 				  : r == -EADDRINUSE ? "the router itself now uses the port"
 				  : r == -ENOSPC     ? "over the client's limit"

@@ -19,7 +19,7 @@ static void log_change(const struct table_change *ch, const char *why)
 	char client[INET_ADDRSTRLEN];
 	const struct table_mapping *m = &ch->mapping;
 
-	netif_addr_str(m->client, client);
+	netif_addr_str(m->client.v4, client);
 	switch (ch->op) {
 	case TABLE_ADD:
 		log_info("mapped %s %u -> %s:%u for %u s", proto_protocol_name(m->protocol), m->external_port,
@@ -43,7 +43,7 @@ void turn_hook(struct server *s, const struct table_mapping *m, const char *even
 	struct hook_event ev = {
 		.event = event,
 		.protocol = m->protocol,
-		.client = m->client,
+		.client = m->client.v4,
 		.internal_port = m->internal_port,
 		.external_address = external_address(s),
 		/* Upstream mode: the port the world reaches is the gateway's. */
@@ -59,7 +59,7 @@ void turn_hook(struct server *s, const struct table_mapping *m, const char *even
 static int turn_moved(const struct table_change *ch, size_t i, size_t n)
 {
 	return ch[i].op == TABLE_DEL && i + 1 < n && ch[i + 1].op == TABLE_ADD &&
-	       ch[i + 1].mapping.client == ch[i].mapping.client && ch[i + 1].mapping.protocol == ch[i].mapping.protocol &&
+	       table_addr_equal(&ch[i + 1].mapping.client, &ch[i].mapping.client) && ch[i + 1].mapping.protocol == ch[i].mapping.protocol &&
 	       ch[i + 1].mapping.internal_port == ch[i].mapping.internal_port;
 }
 
@@ -161,7 +161,7 @@ static uint64_t turn_link(struct server *s, const struct udp_socket *sock, uint3
 	int r;
 
 	/* (The source was found inside one of the socket's subnets before this is asked.) */
-	if (!req->lifetime || !req->internal_port || table_find(s->table, client, req->protocol, req->internal_port))
+	if (!req->lifetime || !req->internal_port || table_find(s->table, table_addr_v4(client), req->protocol, req->internal_port))
 		return TABLE_LINK_UNKNOWN;
 	if ((r = netif_neighbour(s->neigh, sock->subnets[0].ifindex, client, &mac)) == 0)
 		return TABLE_LINK_HOST(mac);
@@ -215,7 +215,7 @@ static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_pa
 		p->reply_len = proto_encode_unsupported_opcode(p->reply, p->data, p->len);
 		break;
 	case PROTO_MAP:
-		r->result = table_request(s->table, p->peer.sin_addr.s_addr, TABLE_ORIGIN_NATPMP, r->req.protocol,
+		r->result = table_request(s->table, table_addr_v4(p->peer.sin_addr.s_addr), TABLE_ORIGIN_NATPMP, r->req.protocol,
 					  r->req.internal_port, r->req.suggested_port, r->req.lifetime, now, &r->grant,
 					  turn_link(s, sock, p->peer.sin_addr.s_addr, &r->req));
 		if (r->result == NATPMP_RESULT_SUCCESS)
@@ -260,7 +260,7 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 		/* Upstream mode: the client is told the gateway's port, once the gateway has granted one. */
 		if (s->upstream && r->result == NATPMP_RESULT_SUCCESS && r->req.lifetime) {
 			uint16_t port = upstream_granted(s->upstream, r->req.protocol, r->grant.external_port);
-			const struct table_mapping *m = table_find(s->table, s->pkts[i].peer.sin_addr.s_addr,
+			const struct table_mapping *m = table_find(s->table, table_addr_v4(s->pkts[i].peer.sin_addr.s_addr),
 								   r->req.protocol, r->req.internal_port);
 			/* Deleted again later in the same batch: nothing will answer for it. */
 			if (!m || m->external_port != r->grant.external_port) {

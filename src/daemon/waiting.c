@@ -180,7 +180,7 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 		upstream_drop(s->upstream, protocol, local_port);
 		return;
 	}
-	netif_addr_str(m->client, client);
+	netif_addr_str(m->client.v4, client);
 	if (result == NATPMP_RESULT_SUCCESS) {
 		if (port != m->upstream_port) {
 			uint16_t was = m->upstream_port;

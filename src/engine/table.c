@@ -14,63 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire/proto.h"
-#include "engine/table.h"
-
-struct entry {
-	struct table_mapping m;
-	struct entry *hash_next;     /* key hash chain */
-	struct entry *client_next;   /* the client's list */
-	struct entry **client_prev;
-	size_t heap_index;
-};
-
-struct client {
-	uint32_t addr;
-	uint32_t count;
-	struct entry *mappings;
-	struct client *next;
-};
-
-/* How many mappings one link (table_mapping.link) holds; only links that hold any are kept. */
-#define TABLE_LINK_BUCKETS 256
-struct link_count {
-	uint64_t link;
-	uint32_t count;
-	struct link_count *next;
-};
-
-struct table {
-	struct table_config cfg;
-	struct port_range *allowed;
-	struct port_range *reserved;
-	uint32_t allowed_total; /* ports in all allowed ranges */
-
-	struct entry **buckets;
-	size_t n_buckets; /* power of two */
-	size_t count;
-
-	struct client **clients;
-	size_t n_client_buckets; /* power of two */
-	size_t n_clients;
-
-	struct entry *by_external[2][65536]; /* [0] UDP, [1] TCP */
-	struct link_count *links[TABLE_LINK_BUCKETS];
-
-	struct entry **heap;
-	size_t heap_size;
-	size_t heap_cap;
-
-	struct table_change *log;
-	size_t log_len;
-	size_t log_cap;
-	int replaying; /* set while rolling back: no logging */
-};
-
-static unsigned int proto_slot(uint8_t protocol)
-{
-	return protocol == IPPROTO_TCP;
-}
+#include "table_impl.h"
 
 static uint64_t mix64(uint64_t x)
 {
@@ -83,33 +27,26 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
-static size_t key_hash(uint32_t client, uint8_t protocol, uint16_t port)
+/* An IPv4 address as itself, an IPv6 one folded into 64 bits. */
+static uint64_t addr_bits(const struct table_addr *a)
 {
-	return (size_t)mix64((uint64_t)client << 32 | (uint64_t)protocol << 16 | port);
+	uint64_t hi, lo;
+
+	if (a->family == AF_INET)
+		return a->v4;
+	memcpy(&hi, a->v6, 8);
+	memcpy(&lo, a->v6 + 8, 8);
+	return mix64(hi) ^ lo;
 }
 
-/*
- * A uniform random number below bound from the system's CSPRNG, drawn 256
- * words at a time: glibc 2.36's arc4random_uniform() is a getrandom()
- * system call per number (1.2 us here), and a nearly full port range takes
- * dozens of draws per new mapping.
- */
-static uint32_t default_random(uint32_t bound, void *arg)
+static size_t addr_hash(const struct table_addr *a)
 {
-	static uint32_t pool[256];
-	static size_t left;
-	uint32_t limit = -bound % bound; /* values below this would bias the modulo */
+	return (size_t)mix64(addr_bits(a));
+}
 
-	(void)arg;
-	for (;;) {
-		if (left == 0) {
-			arc4random_buf(pool, sizeof(pool));
-			left = sizeof(pool) / sizeof(pool[0]);
-		}
-		uint32_t r = pool[--left];
-		if (r >= limit)
-			return r % bound;
-	}
+static size_t key_hash(const struct table_addr *client, uint8_t protocol, uint16_t port)
+{
+	return (size_t)mix64(addr_bits(client) << 32 ^ (uint64_t)protocol << 16 ^ port);
 }
 
 /* --- the expiry heap --- */
@@ -186,11 +123,11 @@ static void heap_update(struct table *t, struct entry *e)
 
 /* --- clients --- */
 
-static struct client *client_find(const struct table *t, uint32_t addr)
+static struct client *client_find(const struct table *t, const struct table_addr *addr)
 {
-	struct client *c = t->clients[mix64(addr) & (t->n_client_buckets - 1)];
+	struct client *c = t->clients[addr_hash(addr) & (t->n_client_buckets - 1)];
 
-	while (c && c->addr != addr)
+	while (c && !table_addr_equal(&c->addr, addr))
 		c = c->next;
 	return c;
 }
@@ -206,7 +143,7 @@ static int client_grow(struct table *t)
 		struct client *c = t->clients[i], *next;
 		for (; c; c = next) {
 			next = c->next;
-			size_t slot = mix64(c->addr) & (n - 1);
+			size_t slot = addr_hash(&c->addr) & (n - 1);
 			c->next = b[slot];
 			b[slot] = c;
 		}
@@ -217,7 +154,7 @@ static int client_grow(struct table *t)
 	return 0;
 }
 
-static struct client *client_get(struct table *t, uint32_t addr)
+static struct client *client_get(struct table *t, const struct table_addr *addr)
 {
 	struct client *c = client_find(t, addr);
 
@@ -228,8 +165,8 @@ static struct client *client_get(struct table *t, uint32_t addr)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->addr = addr;
-	size_t slot = mix64(addr) & (t->n_client_buckets - 1);
+	c->addr = *addr;
+	size_t slot = addr_hash(addr) & (t->n_client_buckets - 1);
 	c->next = t->clients[slot];
 	t->clients[slot] = c;
 	t->n_clients++;
@@ -242,7 +179,7 @@ static void client_drop_if_empty(struct table *t, struct client *c)
 
 	if (c->count)
 		return;
-	for (pp = &t->clients[mix64(c->addr) & (t->n_client_buckets - 1)]; *pp != c; pp = &(*pp)->next)
+	for (pp = &t->clients[addr_hash(&c->addr) & (t->n_client_buckets - 1)]; *pp != c; pp = &(*pp)->next)
 		;
 	*pp = c->next;
 	t->n_clients--;
@@ -251,12 +188,13 @@ static void client_drop_if_empty(struct table *t, struct client *c)
 
 /* --- mapping entries --- */
 
-static struct entry *entry_find(const struct table *t, uint32_t client, uint8_t protocol, uint16_t port)
+struct entry *table_entry_find(const struct table *t, const struct table_addr *client, uint8_t protocol,
+				uint16_t port)
 {
 	struct entry *e = t->buckets[key_hash(client, protocol, port) & (t->n_buckets - 1)];
 
 	for (; e; e = e->hash_next)
-		if (e->m.client == client && e->m.protocol == protocol && e->m.internal_port == port)
+		if (e->m.protocol == protocol && e->m.internal_port == port && table_addr_equal(&e->m.client, client))
 			return e;
 	return NULL;
 }
@@ -272,7 +210,7 @@ static int buckets_grow(struct table *t)
 		struct entry *e = t->buckets[i], *next;
 		for (; e; e = next) {
 			next = e->hash_next;
-			size_t slot = key_hash(e->m.client, e->m.protocol, e->m.internal_port) & (n - 1);
+			size_t slot = key_hash(&e->m.client, e->m.protocol, e->m.internal_port) & (n - 1);
 			e->hash_next = b[slot];
 			b[slot] = e;
 		}
@@ -358,7 +296,7 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 	if (log_change(t, TABLE_ADD, m, 0, 0) < 0)
 		return -ENOMEM;
 	e = calloc(1, sizeof(*e));
-	c = e ? client_get(t, m->client) : NULL;
+	c = e ? client_get(t, &m->client) : NULL;
 	if (!e || !c || link_add(t, m->link) < 0) {
 		if (c)
 			client_drop_if_empty(t, c);
@@ -376,7 +314,7 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 		return -ENOMEM;
 	}
 	e->m = *m;
-	size_t slot = key_hash(m->client, m->protocol, m->internal_port) & (t->n_buckets - 1);
+	size_t slot = key_hash(&m->client, m->protocol, m->internal_port) & (t->n_buckets - 1);
 	e->hash_next = t->buckets[slot];
 	t->buckets[slot] = e;
 	e->client_next = c->mappings;
@@ -393,12 +331,12 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 static void entry_remove(struct table *t, struct entry *e)
 {
 	struct entry **pp;
-	struct client *c = client_find(t, e->m.client);
+	struct client *c = client_find(t, &e->m.client);
 
 	/* A deletion that cannot be logged still happens: the log then lacks it,
 	 * and the caller's kernel copy keeps the element until its timeout. */
 	(void)log_change(t, TABLE_DEL, &e->m, 0, 0);
-	for (pp = &t->buckets[key_hash(e->m.client, e->m.protocol, e->m.internal_port) & (t->n_buckets - 1)];
+	for (pp = &t->buckets[key_hash(&e->m.client, e->m.protocol, e->m.internal_port) & (t->n_buckets - 1)];
 	     *pp != e; pp = &(*pp)->hash_next)
 		;
 	*pp = e->hash_next;
@@ -414,99 +352,6 @@ static void entry_remove(struct table *t, struct entry *e)
 	free(e);
 }
 
-/* --- port choice --- */
-
-static int port_allowed(const struct table *t, uint8_t protocol, uint16_t port)
-{
-	/* The daemon's own port and the announcement port are never forwarded. */
-	if (protocol == IPPROTO_UDP && (port == NATPMP_SERVER_PORT || port == NATPMP_CLIENT_PORT))
-		return 0;
-	for (size_t i = 0; i < t->cfg.n_reserved; i++)
-		if (port >= t->reserved[i].from && port <= t->reserved[i].to)
-			return 0;
-	for (size_t i = 0; i < t->cfg.n_allowed; i++)
-		if (port >= t->allowed[i].from && port <= t->allowed[i].to)
-			return 1;
-	return 0;
-}
-
-static int port_busy(const struct table *t, uint8_t protocol, uint16_t port)
-{
-	return t->cfg.port_busy && t->cfg.port_busy(protocol, port, t->cfg.port_busy_arg);
-}
-
-static int port_free(const struct table *t, uint32_t client, uint8_t protocol, uint16_t port)
-{
-	const struct entry *other = t->by_external[!proto_slot(protocol)][port];
-
-	if (port == 0 || !port_allowed(t, protocol, port) || t->by_external[proto_slot(protocol)][port])
-		return 0;
-	/* Another client's mapping of the other protocol keeps the port for that client. */
-	if (other && other->m.client != client)
-		return 0;
-	/* Last, as it asks the kernel: the router's own services keep their ports. */
-	return !port_busy(t, protocol, port);
-}
-
-static uint16_t port_nth_allowed(const struct table *t, uint32_t n)
-{
-	for (size_t i = 0; i < t->cfg.n_allowed; i++) {
-		uint32_t size = (uint32_t)t->allowed[i].to - t->allowed[i].from + 1;
-		if (n < size)
-			return (uint16_t)(t->allowed[i].from + n);
-		n -= size;
-	}
-	return 0;
-}
-
-static uint16_t port_choose(const struct table *t, uint32_t client, uint8_t protocol, uint16_t internal_port,
-			    uint16_t suggested)
-{
-	const struct entry *sibling = entry_find(t, client, protocol == IPPROTO_TCP ? IPPROTO_UDP : IPPROTO_TCP,
-						 internal_port);
-	uint16_t sibling_port = sibling ? sibling->m.external_port : 0;
-	uint16_t wishes[3];
-	size_t n = 0;
-
-	/*
-	 * Clients that compare the granted port with what they asked for get
-	 * their suggestion whenever it is free; after that, the port the same
-	 * internal port already has for the other protocol, then the internal
-	 * port itself.
-	 */
-	if (sibling_port && (suggested == 0 || suggested == sibling_port))
-		wishes[n++] = sibling_port;
-	if (suggested)
-		wishes[n++] = suggested;
-	if (sibling_port && suggested && suggested != sibling_port)
-		wishes[n++] = sibling_port;
-	for (size_t i = 0; i < n; i++)
-		if (port_free(t, client, protocol, wishes[i]))
-			return wishes[i];
-	if (port_free(t, client, protocol, internal_port))
-		return internal_port;
-
-	/*
-	 * A random port, so that mappings are not predictable from outside.
-	 * Random probes find a free port at once unless the range is nearly
-	 * full; then a walk from a random start finds one if any is left.
-	 */
-	if (t->allowed_total == 0)
-		return 0;
-	for (int tries = 0; tries < 64; tries++) {
-		uint16_t p = port_nth_allowed(t, t->cfg.random(t->allowed_total, t->cfg.random_arg));
-		if (port_free(t, client, protocol, p))
-			return p;
-	}
-	uint32_t start = t->cfg.random(t->allowed_total, t->cfg.random_arg);
-	for (uint32_t i = 0; i < t->allowed_total; i++) {
-		uint16_t p = port_nth_allowed(t, (start + i) % t->allowed_total);
-		if (port_free(t, client, protocol, p))
-			return p;
-	}
-	return 0;
-}
-
 /* --- public interface --- */
 
 struct table *table_new(const struct table_config *cfg)
@@ -517,7 +362,7 @@ struct table *table_new(const struct table_config *cfg)
 		return NULL;
 	t->cfg = *cfg;
 	if (!t->cfg.random)
-		t->cfg.random = default_random;
+		t->cfg.random = table_default_random;
 	t->allowed = calloc(cfg->n_allowed ? cfg->n_allowed : 1, sizeof(*t->allowed));
 	t->reserved = calloc(cfg->n_reserved ? cfg->n_reserved : 1, sizeof(*t->reserved));
 	t->n_buckets = 64;
@@ -604,7 +449,7 @@ void table_free(struct table *t)
  * application that starts up and clears its ports must not undo the
  * administrator's forwards.
  */
-static void delete_all(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol)
+static void delete_all(struct table *t, const struct table_addr *client, enum table_origin origin, uint8_t protocol)
 {
 	struct client *c = client_find(t, client);
 	struct entry *e, *next;
@@ -622,7 +467,7 @@ static void delete_all(struct table *t, uint32_t client, enum table_origin origi
 	}
 }
 
-uint16_t table_request(struct table *t, uint32_t client, enum table_origin origin, uint8_t protocol,
+uint16_t table_request(struct table *t, struct table_addr client, enum table_origin origin, uint8_t protocol,
 		       uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
 		       struct table_grant *grant, uint64_t link)
 {
@@ -636,25 +481,25 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 	if (lifetime == 0) {
 		/* RFC 6886 3.4: the suggested port of a delete means nothing. */
 		if (internal_port == 0) {
-			delete_all(t, client, origin, protocol);
-		} else if ((e = entry_find(t, client, protocol, internal_port)) != NULL) {
+			delete_all(t, &client, origin, protocol);
+		} else if ((e = table_entry_find(t, &client, protocol, internal_port)) != NULL) {
 			entry_remove(t, e);
 		}
-		return NATPMP_RESULT_SUCCESS;
+		return TABLE_RESULT_SUCCESS;
 	}
 	if (internal_port == 0)
-		return NATPMP_RESULT_NOT_AUTHORIZED;
+		return TABLE_RESULT_NOT_AUTHORIZED;
 
 	uint32_t granted = lifetime < t->cfg.max_lifetime ? lifetime : t->cfg.max_lifetime;
 
-	e = entry_find(t, client, protocol, internal_port);
+	e = table_entry_find(t, &client, protocol, internal_port);
 	/*
 	 * A port a reload took out of the allowed ranges (or reserved), or one
 	 * the router itself has started to use since, is given up at the next
 	 * renewal, which gets a new port: RFC 6886 3.3 lets a renewal answer
 	 * another port, and clients use the one answered.
 	 */
-	if (e && (!port_allowed(t, protocol, e->m.external_port) || port_busy(t, protocol, e->m.external_port))) {
+	if (e && (!table_port_allowed(t, protocol, e->m.external_port) || table_port_busy(t, protocol, e->m.external_port))) {
 		origin = (enum table_origin)e->m.origin;
 		link = e->m.link; /* the same mapping, moved: counted for whom it was */
 		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
@@ -669,26 +514,26 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 		 * granted one).
 		 */
 		if (log_change(t, TABLE_RENEW, &e->m, e->m.expires, e->m.lifetime) < 0)
-			return NATPMP_RESULT_OUT_OF_RESOURCES;
+			return TABLE_RESULT_OUT_OF_RESOURCES;
 		e->m.lifetime = granted;
 		e->m.expires = now + granted;
 		t->log[t->log_len - 1].mapping = e->m;
 		heap_update(t, e);
 		grant->external_port = e->m.external_port;
 		grant->lifetime = granted;
-		return NATPMP_RESULT_SUCCESS;
+		return TABLE_RESULT_SUCCESS;
 	}
 
-	c = client_find(t, client);
+	c = client_find(t, &client);
 	if (c && c->count >= t->cfg.max_per_client)
-		return NATPMP_RESULT_OUT_OF_RESOURCES;
+		return TABLE_RESULT_OUT_OF_RESOURCES;
 	/* One host inventing source addresses is still one host at the link layer. */
 	if (link != TABLE_LINK_NONE && link_held(t, link) >= t->cfg.max_per_client)
-		return NATPMP_RESULT_OUT_OF_RESOURCES;
+		return TABLE_RESULT_OUT_OF_RESOURCES;
 
-	uint16_t port = port_choose(t, client, protocol, internal_port, suggested_port);
+	uint16_t port = table_port_choose(t, &client, protocol, internal_port, suggested_port);
 	if (port == 0)
-		return NATPMP_RESULT_OUT_OF_RESOURCES;
+		return TABLE_RESULT_OUT_OF_RESOURCES;
 
 	struct table_mapping m = {
 		.client = client,
@@ -702,10 +547,10 @@ uint16_t table_request(struct table *t, uint32_t client, enum table_origin origi
 		.link = link,
 	};
 	if (entry_insert(t, &m) < 0)
-		return NATPMP_RESULT_OUT_OF_RESOURCES;
+		return TABLE_RESULT_OUT_OF_RESOURCES;
 	grant->external_port = port;
 	grant->lifetime = granted;
-	return NATPMP_RESULT_SUCCESS;
+	return TABLE_RESULT_SUCCESS;
 }
 
 int table_restore(struct table *t, const struct table_mapping *m)
@@ -714,14 +559,14 @@ int table_restore(struct table *t, const struct table_mapping *m)
 
 	if ((m->protocol != IPPROTO_UDP && m->protocol != IPPROTO_TCP) || m->internal_port == 0)
 		return -EINVAL;
-	if (!port_allowed(t, m->protocol, m->external_port))
+	if (!table_port_allowed(t, m->protocol, m->external_port))
 		return -ERANGE;
-	if (port_busy(t, m->protocol, m->external_port))
+	if (table_port_busy(t, m->protocol, m->external_port))
 		return -EADDRINUSE;
-	if (entry_find(t, m->client, m->protocol, m->internal_port) ||
-	    !port_free(t, m->client, m->protocol, m->external_port))
+	if (table_entry_find(t, &m->client, m->protocol, m->internal_port) ||
+	    !table_port_free(t, &m->client, m->protocol, m->external_port))
 		return -EEXIST;
-	c = client_find(t, m->client);
+	c = client_find(t, &m->client);
 	if (c && c->count >= t->cfg.max_per_client)
 		return -ENOSPC;
 	return entry_insert(t, m);
@@ -748,17 +593,17 @@ size_t table_count(const struct table *t)
 	return t->count;
 }
 
-size_t table_client_count(const struct table *t, uint32_t client)
+size_t table_client_count(const struct table *t, struct table_addr client)
 {
-	const struct client *c = client_find(t, client);
+	const struct client *c = client_find(t, &client);
 
 	return c ? c->count : 0;
 }
 
-const struct table_mapping *table_find(const struct table *t, uint32_t client, uint8_t protocol,
+const struct table_mapping *table_find(const struct table *t, struct table_addr client, uint8_t protocol,
 				       uint16_t internal_port)
 {
-	const struct entry *e = entry_find(t, client, protocol, internal_port);
+	const struct entry *e = table_entry_find(t, &client, protocol, internal_port);
 
 	return e ? &e->m : NULL;
 }
@@ -813,14 +658,14 @@ void table_rollback(struct table *t)
 
 		switch (ch->op) {
 		case TABLE_ADD:
-			if ((e = entry_find(t, m->client, m->protocol, m->internal_port)) != NULL)
+			if ((e = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != NULL)
 				entry_remove(t, e);
 			break;
 		case TABLE_DEL:
 			(void)entry_insert(t, m);
 			break;
 		case TABLE_RENEW:
-			if ((e = entry_find(t, m->client, m->protocol, m->internal_port)) != NULL) {
+			if ((e = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != NULL) {
 				e->m.expires = ch->previous_expires;
 				e->m.lifetime = ch->previous_lifetime;
 				heap_update(t, e);

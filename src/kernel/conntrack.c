@@ -312,8 +312,8 @@ static int ct_cmp_int(const void *pa, const void *pb)
 
 	if (a->protocol != b->protocol)
 		return ct_cmp(a->protocol, b->protocol);
-	if (a->client != b->client)
-		return ct_cmp(a->client, b->client);
+	if (a->client.v4 != b->client.v4)
+		return ct_cmp(a->client.v4, b->client.v4);
 	return ct_cmp(a->internal_port, b->internal_port);
 }
 
@@ -353,11 +353,11 @@ static bool ct_matches(const struct ct_flush *f, const struct ct_tuple *o, const
 	/* Inbound: to the external port, answered by the client's internal port. */
 	key.external_port = o->dport;
 	for (i = ct_lower_bound(f->by_ext, f->n, &k, ct_cmp_ext); i < f->n && ct_cmp_ext(&f->by_ext[i], &k) == 0; i++)
-		if (f->by_ext[i]->client == r->src && f->by_ext[i]->internal_port == r->sport)
+		if (f->by_ext[i]->client.v4 == r->src && f->by_ext[i]->internal_port == r->sport)
 			return true;
 
 	/* Outbound: from the client's internal port, answered at the external port. */
-	key.client = o->src;
+	key.client = table_addr_v4(o->src);
 	key.internal_port = o->sport;
 	for (i = ct_lower_bound(f->by_int, f->n, &k, ct_cmp_int); i < f->n && ct_cmp_int(&f->by_int[i], &k) == 0; i++)
 		if (f->by_int[i]->external_port == r->dport)
@@ -543,7 +543,7 @@ static int ct_delete_found(struct ct *c, const struct ct_flush *f)
 
 int ct_flush_mappings(struct ct *c, const struct table_mapping *ms, size_t n)
 {
-	struct ct_flush f = { .n = n };
+	struct ct_flush f = { 0 };
 	int deleted = 0, r = 0;
 
 	if (n == 0)
@@ -552,13 +552,21 @@ int ct_flush_mappings(struct ct *c, const struct table_mapping *ms, size_t n)
 		return -ENOMEM;
 	f.by_int = f.by_ext + n;
 	f.protocol = ms[0].protocol;
+	/* The dump is of the IPv4 table: IPv6 mappings have no flows there. */
 	for (size_t i = 0; i < n; i++) {
-		f.by_ext[i] = f.by_int[i] = &ms[i];
+		if (ms[i].client.family != AF_INET)
+			continue;
+		f.by_ext[f.n] = f.by_int[f.n] = &ms[i];
+		f.n++;
 		if (ms[i].protocol != f.protocol)
 			f.protocol = 0;
 	}
-	qsort(f.by_ext, n, sizeof(*f.by_ext), ct_cmp_ext);
-	qsort(f.by_int, n, sizeof(*f.by_int), ct_cmp_int);
+	if (f.n == 0) {
+		free(f.by_ext);
+		return 0;
+	}
+	qsort(f.by_ext, f.n, sizeof(*f.by_ext), ct_cmp_ext);
+	qsort(f.by_int, f.n, sizeof(*f.by_int), ct_cmp_int);
 
 	/* A failed replacement earlier left no socket. */
 	if (!c->nl && (r = ct_connect(c)) < 0)

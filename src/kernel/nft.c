@@ -542,11 +542,17 @@ static int nft_mapping_elems(struct nft *n, uint16_t type, const struct table_ma
 	uint8_t src_key[3 * NFT_REG_LEN] = { 0 }, src_data[NFT_REG_LEN] = { 0 };
 	uint16_t eport = htons(m->external_port), iport = htons(m->internal_port);
 
+	/* Table ip forwards IPv4 clients; IPv6 pinholes will have an inet table of their own. */
+	if (m->client.family != AF_INET) {
+		if (!n->error)
+			n->error = -EAFNOSUPPORT;
+		return -EAFNOSUPPORT;
+	}
 	fwd_key[0] = m->protocol;
 	memcpy(fwd_key + 4, &eport, 2);
-	memcpy(fwd_data, &m->client, 4);
+	memcpy(fwd_data, &m->client.v4, 4);
 	memcpy(fwd_data + 4, &iport, 2);
-	memcpy(src_key, &m->client, 4);
+	memcpy(src_key, &m->client.v4, 4);
 	src_key[4] = m->protocol;
 	memcpy(src_key + 8, &iport, 2);
 	memcpy(src_data, &eport, 2);

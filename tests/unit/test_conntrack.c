@@ -58,7 +58,8 @@ static struct table_mapping mapping(const char *client, uint8_t protocol, uint16
 {
 	struct table_mapping m = { .protocol = protocol, .internal_port = iport, .external_port = eport };
 
-	inet_pton(AF_INET, client, &m.client);
+	m.client.family = AF_INET;
+	inet_pton(AF_INET, client, &m.client.v4);
 	return m;
 }
 

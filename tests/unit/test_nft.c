@@ -41,7 +41,8 @@ static struct table_mapping mapping(const char *client, uint8_t protocol, uint16
 {
 	struct table_mapping m = { .protocol = protocol, .internal_port = iport, .external_port = eport };
 
-	inet_pton(AF_INET, client, &m.client);
+	m.client.family = AF_INET;
+	inet_pton(AF_INET, client, &m.client.v4);
 	return m;
 }
 
@@ -213,7 +214,7 @@ static void test_large_batch(struct nft *n)
 	for (int i = 0; i < count; i++) {
 		struct table_mapping m = mapping("10.0.0.0", i % 2 ? IPPROTO_UDP : IPPROTO_TCP, (uint16_t)(1024 + i / 2),
 						 (uint16_t)(1024 + i / 2));
-		m.client = htonl(ntohl(m.client) + (uint32_t)(i % 250) + 1);
+		m.client.v4 = htonl(ntohl(m.client.v4) + (uint32_t)(i % 250) + 1);
 		CHECK_EQ(nft_put(n, &m, 3600), 0);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);

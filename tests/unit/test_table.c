@@ -47,7 +47,7 @@ static struct table *make(uint16_t from, uint16_t to, uint32_t max_per_client, u
 static uint16_t map(struct table *t, uint32_t client, uint8_t proto, uint16_t iport, uint16_t sugg, uint32_t life,
 		    int64_t now, struct table_grant *g)
 {
-	uint16_t r = table_request(t, client, TABLE_ORIGIN_NATPMP, proto, iport, sugg, life, now, g, TABLE_LINK_NONE);
+	uint16_t r = table_request(t, table_addr_v4(client), TABLE_ORIGIN_NATPMP, proto, iport, sugg, life, now, g, TABLE_LINK_NONE);
 	table_commit(t);
 	return r;
 }
@@ -189,7 +189,7 @@ static void test_reserved_and_busy_ports(void)
 	CHECK_EQ(map(t, A, TCP, 1, 40000, 3600, 0, &g), 0);
 	CHECK(g.external_port != 40000);
 	/* Restoring onto such ports is refused with the reason. */
-	struct table_mapping busy = { .client = B, .protocol = TCP, .internal_port = 80, .external_port = 8080,
+	struct table_mapping busy = { .client = table_addr_v4(B), .protocol = TCP, .internal_port = 80, .external_port = 8080,
 				      .lifetime = 60, .expires = 60 };
 	struct table_mapping reserved_m = busy;
 	reserved_m.external_port = 9001;
@@ -207,14 +207,14 @@ static void test_renewal_and_lifetimes(void)
 
 	CHECK_EQ(map(t, A, TCP, 51413, 51413, 3600, 0, &g), 0);
 	/* Renewal: same port, whatever is suggested now; lifetime extended. */
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 51413, 1234, 7200, 100, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 51413, 1234, 7200, 100, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(g.external_port, 51413);
 	CHECK_EQ(g.lifetime, 7200);
 	CHECK_EQ(table_changes(t, &ch), 1);
 	CHECK_EQ(ch[0].op, TABLE_RENEW);
 	CHECK_EQ(ch[0].mapping.expires, 7300);
 	table_commit(t);
-	CHECK_EQ(table_find(t, A, TCP, 51413)->expires, 7300);
+	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 51413)->expires, 7300);
 	/* Capped at the maximum, never above what was asked. */
 	CHECK_EQ(map(t, A, TCP, 1, 0, 3600000, 0, &g), 0);
 	CHECK_EQ(g.lifetime, 86400);
@@ -230,7 +230,7 @@ static void test_deletes(void)
 	const struct table_change *ch;
 
 	/* Deleting what does not exist succeeds, with nothing to do. */
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 5000, 5000, 0, 0, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 5000, 5000, 0, 0, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(table_changes(t, &ch), 0);
 	CHECK_EQ(g.external_port, 0);
 	CHECK_EQ(g.lifetime, 0);
@@ -241,19 +241,19 @@ static void test_deletes(void)
 	}
 	CHECK_EQ(map(t, B, UDP, 3000, 3000, 3600, 0, &g), 0);
 	/* Delete one: the non-zero suggested port is ignored. */
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 2000, 9999, 0, 0, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 2000, 9999, 0, 0, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(table_changes(t, &ch), 1);
 	CHECK_EQ(ch[0].op, TABLE_DEL);
 	CHECK_EQ(ch[0].mapping.external_port, 2000);
 	table_commit(t);
-	CHECK(table_find(t, A, TCP, 2000) == NULL);
+	CHECK(table_find(t, table_addr_v4(A), TCP, 2000) == NULL);
 	/* Delete all of A's UDP: A's TCP and B's UDP stay. */
 	CHECK_EQ(map(t, A, UDP, 0, 0, 0, 0, &g), 0);
-	CHECK_EQ(table_client_count(t, A), 4);
-	CHECK(table_find(t, B, UDP, 3000) != NULL);
-	CHECK(table_find(t, A, TCP, 2001) != NULL);
+	CHECK_EQ(table_client_count(t, table_addr_v4(A)), 4);
+	CHECK(table_find(t, table_addr_v4(B), UDP, 3000) != NULL);
+	CHECK(table_find(t, table_addr_v4(A), TCP, 2001) != NULL);
 	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), 0);
-	CHECK_EQ(table_client_count(t, A), 0);
+	CHECK_EQ(table_client_count(t, table_addr_v4(A)), 0);
 	CHECK_EQ(table_count(t), 1);
 	/* The freed ports can be had again. */
 	CHECK_EQ(map(t, B, TCP, 2001, 2001, 3600, 0, &g), 0);
@@ -324,17 +324,17 @@ static void test_rollback(void)
 	CHECK_EQ(map(t, A, TCP, 7000, 7000, 100, 0, &g), 0);
 	CHECK_EQ(map(t, A, UDP, 7001, 7001, 100, 0, &g), 0);
 	/* One turn: add, renew, delete; the kernel refuses; everything goes back. */
-	CHECK_EQ(table_request(t, B, TABLE_ORIGIN_NATPMP, TCP, 7002, 7002, 100, 50, &g, TABLE_LINK_NONE), 0);
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 7000, 0, 500, 50, &g, TABLE_LINK_NONE), 0);
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, UDP, 7001, 0, 0, 50, &g, TABLE_LINK_NONE), 0);
-	CHECK_EQ(table_request(t, B, TABLE_ORIGIN_NATPMP, UDP, 7001, 7001, 100, 50, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(B), TABLE_ORIGIN_NATPMP, TCP, 7002, 7002, 100, 50, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 7000, 0, 500, 50, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, UDP, 7001, 0, 0, 50, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(B), TABLE_ORIGIN_NATPMP, UDP, 7001, 7001, 100, 50, &g, TABLE_LINK_NONE), 0);
 	table_rollback(t);
 	CHECK_EQ(table_count(t), 2);
-	CHECK(table_find(t, B, TCP, 7002) == NULL);
-	CHECK(table_find(t, B, UDP, 7001) == NULL);
-	CHECK_EQ(table_find(t, A, TCP, 7000)->expires, 100);
-	CHECK_EQ(table_find(t, A, UDP, 7001)->external_port, 7001);
-	CHECK_EQ(table_find_external(t, UDP, 7001)->client, A);
+	CHECK(table_find(t, table_addr_v4(B), TCP, 7002) == NULL);
+	CHECK(table_find(t, table_addr_v4(B), UDP, 7001) == NULL);
+	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 7000)->expires, 100);
+	CHECK_EQ(table_find(t, table_addr_v4(A), UDP, 7001)->external_port, 7001);
+	CHECK_EQ(table_find_external(t, UDP, 7001)->client.v4, A);
 	CHECK_EQ(table_next_expiry(t), 100);
 	const struct table_change *ch;
 	CHECK_EQ(table_changes(t, &ch), 0);
@@ -344,12 +344,12 @@ static void test_rollback(void)
 static void test_restore(void)
 {
 	struct table *t = make(1024, 2000, 2, 86400);
-	struct table_mapping m = { .client = A, .protocol = TCP, .internal_port = 80, .external_port = 1500,
+	struct table_mapping m = { .client = table_addr_v4(A), .protocol = TCP, .internal_port = 80, .external_port = 1500,
 				   .lifetime = 100, .expires = 50 };
 
 	CHECK_EQ(table_restore(t, &m), 0);
 	CHECK_EQ(table_restore(t, &m), -EEXIST);
-	m.client = B;
+	m.client = table_addr_v4(B);
 	CHECK_EQ(table_restore(t, &m), -EEXIST); /* port held by A */
 	m.external_port = 3000;
 	CHECK_EQ(table_restore(t, &m), -ERANGE); /* no longer allowed */
@@ -377,7 +377,7 @@ static void test_scale(void)
 				     &g),
 				 0);
 	CHECK_EQ(table_count(t), 60000);
-	CHECK_EQ(table_client_count(t, htonl(0x0a000000 + 7)), 100);
+	CHECK_EQ(table_client_count(t, table_addr_v4(htonl(0x0a000000 + 7))), 100);
 	for (uint32_t c = 0; c < 600; c += 2) {
 		CHECK_EQ(map(t, htonl(0x0a000000 + c), TCP, 0, 0, 0, 0, &g), 0);
 		CHECK_EQ(map(t, htonl(0x0a000000 + c), UDP, 0, 0, 0, 0, &g), 0);
@@ -395,17 +395,17 @@ static void test_origin_and_configure(void)
 	struct port_range narrow = { 2000, 2009 };
 	struct table_config tc = { .allowed = &narrow, .n_allowed = 1, .max_per_client = 100, .max_lifetime = 600 };
 
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_HTTP, TCP, 80, 8080, 3600, 0, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 80, 8080, 3600, 0, &g, TABLE_LINK_NONE), 0);
 	table_commit(t);
 	CHECK_EQ(map(t, A, TCP, 81, 8081, 3600, 0, &g), 0);
 	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), 0); /* NAT-PMP delete-all */
-	CHECK(table_find(t, A, TCP, 80) != NULL);
-	CHECK(table_find(t, A, TCP, 81) == NULL);
-	CHECK_EQ(table_find(t, A, TCP, 80)->origin, TABLE_ORIGIN_HTTP);
+	CHECK(table_find(t, table_addr_v4(A), TCP, 80) != NULL);
+	CHECK(table_find(t, table_addr_v4(A), TCP, 81) == NULL);
+	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 80)->origin, TABLE_ORIGIN_HTTP);
 
 	CHECK_EQ(table_configure(t, &tc), 0);
 	CHECK_EQ(table_count(t), 1); /* kept until its renewal */
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_NATPMP, TCP, 80, 8080, 3600, 10, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 8080, 3600, 10, &g, TABLE_LINK_NONE), 0);
 	CHECK(g.external_port >= 2000 && g.external_port <= 2009);
 	CHECK_EQ(g.lifetime, 600);
 	CHECK_EQ(table_changes(t, &ch), 2);
@@ -415,7 +415,7 @@ static void test_origin_and_configure(void)
 	CHECK_EQ(ch[1].mapping.origin, TABLE_ORIGIN_HTTP); /* the mapping stays the host's HTTP one */
 	table_commit(t);
 	CHECK(table_find_external(t, TCP, 8080) == NULL);
-	CHECK_EQ(table_request(t, A, TABLE_ORIGIN_HTTP, TCP, 0, 0, 0, 20, &g, TABLE_LINK_NONE), 0); /* HTTP delete-all */
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 0, 0, 0, 20, &g, TABLE_LINK_NONE), 0); /* HTTP delete-all */
 	table_commit(t);
 	CHECK_EQ(table_count(t), 0);
 	table_free(t);
@@ -435,35 +435,88 @@ static void test_link_limit(void)
 	/* Eight addresses, two mappings each asked for, all from one link: three granted in all. */
 	for (int i = 0; i < 8; i++)
 		for (uint16_t p = 1; p <= 2; p++) {
-			granted += table_request(t, src[i], TABLE_ORIGIN_NATPMP, TCP, p, 0, 60, 0, &g, mac) == 0;
+			granted += table_request(t, table_addr_v4(src[i]), TABLE_ORIGIN_NATPMP, TCP, p, 0, 60, 0, &g, mac) == 0;
 			table_commit(t);
 		}
 	CHECK_EQ(granted, 3);
 	/* Another host still gets its own three. */
 	for (uint16_t p = 1; p <= 3; p++) {
-		CHECK_EQ(table_request(t, src[7], TABLE_ORIGIN_NATPMP, UDP, p, 0, 60, 0, &g, other), 0);
+		CHECK_EQ(table_request(t, table_addr_v4(src[7]), TABLE_ORIGIN_NATPMP, UDP, p, 0, 60, 0, &g, other), 0);
 		table_commit(t);
 	}
 	/* Senders the kernel has no neighbour entry for share one limit too. */
 	granted = 0;
 	for (int i = 0; i < 8; i++) {
-		granted += table_request(t, src[i], TABLE_ORIGIN_NATPMP, TCP, 100, 0, 60, 0, &g, TABLE_LINK_UNKNOWN) == 0;
+		granted += table_request(t, table_addr_v4(src[i]), TABLE_ORIGIN_NATPMP, TCP, 100, 0, 60, 0, &g, TABLE_LINK_UNKNOWN) == 0;
 		table_commit(t);
 	}
 	CHECK_EQ(granted, 3);
 	/* A delete frees the link's share; a rollback puts the count back as it was. */
-	CHECK_EQ(table_request(t, src[0], TABLE_ORIGIN_NATPMP, TCP, 1, 0, 0, 0, &g, mac), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(src[0]), TABLE_ORIGIN_NATPMP, TCP, 1, 0, 0, 0, &g, mac), 0);
 	table_commit(t);
-	CHECK_EQ(table_request(t, src[5], TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(src[5]), TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), 0);
 	table_rollback(t);
-	CHECK_EQ(table_request(t, src[6], TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(src[6]), TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), 0);
 	table_commit(t);
-	CHECK_EQ(table_request(t, src[4], TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), NATPMP_RESULT_OUT_OF_RESOURCES);
+	CHECK_EQ(table_request(t, table_addr_v4(src[4]), TABLE_ORIGIN_NATPMP, TCP, 9, 0, 60, 0, &g, mac), NATPMP_RESULT_OUT_OF_RESOURCES);
 	/* Mappings no sender is counted for (the HTTP API, a restore) are limited by address only. */
 	for (uint16_t p = 200; p < 203; p++) {
-		CHECK_EQ(table_request(t, src[3], TABLE_ORIGIN_HTTP, TCP, p, 0, 60, 0, &g, TABLE_LINK_NONE), 0);
+		CHECK_EQ(table_request(t, table_addr_v4(src[3]), TABLE_ORIGIN_HTTP, TCP, p, 0, 60, 0, &g, TABLE_LINK_NONE), 0);
 		table_commit(t);
 	}
+	table_free(t);
+}
+
+/*
+ * The key is ready for IPv6 clients (PCP): an IPv6 client whose last four
+ * bytes spell an IPv4 client's address is another client, with its own
+ * mappings and its own limit, and both hash into the same indexes.
+ */
+static void test_ipv6_clients(void)
+{
+	struct table *t = make(20000, 20010, 2, 3600);
+	struct table_addr v6 = { .family = AF_INET6 }, v6b, v6c, v4 = table_addr_v4(A);
+	struct table_grant g;
+	const struct table_mapping *m;
+
+	inet_pton(AF_INET6, "2001:db8::c0a8:10a", v6.v6); /* ends in 192.168.1.10, which is A */
+	v6b = v6;
+	v6b.v6[0] ^= 0x80;
+	v6c = v6;
+	v6c.v6[15] ^= 1; /* differs only where an IPv4 address would not look */
+	CHECK(!table_addr_equal(&v4, &v6));
+	CHECK(!table_addr_equal(&v6, &v6b));
+	CHECK(!table_addr_equal(&v6, &v6c));
+	CHECK_EQ(table_request(t, v6, TABLE_ORIGIN_NATPMP, TCP, 8080, 20000, 600, 0, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(g.external_port, 20000);
+	table_commit(t);
+	/* The IPv4 client with the same low bytes has nothing, and gets a port of its own. */
+	CHECK(table_find(t, v4, TCP, 8080) == NULL);
+	CHECK_EQ(table_request(t, v4, TABLE_ORIGIN_NATPMP, TCP, 8080, 20000, 600, 0, &g, TABLE_LINK_NONE), 0);
+	CHECK(g.external_port != 20000);
+	table_commit(t);
+	m = table_find(t, v6, TCP, 8080);
+	CHECK(m != NULL && m->client.family == AF_INET6 && m->external_port == 20000);
+	CHECK(table_find_external(t, TCP, 20000) == m);
+	CHECK_EQ(table_client_count(t, v6), 1);
+	CHECK_EQ(table_client_count(t, v4), 1);
+	CHECK_EQ(table_client_count(t, v6b), 0);
+	CHECK_EQ(table_client_count(t, v6c), 0);
+	CHECK(table_find(t, v6c, TCP, 8080) == NULL);
+	/* Limits are per client: the IPv6 client reaches its own, not the IPv4 one's. */
+	CHECK_EQ(table_request(t, v6, TABLE_ORIGIN_NATPMP, UDP, 53, 0, 600, 0, &g, TABLE_LINK_NONE), 0);
+	table_commit(t);
+	CHECK_EQ(table_request(t, v6, TABLE_ORIGIN_NATPMP, UDP, 54, 0, 600, 0, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_OUT_OF_RESOURCES);
+	table_rollback(t);
+	CHECK_EQ(table_request(t, v4, TABLE_ORIGIN_NATPMP, UDP, 54, 0, 600, 0, &g, TABLE_LINK_NONE), 0);
+	table_commit(t);
+	/* A delete-all of the IPv6 client leaves the IPv4 one's mappings. */
+	CHECK_EQ(table_request(t, v6, TABLE_ORIGIN_NATPMP, TCP, 0, 0, 0, 0, &g, TABLE_LINK_NONE), 0);
+	table_commit(t);
+	CHECK(table_find(t, v6, TCP, 8080) == NULL);
+	CHECK(table_find(t, v4, TCP, 8080) != NULL);
+	CHECK_EQ(table_count(t), 3);
 	table_free(t);
 }
 
@@ -485,5 +538,6 @@ int main(void)
 	test_scale();
 	test_origin_and_configure();
 	test_link_limit();
+	test_ipv6_clients();
 	return check_exit();
 }

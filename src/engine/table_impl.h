@@ -1,0 +1,85 @@
+/*
+ * table_impl.h - what table.c (the indexes and requests) and table_port.c
+ * (port choice) share: the table's own structures.  Private to
+ * src/engine/; engine/table.h is the interface.
+ */
+#ifndef NATPMP_ENGINE_TABLE_IMPL_H
+#define NATPMP_ENGINE_TABLE_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/table.h"
+
+struct entry {
+	struct table_mapping m;
+	struct entry *hash_next;     /* key hash chain */
+	struct entry *client_next;   /* the client's list */
+	struct entry **client_prev;
+	size_t heap_index;
+};
+
+struct client {
+	struct table_addr addr;
+	uint32_t count;
+	struct entry *mappings;
+	struct client *next;
+};
+
+/* How many mappings one link (table_mapping.link) holds; only links that hold any are kept. */
+#define TABLE_LINK_BUCKETS 256
+struct link_count {
+	uint64_t link;
+	uint32_t count;
+	struct link_count *next;
+};
+
+struct table {
+	struct table_config cfg;
+	struct port_range *allowed;
+	struct port_range *reserved;
+	uint32_t allowed_total; /* ports in all allowed ranges */
+
+	struct entry **buckets;
+	size_t n_buckets; /* power of two */
+	size_t count;
+
+	struct client **clients;
+	size_t n_client_buckets; /* power of two */
+	size_t n_clients;
+
+	struct entry *by_external[2][65536]; /* [0] UDP, [1] TCP */
+	struct link_count *links[TABLE_LINK_BUCKETS];
+
+	struct entry **heap;
+	size_t heap_size;
+	size_t heap_cap;
+
+	struct table_change *log;
+	size_t log_len;
+	size_t log_cap;
+	int replaying; /* set while rolling back: no logging */
+};
+
+static inline unsigned int proto_slot(uint8_t protocol)
+{
+	return protocol == IPPROTO_TCP;
+}
+
+/* The mapping of (client, protocol, internal port), or NULL. */
+struct entry *table_entry_find(const struct table *t, const struct table_addr *client, uint8_t protocol,
+			       uint16_t port);
+
+/* Whether port may be handed out for protocol at all: allowed, not reserved, not 5350/5351 for UDP. */
+int table_port_allowed(const struct table *t, uint8_t protocol, uint16_t port);
+/* Whether the router itself uses the port (table_config.port_busy). */
+int table_port_busy(const struct table *t, uint8_t protocol, uint16_t port);
+/* Whether client may get port for protocol now: allowed, unmapped, not the router's, not another client's. */
+int table_port_free(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port);
+/* The port for a new mapping (host order), or 0 when none is free. */
+uint16_t table_port_choose(const struct table *t, const struct table_addr *client, uint8_t protocol,
+			   uint16_t internal_port, uint16_t suggested);
+/* table_config.random's default: uniform below bound, from the system's CSPRNG. */
+uint32_t table_default_random(uint32_t bound, void *arg);
+
+#endif

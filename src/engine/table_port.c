@@ -1,0 +1,126 @@
+/*
+ * table_port.c - which external port a new mapping gets: the client's
+ * suggestion when it is free, else the port its other protocol has, else
+ * the internal port, else a random one (RFC 6886 3.3); and what "free"
+ * means: allowed, not reserved, not another client's, not the router's own.
+ */
+#include <netinet/in.h>
+#include <stdlib.h>
+
+#include "table_impl.h"
+
+/*
+ * A uniform random number below bound from the system's CSPRNG, drawn 256
+ * words at a time: glibc 2.36's arc4random_uniform() is a getrandom()
+ * system call per number (1.2 us here), and a nearly full port range takes
+ * dozens of draws per new mapping.
+ */
+uint32_t table_default_random(uint32_t bound, void *arg)
+{
+	static uint32_t pool[256];
+	static size_t left;
+	uint32_t limit = -bound % bound; /* values below this would bias the modulo */
+
+	(void)arg;
+	for (;;) {
+		if (left == 0) {
+			arc4random_buf(pool, sizeof(pool));
+			left = sizeof(pool) / sizeof(pool[0]);
+		}
+		uint32_t r = pool[--left];
+		if (r >= limit)
+			return r % bound;
+	}
+}
+
+int table_port_allowed(const struct table *t, uint8_t protocol, uint16_t port)
+{
+	/* The daemon's own port and the announcement port are never forwarded. */
+	if (protocol == IPPROTO_UDP && (port == TABLE_SERVER_PORT || port == TABLE_CLIENT_PORT))
+		return 0;
+	for (size_t i = 0; i < t->cfg.n_reserved; i++)
+		if (port >= t->reserved[i].from && port <= t->reserved[i].to)
+			return 0;
+	for (size_t i = 0; i < t->cfg.n_allowed; i++)
+		if (port >= t->allowed[i].from && port <= t->allowed[i].to)
+			return 1;
+	return 0;
+}
+
+int table_port_busy(const struct table *t, uint8_t protocol, uint16_t port)
+{
+	return t->cfg.port_busy && t->cfg.port_busy(protocol, port, t->cfg.port_busy_arg);
+}
+
+int table_port_free(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port)
+{
+	const struct entry *other = t->by_external[!proto_slot(protocol)][port];
+
+	if (port == 0 || !table_port_allowed(t, protocol, port) || t->by_external[proto_slot(protocol)][port])
+		return 0;
+	/* Another client's mapping of the other protocol keeps the port for that client. */
+	if (other && !table_addr_equal(&other->m.client, client))
+		return 0;
+	/* Last, as it asks the kernel: the router's own services keep their ports. */
+	return !table_port_busy(t, protocol, port);
+}
+
+static uint16_t port_nth_allowed(const struct table *t, uint32_t n)
+{
+	for (size_t i = 0; i < t->cfg.n_allowed; i++) {
+		uint32_t size = (uint32_t)t->allowed[i].to - t->allowed[i].from + 1;
+		if (n < size)
+			return (uint16_t)(t->allowed[i].from + n);
+		n -= size;
+	}
+	return 0;
+}
+
+uint16_t table_port_choose(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t internal_port,
+			    uint16_t suggested)
+{
+	const struct entry *sibling = table_entry_find(t, client, protocol == IPPROTO_TCP ? IPPROTO_UDP : IPPROTO_TCP,
+						 internal_port);
+	uint16_t sibling_port = sibling ? sibling->m.external_port : 0;
+	uint16_t wishes[3];
+	size_t n = 0;
+
+	/*
+	 * Clients that compare the granted port with what they asked for get
+	 * their suggestion whenever it is free; after that, the port the same
+	 * internal port already has for the other protocol, then the internal
+	 * port itself.
+	 */
+	if (sibling_port && (suggested == 0 || suggested == sibling_port))
+		wishes[n++] = sibling_port;
+	if (suggested)
+		wishes[n++] = suggested;
+	if (sibling_port && suggested && suggested != sibling_port)
+		wishes[n++] = sibling_port;
+	for (size_t i = 0; i < n; i++)
+		if (table_port_free(t, client, protocol, wishes[i]))
+			return wishes[i];
+	if (table_port_free(t, client, protocol, internal_port))
+		return internal_port;
+
+	/*
+	 * A random port, so that mappings are not predictable from outside.
+	 * Random probes find a free port at once unless the range is nearly
+	 * full; then a walk from a random start finds one if any is left.
+	 */
+	if (t->allowed_total == 0)
+		return 0;
+	for (int tries = 0; tries < 64; tries++) {
+		uint16_t p = port_nth_allowed(t, t->cfg.random(t->allowed_total, t->cfg.random_arg));
+		if (table_port_free(t, client, protocol, p))
+			return p;
+	}
+	uint32_t start = t->cfg.random(t->allowed_total, t->cfg.random_arg);
+	for (uint32_t i = 0; i < t->allowed_total; i++) {
+		uint16_t p = port_nth_allowed(t, (start + i) % t->allowed_total);
+		if (table_port_free(t, client, protocol, p))
+			return p;
+	}
+	return 0;
+}
+
