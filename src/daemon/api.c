@@ -120,18 +120,18 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	/* The token holder speaks for the host: no sender at the link layer to count. */
 	result = table_request(s->table, table_addr_v4(client), TABLE_ORIGIN_HTTP, protocol, internal_port, suggested_port, lifetime,
 			       now, grant, TABLE_LINK_NONE);
-	if (result == NATPMP_RESULT_SUCCESS)
+	if (result == TABLE_RESULT_SUCCESS)
 		waiting_wish_add(s, protocol, grant->external_port, suggested_port);
 	if ((r = turn_apply(s, now, "deleted")) < 0) {
 		free(q);
 		return HTTP_FORWARD_FAILED;
 	}
-	if (result == NATPMP_RESULT_SUCCESS)
+	if (result == TABLE_RESULT_SUCCESS)
 		s->metrics.http_forwards++;
 	expiry_end_flows(s);
 	expiry_arm(s, now);
 	/* Upstream mode: as for a NAT-PMP client, the answer is the gateway's port, once it has granted one. */
-	if (s->upstream && result == NATPMP_RESULT_SUCCESS && lifetime) {
+	if (s->upstream && result == TABLE_RESULT_SUCCESS && lifetime) {
 		uint16_t port = upstream_granted(s->upstream, protocol, grant->external_port);
 		if (port) {
 			free(q);

@@ -52,16 +52,18 @@ void external_announce(void *arg)
 {
 	struct server *s = arg;
 	uint32_t public = external_address(s);
-	uint8_t buf[PROTO_ADDRESS_REPLY_LEN];
+	uint8_t buf[CODEC_MAX_REPLY];
 	int64_t now = server_mono_s();
+	size_t len;
 	int r;
 
 	if (!public)
 		return;
-	proto_encode_address(buf, NATPMP_RESULT_SUCCESS, server_epoch(s, now), public);
+	/* PCP's codec will announce beside NAT-PMP's (RFC 6887 14.1.3): one more datagram per round. */
+	len = codec_natpmp.announce(server_epoch(s, now), public, buf);
 	s->metrics.announcements++;
 	for (size_t i = 0; i < s->n_listeners; i++)
-		if ((r = udp_announce(&s->listeners[i].sock, buf, sizeof(buf), now)) < 0)
+		if ((r = udp_announce(&s->listeners[i].sock, buf, len, now)) < 0)
 			log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
 }
 

@@ -339,23 +339,23 @@ void http_forward_reply(const struct http_pending *p, int r, const struct table_
 	uint32_t public;
 
 	switch (r) {
-	case NATPMP_RESULT_SUCCESS:
+	case TABLE_RESULT_SUCCESS:
 		break;
 	case HTTP_FORWARD_NOT_LAN:
 		reply_error(req, 403, "internal_ip", "%s is not a host on a listen interface's subnet",
 			    netif_addr_str(f->client, a));
 		return;
-	case NATPMP_RESULT_NOT_AUTHORIZED:
+	case TABLE_RESULT_NOT_AUTHORIZED:
 		reply_error(req, 403, NULL, p->h->backend.upstream ? "refused by the port rules or by the upstream gateway"
 								  : "refused by the port rules");
 		return;
-	case NATPMP_RESULT_OUT_OF_RESOURCES:
+	case TABLE_RESULT_OUT_OF_RESOURCES:
 		reply_error(req, 409, NULL, p->h->backend.upstream
 						    ? "no external port is free for this host here or at the upstream "
 						      "gateway, or it holds --max-mappings-per-ip"
 						    : "no external port is free for this host, or it holds --max-mappings-per-ip");
 		return;
-	case NATPMP_RESULT_NETWORK_FAILURE:
+	case TABLE_RESULT_NETWORK_FAILURE:
 		reply_error(req, 503, NULL, "the upstream gateway did not grant the port (no answer, or no address); try again");
 		return;
 	default:

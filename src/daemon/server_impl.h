@@ -44,6 +44,7 @@
 #include "kernel/nftmon.h"
 #include "kernel/sockdiag.h"
 #include "store/state.h"
+#include "wire/codec.h"
 #include "wire/proto.h"
 
 /* Rounds of recvmmsg per readable event before other sockets get a turn. */
@@ -71,10 +72,11 @@ struct server_listener {
 	struct event *ev;
 };
 
+/* One datagram of a turn: what its codec decoded, and what the table granted. */
 struct server_request {
-	struct proto_request req;
-	enum proto_verdict verdict;
-	uint16_t result;
+	const struct codec *codec;
+	struct codec_request req;
+	uint16_t result; /* CODEC_MAP, CODEC_ADDRESS: TABLE_RESULT_* */
 	struct table_grant grant;
 };
 
@@ -90,8 +92,8 @@ struct server_pending {
 	uint32_t client;	   /* http: the host the mapping is for */
 	struct sockaddr_in peer;
 	struct in_addr local;
-	uint8_t opcode;
-	uint16_t internal_port;
+	const struct codec *codec; /* a client's: what its answer is encoded with */
+	struct codec_request req;
 	struct http_pending *http;
 };
 

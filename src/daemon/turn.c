@@ -155,13 +155,14 @@ fail:
  * (table_mapping.link).  A renewal or a delete needs no lookup.
  */
 static uint64_t turn_link(struct server *s, const struct udp_socket *sock, uint32_t client,
-			    const struct proto_request *req)
+			  const struct codec_request *req)
 {
 	uint64_t mac;
 	int r;
 
 	/* (The source was found inside one of the socket's subnets before this is asked.) */
-	if (!req->lifetime || !req->internal_port || table_find(s->table, table_addr_v4(client), req->protocol, req->internal_port))
+	if (!req->lifetime || !req->internal_port ||
+	    table_find(s->table, table_addr_v4(client), req->protocol, req->internal_port))
 		return TABLE_LINK_UNKNOWN;
 	if ((r = netif_neighbour(s->neigh, sock->subnets[0].ifindex, client, &mac)) == 0)
 		return TABLE_LINK_HOST(mac);
@@ -170,24 +171,23 @@ static uint64_t turn_link(struct server *s, const struct udp_socket *sock, uint3
 	return r == -ENOENT ? TABLE_LINK_UNKNOWN : TABLE_LINK_NONE;
 }
 
-static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_packet *p, struct server_request *r,
-			  int64_t now, int64_t now_ms)
+/* Whether the daemon serves a datagram from p's source to p's destination at all; counts and logs what it drops. */
+static bool turn_admits(struct server *s, struct udp_socket *sock, const struct udp_packet *p, int64_t now,
+			int64_t now_ms)
 {
 	char peer[INET_ADDRSTRLEN], dest[INET_ADDRSTRLEN];
-	uint32_t epoch = server_epoch(s, now), public;
 
-	r->verdict = PROTO_DROP;
 	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
 		s->metrics.drops[METRICS_DROP_NOT_LAN]++;
 		log_debug("ignored request on %s from %s: not inside its subnets", sock->ifname,
 			  netif_addr_str(p->peer.sin_addr.s_addr, peer));
-		return;
+		return false;
 	}
 	if (!udp_local_allowed(sock, p->local, now)) {
 		s->metrics.drops[METRICS_DROP_NOT_LOCAL]++;
 		log_debug("ignored request on %s from %s: sent to %s, not to an address of %s", sock->ifname,
 			  netif_addr_str(p->peer.sin_addr.s_addr, peer), netif_addr_str(p->local.s_addr, dest), sock->ifname);
-		return;
+		return false;
 	}
 	if (!ratelimit_allow(s->ratelimit, p->peer.sin_addr.s_addr, now_ms)) {
 		/* Counted, and logged at most once per power of two, so a flood cannot flood the log too. */
@@ -195,30 +195,47 @@ static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_pa
 		if ((n & (n - 1)) == 0)
 			log_warnx("dropped a request from %s over --rate-limit %u/s (%llu dropped in all)",
 				  netif_addr_str(p->peer.sin_addr.s_addr, peer), s->cfg.rate_limit, (unsigned long long)n);
-		return;
+		return false;
 	}
-	r->verdict = proto_decode(p->data, p->len, &r->req);
-	switch (r->verdict) {
-	case PROTO_DROP:
+	return true;
+}
+
+/*
+ * Steps 1 and 2 of a turn for one datagram: decoded by its codec, then
+ * decided.  An address request is answered now; a map request changes the
+ * table, whose changes the turn makes durable and real for all at once.
+ */
+static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_packet *p, struct server_request *r,
+			int64_t now, int64_t now_ms)
+{
+	char peer[INET_ADDRSTRLEN];
+	uint32_t epoch = server_epoch(s, now), client = p->peer.sin_addr.s_addr;
+
+	r->codec = NULL;
+	r->req.verdict = CODEC_DROP;
+	if (!turn_admits(s, sock, p, now, now_ms))
+		return;
+	r->codec = codec_for(p->data, p->len);
+	switch (r->codec->decode(p->data, p->len, (const struct sockaddr *)&p->peer, epoch, &r->req, p->reply,
+				 &p->reply_len)) {
+	case CODEC_DROP:
 		s->metrics.drops[METRICS_DROP_MALFORMED]++;
-		log_debug("dropped %zu-byte datagram from %s", p->len, netif_addr_str(p->peer.sin_addr.s_addr, peer));
+		log_debug("dropped %zu-byte datagram from %s", p->len, netif_addr_str(client, peer));
 		break;
-	case PROTO_ADDRESS:
-		/* RFC 6886 3.2: no external address yet, result 3 and 0.0.0.0. */
-		public = external_address(s);
-		p->reply_len = proto_encode_address(p->reply, public ? 0 : NATPMP_RESULT_NETWORK_FAILURE, epoch, public);
+	case CODEC_ANSWERED:
 		break;
-	case PROTO_BAD_VERSION:
-		p->reply_len = proto_encode_bad_version(p->reply, r->req.opcode, epoch);
+	case CODEC_ADDRESS: {
+		struct codec_answer a = { .epoch = epoch, .external_address = external_address(s) };
+		/* RFC 6886 3.2: no external address yet is result 3. */
+		a.result = r->result = a.external_address ? TABLE_RESULT_SUCCESS : TABLE_RESULT_NETWORK_FAILURE;
+		p->reply_len = r->codec->encode(&r->req, &a, p->reply);
 		break;
-	case PROTO_UNSUPPORTED_OPCODE:
-		p->reply_len = proto_encode_unsupported_opcode(p->reply, p->data, p->len);
-		break;
-	case PROTO_MAP:
-		r->result = table_request(s->table, table_addr_v4(p->peer.sin_addr.s_addr), TABLE_ORIGIN_NATPMP, r->req.protocol,
+	}
+	case CODEC_MAP:
+		r->result = table_request(s->table, table_addr_v4(client), TABLE_ORIGIN_NATPMP, r->req.protocol,
 					  r->req.internal_port, r->req.suggested_port, r->req.lifetime, now, &r->grant,
-					  turn_link(s, sock, p->peer.sin_addr.s_addr, &r->req));
-		if (r->result == NATPMP_RESULT_SUCCESS)
+					  turn_link(s, sock, client, &r->req));
+		if (r->result == TABLE_RESULT_SUCCESS)
 			waiting_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
 		break;
 	}
@@ -231,15 +248,49 @@ void turn_count_answer(struct server *s, int op, uint16_t result)
 		s->metrics.requests[op][result]++;
 }
 
-/* Counts an answered request by the result its reply carries. */
-static void turn_count(struct server *s, const struct udp_packet *p, const struct server_request *r)
+/*
+ * Step 4 for a map request: the outcome, or in upstream mode the outer
+ * NAT's port once it has granted one; false when the answer must wait for
+ * it (the request then waits in waiting.c, and nothing is sent now).
+ */
+static bool turn_outcome(struct server *s, struct server_listener *l, struct udp_packet *p, struct server_request *r,
+			 int failed)
 {
-	if (r->verdict == PROTO_DROP || p->reply_len < 4)
-		return;
-	turn_count_answer(s, r->req.opcode <= 2 && r->verdict != PROTO_UNSUPPORTED_OPCODE ? r->req.opcode : 3,
-			    proto_get16(p->reply + 2));
+	uint16_t port;
+	const struct table_mapping *m;
+
+	if (failed) {
+		r->result = TABLE_RESULT_NETWORK_FAILURE;
+		r->grant = (struct table_grant){ 0 };
+	}
+	if (!s->upstream || r->result != TABLE_RESULT_SUCCESS || !r->req.lifetime)
+		return true;
+	port = upstream_granted(s->upstream, r->req.protocol, r->grant.external_port);
+	m = table_find(s->table, table_addr_v4(p->peer.sin_addr.s_addr), r->req.protocol, r->req.internal_port);
+	/* Deleted again later in the same batch: nothing will answer for it. */
+	if (!m || m->external_port != r->grant.external_port) {
+		r->result = TABLE_RESULT_NETWORK_FAILURE;
+		r->grant = (struct table_grant){ 0 };
+		return true;
+	}
+	if (!port) {
+		waiting_defer(s, l, p, r);
+		return false;
+	}
+	r->grant.external_port = port;
+	return true;
 }
 
+/*
+ * The request turn, for a batch of n datagrams from one listen socket:
+ *   1. decode each with the codec its version byte names;
+ *   2. decide each in the table (address requests are answered here);
+ *   3. make the table's changes durable, then real (turn_apply);
+ *   4. word each map request's outcome with its codec;
+ *   5. send every answer in one sendmmsg, then schedule what follows
+ *      (conntrack cleanup, the next expiry).
+ * No answer leaves before the changes it acknowledges are on disk.
+ */
 static void turn_handle(struct server *s, struct server_listener *l, int n)
 {
 	int64_t now_ms = server_mono_ms(), now = now_ms / 1000;
@@ -249,37 +300,29 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 		turn_decide(s, &l->sock, &s->pkts[i], &s->reqs[i], now, now_ms);
 
 	failed = turn_apply(s, now, "deleted") < 0;
+
 	for (int i = 0; i < n; i++) {
 		struct server_request *r = &s->reqs[i];
-		if (r->verdict != PROTO_MAP)
+		struct udp_packet *p = &s->pkts[i];
+		struct codec_answer a;
+
+		if (r->req.verdict == CODEC_DROP)
 			continue;
-		if (failed) {
-			r->result = NATPMP_RESULT_NETWORK_FAILURE;
-			r->grant = (struct table_grant){ 0 };
-		}
-		/* Upstream mode: the client is told the gateway's port, once the gateway has granted one. */
-		if (s->upstream && r->result == NATPMP_RESULT_SUCCESS && r->req.lifetime) {
-			uint16_t port = upstream_granted(s->upstream, r->req.protocol, r->grant.external_port);
-			const struct table_mapping *m = table_find(s->table, table_addr_v4(s->pkts[i].peer.sin_addr.s_addr),
-								   r->req.protocol, r->req.internal_port);
-			/* Deleted again later in the same batch: nothing will answer for it. */
-			if (!m || m->external_port != r->grant.external_port) {
-				r->result = NATPMP_RESULT_NETWORK_FAILURE;
-				r->grant = (struct table_grant){ 0 };
-			} else if (!port) {
-				waiting_defer(s, l, &s->pkts[i], r);
-				s->pkts[i].reply_len = 0;
+		if (r->req.verdict == CODEC_MAP) {
+			if (!turn_outcome(s, l, p, r, failed)) {
+				p->reply_len = 0;
 				continue;
-			} else {
-				r->grant.external_port = port;
 			}
+			a = (struct codec_answer){ .result = r->result, .epoch = server_epoch(s, now),
+						   .external_port = r->grant.external_port, .lifetime = r->grant.lifetime };
+			p->reply_len = r->codec->encode(&r->req, &a, p->reply);
+			turn_count_answer(s, r->req.metric_op, r->result);
+		} else if (r->req.verdict == CODEC_ADDRESS) {
+			turn_count_answer(s, r->req.metric_op, r->result);
+		} else {
+			turn_count_answer(s, r->req.metric_op, r->req.result);
 		}
-		s->pkts[i].reply_len = proto_encode_map(s->pkts[i].reply, r->req.opcode, r->result,
-							 server_epoch(s, now), r->req.internal_port,
-							 r->grant.external_port, r->grant.lifetime);
 	}
-	for (int i = 0; i < n; i++)
-		turn_count(s, &s->pkts[i], &s->reqs[i]);
 	udp_send(&l->sock, s->pkts, n);
 	expiry_end_flows(s);
 	expiry_arm(s, now);

@@ -57,7 +57,7 @@ void waiting_follow(struct server *s, const struct table_change *ch, int moved, 
 		break;
 	case TABLE_DEL:
 		upstream_drop(s->upstream, m->protocol, m->external_port);
-		waiting_answer(s, m->protocol, m->external_port, NATPMP_RESULT_NETWORK_FAILURE, 0);
+		waiting_answer(s, m->protocol, m->external_port, TABLE_RESULT_NETWORK_FAILURE, 0);
 		if (m->upstream_port && !moved)
 			turn_hook(s, m, strcmp(why, "expired") == 0 ? "expired" : "deleted");
 		break;
@@ -92,7 +92,7 @@ void waiting_defer(struct server *s, struct server_listener *l, const struct udp
 
 	TAILQ_FOREACH(q, &s->pending, link)
 		if (q->l == l && q->peer.sin_addr.s_addr == p->peer.sin_addr.s_addr && q->peer.sin_port == p->peer.sin_port &&
-		    q->opcode == r->req.opcode && q->internal_port == r->req.internal_port &&
+		    q->codec == r->codec && q->req.opcode == r->req.opcode && q->req.internal_port == r->req.internal_port &&
 		    q->local_port == r->grant.external_port)
 			return;
 	if (!waiting_may_wait(s, p->peer.sin_addr.s_addr) || !(q = calloc(1, sizeof(*q))))
@@ -103,8 +103,8 @@ void waiting_defer(struct server *s, struct server_listener *l, const struct udp
 		.l = l,
 		.peer = p->peer,
 		.local = p->local,
-		.opcode = r->req.opcode,
-		.internal_port = r->req.internal_port,
+		.codec = r->codec,
+		.req = r->req,
 	};
 	waiting_add(s, q);
 }
@@ -119,9 +119,9 @@ static void waiting_answer(struct server *s, uint8_t protocol, uint16_t local_po
 {
 	const struct table_mapping *m = table_find_external(s->table, protocol, local_port);
 	struct server_pending *q, *next;
-	uint32_t lifetime = m && result == NATPMP_RESULT_SUCCESS ? m->lifetime : 0;
+	uint32_t lifetime = m && result == TABLE_RESULT_SUCCESS ? m->lifetime : 0;
 
-	if (result != NATPMP_RESULT_SUCCESS)
+	if (result != TABLE_RESULT_SUCCESS)
 		port = 0;
 	for (q = TAILQ_FIRST(&s->pending); q; q = next) {
 		next = TAILQ_NEXT(q, link);
@@ -131,10 +131,11 @@ static void waiting_answer(struct server *s, uint8_t protocol, uint16_t local_po
 		s->n_pending--;
 		if (q->l) {
 			struct udp_packet pkt = { .peer = q->peer, .local = q->local };
-			pkt.reply_len = proto_encode_map(pkt.reply, q->opcode, result, server_epoch(s, server_mono_s()),
-							 q->internal_port, port, lifetime);
+			struct codec_answer a = { .result = result, .epoch = server_epoch(s, server_mono_s()),
+						  .external_port = port, .lifetime = lifetime };
+			pkt.reply_len = q->codec->encode(&q->req, &a, pkt.reply);
 			udp_send(&q->l->sock, &pkt, 1);
-			turn_count_answer(s, q->opcode, result);
+			turn_count_answer(s, q->req.metric_op, result);
 		} else {
 			struct table_grant g = { port, lifetime };
 			http_forward_done(q->http, result, &g);
@@ -163,9 +164,9 @@ void waiting_flush(struct server *s, int udp, int http)
 /* What a client is told when the gateway refused: its reason when the client can act on it, else 3. */
 static uint16_t waiting_result(uint16_t result)
 {
-	return result == NATPMP_RESULT_NOT_AUTHORIZED || result == NATPMP_RESULT_OUT_OF_RESOURCES
-		       ? result
-		       : NATPMP_RESULT_NETWORK_FAILURE;
+	return result == NATPMP_RESULT_NOT_AUTHORIZED	    ? TABLE_RESULT_NOT_AUTHORIZED
+	       : result == NATPMP_RESULT_OUT_OF_RESOURCES ? TABLE_RESULT_OUT_OF_RESOURCES
+							   : TABLE_RESULT_NETWORK_FAILURE;
 }
 
 void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_t result, uint16_t port)
@@ -181,7 +182,7 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 		return;
 	}
 	netif_addr_str(m->client.v4, client);
-	if (result == NATPMP_RESULT_SUCCESS) {
+	if (result == TABLE_RESULT_SUCCESS) {
 		if (port != m->upstream_port) {
 			uint16_t was = m->upstream_port;
 			struct table_change ch = { .op = TABLE_RENEW };
@@ -196,10 +197,10 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 			if (persist_changes(s, &ch, 1, now) < 0) {
 				if (!was) {
 					table_set_upstream(s->table, protocol, local_port, 0);
-					result = NATPMP_RESULT_NETWORK_FAILURE;
+					result = TABLE_RESULT_NETWORK_FAILURE;
 					goto refused;
 				}
-				waiting_answer(s, protocol, local_port, NATPMP_RESULT_NETWORK_FAILURE, 0);
+				waiting_answer(s, protocol, local_port, TABLE_RESULT_NETWORK_FAILURE, 0);
 				return;
 			}
 			if (was)
@@ -213,7 +214,7 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 			log_debug("gateway renewed %s %u -> local %u -> %s:%u", proto_protocol_name(protocol), port,
 				  local_port, client, m->internal_port);
 		}
-		waiting_answer(s, protocol, local_port, NATPMP_RESULT_SUCCESS, port);
+		waiting_answer(s, protocol, local_port, TABLE_RESULT_SUCCESS, port);
 		return;
 	}
 refused:
@@ -221,12 +222,12 @@ refused:
 	if (m->upstream_port) {
 		log_warnx("gateway did not renew %s %u -> %s:%u (%s); trying again in %d s", proto_protocol_name(protocol),
 			  m->upstream_port, client, m->internal_port,
-			  result == NATPMP_RESULT_NETWORK_FAILURE ? "no answer" : "refused", UPSTREAM_RETRY_MS / 1000);
+			  result == TABLE_RESULT_NETWORK_FAILURE ? "no answer" : "refused", UPSTREAM_RETRY_MS / 1000);
 		return;
 	}
 	/* Never acknowledged to anyone: the local forward goes too, nothing is left half made. */
 	log_warnx("gateway %s %s %u -> %s:%u: removing the local forward",
-		  result == NATPMP_RESULT_NETWORK_FAILURE ? "did not answer for" : "refused",
+		  result == TABLE_RESULT_NETWORK_FAILURE ? "did not answer for" : "refused",
 		  proto_protocol_name(protocol), local_port, client, m->internal_port);
 	(void)table_request(s->table, m->client, (enum table_origin)m->origin, protocol, m->internal_port, 0, 0, now, &g,
 			    TABLE_LINK_NONE);

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "wire/codec.h"
 #include "wire/proto.h"
 
 enum proto_verdict proto_decode(const uint8_t *buf, size_t len, struct proto_request *req)
@@ -171,3 +172,62 @@ const char *proto_protocol_name(uint8_t protocol)
 		return "?";
 	}
 }
+
+/* --- NAT-PMP as a codec of the request turn (wire/codec.h) --- */
+
+static enum codec_verdict natpmp_decode(const uint8_t *buf, size_t len, const struct sockaddr *peer, uint32_t epoch,
+					struct codec_request *req, uint8_t *out, size_t *out_len)
+{
+	struct proto_request r;
+	enum proto_verdict v = proto_decode(buf, len, &r);
+
+	(void)peer;
+	*req = (struct codec_request){
+		.opcode = r.opcode,
+		.metric_op = r.opcode <= NATPMP_OP_MAP_TCP && v != PROTO_UNSUPPORTED_OPCODE ? r.opcode : 3,
+		.protocol = r.protocol,
+		.internal_port = r.internal_port,
+		.suggested_port = r.suggested_port,
+		.lifetime = r.lifetime,
+	};
+	*out_len = 0;
+	switch (v) {
+	case PROTO_ADDRESS:
+		return req->verdict = CODEC_ADDRESS;
+	case PROTO_MAP:
+		return req->verdict = CODEC_MAP;
+	case PROTO_BAD_VERSION:
+		*out_len = proto_encode_bad_version(out, r.opcode, epoch);
+		req->result = NATPMP_RESULT_UNSUPPORTED_VERSION;
+		return req->verdict = CODEC_ANSWERED;
+	case PROTO_UNSUPPORTED_OPCODE:
+		*out_len = proto_encode_unsupported_opcode(out, buf, len);
+		req->result = NATPMP_RESULT_UNSUPPORTED_OPCODE;
+		return req->verdict = CODEC_ANSWERED;
+	case PROTO_DROP:
+		break;
+	}
+	return req->verdict = CODEC_DROP;
+}
+
+/* The engine's results are RFC 6886's codes (engine/table.h): they go on the wire as they are. */
+static size_t natpmp_encode(const struct codec_request *req, const struct codec_answer *a, uint8_t *out)
+{
+	if (req->verdict == CODEC_ADDRESS)
+		return proto_encode_address(out, a->result, a->epoch, a->external_address);
+	return proto_encode_map(out, req->opcode, a->result, a->epoch, req->internal_port, a->external_port,
+				a->lifetime);
+}
+
+/* RFC 6886 3.2.1: an announcement is an opcode 0 reply nobody asked for. */
+static size_t natpmp_announce(uint32_t epoch, uint32_t external_address, uint8_t *out)
+{
+	return proto_encode_address(out, NATPMP_RESULT_SUCCESS, epoch, external_address);
+}
+
+const struct codec codec_natpmp = {
+	.name = "NAT-PMP",
+	.decode = natpmp_decode,
+	.encode = natpmp_encode,
+	.announce = natpmp_announce,
+};

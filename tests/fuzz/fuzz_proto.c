@@ -6,7 +6,9 @@
  * server would use for that verdict writes its answer into a heap buffer of
  * exactly the documented size, so that AddressSanitizer catches any write
  * past it.  The same datagram is also read as a gateway's answer, as
- * upstream mode reads them, and checked field by field.  A violated
+ * upstream mode reads them, and checked field by field.  Last, the datagram
+ * goes through the request turn's codec interface (codec_for, decode,
+ * encode), which must agree with the decoder and encoders underneath.  A violated
  * invariant calls abort(), which libFuzzer reports as a crash with the input
  * that caused it.
  */
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "wire/codec.h"
 #include "wire/proto.h"
 
 
@@ -157,6 +160,56 @@ static void check_reply(const uint8_t *data, size_t size)
 		REQUIRE(memcmp(&r.address, data + 8, 4) == 0);
 }
 
+/* The request turn's view (wire/codec.h): the same verdict, the same replies, each in a buffer of its exact size. */
+static void check_codec(const uint8_t *data, size_t size, enum proto_verdict v, const struct proto_request *req)
+{
+	const struct codec *c = codec_for(data, size);
+	struct sockaddr_in peer = { .sin_family = AF_INET };
+	struct codec_request cr;
+	struct codec_answer a = { .result = (uint16_t)pick32(data, size, 2), .epoch = pick32(data, size, 4),
+				  .external_address = pick32(data, size, 8), .external_port = (uint16_t)pick32(data, size, 14),
+				  .lifetime = pick32(data, size, 16) };
+	uint8_t *out = malloc(CODEC_MAX_REPLY), *want = malloc(CODEC_MAX_REPLY), *small;
+	size_t n = 12345, wn;
+	enum codec_verdict cv;
+
+	REQUIRE(c && out && want);
+	cv = c->decode(data, size, (const struct sockaddr *)&peer, a.epoch, &cr, out, &n);
+	REQUIRE(cv == cr.verdict);
+	REQUIRE(cv == (v == PROTO_DROP ? CODEC_DROP : v == PROTO_ADDRESS ? CODEC_ADDRESS : v == PROTO_MAP ? CODEC_MAP
+											    : CODEC_ANSWERED));
+	REQUIRE(cr.metric_op <= 3);
+	REQUIRE(cv == CODEC_ANSWERED ? n > 0 && n <= CODEC_MAX_REPLY : n == 0);
+	if (cv == CODEC_ANSWERED) {
+		wn = v == PROTO_BAD_VERSION ? proto_encode_bad_version(want, req->opcode, a.epoch)
+					    : proto_encode_unsupported_opcode(want, data, size);
+		REQUIRE(n == wn && memcmp(out, want, n) == 0);
+		REQUIRE(cr.result == (v == PROTO_BAD_VERSION ? NATPMP_RESULT_UNSUPPORTED_VERSION
+							     : NATPMP_RESULT_UNSUPPORTED_OPCODE));
+	}
+	if (cv == CODEC_MAP) {
+		REQUIRE(cr.protocol == req->protocol && cr.internal_port == req->internal_port &&
+			cr.suggested_port == req->suggested_port && cr.lifetime == req->lifetime && cr.opcode == req->opcode);
+		REQUIRE((small = malloc(PROTO_MAP_REPLY_LEN)) != NULL);
+		REQUIRE(c->encode(&cr, &a, small) == PROTO_MAP_REPLY_LEN);
+		proto_encode_map(want, req->opcode, a.result, a.epoch, req->internal_port, a.external_port, a.lifetime);
+		REQUIRE(memcmp(small, want, PROTO_MAP_REPLY_LEN) == 0);
+		free(small);
+	}
+	if (cv == CODEC_ADDRESS) {
+		REQUIRE((small = malloc(PROTO_ADDRESS_REPLY_LEN)) != NULL);
+		REQUIRE(c->encode(&cr, &a, small) == PROTO_ADDRESS_REPLY_LEN);
+		proto_encode_address(want, a.result, a.epoch, a.external_address);
+		REQUIRE(memcmp(small, want, PROTO_ADDRESS_REPLY_LEN) == 0);
+		REQUIRE(c->announce(a.epoch, a.external_address, small) == PROTO_ADDRESS_REPLY_LEN);
+		proto_encode_address(want, NATPMP_RESULT_SUCCESS, a.epoch, a.external_address);
+		REQUIRE(memcmp(small, want, PROTO_ADDRESS_REPLY_LEN) == 0);
+		free(small);
+	}
+	free(out);
+	free(want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct proto_request req;
@@ -193,5 +246,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	default:
 		REQUIRE(!"unknown verdict");
 	}
+	check_codec(data, size, v, &req);
 	return 0;
 }

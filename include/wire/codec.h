@@ -1,0 +1,85 @@
+/*
+ * codec.h - what the request turn needs from a wire protocol, so that a
+ * protocol is one codec and one line of dispatch on the version byte.
+ *
+ * NAT-PMP (RFC 6886) and PCP (RFC 6887) share the server's port: a
+ * request's first byte is its version (RFC 6887 9).  codec_for() picks the
+ * codec; its decode() turns the datagram into a protocol-neutral struct
+ * codec_request, answers it at once (a version or an opcode it does not
+ * serve), or drops it; the turn decides in the mapping engine and passes
+ * the outcome to the same codec's encode(), which words it for the client.
+ * Pure functions, no I/O.
+ *
+ * Ports and lifetimes (seconds) are in host order; IPv4 addresses in
+ * network byte order.  Result codes in struct codec_answer are the engine's
+ * (TABLE_RESULT_*, which are RFC 6886's values): each codec translates them.
+ */
+#ifndef NATPMP_WIRE_CODEC_H
+#define NATPMP_WIRE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "wire/proto.h"
+
+/* The largest reply a codec writes: an echoed request (RFC 6886 3.5, RFC 6887 7.2). */
+#define CODEC_MAX_REPLY PROTO_MAX_DATAGRAM
+
+enum codec_verdict {
+	CODEC_DROP,	/* not for a server (a response, too short): ignore, no answer */
+	CODEC_ANSWERED, /* answered by decode() itself (unsupported version or opcode) */
+	CODEC_ADDRESS,	/* asks for the external address (NAT-PMP opcode 0; PCP ANNOUNCE) */
+	CODEC_MAP,	/* create, renew (lifetime > 0) or delete (0) a mapping */
+};
+
+struct codec_request {
+	enum codec_verdict verdict;
+	uint8_t opcode;	   /* as on the wire, for the answer */
+	uint8_t metric_op; /* the row of /metrics it is counted in: 0-2, 3 for any other */
+	uint16_t result;   /* CODEC_ANSWERED: the result code its reply carries, for /metrics */
+	uint8_t protocol;  /* CODEC_MAP: IPPROTO_UDP or IPPROTO_TCP */
+	uint16_t internal_port;
+	uint16_t suggested_port; /* 0: no wish */
+	uint32_t lifetime;	 /* requested, seconds; 0 deletes */
+	/* PCP will add its nonce, the suggested external address and its options here. */
+};
+
+struct codec_answer {
+	uint16_t result;	   /* TABLE_RESULT_* */
+	uint32_t epoch;		   /* seconds since the mapping state began (RFC 6886 3.6, RFC 6887 8.5) */
+	uint32_t external_address; /* CODEC_ADDRESS: 0 when there is none yet */
+	uint16_t external_port;	   /* CODEC_MAP: the port granted, 0 on failure */
+	uint32_t lifetime;	   /* CODEC_MAP: seconds granted, 0 on failure or delete */
+};
+
+struct codec {
+	const char *name;
+	/*
+	 * Decodes len bytes from peer (AF_INET or AF_INET6) into req.  For
+	 * CODEC_ANSWERED, the reply is in out (at most CODEC_MAX_REPLY bytes)
+	 * and *out_len says its length; epoch is what such a reply carries.
+	 */
+	enum codec_verdict (*decode)(const uint8_t *buf, size_t len, const struct sockaddr *peer, uint32_t epoch,
+				     struct codec_request *req, uint8_t *out, size_t *out_len);
+	/* The answer to req (CODEC_ADDRESS or CODEC_MAP) into out; returns its length. */
+	size_t (*encode)(const struct codec_request *req, const struct codec_answer *a, uint8_t *out);
+	/*
+	 * An unsolicited announcement of the external address (network byte
+	 * order) and epoch into out (RFC 6886 3.2.1); returns its length.
+	 */
+	size_t (*announce)(uint32_t epoch, uint32_t external_address, uint8_t *out);
+};
+
+/* NAT-PMP's codec (proto.c). */
+extern const struct codec codec_natpmp;
+
+/*
+ * The codec for a datagram, by its version byte (RFC 6887 9): NAT-PMP's
+ * for version 0, and, until PCP's lands, for every other version too (it
+ * answers them "unsupported version", the answer PCP clients fall back on).
+ * Never NULL.
+ */
+const struct codec *codec_for(const uint8_t *buf, size_t len);
+
+#endif
