@@ -38,7 +38,7 @@ MUTANTS = {
         ["int-mapping"]),
     "journal-no-fdatasync": (
         "no fdatasync in the journal append: answers leave before the change is on disk",
-        [("src/store/state.c", "if (rc == 0 && fdatasync(fd) < 0)", "if (0 && fdatasync(fd) < 0)")],
+        [("src/store/journal.c", "if (rc == 0 && fdatasync(fd) < 0)", "if (0 && fdatasync(fd) < 0)")],
         ["int-durability"]),
     "reinstall-without-sources": (
         "a reinstall (repair, restart, reload) restores the mappings map but not sources: "
@@ -76,7 +76,7 @@ MUTANTS = {
         ["int-repair"]),
     "no-journal-write": (
         "no journal write at all: mappings acknowledged since the last snapshot are lost at a crash",
-        [("src/store/state.c", "\trc = write_all(fd, b.p, b.len);\n\t/* The answers wait",
+        [("src/store/journal.c", "\trc = state_write_all(fd, b.p, b.len);\n\t/* The answers wait",
           "\t/* The answers wait")],
         ["int-crash", "int-restart", "int-durability"]),
     "no-hairpin-masquerade": (
