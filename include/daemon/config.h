@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "daemon/log.h"
+#include "base/log.h"
 #include "engine/table.h"
 
 #define CONFIG_MAX_LISTEN 16

@@ -84,8 +84,8 @@ static int api_metrics(void *arg, FILE *out)
 	struct metrics_gauges g = { .epoch = server_epoch(s, server_mono_s()), .serving = !strcmp(server_status(s), "serving") };
 
 	table_foreach(s->table, count_one, &g);
-	if (s->upstream) {
-		const struct upstream_stats *us = upstream_stats(s->upstream);
+	if (s->outer) {
+		const struct outer_stats *us = outer_stats(s->outer);
 		g.upstream = 1;
 		s->metrics.upstream_requests = us->requests;
 		s->metrics.upstream_timeouts = us->timeouts;
@@ -114,7 +114,7 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	if (!lan)
 		return HTTP_FORWARD_NOT_LAN;
 	/* Upstream mode: room to wait for the gateway is made before anything changes. */
-	if (s->upstream && lifetime &&
+	if (s->outer && lifetime &&
 	    (!waiting_may_wait(s, client) || !(q = calloc(1, sizeof(*q)))))
 		return HTTP_FORWARD_FAILED;
 	/* The token holder speaks for the host: no sender at the link layer to count. */
@@ -131,8 +131,8 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	expiry_end_flows(s);
 	expiry_arm(s, now);
 	/* Upstream mode: as for a NAT-PMP client, the answer is the gateway's port, once it has granted one. */
-	if (s->upstream && result == TABLE_RESULT_SUCCESS && lifetime) {
-		uint16_t port = upstream_granted(s->upstream, protocol, grant->external_port);
+	if (s->outer && result == TABLE_RESULT_SUCCESS && lifetime) {
+		uint16_t port = outer_granted(s->outer, protocol, grant->external_port);
 		if (port) {
 			free(q);
 			grant->external_port = port;

@@ -17,7 +17,7 @@
 uint32_t external_address(const struct server *s)
 {
 	if (s->cfg.upstream_gateway)
-		return s->upstream ? upstream_address(s->upstream) : 0;
+		return s->outer ? outer_address(s->outer) : 0;
 	if (s->cfg.external_address)
 		return s->cfg.external_address;
 	return s->n_external ? s->external[0] : 0;

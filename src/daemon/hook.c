@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "daemon/hook.h"
-#include "daemon/log.h"
+#include "base/log.h"
 #include "kernel/netif.h"
 #include "wire/proto.h"
 

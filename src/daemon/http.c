@@ -24,7 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "base/log.h"
 #include "http_impl.h"
 #include "kernel/netif.h"
 #include "wire/proto.h"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "daemon/config.h"
-#include "daemon/log.h"
+#include "base/log.h"
 #include "daemon/server.h"
 
 int main(int argc, char **argv)

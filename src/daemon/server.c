@@ -170,13 +170,13 @@ int server_start(struct server *s)
 	}
 	table_commit(s->table);
 	if (cfg->upstream_gateway) {
-		s->upstream_ev = (struct upstream_events){
+		s->outer_ev = (struct outer_events){
 			.arg = s,
 			.address = waiting_on_address,
 			.mapped = waiting_on_mapped,
 			.remapped = waiting_on_remapped,
 		};
-		if (!(s->upstream = upstream_open(s->base, cfg->upstream_gateway, cfg->upstream_interface, &s->upstream_ev)))
+		if (!(s->outer = outer_open_natpmp(s->base, cfg->upstream_gateway, cfg->upstream_interface, &s->outer_ev)))
 			return -1;
 		/* What the state file had: asked for again, suggesting the port each client was told. */
 		if (table_foreach(s->table, waiting_keep_one, s) < 0) {
@@ -245,7 +245,7 @@ void server_free(struct server *s)
 	if (s->journal_fd >= 0)
 		close(s->journal_fd);
 	waiting_flush(s, 1, 1);
-	upstream_close(s->upstream);
+	outer_close(s->outer);
 	http_close(s->http);
 	http_close_retired();
 	hook_free(s->hook);

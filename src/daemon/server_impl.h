@@ -30,12 +30,12 @@
 #include "daemon/config.h"
 #include "daemon/hook.h"
 #include "daemon/http.h"
-#include "daemon/log.h"
+#include "base/log.h"
 #include "daemon/metrics.h"
 #include "daemon/notify.h"
 #include "daemon/server.h"
 #include "daemon/udp.h"
-#include "daemon/upstream.h"
+#include "outer/outer.h"
 #include "engine/ratelimit.h"
 #include "engine/table.h"
 #include "kernel/conntrack.h"
@@ -165,8 +165,8 @@ struct server {
 	struct event *ports_ev; /* SERVER_PORTS_CHECK_S: mappings onto ports the router now uses */
 
 	/* Upstream mode (--upstream-gateway), NULL otherwise. */
-	struct upstream *upstream;
-	struct upstream_events upstream_ev;
+	struct outer *outer;
+	struct outer_events outer_ev;
 	TAILQ_HEAD(, server_pending) pending;
 	size_t n_pending;
 	struct waiting_wish wishes[UDP_BATCH];

@@ -47,7 +47,7 @@ void turn_hook(struct server *s, const struct table_mapping *m, const char *even
 		.internal_port = m->internal_port,
 		.external_address = external_address(s),
 		/* Upstream mode: the port the world reaches is the gateway's. */
-		.external_port = s->upstream ? m->upstream_port : m->external_port,
+		.external_port = s->outer ? m->upstream_port : m->external_port,
 		.lifetime = gone ? 0 : m->lifetime,
 	};
 
@@ -73,7 +73,7 @@ void turn_settle(struct server *s, const char *why)
 		log_change(&ch[i], why);
 		if (ch[i].op == TABLE_DEL)
 			expiry_note_ended(s, &ch[i].mapping);
-		if (s->upstream) {
+		if (s->outer) {
 			waiting_follow(s, &ch[i], turn_moved(ch, i, n), why);
 			continue;
 		}
@@ -263,9 +263,9 @@ static bool turn_outcome(struct server *s, struct server_listener *l, struct udp
 		r->result = TABLE_RESULT_NETWORK_FAILURE;
 		r->grant = (struct table_grant){ 0 };
 	}
-	if (!s->upstream || r->result != TABLE_RESULT_SUCCESS || !r->req.lifetime)
+	if (!s->outer || r->result != TABLE_RESULT_SUCCESS || !r->req.lifetime)
 		return true;
-	port = upstream_granted(s->upstream, r->req.protocol, r->grant.external_port);
+	port = outer_granted(s->outer, r->req.protocol, r->grant.external_port);
 	m = table_find(s->table, table_addr_v4(p->peer.sin_addr.s_addr), r->req.protocol, r->req.internal_port);
 	/* Deleted again later in the same batch: nothing will answer for it. */
 	if (!m || m->external_port != r->grant.external_port) {

@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "base/log.h"
 #include "daemon/udp.h"
 
 static void udp_refresh_subnets(struct udp_socket *u, int64_t now)

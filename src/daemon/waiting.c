@@ -8,6 +8,8 @@
 
 #include "server_impl.h"
 #include "waiting.h"
+/* For the gateway's retry interval in a log message: upstream mode is the one outer NAT so far. */
+#include "outer/upstream.h"
 #include "expiry.h"
 #include "external.h"
 #include "persist.h"
@@ -51,12 +53,12 @@ void waiting_follow(struct server *s, const struct table_change *ch, int moved, 
 	case TABLE_RENEW:
 		/* A mapping the gateway granted before keeps asking for its port; a new one for the client's wish. */
 		suggested = m->upstream_port ? m->upstream_port : waiting_wish(s, m->protocol, m->external_port);
-		if (upstream_keep(s->upstream, m->protocol, m->external_port, suggested, m->expires) < 0)
+		if (outer_keep(s->outer, m->protocol, m->external_port, suggested, m->expires) < 0)
 			log_warnx("upstream: out of memory: %s %u is not asked for at the gateway",
 				  proto_protocol_name(m->protocol), m->external_port);
 		break;
 	case TABLE_DEL:
-		upstream_drop(s->upstream, m->protocol, m->external_port);
+		outer_drop(s->outer, m->protocol, m->external_port);
 		waiting_answer(s, m->protocol, m->external_port, TABLE_RESULT_NETWORK_FAILURE, 0);
 		if (m->upstream_port && !moved)
 			turn_hook(s, m, strcmp(why, "expired") == 0 ? "expired" : "deleted");
@@ -178,7 +180,7 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 	struct table_grant g;
 
 	if (!m) {
-		upstream_drop(s->upstream, protocol, local_port);
+		outer_drop(s->outer, protocol, local_port);
 		return;
 	}
 	netif_addr_str(m->client.v4, client);
@@ -249,7 +251,7 @@ void waiting_on_address(void *arg, uint32_t address)
 	}
 	log_info("gateway %s reports external address %s", gw, netif_addr_str(address, addr));
 	/* A new address moved every mapping: announced once they are all back (waiting_on_remapped). */
-	if (!upstream_remapping(s->upstream))
+	if (!outer_remapping(s->outer))
 		announce_restart(s->announce);
 }
 
@@ -267,5 +269,5 @@ int waiting_keep_one(const struct table_mapping *m, void *arg)
 {
 	struct server *s = arg;
 
-	return upstream_keep(s->upstream, m->protocol, m->external_port, m->upstream_port, m->expires);
+	return outer_keep(s->outer, m->protocol, m->external_port, m->upstream_port, m->expires);
 }

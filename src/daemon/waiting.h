@@ -25,7 +25,7 @@ void waiting_defer(struct server *s, struct server_listener *l, const struct udp
 void waiting_flush(struct server *s, int udp, int http);
 /* Asks the outer NAT for a restored mapping (table_foreach's callback; arg: the server). */
 int waiting_keep_one(const struct table_mapping *m, void *arg);
-/* The outer NAT's events (daemon/upstream.h's struct upstream_events; arg: the server). */
+/* The outer NAT's events (outer/outer.h's struct outer_events; arg: the server). */
 void waiting_on_address(void *arg, uint32_t address);
 void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_t result, uint16_t port);
 void waiting_on_remapped(void *arg, size_t n);

@@ -1,5 +1,6 @@
 /*
- * upstream.h - upstream mode: the daemon as a NAT-PMP client of a gateway.
+ * upstream.h - upstream mode: the daemon as a NAT-PMP client of a gateway,
+ * one kind of outer NAT (outer/outer.h, through which the daemon uses it).
  *
  * Behind a second NAT that speaks NAT-PMP (a VPN provider's gateway, an ISP
  * router), a port the router forwards is only reachable once the gateway
@@ -18,7 +19,7 @@
  * when the gateway stays silent through that, it is taken to be down and
  * every queued request fails with it, so that no answer waits longer than
  * that schedule.  What a request came to is reported through struct
- * upstream_events; a mapping whose renewal failed is tried again every
+ * outer_events; a mapping whose renewal failed is tried again every
  * UPSTREAM_RETRY_MS until the server drops it.
  *
  * Ports in host order, addresses in network byte order, times in the
@@ -31,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "outer/outer.h"
+
 /* 250 + 500 + 1000 + 2000 ms: a gateway that answers nothing within 3.75 s is down. */
 #define UPSTREAM_TRIES 4
 #define UPSTREAM_FIRST_WAIT_MS 250
@@ -39,35 +42,11 @@
 /* The gateway's external address is asked for again this often, to notice a change. */
 #define UPSTREAM_ADDRESS_REFRESH_MS 60000
 
-struct upstream_events {
-	void *arg;
-	/* The gateway's external address changed; 0: it says it has none. */
-	void (*address)(void *arg, uint32_t address);
-	/*
-	 * What the gateway answered for (protocol, local_port): result 0 with
-	 * its external port, or a failure (NATPMP_RESULT_NETWORK_FAILURE when
-	 * it did not answer).  The callee may call upstream_keep() and
-	 * upstream_drop().
-	 */
-	void (*mapped)(void *arg, uint8_t protocol, uint16_t local_port, uint16_t result, uint16_t port);
-	/*
-	 * After the gateway lost its mappings or changed its address: every
-	 * mapping was asked for again, and all have answered.
-	 */
-	void (*remapped)(void *arg, size_t n);
-};
-
-struct upstream_stats {
-	uint64_t requests; /* requests sent, retransmissions not counted */
-	uint64_t timeouts; /* requests the gateway never answered */
-	uint64_t resets;   /* times its epoch showed it lost its mappings */
-};
-
 struct upstream;
 
 /* Asks gateway (port 5351) through ifname; NULL after logging why. */
 struct upstream *upstream_open(struct event_base *base, uint32_t gateway, const char *ifname,
-			       const struct upstream_events *ev);
+			       const struct outer_events *ev);
 /* Leaves the gateway's mappings as they are: they expire there, or a restart asks for them again. */
 void upstream_close(struct upstream *u);
 
@@ -86,6 +65,6 @@ uint16_t upstream_granted(const struct upstream *u, uint8_t protocol, uint16_t l
 uint32_t upstream_address(const struct upstream *u);
 /* Mappings asked for again after a reset or a new address that the gateway has yet to answer. */
 size_t upstream_remapping(const struct upstream *u);
-const struct upstream_stats *upstream_stats(const struct upstream *u);
+const struct outer_stats *upstream_stats(const struct upstream *u);
 
 #endif

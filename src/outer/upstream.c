@@ -17,10 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "base/log.h"
 #include "kernel/netif.h"
 #include "wire/proto.h"
-#include "daemon/upstream.h"
+#include "outer/upstream.h"
 
 TAILQ_HEAD(umap_queue, umap);
 
@@ -49,7 +49,7 @@ struct umap {
 
 struct upstream {
 	struct event_base *base;
-	const struct upstream_events *ev;
+	const struct outer_events *ev;
 	struct sockaddr_in gateway;
 	int fd;
 	struct event *read_ev;
@@ -70,7 +70,7 @@ struct upstream {
 	int64_t epoch_at_ms;
 	size_t remapping; /* umaps still to answer after a reset */
 	size_t remap_total;
-	struct upstream_stats stats;
+	struct outer_stats stats;
 };
 
 static int64_t now_ms(void)
@@ -456,7 +456,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 struct upstream *upstream_open(struct event_base *base, uint32_t gateway, const char *ifname,
-			       const struct upstream_events *ev)
+			       const struct outer_events *ev)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
 	char addr[INET_ADDRSTRLEN];
@@ -601,7 +601,7 @@ size_t upstream_remapping(const struct upstream *u)
 	return u->remapping;
 }
 
-const struct upstream_stats *upstream_stats(const struct upstream *u)
+const struct outer_stats *upstream_stats(const struct upstream *u)
 {
 	return &u->stats;
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/log.h"
+#include "base/log.h"
 
 static enum log_level log_threshold = LOG_LEVEL_INFO;
 static int log_journal;

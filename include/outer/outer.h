@@ -1,0 +1,87 @@
+/*
+ * outer.h - the NAT outside the router, as the daemon sees it.
+ *
+ * Behind a second NAT (a VPN provider's gateway, an ISP's carrier-grade
+ * NAT), a local mapping is only reachable once the outer NAT forwards one
+ * of its own ports to the router's local port too.  Whatever the kind of
+ * outer NAT, the daemon asks the same things of it: keep (protocol, local
+ * port) mapped until a time, or stop; tell me the outer port and address
+ * when you have them, or that you failed; tell me when a port moves, when
+ * the address changes, and when everything was lost and asked for again.
+ *
+ * Implementations: upstream.c asks a NAT-PMP gateway (--upstream-gateway).
+ * A STUN-kept binding through a full-cone CGNAT will be a second one, with
+ * its own outer_open_*() and nothing else changed in the daemon.
+ *
+ * Ports in host order, addresses in network byte order, until_s in
+ * CLOCK_MONOTONIC seconds.  Functions return 0 or -errno; results in
+ * events are RFC 6886's codes (0 success, 2 not authorized, 3 no answer or
+ * other failure, 4 out of resources: the engine's TABLE_RESULT_* values).
+ */
+#ifndef NATPMP_OUTER_OUTER_H
+#define NATPMP_OUTER_OUTER_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the outer NAT reports, called from the event loop (never from within an outer_* call). */
+struct outer_events {
+	void *arg;
+	/* Its external address changed; 0: it says it has none. */
+	void (*address)(void *arg, uint32_t address);
+	/*
+	 * What it answered for (protocol, local_port): result 0 with the outer
+	 * port (a new grant, a renewal, or a move to another port), or a
+	 * failure.  The callee may call outer_keep() and outer_drop().
+	 */
+	void (*mapped)(void *arg, uint8_t protocol, uint16_t local_port, uint16_t result, uint16_t port);
+	/*
+	 * After the outer NAT lost its mappings or changed its address (a
+	 * reset): every mapping was asked for again, and all have answered.
+	 */
+	void (*remapped)(void *arg, size_t n);
+};
+
+struct outer_stats {
+	uint64_t requests; /* requests sent, retransmissions not counted */
+	uint64_t timeouts; /* requests never answered */
+	uint64_t resets;   /* times it showed it lost its mappings */
+};
+
+/* One kind of outer NAT; impl is the implementation's own handle. */
+struct outer_ops {
+	int (*keep)(void *impl, uint8_t protocol, uint16_t local_port, uint16_t suggested, int64_t until_s);
+	void (*drop)(void *impl, uint8_t protocol, uint16_t local_port);
+	uint16_t (*granted)(const void *impl, uint8_t protocol, uint16_t local_port);
+	uint32_t (*address)(const void *impl);
+	size_t (*remapping)(const void *impl);
+	const struct outer_stats *(*stats)(const void *impl);
+	void (*close)(void *impl);
+};
+
+struct outer;
+
+/* A NAT-PMP gateway (port 5351) asked through ifname (upstream.c); NULL after logging why. */
+struct outer *outer_open_natpmp(struct event_base *base, uint32_t gateway, const char *ifname,
+				const struct outer_events *ev);
+/* Leaves the outer NAT's mappings as they are: they expire there, or a restart asks again. */
+void outer_close(struct outer *o);
+
+/*
+ * Keeps (protocol, local_port) mapped until until_s: asks now when it is
+ * not mapped yet (suggesting suggested, 0 for no wish), else renews when
+ * due.  Called again at each renewal by the client, with the new end.
+ */
+int outer_keep(struct outer *o, uint8_t protocol, uint16_t local_port, uint16_t suggested, int64_t until_s);
+/* Forgets the mapping and removes it outside, in the background. */
+void outer_drop(struct outer *o, uint8_t protocol, uint16_t local_port);
+/* The outer port for the mapping while its grant lasts; 0 when there is none now. */
+uint16_t outer_granted(const struct outer *o, uint8_t protocol, uint16_t local_port);
+/* The outer NAT's external address, 0 until it is known. */
+uint32_t outer_address(const struct outer *o);
+/* Mappings asked for again after a reset that have yet to be answered. */
+size_t outer_remapping(const struct outer *o);
+const struct outer_stats *outer_stats(const struct outer *o);
+
+#endif
