@@ -39,7 +39,7 @@ struct metrics {
 	uint64_t reload_errors;
 	uint64_t http_forwards;
 	uint64_t hooks[METRICS_HOOK_COUNT];
-	/* Upstream mode: copied from upstream_stats() at each scrape. */
+	/* Upstream mode: copied from outer_stats() at each scrape. */
 	uint64_t upstream_requests;
 	uint64_t upstream_timeouts;
 	uint64_t upstream_resets;

@@ -8,7 +8,8 @@
  * codec_request, answers it at once (a version or an opcode it does not
  * serve), or drops it; the turn decides in the mapping engine and passes
  * the outcome to the same codec's encode(), which words it for the client.
- * Pure functions, no I/O.
+ * Pure functions, no I/O, and nothing fails: a datagram a codec cannot read
+ * is CODEC_DROP or an answer, never an error.
  *
  * Ports and lifetimes (seconds) are in host order; IPv4 addresses in
  * network byte order.  Result codes in struct codec_answer are the engine's
