@@ -51,19 +51,15 @@ struct upstream *upstream_open(struct event_base *base, uint32_t gateway, const 
 void upstream_close(struct upstream *u);
 
 /*
- * Keeps (protocol, local_port) mapped at the gateway until until_s: asks
- * now, ahead of the background work, when it is not mapped yet (suggesting
- * suggested, 0 for no wish), else renews when due.  Called again at each
- * renewal by the client with the new end.
+ * What outer/outer.h's outer_keep(), outer_drop(), outer_granted(),
+ * outer_address(), outer_remapping() and outer_stats() do, at a NAT-PMP
+ * gateway: a mapping not granted yet is asked for ahead of the background
+ * work (renewals, deletes), and a delete is sent in the background.
  */
 int upstream_keep(struct upstream *u, uint8_t protocol, uint16_t local_port, uint16_t suggested, int64_t until_s);
-/* Forgets the mapping and deletes it at the gateway, in the background. */
 void upstream_drop(struct upstream *u, uint8_t protocol, uint16_t local_port);
-/* The gateway's port for the mapping while its grant lasts; 0 when there is none now. */
 uint16_t upstream_granted(const struct upstream *u, uint8_t protocol, uint16_t local_port);
-/* The gateway's external address, 0 until it has said. */
 uint32_t upstream_address(const struct upstream *u);
-/* Mappings asked for again after a reset or a new address that the gateway has yet to answer. */
 size_t upstream_remapping(const struct upstream *u);
 const struct outer_stats *upstream_stats(const struct upstream *u);
 

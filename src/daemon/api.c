@@ -1,5 +1,6 @@
 /*
- * api.c - the HTTP API's view of the daemon: status, listing, metrics, /forward through the same turn.
+ * api.c - the HTTP API's view of the daemon: status, listing, metrics,
+ * /forward through the same turn.
  */
 #include <arpa/inet.h>
 #include <errno.h>

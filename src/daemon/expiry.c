@@ -1,5 +1,6 @@
 /*
- * expiry.c - the end of mappings: the expiry timer, and the conntrack entries of ended mappings.
+ * expiry.c - the end of mappings: the expiry timer, and the conntrack
+ * entries of ended mappings.
  */
 #include <arpa/inet.h>
 #include <errno.h>

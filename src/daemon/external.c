@@ -1,5 +1,6 @@
 /*
- * external.c - the external address: the interface's addresses, the address clients are told, announcements.
+ * external.c - the external address: the interface's addresses, the address
+ * clients are told, announcements.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,5 +1,6 @@
 /*
- * install.c - the kernel's copy of the table: one nftables transaction per turn, the full reinstall, repairs after foreign changes.
+ * install.c - the kernel's copy of the table: one nftables transaction per
+ * turn, the full reinstall, repairs after foreign changes.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,5 +1,6 @@
 /*
- * persist.c - when the state file is written: each turn's journal lines, compaction into a snapshot, the restore at start.
+ * persist.c - when the state file is written: each turn's journal lines,
+ * compaction into a snapshot, the restore at start.
  */
 #include <arpa/inet.h>
 #include <errno.h>

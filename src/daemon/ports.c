@@ -1,5 +1,6 @@
 /*
- * ports.c - the router's own ports: never handed out, and mappings moved off them.
+ * ports.c - the router's own ports: never handed out, and mappings moved off
+ * them.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,5 +1,6 @@
 /*
- * reload.c - SIGHUP: the configuration read again and applied, or refused as a whole.
+ * reload.c - SIGHUP: the configuration read again and applied, or refused as
+ * a whole.
  */
 #include <arpa/inet.h>
 #include <errno.h>

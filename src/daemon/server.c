@@ -1,5 +1,6 @@
 /*
- * server.c - the daemon's lifecycle: start-up in order, signals, the event loop, shutdown.
+ * server.c - the daemon's lifecycle: start-up in order, signals, the event
+ * loop, shutdown.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,5 +1,6 @@
 /*
- * turn.c - the request turn: decode, decide, persist, install, answer, for a batch of datagrams.
+ * turn.c - the request turn: decode, decide, persist, install, answer, for a
+ * batch of datagrams.
  */
 #include <arpa/inet.h>
 #include <errno.h>

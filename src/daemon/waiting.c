@@ -1,5 +1,6 @@
 /*
- * waiting.c - answers that wait for the outer NAT: pending requests, and what the outer NAT reports.
+ * waiting.c - answers that wait for the outer NAT: pending requests, and
+ * what the outer NAT reports.
  */
 #include <arpa/inet.h>
 #include <errno.h>
