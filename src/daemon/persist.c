@@ -168,6 +168,34 @@ int persist_changes(struct server *s, const struct table_change *ch, size_t n, i
 	return 0;
 }
 
+off_t persist_mark(const struct server *s)
+{
+	return s->journal_fd >= 0 ? s->journal_end : -1;
+}
+
+void persist_take_back(struct server *s, off_t before, int persisted, int64_t now)
+{
+	if (!persisted) {
+		/*
+		 * A failed append is cut back by state_journal_append(): nothing
+		 * of the turn is on disk.  A failed snapshot may have been renamed
+		 * into place before its directory sync failed: save the
+		 * rolled-back table.
+		 */
+		if (before < 0)
+			(void)persist_compact(s, now);
+	} else if (before >= 0 && s->journal_fd >= 0 && state_journal_cut(s->journal_fd, before) == 0) {
+		/* On disk but refused: cut back, so that a restart does not bring back what no client was told. */
+		s->journal_end = before;
+	} else {
+		/* A turn that saved a snapshot instead (or a cut that failed): save the rolled-back table anew. */
+		persist_close_journal(s);
+		if (persist_compact(s, now) < 0)
+			log_error("cannot take refused changes back out of %s: they may come back at a restart",
+				  s->state_path);
+	}
+}
+
 /*
  * Loads the state file into the table.  Returns -1, leaving the file as it
  * is, when it exists but cannot be read (permissions, I/O): starting empty

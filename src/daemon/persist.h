@@ -15,6 +15,14 @@
 int persist_changes(struct server *s, const struct table_change *ch, size_t n, int64_t now);
 /* The whole table as the next generation's snapshot, then an empty journal of that generation. */
 int persist_compact(struct server *s, int64_t now);
+/* Where the journal ends now (bytes), for persist_take_back(); -1 with no journal open. */
+off_t persist_mark(const struct server *s);
+/*
+ * A turn's changes were refused after persist_changes() (persisted 1) or
+ * by it (0): the state directory is brought back to what it held at
+ * before (persist_mark()), after the table was rolled back.
+ */
+void persist_take_back(struct server *s, off_t before, int persisted, int64_t now);
 /* No more appends: the next turn saves a snapshot of a new generation instead. */
 void persist_close_journal(struct server *s);
 /* The compaction event, made active by a turn whose journal outgrew the snapshot (arg: the server). */

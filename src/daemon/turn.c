@@ -60,7 +60,8 @@ void turn_hook(struct server *s, const struct table_mapping *m, const char *even
 static int turn_moved(const struct table_change *ch, size_t i, size_t n)
 {
 	return ch[i].op == TABLE_DEL && i + 1 < n && ch[i + 1].op == TABLE_ADD &&
-	       table_addr_equal(&ch[i + 1].mapping.client, &ch[i].mapping.client) && ch[i + 1].mapping.protocol == ch[i].mapping.protocol &&
+	       table_addr_equal(&ch[i + 1].mapping.client, &ch[i].mapping.client) &&
+	       ch[i + 1].mapping.protocol == ch[i].mapping.protocol &&
 	       ch[i + 1].mapping.internal_port == ch[i].mapping.internal_port;
 }
 
@@ -101,7 +102,7 @@ int turn_apply(struct server *s, int64_t now, const char *why)
 {
 	const struct table_change *ch;
 	size_t n = table_changes(s->table, &ch);
-	off_t before = s->journal_fd >= 0 ? s->journal_end : -1;
+	off_t before = persist_mark(s);
 	int persisted = 0, r;
 
 	if (n == 0)
@@ -126,25 +127,7 @@ int turn_apply(struct server *s, int64_t now, const char *why)
 fail:
 	table_rollback(s->table);
 	s->n_wishes = 0;
-	if (!persisted) {
-		/*
-		 * A failed append is cut back by state_journal_append(): nothing
-		 * of the turn is on disk.  A failed snapshot may have been renamed
-		 * into place before its directory sync failed: save the
-		 * rolled-back table.
-		 */
-		if (before < 0)
-			(void)persist_compact(s, now);
-	} else if (before >= 0 && s->journal_fd >= 0 && state_journal_cut(s->journal_fd, before) == 0) {
-		/* On disk but refused: cut back, so that a restart does not bring back what no client was told. */
-		s->journal_end = before;
-	} else {
-		/* A turn that saved a snapshot instead (or a cut that failed): save the rolled-back table anew. */
-		persist_close_journal(s);
-		if (persist_compact(s, now) < 0)
-			log_error("cannot take refused changes back out of %s: they may come back at a restart",
-				  s->state_path);
-	}
+	persist_take_back(s, before, persisted, now);
 	return r;
 }
 
