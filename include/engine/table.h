@@ -39,31 +39,41 @@
 #define TABLE_CLIENT_PORT 5350
 
 /*
- * A client's address, the first part of a mapping's key.  Only IPv4 is
- * served today; IPv6 is here so that PCP's IPv6 clients and pinholes key
- * the same table.  Build one with table_addr_v4(); the union's unused bytes
- * are zero, so that a whole struct compares and hashes as its value.
+ * A client's address, the first part of a mapping's key: 16 bytes, an IPv4
+ * address as ::ffff:a.b.c.d (RFC 4291 2.5.5.2), the form PCP carries
+ * (RFC 6887 5).  Only IPv4 is served today; IPv6 is here so that PCP's IPv6
+ * clients and pinholes key the same table.  v4 is the last four bytes, in
+ * network byte order, and means an IPv4 address only when
+ * table_addr_is_v4().
  */
 struct table_addr {
-	uint8_t family; /* AF_INET or AF_INET6 */
 	union {
-		uint32_t v4; /* AF_INET: network byte order */
 		uint8_t v6[16];
+		struct {
+			uint8_t v4_prefix[12];
+			uint32_t v4;
+		};
 	};
 };
 
 static inline struct table_addr table_addr_v4(uint32_t v4)
 {
-	struct table_addr a = { .family = AF_INET };
+	struct table_addr a = { .v4_prefix = { [10] = 0xff, [11] = 0xff } };
 
 	a.v4 = v4;
 	return a;
 }
 
+static inline bool table_addr_is_v4(const struct table_addr *a)
+{
+	static const uint8_t prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+	return memcmp(a->v4_prefix, prefix, sizeof(prefix)) == 0;
+}
+
 static inline bool table_addr_equal(const struct table_addr *a, const struct table_addr *b)
 {
-	return a->family == b->family &&
-	       (a->family == AF_INET ? a->v4 == b->v4 : memcmp(a->v6, b->v6, sizeof(a->v6)) == 0);
+	return memcmp(a->v6, b->v6, sizeof(a->v6)) == 0;
 }
 
 struct port_range {
@@ -86,7 +96,13 @@ struct table_mapping {
 	 */
 	uint16_t upstream_port;
 	uint32_t lifetime; /* seconds granted by the last request */
-	int64_t expires;   /* table clock */
+	/*
+	 * The table's own: where the mapping sits in its expiry heap.  Here,
+	 * in what would be padding, a table entry stays 72 bytes (an 80-byte
+	 * malloc chunk, not 96): 2 MB less at 128,000 mappings.
+	 */
+	uint32_t heap_slot;
+	int64_t expires; /* table clock */
 	/*
 	 * Who asked at the link layer, for the per-host limit that a claimed
 	 * source address cannot escape: TABLE_LINK_HOST(mac) for a sender the

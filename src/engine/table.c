@@ -32,7 +32,7 @@ static uint64_t addr_bits(const struct table_addr *a)
 {
 	uint64_t hi, lo;
 
-	if (a->family == AF_INET)
+	if (table_addr_is_v4(a))
 		return a->v4;
 	memcpy(&hi, a->v6, 8);
 	memcpy(&lo, a->v6 + 8, 8);
@@ -57,8 +57,8 @@ static void heap_swap(struct table *t, size_t a, size_t b)
 
 	t->heap[a] = t->heap[b];
 	t->heap[b] = tmp;
-	t->heap[a]->heap_index = a;
-	t->heap[b]->heap_index = b;
+	t->heap[a]->m.heap_slot = (uint32_t)a;
+	t->heap[b]->m.heap_slot = (uint32_t)b;
 }
 
 static void heap_up(struct table *t, size_t i)
@@ -97,15 +97,15 @@ static int heap_push(struct table *t, struct entry *e)
 		t->heap = h;
 		t->heap_cap = cap;
 	}
-	e->heap_index = t->heap_size;
+	e->m.heap_slot = (uint32_t)t->heap_size;
 	t->heap[t->heap_size++] = e;
-	heap_up(t, e->heap_index);
+	heap_up(t, e->m.heap_slot);
 	return 0;
 }
 
 static void heap_remove(struct table *t, struct entry *e)
 {
-	size_t i = e->heap_index;
+	size_t i = e->m.heap_slot;
 
 	t->heap_size--;
 	if (i != t->heap_size) {
@@ -117,8 +117,8 @@ static void heap_remove(struct table *t, struct entry *e)
 
 static void heap_update(struct table *t, struct entry *e)
 {
-	heap_up(t, e->heap_index);
-	heap_down(t, e->heap_index);
+	heap_up(t, e->m.heap_slot);
+	heap_down(t, e->m.heap_slot);
 }
 
 /* --- clients --- */
@@ -305,6 +305,8 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 			t->log_len--;
 		return -ENOMEM;
 	}
+	/* The heap orders by expiry: the entry must hold it before it is pushed. */
+	e->m = *m;
 	if (heap_push(t, e) < 0) {
 		link_drop(t, m->link);
 		client_drop_if_empty(t, c);
@@ -313,7 +315,6 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 			t->log_len--;
 		return -ENOMEM;
 	}
-	e->m = *m;
 	size_t slot = key_hash(&m->client, m->protocol, m->internal_port) & (t->n_buckets - 1);
 	e->hash_next = t->buckets[slot];
 	t->buckets[slot] = e;

@@ -554,7 +554,7 @@ int ct_flush_mappings(struct ct *c, const struct table_mapping *ms, size_t n)
 	f.protocol = ms[0].protocol;
 	/* The dump is of the IPv4 table: IPv6 mappings have no flows there. */
 	for (size_t i = 0; i < n; i++) {
-		if (ms[i].client.family != AF_INET)
+		if (!table_addr_is_v4(&ms[i].client))
 			continue;
 		f.by_ext[f.n] = f.by_int[f.n] = &ms[i];
 		f.n++;

@@ -543,7 +543,7 @@ static int nft_mapping_elems(struct nft *n, uint16_t type, const struct table_ma
 	uint16_t eport = htons(m->external_port), iport = htons(m->internal_port);
 
 	/* Table ip forwards IPv4 clients; IPv6 pinholes will have an inet table of their own. */
-	if (m->client.family != AF_INET) {
+	if (!table_addr_is_v4(&m->client)) {
 		if (!n->error)
 			n->error = -EAFNOSUPPORT;
 		return -EAFNOSUPPORT;

@@ -41,7 +41,7 @@ static struct table_mapping mapping(const char *client, uint8_t protocol, uint16
 {
 	struct table_mapping m = { .protocol = protocol, .internal_port = iport, .external_port = eport };
 
-	m.client.family = AF_INET;
+	m.client = table_addr_v4(0);
 	inet_pton(AF_INET, client, &m.client.v4);
 	return m;
 }

@@ -475,7 +475,7 @@ static void test_link_limit(void)
 static void test_ipv6_clients(void)
 {
 	struct table *t = make(20000, 20010, 2, 3600);
-	struct table_addr v6 = { .family = AF_INET6 }, v6b, v6c, v4 = table_addr_v4(A);
+	struct table_addr v6, v6b, v6c, v4 = table_addr_v4(A);
 	struct table_grant g;
 	const struct table_mapping *m;
 
@@ -483,7 +483,9 @@ static void test_ipv6_clients(void)
 	v6b = v6;
 	v6b.v6[0] ^= 0x80;
 	v6c = v6;
-	v6c.v6[15] ^= 1; /* differs only where an IPv4 address would not look */
+	v6c.v6[15] ^= 1; /* differs from v6 only in the last byte, v6b only in the first */
+	CHECK(table_addr_is_v4(&v4) && !table_addr_is_v4(&v6));
+	CHECK(v6.v4 == A); /* the same last four bytes as A: only the prefix tells them apart */
 	CHECK(!table_addr_equal(&v4, &v6));
 	CHECK(!table_addr_equal(&v6, &v6b));
 	CHECK(!table_addr_equal(&v6, &v6c));
@@ -496,7 +498,7 @@ static void test_ipv6_clients(void)
 	CHECK(g.external_port != 20000);
 	table_commit(t);
 	m = table_find(t, v6, TCP, 8080);
-	CHECK(m != NULL && m->client.family == AF_INET6 && m->external_port == 20000);
+	CHECK(m != NULL && !table_addr_is_v4(&m->client) && m->external_port == 20000);
 	CHECK(table_find_external(t, TCP, 20000) == m);
 	CHECK_EQ(table_client_count(t, v6), 1);
 	CHECK_EQ(table_client_count(t, v4), 1);
@@ -520,6 +522,45 @@ static void test_ipv6_clients(void)
 	table_free(t);
 }
 
+/*
+ * Expiry follows the lifetimes, whatever order the mappings came in: at
+ * each moment exactly the mappings whose time has come are removed, and the
+ * next expiry is the earliest left (new and restored mappings alike).
+ */
+static void test_expiry_order(void)
+{
+	static const uint32_t lifetimes[] = { 100, 50, 200, 10, 300, 5, 150, 75, 20, 250, 60, 30 };
+	const size_t n = sizeof(lifetimes) / sizeof(lifetimes[0]);
+	struct table *t = make(20000, 30000, 100, 3600);
+	struct table_grant g;
+
+	for (size_t i = 0; i < n; i++) {
+		if (i % 2) {
+			struct table_mapping m = { .client = table_addr_v4(B), .protocol = TCP,
+						   .internal_port = (uint16_t)(1000 + i), .external_port = (uint16_t)(21000 + i),
+						   .lifetime = lifetimes[i], .expires = lifetimes[i], .link = TABLE_LINK_NONE };
+			CHECK_EQ(table_restore(t, &m), 0);
+		} else {
+			CHECK_EQ(map(t, A, TCP, (uint16_t)(1000 + i), 0, lifetimes[i], 0, &g), 0);
+		}
+		table_commit(t);
+	}
+	for (int64_t now = 0; now <= 300; now++) {
+		size_t due = 0, min = SIZE_MAX;
+
+		for (size_t i = 0; i < n; i++)
+			due += lifetimes[i] == now;
+		CHECK_EQ(table_expire(t, now), due);
+		table_commit(t);
+		for (size_t i = 0; i < n; i++)
+			if (lifetimes[i] > now && lifetimes[i] < min)
+				min = lifetimes[i];
+		CHECK_EQ(table_next_expiry(t), (min == SIZE_MAX ? INT64_MAX : (int64_t)min));
+	}
+	CHECK_EQ(table_count(t), 0);
+	table_free(t);
+}
+
 int main(void)
 {
 	A = inet_addr("192.168.1.10");
@@ -539,5 +580,6 @@ int main(void)
 	test_origin_and_configure();
 	test_link_limit();
 	test_ipv6_clients();
+	test_expiry_order();
 	return check_exit();
 }
