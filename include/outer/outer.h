@@ -14,9 +14,10 @@
  * its own outer_open_*() and nothing else changed in the daemon.
  *
  * Ports in host order, addresses in network byte order, until_s in
- * CLOCK_MONOTONIC seconds.  Functions return 0 or -errno; results in
- * events are RFC 6886's codes (0 success, 2 not authorized, 3 no answer or
- * other failure, 4 out of resources: the engine's TABLE_RESULT_* values).
+ * CLOCK_MONOTONIC seconds.  Functions return 0 or -errno.  A result in an
+ * event is an RFC 6886 result code as the outer NAT gave it (0 success; 3
+ * also when it did not answer); the daemon passes 2 and 4 on to its
+ * clients and turns every other failure into 3.
  */
 #ifndef NATPMP_OUTER_OUTER_H
 #define NATPMP_OUTER_OUTER_H

@@ -14,6 +14,7 @@
 #include "server_impl.h"
 #include "persist.h"
 
+/* The state file holds IPv4 clients only, as the daemon serves only them (docs/architecture.md: IPv6 is to come). */
 static struct state_mapping state_of(const struct table_mapping *m, int64_t mono, int64_t wall, int64_t boot)
 {
 	return (struct state_mapping){

@@ -17,6 +17,7 @@
 #include "turn.h"
 #include "waiting.h"
 
+static void server_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void server_notify(const char *fmt, ...)
 {
 	char msg[256];

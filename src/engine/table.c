@@ -46,7 +46,12 @@ static size_t addr_hash(const struct table_addr *a)
 
 static size_t key_hash(const struct table_addr *client, uint8_t protocol, uint16_t port)
 {
-	return (size_t)mix64(addr_bits(client) << 32 ^ (uint64_t)protocol << 16 ^ port);
+	uint64_t rest = (uint64_t)protocol << 16 | port;
+
+	/* An IPv4 key fits one word as it is; an IPv6 one keeps all of its folded bits. */
+	if (table_addr_is_v4(client))
+		return (size_t)mix64((uint64_t)client->v4 << 32 | rest);
+	return (size_t)mix64(addr_bits(client) ^ mix64(rest));
 }
 
 /* --- the expiry heap --- */

@@ -4,6 +4,8 @@
  */
 #include <stdlib.h>
 
+#include "base/log.h"
+
 #include "outer/outer.h"
 #include "outer/upstream.h"
 
@@ -62,8 +64,10 @@ struct outer *outer_open_natpmp(struct event_base *base, uint32_t gateway, const
 {
 	struct outer *o = calloc(1, sizeof(*o));
 
-	if (!o)
+	if (!o) {
+		log_error("upstream: out of memory");
 		return NULL;
+	}
 	o->ops = &natpmp_ops;
 	if (!(o->impl = upstream_open(base, gateway, ifname, ev))) {
 		free(o);
