@@ -8,6 +8,7 @@
 #include <string.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "server_impl.h"
 #include "reload.h"
@@ -56,7 +57,7 @@ void reload_config(struct server *s)
 	struct nft *nft = NULL;
 	struct nftmon *mon = NULL;
 	struct http *http = NULL;
-	int new_listeners, new_nft, new_http, r;
+	int new_listeners, new_nft, new_http, table_lock = -1, r;
 	int64_t now = server_mono_s();
 	struct timespec ts;
 	uint32_t old_public = external_address(s), old_rate = s->cfg.rate_limit;
@@ -91,6 +92,9 @@ void reload_config(struct server *s)
 		goto refuse;
 	if (new_nft) {
 		struct nft_config nc = { next.nat_table, next.nat_chain, next.external_interface };
+		/* Another daemon's table is never taken over, by a reload either. */
+		if (strcmp(next.nat_table, s->cfg.nat_table) != 0 && (table_lock = lock_open_table(next.nat_table)) < 0)
+			goto undo;
 		if (!(nft = nft_open(&nc)) || !(mon = nftmon_open(next.nat_table, nft_portid(nft)))) {
 			log_error("reload: cannot open a netlink socket: %s", strerror(errno));
 			goto undo;
@@ -140,6 +144,8 @@ void reload_config(struct server *s)
 		s->nftmon_ev = event_new(s->base, nftmon_fd(mon), EV_READ | EV_PERSIST, install_on_nftables, s);
 		if (!s->nftmon_ev || event_add(s->nftmon_ev, NULL) < 0)
 			log_warnx("reload: cannot watch table ip %s for changes by others", next.nat_table);
+		if (table_lock >= 0)
+			lock_set_table(&s->lock, table_lock);
 	}
 	s->cfg = next;
 	/* http and hook read the configuration through a pointer to s->cfg: they see the new one now. */
@@ -179,6 +185,8 @@ void reload_config(struct server *s)
 		      s->n_listeners);
 	return;
 undo:
+	if (table_lock >= 0)
+		close(table_lock);
 	http_close(http);
 	nftmon_close(mon);
 	nft_close(nft);

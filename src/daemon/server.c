@@ -85,6 +85,7 @@ struct server *server_new(const struct config *cfg, int argc, char **argv)
 		s->listeners[i].sock.fd = -1;
 	s->journal_fd = -1;
 	s->journal_end = -1;
+	s->lock = (struct lock)LOCK_INIT;
 	TAILQ_INIT(&s->pending);
 	return s;
 }
@@ -108,6 +109,9 @@ int server_start(struct server *s)
 			  cfg->state_dir, strerror(errno));
 		return -1;
 	}
+	/* Before anything touches the state files or the table: another daemon's stay as they are. */
+	if (lock_take_dir(&s->lock, cfg->state_dir) < 0 || lock_take_table(&s->lock, cfg->nat_table) < 0)
+		return -1;
 	snprintf(s->state_path, sizeof(s->state_path), "%s/%s", cfg->state_dir, STATE_FILE_NAME);
 	snprintf(s->journal_path, sizeof(s->journal_path), "%s/%s", cfg->state_dir, STATE_JOURNAL_NAME);
 
@@ -283,5 +287,7 @@ void server_free(struct server *s)
 	table_free(s->table);
 	if (s->base)
 		event_base_free(s->base);
+	/* Last: the next daemon may take the table and the files only once this one is done with them. */
+	lock_release(&s->lock);
 	free(s);
 }

@@ -29,6 +29,7 @@
 #include "daemon/announce.h"
 #include "daemon/config.h"
 #include "daemon/hook.h"
+#include "daemon/lock.h"
 #include "daemon/http.h"
 #include "base/log.h"
 #include "daemon/metrics.h"
@@ -105,6 +106,7 @@ struct waiting_wish {
 };
 
 struct server {
+	struct lock lock; /* this daemon's state directory and nftables table: no other daemon's */
 	struct config cfg; /* replaced by a SIGHUP reload */
 	int argc;	   /* the command line, parsed again at a reload */
 	char **argv;
