@@ -75,6 +75,53 @@ if [ $rc -ne 2 ] || ! grep -qF "line 2: 'NATPMP_TOKEN': not a NAME=value line" <
 	echo "FAIL: a token line without = -> $rc '$out' (wanted exit 2, the line named, the token not printed)"
 	fail=1
 fi
+# The file's grammar (the reported lines): every line means what it reads as, or is an error naming it.
+# conf_case DESCRIPTION CONTENT RC TEXT [NOT]: -n on a file holding CONTENT exits RC, says TEXT, never NOT.
+conf_case() {
+	printf '%b' "$2" >"$tmp/case.conf"
+	chmod 600 "$tmp/case.conf"
+	out=$("$bin" --external-interface wan0 -n --config "$tmp/case.conf" 2>&1); rc=$?
+	# (A substring of the whole output, which may span lines: grep -F would take each line as a pattern.)
+	if [ $rc -ne "$3" ] || [[ $out != *"$4"* ]] || { [ -n "${5:-}" ] && [[ $out == *"$5"* ]]; }; then
+		echo "FAIL: $1 -> exit $rc, '$out' (wanted exit $3 and \"$4\"${5:+, never \"$5\"})"
+		fail=1
+	else
+		echo "ok   $1"
+	fi
+}
+conf_case "two NATPMP_LISTEN_INTERFACE lines add up" \
+	'NATPMP_LISTEN_INTERFACE=br-lan\nNATPMP_LISTEN_INTERFACE=wg1\n' 0 $'--listen-interface br-lan\n--listen-interface wg1'
+conf_case "two NATPMP_ALLOWED_PORTS lines add up" \
+	'NATPMP_LISTEN_INTERFACE=br-lan\nNATPMP_ALLOWED_PORTS=6881-6999\nNATPMP_ALLOWED_PORTS=51413\n' 0 \
+	$'--allowed-ports 6881-6999\n--allowed-ports 51413'
+conf_case "a comment after a value is a comment" \
+	'NATPMP_LISTEN_INTERFACE=br-lan # the LAN bridge\n' 0 "--listen-interface br-lan" "--listen-interface #"
+conf_case "... also after a quoted value, and a # inside quotes is kept" \
+	'NATPMP_LISTEN_INTERFACE="br-lan" # the LAN bridge\nNATPMP_NAT_TABLE=nat # table\n' 0 "--nat-table nat"
+conf_case "an unbalanced quote is an error naming the line and the fix" \
+	"NATPMP_LISTEN_INTERFACE=br-lan\nNATPMP_EXTERNAL_INTERFACE='eth0\n" 2 \
+	"line 2: NATPMP_EXTERNAL_INTERFACE: the quote is never closed: close it at the end of the value, or remove it"
+conf_case "text after a closing quote is an error" \
+	'NATPMP_LISTEN_INTERFACE="br-lan" lan2\n' 2 "line 1: NATPMP_LISTEN_INTERFACE: text after the closing quote"
+conf_case "a quote inside an unquoted value is an error" \
+	"NATPMP_LISTEN_INTERFACE=br'lan\n" 2 "line 1: NATPMP_LISTEN_INTERFACE: a quote inside an unquoted value"
+conf_case "export NAME=value, as in /etc/default files, means NAME=value" \
+	'export NATPMP_LISTEN_INTERFACE=br-lan\n' 0 "--listen-interface br-lan"
+conf_case "a lower-case setting name is an error, not skipped" \
+	'NATPMP_LISTEN_INTERFACE=br-lan\nnatpmp_max_lifetime=60\n' 2 "line 2: 'natpmp_max_lifetime': setting names are upper case"
+conf_case "a setting given twice: the last line wins, and a warning names both lines" \
+	'NATPMP_LISTEN_INTERFACE=br-lan\nNATPMP_MAX_LIFETIME=600\nNATPMP_MAX_LIFETIME=900\n' 0 \
+	"line 3: NATPMP_MAX_LIFETIME: also set on line 2, which this line overrides"
+conf_case "... and it is the last line's value" \
+	'NATPMP_LISTEN_INTERFACE=br-lan\nNATPMP_MAX_LIFETIME=600\nNATPMP_MAX_LIFETIME=900\n' 0 "--max-lifetime 900"
+conf_case "a quote error on the token line never shows the token" \
+	"NATPMP_LISTEN_INTERFACE=lo\nNATPMP_TOKEN='SuperSecretToken0123456789\n" 2 "line 2: NATPMP_TOKEN: the quote is never closed" SuperSecret
+# Ports: a configuration that can never grant one is refused.
+out=$("$bin" $base --allowed-ports 7000-7010 --reserved-ports 7000-7010 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF -- "--reserved-ports '7000-7010': covers every port --allowed-ports '7000-7010' allows: no port could ever be granted" <<<"$out" \
+	|| { echo "FAIL: reserved ports covering the allowed ones -> $rc '$out'"; fail=1; }
+out=$("$bin" $base --allowed-ports 7000-7010 --reserved-ports 7000-7009 2>&1); rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: one port left (7010) is refused -> $rc '$out'"; fail=1; }
 # Precedence: command line, then the file, then the environment; quotes and comments in the file.
 printf '# comment\nNATPMP_RATE_LIMIT="12"\nNATPMP_MAX_LIFETIME=500\nOTHER_TOOL_SETTING=x\n' >"$tmp/good.conf"
 out=$(NATPMP_RATE_LIMIT=7 NATPMP_DEFAULT_LIFETIME=60 NATPMP_MAX_LIFETIME=9 "$bin" $base --config "$tmp/good.conf" --max-lifetime 400 2>&1)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_file.h"
 #include "daemon/config.h"
 #include "kernel/netif.h"
 
@@ -418,135 +419,42 @@ static void env_name(const char *option, char *out, size_t outlen)
 	out[i] = '\0';
 }
 
-/* The --config file: NATPMP_<NAME>=value lines, the format of an EnvironmentFile. */
-#define CONFIG_FILE_MAX (64 * 1024)
-#define CONFIG_FILE_ENTRIES 128
-
-struct config_file {
-	const char *path;
-	int world_readable;
-	char *buf; /* the file, cut into the strings below */
-	const char *key[CONFIG_FILE_ENTRIES];
-	const char *value[CONFIG_FILE_ENTRIES];
-	size_t n;
-};
-
-static int file_error(const char *path, size_t line, const char *what, const char *why)
-{
-	fprintf(stderr, "natpmp-server: --config '%s' line %zu: %s: %s\n", path, line, what, why);
-	return -1;
-}
-
-/*
- * How a bad line is named in an error: its first word (letters, digits and
- * '_', at most 40), quoted, never the rest, which may be a token
- * ("NATPMP_TOKEN secret" with the '=' forgotten).
- */
-static const char *line_start(const char *p)
-{
-	static char word[48];
-	size_t n = 0;
-
-	while (n < 40 && (isalnum((unsigned char)p[n]) || p[n] == '_'))
-		n++;
-	snprintf(word, sizeof(word), "'%.*s'", (int)n, p);
-	return word;
-}
-
-static bool known_key(const char *key)
+/* What a NATPMP_ name in the --config file is (config_file.h). */
+static enum config_key config_key_kind(const char *key)
 {
 	char name[64];
 
 	if (strcmp(key, "NATPMP_TOKEN") == 0)
-		return true;
+		return CONFIG_KEY_SINGLE;
 	for (const struct option *o = config_options; o->name; o++) {
 		env_name(o->name, name, sizeof(name));
 		if (o->val < OPT_HELP && o->val != OPT_CONFIG && strcmp(key, name) == 0)
-			return true;
+			return option_repeatable(o->val) ? CONFIG_KEY_REPEATABLE : CONFIG_KEY_SINGLE;
 	}
-	return false;
+	return CONFIG_KEY_UNKNOWN;
 }
 
-/*
- * Blank lines and # comments are skipped; a value may be in single or double
- * quotes.  Keys that do not start with NATPMP_ are left for whoever else
- * reads the file (it may double as /etc/default/natpmp-server); a NATPMP_
- * key that is no option is a typo, and an error.
- */
-static int config_file_load(const char *path, struct config_file *cf)
-{
-	FILE *f = fopen(path, "r");
-	size_t len, line = 0;
-	struct stat st;
-	char *p, *next;
-
-	memset(cf, 0, sizeof(*cf));
-	if (!f) {
-		char why[160];
-		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
-		return config_error("config", path, why);
-	}
-	cf->path = path;
-	if (fstat(fileno(f), &st) == 0)
-		cf->world_readable = (st.st_mode & S_IROTH) != 0;
-	if (!(cf->buf = malloc(CONFIG_FILE_MAX + 1))) {
-		fclose(f);
-		return config_error("config", path, "out of memory");
-	}
-	len = fread(cf->buf, 1, CONFIG_FILE_MAX + 1, f);
-	fclose(f);
-	if (len > CONFIG_FILE_MAX)
-		return config_error("config", path, "larger than 64 KiB: is this the right file?");
-	cf->buf[len] = '\0';
-	for (p = cf->buf; p && *p; p = next) {
-		char *eq, *key, *value, *end;
-		size_t vlen;
-
-		line++;
-		if ((next = strchr(p, '\n')))
-			*next++ = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
-		end = p + strlen(p);
-		while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-			*--end = '\0';
-		if (*p == '\0' || *p == '#')
-			continue;
-		if (!(eq = strchr(p, '=')))
-			return file_error(path, line, line_start(p), "not a NAME=value line (the rest of it is not shown: "
-								  "it may hold a secret)");
-		/* Spaces around the '=' are allowed, as systemd allows them. */
-		for (end = eq; end > p && (end[-1] == ' ' || end[-1] == '\t'); end--)
-			;
-		*end = '\0';
-		key = p;
-		value = eq + 1;
-		while (*value == ' ' || *value == '\t')
-			value++;
-		vlen = strlen(value);
-		if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0]) {
-			value[vlen - 1] = '\0';
-			value++;
-		}
-		if (strncmp(key, "NATPMP_", 7) != 0)
-			continue;
-		if (!known_key(key))
-			return file_error(path, line, key, "no such setting; see --help for the option names");
-		if (cf->n == CONFIG_FILE_ENTRIES)
-			return file_error(path, line, key, "too many settings");
-		cf->key[cf->n] = key;
-		cf->value[cf->n++] = value;
-	}
-	return 0;
-}
-
-/* The file's value for a variable (the last line wins, as in a shell), else the environment's. */
+/* The file's value for a variable given once (config_file_load() refused a second), else the environment's. */
 static const char *config_lookup(const struct config_file *cf, const char *name)
 {
-	for (size_t i = cf->n; i-- > 0;)
+	for (size_t i = 0; i < cf->n; i++)
 		if (strcmp(cf->key[i], name) == 0)
 			return cf->value[i];
 	return getenv(name);
+}
+
+/* A repeatable option's list (comma- or space-separated), applied item by item. */
+static int config_apply_list(struct config *cfg, const struct option *o, const char *value, int *ranges_reset)
+{
+	char *copy, *tok, *save;
+	int r = 0;
+
+	if (!(copy = strdup(value)))
+		return config_error(o->name, value, "out of memory");
+	for (tok = strtok_r(copy, ", \t", &save); tok && r == 0; tok = strtok_r(NULL, ", \t", &save))
+		r = config_apply(cfg, o->val, tok, ranges_reset);
+	free(copy);
+	return r;
 }
 
 static int config_from_env(struct config *cfg, const int *seen, int *ranges_reset, const struct config_file *cf)
@@ -554,9 +462,9 @@ static int config_from_env(struct config *cfg, const int *seen, int *ranges_rese
 	const char *token;
 
 	for (const struct option *o = config_options; o->name; o++) {
-		char name[64], *copy, *tok, *save;
+		char name[64];
 		const char *value;
-		int r = 0;
+		int r = 0, in_file = 0;
 
 		if (o->val >= OPT_HELP || o->val == OPT_CONFIG || seen[o->val - OPT_LISTEN_INTERFACE])
 			continue;
@@ -578,11 +486,14 @@ static int config_from_env(struct config *cfg, const int *seen, int *ranges_rese
 				return -1;
 			continue;
 		}
-		if (!(copy = strdup(value)))
-			return config_error(o->name, value, "out of memory");
-		for (tok = strtok_r(copy, ", \t", &save); tok && r == 0; tok = strtok_r(NULL, ", \t", &save))
-			r = config_apply(cfg, o->val, tok, ranges_reset);
-		free(copy);
+		/* Every line of the file adds, as the option given twice on the command line does. */
+		for (size_t i = 0; i < cf->n && r == 0; i++)
+			if (strcmp(cf->key[i], name) == 0) {
+				in_file = 1;
+				r = config_apply_list(cfg, o, cf->value[i], ranges_reset);
+			}
+		if (!in_file)
+			r = config_apply_list(cfg, o, value, ranges_reset);
 		if (r < 0)
 			return -1;
 	}
@@ -638,9 +549,43 @@ static int config_upstream_check(struct config *cfg)
 	return 0;
 }
 
+/* "a-b,c" for ranges, cut short with "..." when it does not fit. */
+static void config_ranges_str(const struct port_range *r, size_t n, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++) {
+		int w = r[i].from == r[i].to ? snprintf(out + used, len - used, "%s%u", i ? "," : "", r[i].from)
+					     : snprintf(out + used, len - used, "%s%u-%u", i ? "," : "", r[i].from, r[i].to);
+		if (w < 0 || (size_t)w >= len - used) {
+			snprintf(out + (len > 4 ? len - 4 : 0), len > 4 ? 4 : len, "...");
+			return;
+		}
+		used += (size_t)w;
+	}
+}
+
+/* How many ports the allowed ranges leave once the reserved ones are taken out. */
+static uint32_t config_grantable(const struct config *cfg)
+{
+	uint32_t n = 0;
+
+	for (uint32_t p = 1; p <= 65535; p++) {
+		bool allowed = false, reserved = false;
+
+		for (size_t i = 0; i < cfg->n_allowed && !allowed; i++)
+			allowed = p >= cfg->allowed_ports[i].from && p <= cfg->allowed_ports[i].to;
+		for (size_t i = 0; i < cfg->n_reserved && allowed && !reserved; i++)
+			reserved = p >= cfg->reserved_ports[i].from && p <= cfg->reserved_ports[i].to;
+		n += allowed && !reserved;
+	}
+	return n;
+}
+
 static int config_check(struct config *cfg)
 {
-	char value[32];
+	char value[128];
 	struct stat st;
 
 	if (cfg->n_listen == 0) {
@@ -676,6 +621,14 @@ static int config_check(struct config *cfg)
 	if (cfg->n_allowed == 0) {
 		cfg->allowed_ports[0] = (struct port_range){ 1024, 65535 };
 		cfg->n_allowed = 1;
+	}
+	if (config_grantable(cfg) == 0) {
+		char reserved[128], why[256];
+		config_ranges_str(cfg->reserved_ports, cfg->n_reserved, reserved, sizeof(reserved));
+		config_ranges_str(cfg->allowed_ports, cfg->n_allowed, value, sizeof(value));
+		snprintf(why, sizeof(why), "covers every port --allowed-ports '%s' allows: no port could ever be "
+					   "granted; narrow --reserved-ports or widen --allowed-ports", value);
+		return config_error("reserved-ports", reserved, why);
 	}
 	if (cfg->http_listen[0] && !cfg->http_token[0] && !config_http_local(cfg))
 		return config_error("http-listen", cfg->http_listen,
@@ -728,12 +681,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
 	if (!cfg->config_file[0] && (file = getenv("NATPMP_CONFIG")) && file[0] &&
 	    config_apply(cfg, OPT_CONFIG, file, &ranges_reset) < 0)
 		return -1;
-	if (cfg->config_file[0] && config_file_load(cfg->config_file, &cf) < 0) {
-		free(cf.buf);
+	if (cfg->config_file[0] && config_file_load(cfg->config_file, &cf, config_key_kind) < 0) {
+		config_file_free(&cf);
 		return -1;
 	}
 	r = config_from_env(cfg, seen, &ranges_reset, &cf);
-	free(cf.buf);
+	config_file_free(&cf);
 	return r < 0 ? -1 : config_check(cfg);
 }
 
