@@ -9,6 +9,7 @@
 
 #include "server_impl.h"
 #include "external.h"
+#include "turn.h"
 #include "install.h"
 
 /*
@@ -33,6 +34,7 @@ int external_read(struct server *s)
 	size_t count = n > 0 ? (size_t)n : 0;
 
 	/* A query that failed (out of file descriptors or memory) is no news about the interface. */
+	s->external_missing = n == -ENODEV;
 	if (n < 0 && n != -ENODEV) {
 		log_warnx("cannot read the addresses of %s: %s; keeping the last known", s->cfg.external_interface,
 			  strerror(-n));
@@ -64,8 +66,21 @@ void external_announce(void *arg)
 	len = codec_natpmp.announce(server_epoch(s, now), public, buf);
 	s->metrics.announcements++;
 	for (size_t i = 0; i < s->n_listeners; i++)
-		if ((r = udp_announce(&s->listeners[i].sock, buf, len, now)) < 0)
+		if (s->listeners[i].sock.fd >= 0 && (r = udp_announce(&s->listeners[i].sock, buf, len, now)) < 0)
 			log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
+}
+
+void external_warn_none(const struct server *s)
+{
+	/* A PPPoE or WireGuard interface may come up after the daemon; a misspelt name never does. */
+	if (s->external_missing)
+		log_warnx("external interface %s does not exist (yet): waiting for it; opcode 0 answers result 3 "
+			  "until it exists and has an IPv4 address (check the name if it never appears)",
+			  s->cfg.external_interface);
+	else
+		log_warnx("external interface %s has no IPv4 address or is down: opcode 0 answers result 3 until "
+			  "it has one",
+			  s->cfg.external_interface);
 }
 
 void external_changed(struct server *s)
@@ -79,9 +94,7 @@ void external_changed(struct server *s)
 		log_info("external interface %s has address %s%s", s->cfg.external_interface,
 			 netif_addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
 	else
-		log_warnx("external interface %s has no IPv4 address or is down: opcode 0 answers result 3 until "
-			  "it has one",
-			  s->cfg.external_interface);
+		external_warn_none(s);
 	/* Hairpinning follows the interface's addresses. */
 	nft_begin(s->nft);
 	if ((r = nft_set_external(s->nft, s->external, s->n_external)) < 0 || (r = install_commit(s)) < 0) {
@@ -109,6 +122,9 @@ void external_on_netlink(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if ((r = netif_watch_read(s->netwatch)) < 0)
 		log_warnx("reading interface events: %s", strerror(-r));
-	if (r > 0 && external_read(s))
+	if (r <= 0)
+		return;
+	if (external_read(s))
 		external_changed(s);
+	turn_retry_listeners(s);
 }

@@ -125,6 +125,8 @@ void reload_config(struct server *s)
 		s->n_listeners = next.n_listen;
 		/* The events' argument is the listener: point them at its new home. */
 		for (size_t i = 0; i < s->n_listeners; i++) {
+			if (!s->listeners[i].ev)
+				continue; /* waiting for its interface: turn_retry_listeners() makes its event */
 			event_del(s->listeners[i].ev);
 			event_assign(s->listeners[i].ev, s->base, s->listeners[i].sock.fd, EV_READ | EV_PERSIST,
 				     turn_on_readable, &s->listeners[i]);

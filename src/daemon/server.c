@@ -223,8 +223,7 @@ int server_start(struct server *s)
 	if (external_address(s))
 		announce_restart(s->announce);
 	else if (!cfg->upstream_gateway)
-		log_warnx("external interface %s has no IPv4 address yet: opcode 0 answers result 3 until it has one",
-			  cfg->external_interface);
+		external_warn_none(s);
 	return 0;
 }
 

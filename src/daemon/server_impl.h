@@ -134,6 +134,7 @@ struct server {
 	/* The external interface's addresses, kept current by the rtnetlink watcher. */
 	uint32_t external[SERVER_MAX_EXTERNAL];
 	size_t n_external;
+	int external_missing; /* the external interface does not exist (yet) */
 	struct netif_watch *netwatch;
 	struct event *netwatch_ev;
 	struct announce *announce;

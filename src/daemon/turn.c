@@ -344,26 +344,66 @@ void turn_close_listeners(struct server_listener *ls, size_t n)
 }
 
 /* Opens a socket per listen interface of cfg into ls; 0, or -1 after logging, with none left open. */
+/*
+ * Opens l's socket on ifname: 0, 1 when the interface does not exist (yet:
+ * l then waits for it, with no socket), or -1 after logging.
+ */
+static int turn_open_listener(struct server *s, struct server_listener *l, const char *ifname, uint16_t port)
+{
+	int r;
+
+	l->server = s;
+	l->ev = NULL;
+	if ((r = udp_open(&l->sock, ifname, port)) == -ENODEV) {
+		/* A bridge or a VPN interface that comes up after the daemon: served once it is there. */
+		memset(&l->sock, 0, sizeof(l->sock));
+		l->sock.fd = -1;
+		snprintf(l->sock.ifname, sizeof(l->sock.ifname), "%s", ifname);
+		return 1;
+	}
+	if (r < 0) {
+		log_error("cannot listen on %s port %u: %s", ifname, port, strerror(-r));
+		return -1;
+	}
+	l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, turn_on_readable, l);
+	if (!l->ev || event_add(l->ev, NULL) < 0) {
+		log_error("cannot watch the socket on %s", ifname);
+		if (l->ev)
+			event_free(l->ev);
+		l->ev = NULL;
+		udp_close(&l->sock);
+		return -1;
+	}
+	return 0;
+}
+
 int turn_open_listeners(struct server *s, const struct config *cfg, struct server_listener *ls)
 {
 	int r;
 
 	for (size_t i = 0; i < cfg->n_listen; i++) {
-		struct server_listener *l = &ls[i];
-		l->server = s;
-		if ((r = udp_open(&l->sock, cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
-			log_error("cannot listen on %s port %u: %s", cfg->listen_interfaces[i], cfg->listen_port,
-				  r == -ENODEV ? "no such interface" : strerror(-r));
+		if ((r = turn_open_listener(s, &ls[i], cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
 			turn_close_listeners(ls, i);
 			return -1;
 		}
-		l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, turn_on_readable, l);
-		if (!l->ev || event_add(l->ev, NULL) < 0) {
-			log_error("cannot watch the socket on %s", cfg->listen_interfaces[i]);
-			udp_close(&l->sock);
-			turn_close_listeners(ls, i);
-			return -1;
-		}
+		if (r > 0)
+			log_warnx("listen interface %s does not exist (yet): waiting for it; NAT-PMP is served there once "
+				  "it appears (check the name if it never does)",
+				  cfg->listen_interfaces[i]);
 	}
 	return 0;
+}
+
+void turn_retry_listeners(struct server *s)
+{
+	for (size_t i = 0; i < s->n_listeners; i++) {
+		struct server_listener *l = &s->listeners[i];
+		char name[sizeof(l->sock.ifname)];
+
+		if (l->sock.fd >= 0)
+			continue;
+		memcpy(name, l->sock.ifname, sizeof(name));
+		if (turn_open_listener(s, l, name, s->cfg.listen_port) == 0)
+			log_info("listen interface %s appeared: serving NAT-PMP on it", name);
+	}
 }

@@ -27,6 +27,8 @@ void turn_count_answer(struct server *s, int op, uint16_t result);
 /* Opens a socket per listen interface of cfg into ls: 0, or -1 after logging, with none left open. */
 int turn_open_listeners(struct server *s, const struct config *cfg, struct server_listener *ls);
 void turn_close_listeners(struct server_listener *ls, size_t n);
+/* Opens the sockets of listen interfaces that did not exist yet and do now (after a link event). */
+void turn_retry_listeners(struct server *s);
 /* A listen socket is readable (arg: its struct server_listener): up to SERVER_ROUNDS batches. */
 void turn_on_readable(evutil_socket_t fd, short what, void *arg);
 
