@@ -337,7 +337,7 @@ in
           ProtectKernelTunables = true;
           ProtectKernelModules = true;
           ProtectControlGroups = true;
-          RestrictAddressFamilies = [ "AF_INET" "AF_NETLINK" "AF_UNIX" ];
+          RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_NETLINK" "AF_UNIX" ];
           RestrictNamespaces = true;
           LockPersonality = true;
           MemoryDenyWriteExecute = true;

@@ -41,7 +41,17 @@ expect_error --upstream-interface 'bad/if'
 NATPMP_LISTEN_PORT=99999 expect_error --listen-port 99999
 expect_error --http-listen 0.0.0.0:8080
 expect_error --http-listen 192.168.1.1:8080
-expect_error --http-listen localhost:8080
+expect_error --http-listen example.com:8080
+expect_error --http-listen ::1:8080
+expect_error --http-listen '[::1:8080'
+expect_error --http-listen '[::]:8080'
+# What users type: localhost (not looked up: it is 127.0.0.1) and IPv6 loopback in brackets, without a token.
+for l in localhost:8080 '[::1]:8080'; do
+	out=$("$bin" $base --http-listen "$l" 2>/dev/null); rc=$?
+	want=$([ "$l" = localhost:8080 ] && echo 127.0.0.1:8080 || echo "$l")
+	[ $rc -eq 0 ] && grep -qxF -- "--http-listen $want" <<<"$out" \
+		|| { echo "FAIL: --http-listen $l -> exit $rc, '$out' (wanted --http-listen $want)"; fail=1; }
+done
 expect_error --http-listen 127.0.0.1:0
 expect_error --http-listen 127.0.0.1
 expect_error --http-listen relative.sock

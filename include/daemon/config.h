@@ -59,6 +59,11 @@ struct config {
 int config_parse(struct config *cfg, int argc, char **argv);
 /* True when the HTTP API listens on a loopback address or a unix socket. */
 bool config_http_local(const struct config *cfg);
+/*
+ * --http-listen's address (without brackets) and port, for a TCP listener;
+ * -1 for a unix socket path.
+ */
+int config_http_split(const char *listen, char *addr, size_t addrlen, uint16_t *port);
 /* Writes the effective configuration as the command-line options that give it. */
 void config_print(const struct config *cfg, FILE *out);
 void config_usage(FILE *out);

@@ -39,6 +39,10 @@
 #define HTTP_FORWARD_FAILED (-2)
 /* forward(): the answer comes later, through http_forward_done() (upstream mode). */
 #define HTTP_FORWARD_PENDING (-3)
+/* forward(): the address is the router's own, on a listen interface. */
+#define HTTP_FORWARD_ROUTER (-4)
+/* forward(): a delete of a mapping that does not exist. */
+#define HTTP_FORWARD_NOT_FOUND (-5)
 
 /* A /forward request whose answer waits for the server. */
 struct http_pending;

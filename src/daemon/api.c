@@ -110,10 +110,16 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	int lan = 0, r;
 	uint16_t result;
 
-	for (size_t i = 0; i < s->n_listeners && !lan; i++)
+	for (size_t i = 0; i < s->n_listeners && !lan; i++) {
+		if (udp_local_allowed(&s->listeners[i].sock, a, now))
+			return HTTP_FORWARD_ROUTER;
 		lan = udp_host_allowed(&s->listeners[i].sock, a, now);
+	}
 	if (!lan)
 		return HTTP_FORWARD_NOT_LAN;
+	/* A delete says whether there was something to delete. */
+	if (!lifetime && internal_port && !table_find(s->table, table_addr_v4(client), protocol, internal_port))
+		return HTTP_FORWARD_NOT_FOUND;
 	/* Upstream mode: room to wait for the gateway is made before anything changes. */
 	if (s->outer && lifetime &&
 	    (!waiting_may_wait(s, client) || !(q = calloc(1, sizeof(*q)))))

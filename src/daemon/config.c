@@ -236,25 +236,73 @@ static int parse_path(const char *option, const char *s, char *out, size_t outle
 }
 
 /* A.B.C.D:PORT, or an absolute path for a unix socket. */
+/*
+ * --http-listen: /path, A.B.C.D:PORT, [IPv6]:PORT, localhost:PORT (which is
+ * 127.0.0.1), or :PORT and *:PORT (every IPv4 address).  Stored as /path,
+ * A.B.C.D:PORT or [IPv6]:PORT, the forms config_http_split() reads.
+ */
 static int parse_http_listen(const char *s, struct config *cfg)
 {
-	char addr[INET_ADDRSTRLEN];
-	const char *colon = strrchr(s, ':');
+	char addr[INET6_ADDRSTRLEN];
+	const char *colon = strrchr(s, ':'), *host = s;
+	struct in6_addr a6;
 	struct in_addr a;
 	unsigned long port;
+	size_t hlen;
 
 	if (s[0] == '/')
 		return parse_path("http-listen", s, cfg->http_listen, sizeof(cfg->http_listen));
-	if (!colon || (size_t)(colon - s) >= sizeof(addr))
-		return config_error("http-listen", s, "use ADDRESS:PORT, e.g. 127.0.0.1:8080, or a socket path");
-	memcpy(addr, s, (size_t)(colon - s));
-	addr[colon - s] = '\0';
-	if (inet_pton(AF_INET, addr, &a) != 1)
-		return config_error("http-listen", s, "not an IPv4 address and port: use e.g. 127.0.0.1:8080");
+	if (!colon)
+		return config_error("http-listen", s,
+				    "use ADDRESS:PORT, e.g. 127.0.0.1:8080 or [::1]:8080, or a socket path");
 	if (!isdigit((unsigned char)colon[1]) || (port = strtoul(colon + 1, NULL, 10)) < 1 || port > 65535 ||
 	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
 		return config_error("http-listen", s, "the port must be 1 to 65535");
-	strcpy(cfg->http_listen, s);
+	hlen = (size_t)(colon - s);
+	if (host[0] == '[') {
+		if (hlen < 3 || host[hlen - 1] != ']' || hlen - 2 >= sizeof(addr))
+			return config_error("http-listen", s, "an IPv6 address goes in brackets: e.g. [::1]:8080");
+		memcpy(addr, host + 1, hlen - 2);
+		addr[hlen - 2] = '\0';
+		if (inet_pton(AF_INET6, addr, &a6) != 1)
+			return config_error("http-listen", s, "not an IPv6 address in the brackets: e.g. [::1]:8080");
+		snprintf(cfg->http_listen, sizeof(cfg->http_listen), "[%s]:%lu", addr, port);
+		return 0;
+	}
+	if (hlen >= sizeof(addr))
+		return config_error("http-listen", s, "not an address and port: use e.g. 127.0.0.1:8080");
+	memcpy(addr, host, hlen);
+	addr[hlen] = '\0';
+	if (strcmp(addr, "localhost") == 0)
+		strcpy(addr, "127.0.0.1");
+	else if (hlen == 0 || strcmp(addr, "*") == 0)
+		strcpy(addr, "0.0.0.0");
+	if (inet_pton(AF_INET, addr, &a) != 1)
+		return config_error("http-listen", s,
+				    strchr(addr, ':') ? "an IPv6 address goes in brackets: e.g. [::1]:8080"
+						      : "not an address and port: use e.g. 127.0.0.1:8080, [::1]:8080 or "
+							"localhost:8080 (names other than localhost are not looked up)");
+	snprintf(cfg->http_listen, sizeof(cfg->http_listen), "%s:%lu", addr, port);
+	return 0;
+}
+
+int config_http_split(const char *listen, char *addr, size_t addrlen, uint16_t *port)
+{
+	const char *colon = strrchr(listen, ':');
+	size_t hlen;
+
+	if (listen[0] == '/' || !colon)
+		return -1;
+	hlen = (size_t)(colon - listen);
+	if (listen[0] == '[' && hlen >= 2) {
+		listen++;
+		hlen -= 2;
+	}
+	if (hlen >= addrlen)
+		return -1;
+	memcpy(addr, listen, hlen);
+	addr[hlen] = '\0';
+	*port = (uint16_t)strtoul(colon + 1, NULL, 10);
 	return 0;
 }
 
@@ -270,10 +318,14 @@ static int set_token(const char *option, const char *shown, const char *tok, siz
 	return 0;
 }
 
-/* The file's first line is the token; a trailing newline is not part of it. */
+/*
+ * The file's first line is the token; a trailing newline is not part of it.
+ * A line NATPMP_TOKEN=token (the --config form, perhaps copied from there)
+ * means the token, quoted or not.
+ */
 static int read_token(const char *path, struct config *cfg)
 {
-	char buf[CONFIG_TOKEN_MAX + 3];
+	char buf[CONFIG_TOKEN_MAX + 16], *tok;
 	struct stat st;
 	size_t len;
 	FILE *f = fopen(path, "r");
@@ -291,20 +343,30 @@ static int read_token(const char *path, struct config *cfg)
 	fclose(f);
 	buf[len] = '\0';
 	len = strcspn(buf, "\r\n");
-	return set_token("http-token-file", path, buf, len, cfg);
+	tok = buf;
+	if (strncmp(tok, "NATPMP_TOKEN=", 13) == 0) {
+		tok += 13;
+		len -= 13;
+		if (len >= 2 && (tok[0] == '"' || tok[0] == '\'') && tok[len - 1] == tok[0]) {
+			tok++;
+			len -= 2;
+		}
+	}
+	return set_token("http-token-file", path, tok, len, cfg);
 }
 
 bool config_http_local(const struct config *cfg)
 {
+	struct in6_addr a6;
 	struct in_addr a;
-	char addr[INET_ADDRSTRLEN] = "";
-	const char *colon = strrchr(cfg->http_listen, ':');
+	char addr[INET6_ADDRSTRLEN];
+	uint16_t port;
 
-	if (cfg->http_listen[0] == '/' || !colon || (size_t)(colon - cfg->http_listen) >= sizeof(addr))
+	if (config_http_split(cfg->http_listen, addr, sizeof(addr), &port) < 0)
 		return true;
-	memcpy(addr, cfg->http_listen, (size_t)(colon - cfg->http_listen));
-	addr[colon - cfg->http_listen] = '\0';
-	return inet_pton(AF_INET, addr, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET, addr, &a) == 1)
+		return (ntohl(a.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* Applies one option's value; the first --allowed-ports replaces the default list. */

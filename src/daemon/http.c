@@ -118,9 +118,8 @@ struct http *http_open(struct event_base *base, const char *listen, const struct
 		       const struct http_backend *backend)
 {
 	struct http *h = calloc(1, sizeof(*h));
-	char addr[INET_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN];
 	struct evhttp_bound_socket *bound;
-	const char *colon;
 	int fd;
 
 	if (!h || !(h->evhttp = evhttp_new(base)) || !(h->resume = evtimer_new(base, on_resume, h))) {
@@ -157,9 +156,10 @@ struct http *http_open(struct event_base *base, const char *listen, const struct
 		h->unix_fd = fd;
 		snprintf(h->path, sizeof(h->path), "%s", listen);
 	} else {
-		colon = strrchr(listen, ':');
-		snprintf(addr, sizeof(addr), "%.*s", (int)(colon - listen), listen);
-		if (!(bound = evhttp_bind_socket_with_handle(h->evhttp, addr, (uint16_t)atoi(colon + 1)))) {
+		uint16_t port = 0;
+
+		if (config_http_split(listen, addr, sizeof(addr), &port) < 0 ||
+		    !(bound = evhttp_bind_socket_with_handle(h->evhttp, addr, port))) {
 			log_error("cannot listen for HTTP on %s: %s", listen, strerror(errno));
 			goto fail;
 		}

@@ -222,6 +222,46 @@ static int int_field(struct evhttp_request *req, struct json_object *v, const ch
 }
 
 /*
+ * Whether a JSON object (text already parsed: valid) names a member twice;
+ * the name in dup.  json-c keeps the last and says nothing, and a request
+ * whose two "internal_port"s disagree should not be guessed at.
+ */
+static bool json_duplicate_key(const char *text, size_t len, char *dup, size_t duplen)
+{
+	const char *keys[32];
+	size_t key_len[32], n = 0;
+	int depth = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '{' || text[i] == '[') {
+			depth++;
+		} else if (text[i] == '}' || text[i] == ']') {
+			depth--;
+		} else if (text[i] == '"') {
+			size_t start = ++i, j;
+
+			while (i < len && text[i] != '"')
+				i += text[i] == '\\' ? 2 : 1;
+			for (j = i + 1; j < len && strchr(" \t\r\n", text[j]); j++)
+				;
+			/* A member's name: a string at the top level followed by ':'. */
+			if (depth != 1 || j >= len || text[j] != ':')
+				continue;
+			for (size_t k = 0; k < n; k++)
+				if (key_len[k] == i - start && memcmp(keys[k], text + start, i - start) == 0) {
+					snprintf(dup, duplen, "%.*s", (int)(i - start), text + start);
+					return true;
+				}
+			if (n < sizeof(keys) / sizeof(keys[0])) {
+				keys[n] = text + start;
+				key_len[n++] = i - start;
+			}
+		}
+	}
+	return false;
+}
+
+/*
  * Reads and checks the body of a POST (create) or DELETE (delete); 0, or -1
  * after replying 400 with the field at fault.
  */
@@ -233,7 +273,7 @@ static int parse_forward(struct http *h, struct evhttp_request *req, int create,
 	struct json_object *body;
 	unsigned seen = 0;
 	int64_t i;
-	char *text;
+	char *text, dup[64];
 	int r = -1;
 
 	if (len > HTTP_MAX_BODY) {
@@ -256,6 +296,10 @@ static int parse_forward(struct http *h, struct evhttp_request *req, int create,
 			    json_tokener_error_desc(json_tokener_get_error(tok) == json_tokener_continue
 							    ? json_tokener_error_parse_eof
 							    : json_tokener_get_error(tok)));
+		goto out;
+	}
+	if (json_duplicate_key(text, len, dup, sizeof(dup))) {
+		reply_error(req, 400, dup, "given twice: give each field once");
 		goto out;
 	}
 	/* Whitespace may follow the object, nothing else. */
@@ -344,6 +388,16 @@ void http_forward_reply(const struct http_pending *p, int r, const struct table_
 	case HTTP_FORWARD_NOT_LAN:
 		reply_error(req, 403, "internal_ip", "%s is not a host on a listen interface's subnet",
 			    netif_addr_str(f->client, a));
+		return;
+	case HTTP_FORWARD_ROUTER:
+		reply_error(req, 403, "internal_ip",
+			    "%s is the router itself (an address of a listen interface), not a LAN host: the daemon "
+			    "never forwards to the router's own services",
+			    netif_addr_str(f->client, a));
+		return;
+	case HTTP_FORWARD_NOT_FOUND:
+		reply_error(req, 404, NULL, "no %s mapping of %s:%u to delete", proto_protocol_name(f->protocol),
+			    netif_addr_str(f->client, a), f->internal_port);
 		return;
 	case TABLE_RESULT_NOT_AUTHORIZED:
 		reply_error(req, 403, NULL, p->h->backend.upstream ? "refused by the port rules or by the upstream gateway"
