@@ -64,8 +64,8 @@ MUTANTS = {
         ["int-mapping"]),
     "delete-all-crosses-protocols": (
         "a delete-all (internal port 0, lifetime 0) removes the other protocol's mappings too",
-        [("src/engine/table.c", "\t\tif (e->m.protocol == protocol && (origin == TABLE_ORIGIN_HTTP",
-          "\t\tif ((e->m.protocol == protocol || 1) && (origin == TABLE_ORIGIN_HTTP")],
+        [("src/engine/table.c", "\t\tif (e->m.protocol == protocol && table_may_change(e, origin))",
+          "\t\tif ((e->m.protocol == protocol || 1) && table_may_change(e, origin))")],
         ["int-mapping"]),
     "no-repair": (
         "no repair after nft flush ruleset or any foreign change",

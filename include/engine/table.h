@@ -166,8 +166,12 @@ int table_configure(struct table *t, const struct table_config *cfg);
 /*
  * A map request (RFC 6886 3.3).  lifetime 0 deletes: the mapping of
  * (client, protocol, internal_port), or with internal_port 0 all of the
- * client's mappings of that protocol, except, for a NAT-PMP request, those
- * the HTTP API made; deleting nothing succeeds.  origin is recorded in a new
+ * client's mappings of that protocol; deleting nothing succeeds.
+ * One ownership rule for every front end: a mapping the HTTP API made is
+ * the administrator's, and a client's own request (origin NAT-PMP, later
+ * PCP) may renew it but never shorten it (a shorter renewal is answered
+ * with what is left) nor delete it (TABLE_RESULT_NOT_AUTHORIZED, RFC 6886
+ * 3.4; a delete-all deletes the rest and answers that).  origin is recorded in a new
  * mapping; a renewal keeps the mapping's own.  A renewal of a mapping whose
  * port is no longer allowed (table_configure) is logged as TABLE_DEL then
  * TABLE_ADD of the same mapping on a new port.

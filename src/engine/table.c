@@ -455,22 +455,42 @@ void table_free(struct table *t)
  * application that starts up and clears its ports must not undo the
  * administrator's forwards.
  */
-static void delete_all(struct table *t, const struct table_addr *client, enum table_origin origin, uint8_t protocol)
+/*
+ * The one ownership rule, for every front end: a mapping the administrator
+ * made (the HTTP API) is the administrator's.  A client's own request
+ * (NAT-PMP, PCP) may renew it, never shorten or delete it (RFC 6886 3.4:
+ * "Not Authorized").
+ */
+static bool table_may_change(const struct entry *e, enum table_origin origin)
+{
+	return origin == TABLE_ORIGIN_HTTP || e->m.origin != TABLE_ORIGIN_HTTP;
+}
+
+/*
+ * RFC 6886 3.4: a delete-all deletes what it may, and answers non-zero if
+ * it could not delete everything.
+ */
+static uint16_t delete_all(struct table *t, const struct table_addr *client, enum table_origin origin,
+			   uint8_t protocol)
 {
 	struct client *c = client_find(t, client);
 	struct entry *e, *next;
+	uint16_t result = TABLE_RESULT_SUCCESS;
 
 	if (!c)
-		return;
+		return result;
 	/* Removing the client's last mapping frees c: stop before touching it again. */
 	for (e = c->mappings; e; e = next) {
 		next = e->client_next;
 		int last = next == NULL;
-		if (e->m.protocol == protocol && (origin == TABLE_ORIGIN_HTTP || e->m.origin != TABLE_ORIGIN_HTTP))
+		if (e->m.protocol == protocol && table_may_change(e, origin))
 			entry_remove(t, e);
+		else if (e->m.protocol == protocol)
+			result = TABLE_RESULT_NOT_AUTHORIZED;
 		if (last)
 			break;
 	}
+	return result;
 }
 
 uint16_t table_request(struct table *t, struct table_addr client, enum table_origin origin, uint8_t protocol,
@@ -487,8 +507,10 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 	if (lifetime == 0) {
 		/* RFC 6886 3.4: the suggested port of a delete means nothing. */
 		if (internal_port == 0) {
-			delete_all(t, &client, origin, protocol);
+			return delete_all(t, &client, origin, protocol);
 		} else if ((e = table_entry_find(t, &client, protocol, internal_port)) != NULL) {
+			if (!table_may_change(e, origin))
+				return TABLE_RESULT_NOT_AUTHORIZED;
 			entry_remove(t, e);
 		}
 		return TABLE_RESULT_SUCCESS;
@@ -517,8 +539,15 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 		/*
 		 * Renewal: the port stays, whatever the client suggests now
 		 * (Transmission re-suggests its local port, libtorrent the
-		 * granted one).
+		 * granted one).  A client's renewal of the administrator's
+		 * mapping never shortens it: it stands as it is, and the client
+		 * is told what is left of it.
 		 */
+		if (!table_may_change(e, origin) && e->m.expires >= now + granted) {
+			grant->external_port = e->m.external_port;
+			grant->lifetime = (uint32_t)(e->m.expires - now);
+			return TABLE_RESULT_SUCCESS;
+		}
 		if (log_change(t, TABLE_RENEW, &e->m, e->m.expires, e->m.lifetime) < 0)
 			return TABLE_RESULT_OUT_OF_RESOURCES;
 		e->m.lifetime = granted;

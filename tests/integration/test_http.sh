@@ -79,9 +79,18 @@ check "the LAN's broadcast address: 403" refused 403 internal_ip
 http POST /forward '{"internal_ip":"192.168.77.0","internal_port":80,"protocol":"tcp"}' "${auth[@]}"
 check "the LAN's network address: 403" refused 403 internal_ip
 
+# RFC 6886 3.4: the administrator's mapping is not the client's to delete or shorten.
 npc -b $CLIENT2 map tcp 0 0 0
-check "a NAT-PMP delete-all from that host answers success" eq "$(field result)" 0
-check "... but leaves the mappings the HTTP API made for it" kernel_has tcp "$EPORT" 192.168.77.3 8080
+check "a NAT-PMP delete-all from that host answers 2 (Not Authorized): it could not delete everything" \
+	eq "$(field result)" 2
+check "... and leaves the mappings the HTTP API made for it" kernel_has tcp "$EPORT" 192.168.77.3 8080
+npc -b $CLIENT2 map tcp 8080 0 0
+check "a NAT-PMP delete of that very mapping answers 2 (Not Authorized)" eq "$(field result)" 2
+check "... and the mapping stays" kernel_has tcp "$EPORT" 192.168.77.3 8080
+npc -b $CLIENT2 map tcp 8080 0 30
+check "a NAT-PMP renewal asking 30 s does not shorten it: the port, and what is left of its 600 s" \
+	bash -c "[ '$(field result) $(field external)' = '0 $EPORT' ] && [ '$(field lifetime)' -gt 500 ]"
+check "... in the kernel too" test "$(kernel_timeout tcp "$EPORT")" -gt 500
 # --- /mappings ---
 npc map udp 5353 20500 600
 http GET /mappings "" "${auth[@]}"

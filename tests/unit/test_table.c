@@ -398,7 +398,8 @@ static void test_origin_and_configure(void)
 	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 80, 8080, 3600, 0, &g, TABLE_LINK_NONE), 0);
 	table_commit(t);
 	CHECK_EQ(map(t, A, TCP, 81, 8081, 3600, 0, &g), 0);
-	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), 0); /* NAT-PMP delete-all */
+	/* NAT-PMP delete-all: its own go; the administrator's stays, and it says so (RFC 6886 3.4). */
+	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), TABLE_RESULT_NOT_AUTHORIZED);
 	CHECK(table_find(t, table_addr_v4(A), TCP, 80) != NULL);
 	CHECK(table_find(t, table_addr_v4(A), TCP, 81) == NULL);
 	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 80)->origin, TABLE_ORIGIN_HTTP);
@@ -561,6 +562,53 @@ static void test_expiry_order(void)
 	table_free(t);
 }
 
+/*
+ * RFC 6886 3.4 and one ownership rule: what the administrator made through
+ * the HTTP API, a client's NAT-PMP request may renew but never shorten nor
+ * delete; the administrator may change anything.
+ */
+static void test_ownership(void)
+{
+	struct table *t = make(20000, 20100, 100, 86400);
+	struct table_grant g;
+	const struct table_mapping *m;
+
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 80, 20080, 3600, 0, &g, TABLE_LINK_NONE), 0);
+	table_commit(t);
+	/* A delete by the client: result 2, the mapping stays as it was. */
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 0, 10, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(g.external_port, 0);
+	CHECK_EQ(g.lifetime, 0);
+	table_rollback(t);
+	m = table_find(t, table_addr_v4(A), TCP, 80);
+	CHECK(m != NULL && m->expires == 3600 && m->origin == TABLE_ORIGIN_HTTP);
+	/* A shorter renewal by the client: the mapping stands, and the client hears what is left. */
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 60, 100, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(g.external_port, 20080);
+	CHECK_EQ(g.lifetime, 3500);
+	table_commit(t);
+	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 80)->expires, 3600);
+	CHECK_EQ(table_next_expiry(t), 3600);
+	/* A longer one lengthens it, and it stays the administrator's. */
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 7200, 100, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(g.lifetime, 7200);
+	table_commit(t);
+	m = table_find(t, table_addr_v4(A), TCP, 80);
+	CHECK(m->expires == 7300 && m->origin == TABLE_ORIGIN_HTTP);
+	/* The client's own mapping is its to delete, and a delete-all of only its own answers 0. */
+	CHECK_EQ(map(t, A, UDP, 53, 0, 600, 100, &g), 0);
+	CHECK_EQ(map(t, A, UDP, 0, 0, 0, 100, &g), 0);
+	CHECK(table_find(t, table_addr_v4(A), UDP, 53) == NULL);
+	/* The administrator deletes anything: its own, and a client's. */
+	CHECK_EQ(map(t, B, TCP, 443, 0, 600, 100, &g), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(B), TABLE_ORIGIN_HTTP, TCP, 443, 0, 0, 100, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 80, 0, 0, 100, &g, TABLE_LINK_NONE), 0);
+	table_commit(t);
+	CHECK_EQ(table_count(t), 0);
+	table_free(t);
+}
+
 int main(void)
 {
 	A = inet_addr("192.168.1.10");
@@ -581,5 +629,6 @@ int main(void)
 	test_link_limit();
 	test_ipv6_clients();
 	test_expiry_order();
+	test_ownership();
 	return check_exit();
 }
