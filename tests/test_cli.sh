@@ -85,6 +85,12 @@ if [ $rc -ne 2 ] || ! grep -qF "line 2: 'NATPMP_TOKEN': not a NAME=value line" <
 	echo "FAIL: a token line without = -> $rc '$out' (wanted exit 2, the line named, the token not printed)"
 	fail=1
 fi
+# Config errors carry the same "error:" prefix as the daemon's other errors.
+out=$("$bin" $base --listen-port 70000 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ $out == "natpmp-server: error: --listen-port '70000'"* ]] \
+	|| { echo "FAIL: a config error without the error: prefix -> $rc '$out'"; fail=1; }
+out=$("$bin" --json 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ $out == *"--json goes with --list-mappings"* ]] || { echo "FAIL: --json alone -> $rc '$out'"; fail=1; }
 # The file's grammar (the reported lines): every line means what it reads as, or is an error naming it.
 # conf_case DESCRIPTION CONTENT RC TEXT [NOT]: -n on a file holding CONTENT exits RC, says TEXT, never NOT.
 conf_case() {

@@ -54,6 +54,8 @@ struct config {
 	uint32_t upstream_gateway; /* network byte order; 0: not in upstream mode */
 	char upstream_interface[16]; /* upstream mode: also external_interface */
 	bool check_config;
+	bool list_mappings; /* --list-mappings: print the state directory's mappings and exit */
+	bool json;	    /* ... as JSON */
 };
 
 int config_parse(struct config *cfg, int argc, char **argv);

@@ -36,5 +36,7 @@ int lock_open_table(const char *table);
 /* ... then, once the reload is certain, that fd in place of the table lock held before. */
 void lock_set_table(struct lock *l, int fd);
 void lock_release(struct lock *l);
+/* The pid of the daemon that holds state_dir's lock; 0 when none does, -1 when that cannot be told. */
+long lock_dir_holder(const char *state_dir);
 
 #endif

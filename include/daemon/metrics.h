@@ -22,7 +22,7 @@ enum metrics_drop {
 
 enum metrics_hook { METRICS_HOOK_OK, METRICS_HOOK_FAILED, METRICS_HOOK_TIMEOUT, METRICS_HOOK_DROPPED, METRICS_HOOK_COUNT };
 
-#define METRICS_OPCODES 4 /* 0, 1, 2, and any other */
+#define METRICS_OPCODES 5 /* 0, 1, 2, any other, and a version not served (wire/codec.h CODEC_METRIC_*) */
 #define METRICS_RESULTS 6 /* RFC 6886 result codes 0-5 */
 
 struct metrics {

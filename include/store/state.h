@@ -129,6 +129,8 @@ int state_journal_append(int fd, off_t *end, const struct state_change *changes,
  */
 int state_journal_cut(int fd, off_t end);
 
+/* The kernel's id of this boot into id, "" when it cannot be read (then only the wall clock can be trusted). */
+void state_boot_id(char id[STATE_BOOT_ID_LEN + 1]);
 /* Renames a bad file aside to <path>.corrupt.<unix time>; writes the new name to moved. */
 int state_quarantine(const char *path, char *moved, size_t movedlen);
 void state_free(struct state *s);

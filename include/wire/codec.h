@@ -27,6 +27,10 @@
 /* The largest reply a codec writes: an echoed request (RFC 6886 3.5, RFC 6887 7.2). */
 #define CODEC_MAX_REPLY PROTO_MAX_DATAGRAM
 
+/* The rows of /metrics' requests: NAT-PMP opcodes 0-2, then these. */
+#define CODEC_METRIC_OTHER_OPCODE 3
+#define CODEC_METRIC_OTHER_VERSION 4 /* a version not served: PCP's 2 until PCP is */
+
 enum codec_verdict {
 	CODEC_DROP,	/* not for a server (a response, too short): ignore, no answer */
 	CODEC_ANSWERED, /* answered by decode() itself (unsupported version or opcode) */
@@ -37,7 +41,7 @@ enum codec_verdict {
 struct codec_request {
 	enum codec_verdict verdict;
 	uint8_t opcode;	   /* as on the wire, for the answer */
-	uint8_t metric_op; /* the row of /metrics it is counted in: 0-2, 3 for any other */
+	uint8_t metric_op; /* the row of /metrics it is counted in: CODEC_METRIC_* */
 	uint16_t result;   /* CODEC_ANSWERED: the result code its reply carries, for /metrics */
 	uint8_t protocol;  /* CODEC_MAP: IPPROTO_UDP or IPPROTO_TCP */
 	uint16_t internal_port;

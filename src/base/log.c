@@ -3,13 +3,16 @@
  *
  * Under systemd (JOURNAL_STREAM set) each line starts with the syslog
  * priority in angle brackets, which journald turns into the entry's
- * priority; elsewhere a readable prefix is written instead.
+ * priority and stamps with the time; elsewhere a line carries its own local
+ * time (ISO 8601, milliseconds) and a readable prefix.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "base/log.h"
 
@@ -53,9 +56,21 @@ static void __attribute__((format(printf, 3, 0))) log_vwrite(enum log_level leve
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_journal)
 		fprintf(stderr, "<%d>%s%s%s\n", log_priorities[level], msg, errstr ? ": " : "", errstr ? errstr : "");
-	else
-		fprintf(stderr, "natpmp-server: %s: %s%s%s\n", log_names[level], msg, errstr ? ": " : "",
+	else {
+		char stamp[48] = "";
+		struct timeval tv;
+		struct tm tm;
+		size_t n;
+
+		gettimeofday(&tv, NULL);
+		if (localtime_r(&tv.tv_sec, &tm) && (n = strftime(stamp, 32, "%Y-%m-%dT%H:%M:%S", &tm)) > 0) {
+			n += (size_t)snprintf(stamp + n, sizeof(stamp) - n, ".%03u", (unsigned)(tv.tv_usec / 1000) % 1000);
+			if (n < sizeof(stamp) - 8 && strftime(stamp + n, sizeof(stamp) - n, "%z ", &tm) == 0)
+				stamp[n] = '\0';
+		}
+		fprintf(stderr, "%snatpmp-server: %s: %s%s%s\n", stamp, log_names[level], msg, errstr ? ": " : "",
 			errstr ? errstr : "");
+	}
 }
 
 #define LOG_FUNC(name, level, with_errno)                                                  \

@@ -44,6 +44,9 @@ enum {
 	OPT_CHECK_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
+	/* Command-line only: not settings, so no NATPMP_ names. */
+	OPT_LIST_MAPPINGS,
+	OPT_JSON,
 	OPT_END,
 };
 
@@ -72,54 +75,11 @@ static const struct option config_options[] = {
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "list-mappings", no_argument, NULL, OPT_LIST_MAPPINGS },
+	{ "json", no_argument, NULL, OPT_JSON },
 	{ NULL, 0, NULL, 0 },
 };
 
-void config_usage(FILE *out)
-{
-	fputs("usage: natpmp-server --listen-interface IF --external-interface IF [options]\n"
-	      "\n"
-	      "A NAT-PMP (RFC 6886) server: LAN clients ask it for ports, it forwards them\n"
-	      "from the external interface through its own nftables table.\n"
-	      "\n"
-	      "  --listen-interface IF      LAN interface to answer on (repeatable; required)\n"
-	      "  --listen-port PORT         UDP port to answer on (default 5351)\n"
-	      "  --external-interface IF    interface whose address is the public one (required)\n"
-	      "  --nat-table NAME           nftables table (family ip) the daemon owns (default natpmp)\n"
-	      "  --nat-chain NAME           prerouting chain in that table (default prerouting)\n"
-	      "  --max-mappings-per-ip N    mappings one client may hold (default 100)\n"
-	      "  --default-lifetime SECS    lifetime for requests that carry none (default 3600)\n"
-	      "  --max-lifetime SECS        longest lifetime granted (default 86400)\n"
-	      "  --allowed-ports RANGE      ports that may be mapped, N or N-M (repeatable;\n"
-	      "                             default 1024-65535)\n"
-	      "  --reserved-ports RANGE     ports never handed out, N or N-M (repeatable); ports\n"
-	      "                             the router itself listens on are never handed out either\n"
-	      "  --external-address ADDR    report this IPv4 address instead of the external\n"
-	      "                             interface's (behind another NAT)\n"
-	      "  --rate-limit N             requests per second one client may send (bursts of 2N);\n"
-	      "                             more are dropped; 0 for no limit (default 50)\n"
-	      "  --state-dir DIR            where state.json is kept (default /var/lib/natpmp-server)\n"
-	      "  --log-level LEVEL          debug, info, warning or error (default info)\n"
-	      "  --config FILE              read NATPMP_<NAME>=value lines from FILE (again at SIGHUP)\n"
-	      "  --http-listen ADDR:PORT    serve the HTTP API on a loopback address, or on any\n"
-	      "                             address once a token is set, or on a unix socket /PATH\n"
-	      "  --http-token-file FILE     bearer token for the HTTP API (or NATPMP_TOKEN=...)\n"
-	      "  --hook PATH                run PATH on every mapping change (no shell)\n"
-	      "  --hook-timeout SECS        kill a hook still running after SECS (default 10)\n"
-	      "  --upstream-gateway ADDR    upstream mode: also map each port at this NAT-PMP\n"
-	      "                             gateway (a VPN's, or the ISP router's: double NAT)\n"
-	      "  --upstream-interface IF    the interface facing that gateway; forwards arrive\n"
-	      "                             on it (default: --external-interface)\n"
-	      "  -n, --check-config         check the configuration, print it, and exit\n"
-	      "  -h, --help                 this text\n"
-	      "  -V, --version              the version\n"
-	      "\n"
-	      "Each option can also come from the --config file or the environment as\n"
-	      "NATPMP_<NAME>, for example NATPMP_LISTEN_PORT=5351; repeatable options take a\n"
-	      "comma- or space-separated list there.  The command line wins over the file, the\n"
-	      "file over the environment.  SIGHUP reloads all of them, keeping the mappings.\n",
-	      out);
-}
 
 static void config_defaults(struct config *cfg)
 {
@@ -138,7 +98,7 @@ static void config_defaults(struct config *cfg)
 
 static int config_error(const char *option, const char *value, const char *why)
 {
-	fprintf(stderr, "natpmp-server: --%s '%s': %s\n", option, value, why);
+	fprintf(stderr, "natpmp-server: error: --%s '%s': %s\n", option, value, why);
 	return -1;
 }
 
@@ -461,6 +421,12 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 	case OPT_CHECK_CONFIG:
 		cfg->check_config = true;
 		return 0;
+	case OPT_LIST_MAPPINGS:
+		cfg->list_mappings = true;
+		return 0;
+	case OPT_JSON:
+		cfg->json = true;
+		return 0;
 	}
 	return -1;
 }
@@ -593,7 +559,7 @@ static int config_upstream_check(struct config *cfg)
 	}
 	if (!cfg->upstream_interface[0]) {
 		if (!cfg->external_interface[0]) {
-			fprintf(stderr, "natpmp-server: --upstream-gateway needs the interface that faces it: "
+			fprintf(stderr, "natpmp-server: error: --upstream-gateway needs the interface that faces it: "
 					"give --upstream-interface, e.g. --upstream-interface wg0\n");
 			return -1;
 		}
@@ -601,7 +567,7 @@ static int config_upstream_check(struct config *cfg)
 	}
 	if (cfg->external_interface[0] && strcmp(cfg->external_interface, cfg->upstream_interface) != 0) {
 		fprintf(stderr,
-			"natpmp-server: --external-interface %s and --upstream-interface %s differ: in upstream mode "
+			"natpmp-server: error: --external-interface %s and --upstream-interface %s differ: in upstream mode "
 			"the forwards arrive from the gateway, so they name the same interface; give only "
 			"--upstream-interface\n",
 			cfg->external_interface, cfg->upstream_interface);
@@ -651,14 +617,14 @@ static int config_check(struct config *cfg)
 	struct stat st;
 
 	if (cfg->n_listen == 0) {
-		fprintf(stderr, "natpmp-server: --listen-interface is required: name the LAN interface(s) "
+		fprintf(stderr, "natpmp-server: error: --listen-interface is required: name the LAN interface(s) "
 				"clients ask on, e.g. --listen-interface br-lan\n");
 		return -1;
 	}
 	if (config_upstream_check(cfg) < 0)
 		return -1;
 	if (cfg->external_interface[0] == '\0') {
-		fprintf(stderr, "natpmp-server: --external-interface is required: name the interface that "
+		fprintf(stderr, "natpmp-server: error: --external-interface is required: name the interface that "
 				"has the public address, e.g. --external-interface eth0\n");
 		return -1;
 	}
@@ -725,10 +691,10 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			printf("natpmp-server %s\n", NATPMP_VERSION_STRING);
 			return 1;
 		case ':':
-			fprintf(stderr, "natpmp-server: %s needs a value; see --help\n", argv[optind - 1]);
+			fprintf(stderr, "natpmp-server: error: %s needs a value; see --help\n", argv[optind - 1]);
 			return -1;
 		case '?':
-			fprintf(stderr, "natpmp-server: unknown option '%s'; see --help\n", argv[optind - 1]);
+			fprintf(stderr, "natpmp-server: error: unknown option '%s'; see --help\n", argv[optind - 1]);
 			return -1;
 		}
 		seen[opt - OPT_LISTEN_INTERFACE] = 1;
@@ -736,7 +702,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
 			return -1;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "natpmp-server: unexpected argument '%s'; options start with --, see --help\n",
+		fprintf(stderr, "natpmp-server: error: unexpected argument '%s'; options start with --, see --help\n",
 			argv[optind]);
 		return -1;
 	}
@@ -749,55 +715,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
 	}
 	r = config_from_env(cfg, seen, &ranges_reset, &cf);
 	config_file_free(&cf);
-	return r < 0 ? -1 : config_check(cfg);
-}
-
-static void print_ranges(FILE *out, const char *option, const struct port_range *r, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (r[i].from == r[i].to)
-			fprintf(out, "--%s %u\n", option, r[i].from);
-		else
-			fprintf(out, "--%s %u-%u\n", option, r[i].from, r[i].to);
+	if (r < 0)
+		return -1;
+	if (cfg->json && !cfg->list_mappings) {
+		fprintf(stderr, "natpmp-server: error: --json goes with --list-mappings\n");
+		return -1;
 	}
-}
-
-void config_print(const struct config *cfg, FILE *out)
-{
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		fprintf(out, "--listen-interface %s\n", cfg->listen_interfaces[i]);
-	fprintf(out, "--listen-port %u\n", cfg->listen_port);
-	fprintf(out, "--external-interface %s\n", cfg->external_interface);
-	fprintf(out, "--nat-table %s\n", cfg->nat_table);
-	fprintf(out, "--nat-chain %s\n", cfg->nat_chain);
-	fprintf(out, "--max-mappings-per-ip %u\n", cfg->max_mappings_per_ip);
-	fprintf(out, "--default-lifetime %u\n", cfg->default_lifetime);
-	fprintf(out, "--max-lifetime %u\n", cfg->max_lifetime);
-	print_ranges(out, "allowed-ports", cfg->allowed_ports, cfg->n_allowed);
-	print_ranges(out, "reserved-ports", cfg->reserved_ports, cfg->n_reserved);
-	if (cfg->external_address) {
-		char addr[INET_ADDRSTRLEN];
-		struct in_addr a = { .s_addr = cfg->external_address };
-		fprintf(out, "--external-address %s\n", inet_ntop(AF_INET, &a, addr, sizeof(addr)));
-	}
-	fprintf(out, "--rate-limit %u\n", cfg->rate_limit);
-	fprintf(out, "--state-dir %s\n", cfg->state_dir);
-	fprintf(out, "--log-level %s\n", log_level_name(cfg->log_level));
-	if (cfg->config_file[0])
-		fprintf(out, "--config %s\n", cfg->config_file);
-	if (cfg->http_listen[0])
-		fprintf(out, "--http-listen %s\n", cfg->http_listen);
-	/* The token itself is a secret: say where it came from, never what it is. */
-	if (cfg->http_token_file[0])
-		fprintf(out, "--http-token-file %s\n", cfg->http_token_file);
-	else if (cfg->http_token[0])
-		fprintf(out, "# HTTP token from NATPMP_TOKEN\n");
-	if (cfg->hook[0])
-		fprintf(out, "--hook %s\n--hook-timeout %u\n", cfg->hook, cfg->hook_timeout);
-	if (cfg->upstream_gateway) {
-		char addr[INET_ADDRSTRLEN];
-		struct in_addr a = { .s_addr = cfg->upstream_gateway };
-		fprintf(out, "--upstream-gateway %s\n--upstream-interface %s\n", inet_ntop(AF_INET, &a, addr, sizeof(addr)),
-			cfg->upstream_interface);
-	}
+	/* Listing reads only the state directory: the interfaces need not be given. */
+	return cfg->list_mappings ? 0 : config_check(cfg);
 }

@@ -16,7 +16,7 @@
 
 static int file_error(const char *path, size_t line, const char *what, const char *why)
 {
-	fprintf(stderr, "natpmp-server: --config '%s' line %zu: %s: %s\n", path, line, what, why);
+	fprintf(stderr, "natpmp-server: error: --config '%s' line %zu: %s: %s\n", path, line, what, why);
 	return -1;
 }
 
@@ -113,7 +113,7 @@ int config_file_load(const char *path, struct config_file *cf, enum config_key (
 
 	memset(cf, 0, sizeof(*cf));
 	if (!f) {
-		fprintf(stderr, "natpmp-server: --config '%s': cannot read it: %s\n", path, strerror(errno));
+		fprintf(stderr, "natpmp-server: error: --config '%s': cannot read it: %s\n", path, strerror(errno));
 		return -1;
 	}
 	cf->path = path;
@@ -121,13 +121,13 @@ int config_file_load(const char *path, struct config_file *cf, enum config_key (
 		cf->world_readable = (st.st_mode & S_IROTH) != 0;
 	if (!(cf->buf = malloc(CONFIG_FILE_MAX + 1))) {
 		fclose(f);
-		fprintf(stderr, "natpmp-server: --config '%s': out of memory\n", path);
+		fprintf(stderr, "natpmp-server: error: --config '%s': out of memory\n", path);
 		return -1;
 	}
 	len = fread(cf->buf, 1, CONFIG_FILE_MAX + 1, f);
 	fclose(f);
 	if (len > CONFIG_FILE_MAX) {
-		fprintf(stderr, "natpmp-server: --config '%s': larger than 64 KiB: is this the right file?\n", path);
+		fprintf(stderr, "natpmp-server: error: --config '%s': larger than 64 KiB: is this the right file?\n", path);
 		return -1;
 	}
 	cf->buf[len] = '\0';

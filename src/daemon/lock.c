@@ -70,8 +70,8 @@ int lock_take_dir(struct lock *l, const char *state_dir)
 		return -1;
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	/* Only a message reads it: a failed write is no reason to refuse the start. */
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+	/* Only a message reads it: a failed write is no reason to refuse the start.  Synced, as all in the directory. */
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n || fdatasync(fd) < 0)
 		log_warnx("cannot write the pid into %s: %s", path, strerror(errno));
 	l->dir_fd = fd;
 	return 0;
@@ -149,6 +149,26 @@ int lock_take_table(struct lock *l, const char *table)
 		return -1;
 	lock_set_table(l, fd);
 	return 0;
+}
+
+long lock_dir_holder(const char *state_dir)
+{
+	char path[4096];
+	long pid;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s", state_dir, LOCK_FILE) >= (int)sizeof(path))
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+		pid = 0;
+	else if (errno == EWOULDBLOCK)
+		pid = lock_file_pid(fd) > 0 ? lock_file_pid(fd) : -1;
+	else
+		pid = -1;
+	close(fd);
+	return pid;
 }
 
 void lock_release(struct lock *l)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/config.h"
+#include "daemon/list.h"
 #include "base/log.h"
 #include "daemon/server.h"
 
@@ -92,6 +93,8 @@ int main(int argc, char **argv)
 	r = config_parse(&cfg, argc, argv);
 	if (r != 0)
 		return r > 0 ? 0 : 2;
+	if (cfg.list_mappings)
+		return list_mappings(&cfg, stdout);
 	if (cfg.check_config)
 		return check_config(&cfg);
 	log_init(cfg.log_level);

@@ -25,12 +25,13 @@ static void gauge(FILE *out, const char *name, const char *help, uint64_t v)
 
 int metrics_format(const struct metrics *m, const struct metrics_gauges *g, FILE *out)
 {
-	static const char *const opcodes[METRICS_OPCODES] = { "0", "1", "2", "other" };
+	static const char *const opcodes[METRICS_OPCODES] = { "0", "1", "2", "other", "other_version" };
 	static const char *const drops[METRICS_DROP_COUNT] = { "not_lan", "not_local", "rate_limited", "malformed" };
 	static const char *const hooks[METRICS_HOOK_COUNT] = { "ok", "failed", "timeout", "dropped" };
 
 	family(out, "natpmp_requests_total", "counter",
-	       "NAT-PMP requests answered, by opcode (0 address, 1 UDP, 2 TCP) and RFC 6886 result code.");
+	       "NAT-PMP requests answered, by opcode (0 address, 1 UDP, 2 TCP, other: another opcode, other_version: "
+	       "a datagram of a version not served, such as PCP's 2) and RFC 6886 result code.");
 	for (int o = 0; o < METRICS_OPCODES; o++)
 		for (int r = 0; r < METRICS_RESULTS; r++)
 			fprintf(out, "natpmp_requests_total{opcode=\"%s\",result=\"%d\"} %" PRIu64 "\n", opcodes[o], r,

@@ -21,21 +21,6 @@
 #include "turn.h"
 #include "waiting.h"
 
-/* The kernel's id of this boot, "" when it cannot be read: then only the wall clock is written. */
-static void server_read_boot_id(struct server *s)
-{
-	char id[64] = "";
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
-
-	s->boot_id[0] = '\0';
-	if (!f)
-		return;
-	if (fgets(id, sizeof(id), f) && strlen(id) >= STATE_BOOT_ID_LEN) {
-		memcpy(s->boot_id, id, STATE_BOOT_ID_LEN);
-		s->boot_id[STATE_BOOT_ID_LEN] = '\0';
-	}
-	fclose(f);
-}
 
 /* The table's rules as the configuration of the moment gives them. */
 struct table_config server_table_config(struct server *s)
@@ -162,7 +147,7 @@ int server_start(struct server *s)
 	/* Before the restore: the router's own ports on these addresses are not restored. */
 	external_read(s);
 
-	server_read_boot_id(s);
+	state_boot_id(s->boot_id);
 	if (persist_restore(s, now) < 0)
 		return -1;
 	s->restored = 1;

@@ -147,6 +147,9 @@ struct server {
 	int serving;	  /* start-up finished */
 
 	struct metrics metrics;
+	/* Refusals logged at most once a second (turn_log_refusal): when, and how many since went unlogged. */
+	int64_t refusal_logged_at;
+	uint64_t refusals_unlogged;
 	struct http *http;
 	struct hook *hook;
 

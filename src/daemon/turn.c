@@ -4,6 +4,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +157,53 @@ static uint64_t turn_link(struct server *s, const struct udp_socket *sock, uint3
 	return r == -ENOENT ? TABLE_LINK_UNKNOWN : TABLE_LINK_NONE;
 }
 
+/*
+ * A refusal a user would want to know of (a limit, no free port, a source
+ * outside the LAN), at the default level but at most one line a second, so
+ * that a flood cannot fill the log; the next line says how many went
+ * unlogged meanwhile.
+ */
+static void turn_log_refusal(struct server *s, int64_t now, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void turn_log_refusal(struct server *s, int64_t now, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (s->refusal_logged_at == now && now != 0) {
+		s->refusals_unlogged++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s->refusals_unlogged)
+		log_warnx("%s (and %llu more refusal(s) since the last line like this, not logged)", msg,
+			  (unsigned long long)s->refusals_unlogged);
+	else
+		log_warnx("%s", msg);
+	s->refusal_logged_at = now;
+	s->refusals_unlogged = 0;
+}
+
+/* Why the table refused client a new mapping, in words. */
+static void turn_refused(struct server *s, uint32_t client, const struct codec_request *req, uint16_t result,
+			 int64_t now)
+{
+	char who[INET_ADDRSTRLEN];
+	const char *why;
+
+	netif_addr_str(client, who);
+	if (result == TABLE_RESULT_NOT_AUTHORIZED)
+		why = req->lifetime ? "internal port 0 cannot be mapped"
+				    : "the mapping is the administrator's (made through the HTTP API)";
+	else if (table_client_count(s->table, table_addr_v4(client)) >= s->cfg.max_mappings_per_ip)
+		why = "it holds --max-mappings-per-ip";
+	else
+		why = "no free port in --allowed-ports (or its host holds --max-mappings-per-ip under other addresses)";
+	turn_log_refusal(s, now, "refused %s %s %u for %s: %s (result %u)", req->lifetime ? "to map" : "to delete",
+			 proto_protocol_name(req->protocol), req->internal_port, who, why, result);
+}
+
 /* Whether the daemon serves a datagram from p's source to p's destination at all; counts and logs what it drops. */
 static bool turn_admits(struct server *s, struct udp_socket *sock, const struct udp_packet *p, int64_t now,
 			int64_t now_ms)
@@ -163,8 +212,8 @@ static bool turn_admits(struct server *s, struct udp_socket *sock, const struct 
 
 	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
 		s->metrics.drops[METRICS_DROP_NOT_LAN]++;
-		log_debug("ignored request on %s from %s: not inside its subnets", sock->ifname,
-			  netif_addr_str(p->peer.sin_addr.s_addr, peer));
+		turn_log_refusal(s, now, "ignored a request on %s from %s: not inside its subnets (not a LAN host)",
+				 sock->ifname, netif_addr_str(p->peer.sin_addr.s_addr, peer));
 		return false;
 	}
 	if (!udp_local_allowed(sock, p->local, now)) {
@@ -221,6 +270,8 @@ static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_pa
 					  turn_link(s, sock, client, &r->req));
 		if (r->result == TABLE_RESULT_SUCCESS)
 			waiting_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
+		else
+			turn_refused(s, client, &r->req, r->result, now);
 		break;
 	}
 }

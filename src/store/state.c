@@ -734,3 +734,18 @@ done:
 	memcpy(moved, name, (size_t)n + 1);
 	return 0;
 }
+
+void state_boot_id(char id[STATE_BOOT_ID_LEN + 1])
+{
+	char line[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	id[0] = '\0';
+	if (!f)
+		return;
+	if (fgets(line, sizeof(line), f) && strlen(line) >= STATE_BOOT_ID_LEN) {
+		memcpy(id, line, STATE_BOOT_ID_LEN);
+		id[STATE_BOOT_ID_LEN] = '\0';
+	}
+	fclose(f);
+}

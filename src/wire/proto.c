@@ -184,7 +184,9 @@ static enum codec_verdict natpmp_decode(const uint8_t *buf, size_t len, const st
 	(void)peer;
 	*req = (struct codec_request){
 		.opcode = r.opcode,
-		.metric_op = r.opcode <= NATPMP_OP_MAP_TCP && v != PROTO_UNSUPPORTED_OPCODE ? r.opcode : 3,
+		.metric_op = v == PROTO_BAD_VERSION			  ? CODEC_METRIC_OTHER_VERSION
+			     : r.opcode <= NATPMP_OP_MAP_TCP && v != PROTO_UNSUPPORTED_OPCODE ? r.opcode
+											 : CODEC_METRIC_OTHER_OPCODE,
 		.protocol = r.protocol,
 		.internal_port = r.internal_port,
 		.suggested_port = r.suggested_port,

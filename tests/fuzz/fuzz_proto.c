@@ -178,7 +178,8 @@ static void check_codec(const uint8_t *data, size_t size, enum proto_verdict v, 
 	REQUIRE(cv == cr.verdict);
 	REQUIRE(cv == (v == PROTO_DROP ? CODEC_DROP : v == PROTO_ADDRESS ? CODEC_ADDRESS : v == PROTO_MAP ? CODEC_MAP
 											    : CODEC_ANSWERED));
-	REQUIRE(cr.metric_op <= 3);
+	REQUIRE(cr.metric_op <= CODEC_METRIC_OTHER_VERSION);
+	REQUIRE((cr.metric_op == CODEC_METRIC_OTHER_VERSION) == (v == PROTO_BAD_VERSION));
 	REQUIRE(cv == CODEC_ANSWERED ? n > 0 && n <= CODEC_MAX_REPLY : n == 0);
 	if (cv == CODEC_ANSWERED) {
 		wn = v == PROTO_BAD_VERSION ? proto_encode_bad_version(want, req->opcode, a.epoch)

@@ -1,0 +1,148 @@
+/*
+ * list.c - natpmp-server --list-mappings (list.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "daemon/list.h"
+#include "daemon/lock.h"
+#include "engine/table.h"
+#include "store/state.h"
+#include "wire/proto.h"
+
+/* Tries to read a snapshot and its journal that belong together; a compaction between the two reads is retried. */
+#define LIST_TRIES 3
+
+/* Reads the snapshot and its journal; 0, or -errno after saying why on stderr. */
+static int list_read(const char *dir, struct state *st)
+{
+	char path[PATH_MAX], journal[PATH_MAX], err[256];
+	struct stat before, after;
+	size_t applied;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE_NAME);
+	snprintf(journal, sizeof(journal), "%s/%s", dir, STATE_JOURNAL_NAME);
+	for (int tries = 0;; tries++) {
+		if (stat(path, &before) < 0 && errno == ENOENT) {
+			memset(st, 0, sizeof(*st));
+			return 0;
+		}
+		if ((r = state_load(path, st, err, sizeof(err))) < 0) {
+			fprintf(stderr, "natpmp-server: error: cannot read %s: %s\n", path,
+				r == -EBADMSG ? err : strerror(-r));
+			return r;
+		}
+		r = state_journal_replay(journal, st, &applied, err, sizeof(err));
+		/* The daemon may have replaced both meanwhile: read again if the snapshot is another file now. */
+		if (stat(path, &after) == 0 && after.st_ino == before.st_ino) {
+			if (r < 0 && r != -EBADMSG) {
+				fprintf(stderr, "natpmp-server: error: cannot read %s: %s\n", journal, strerror(-r));
+				state_free(st);
+				return r;
+			}
+			if (r == -EBADMSG)
+				fprintf(stderr, "natpmp-server: warning: %s: %s; listing what came before\n", journal, err);
+			return 0;
+		}
+		state_free(st);
+		if (tries + 1 == LIST_TRIES) {
+			fprintf(stderr, "natpmp-server: error: %s keeps changing while it is read; try again\n", path);
+			return -EAGAIN;
+		}
+	}
+}
+
+/* Seconds left of m, as a restart would count them; <= 0 when it has expired. */
+static int64_t list_left(const struct state *st, const struct state_mapping *m, const char *boot_id)
+{
+	struct timespec ts;
+
+	if (boot_id[0] && strcmp(st->boot_id, boot_id) == 0 && m->expires_boot) {
+		clock_gettime(CLOCK_BOOTTIME, &ts);
+		return m->expires_boot - (int64_t)ts.tv_sec;
+	}
+	return m->expires - (int64_t)time(NULL);
+}
+
+static int list_order(const void *pa, const void *pb)
+{
+	const struct state_mapping *a = pa, *b = pb;
+
+	if (a->protocol != b->protocol)
+		return a->protocol == IPPROTO_TCP ? -1 : 1;
+	return (int)a->external_port - (int)b->external_port;
+}
+
+int list_mappings(const struct config *cfg, FILE *out)
+{
+	char boot_id[STATE_BOOT_ID_LEN + 1], client[INET_ADDRSTRLEN];
+	struct json_object *list = NULL;
+	long holder = lock_dir_holder(cfg->state_dir);
+	bool upstream = false;
+	struct state st;
+	size_t shown = 0;
+
+	if (list_read(cfg->state_dir, &st) < 0)
+		return 1;
+	state_boot_id(boot_id);
+	qsort(st.mappings, st.n_mappings, sizeof(st.mappings[0]), list_order);
+	for (size_t i = 0; i < st.n_mappings; i++)
+		upstream |= st.mappings[i].upstream_port != 0;
+	if (cfg->json)
+		list = json_object_new_array();
+	else if (holder > 0)
+		fprintf(out, "# natpmp-server (pid %ld) is running on %s: the mappings it has acknowledged\n", holder,
+			cfg->state_dir);
+	else
+		fprintf(out, "# no natpmp-server runs on %s: the mappings a start would restore\n", cfg->state_dir);
+	if (!cfg->json)
+		fprintf(out, "%-15s %-5s %8s %8s %9s %-6s%s\n", "CLIENT", "PROTO", "INTERNAL", "EXTERNAL", "LIFETIME",
+			"ORIGIN", upstream ? " UPSTREAM" : "");
+	for (size_t i = 0; i < st.n_mappings; i++) {
+		const struct state_mapping *m = &st.mappings[i];
+		struct in_addr a = { .s_addr = m->client };
+		int64_t left = list_left(&st, m, boot_id);
+		const char *origin = m->origin == TABLE_ORIGIN_HTTP ? "http" : "natpmp";
+
+		if (left <= 0)
+			continue;
+		if (left > m->lifetime)
+			left = m->lifetime; /* as the restore caps it */
+		inet_ntop(AF_INET, &a, client, sizeof(client));
+		shown++;
+		if (!cfg->json) {
+			fprintf(out, "%-15s %-5s %8u %8u %9" PRId64 " %-6s", client, proto_protocol_name(m->protocol),
+				m->internal_port, m->external_port, left, origin);
+			if (upstream && m->upstream_port)
+				fprintf(out, " %8u", m->upstream_port);
+			fputc('\n', out);
+			continue;
+		}
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "client", json_object_new_string(client));
+		json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(m->protocol)));
+		json_object_object_add(o, "internal_port", json_object_new_int(m->internal_port));
+		json_object_object_add(o, "external_port", json_object_new_int(m->external_port));
+		if (m->upstream_port)
+			json_object_object_add(o, "upstream_port", json_object_new_int(m->upstream_port));
+		json_object_object_add(o, "lifetime", json_object_new_int64(left));
+		json_object_object_add(o, "origin", json_object_new_string(origin));
+		json_object_array_add(list, o);
+	}
+	if (cfg->json) {
+		fprintf(out, "%s\n", json_object_to_json_string_ext(list, JSON_C_TO_STRING_PLAIN));
+		json_object_put(list);
+	} else {
+		fprintf(out, "# %zu mapping(s)\n", shown);
+	}
+	state_free(&st);
+	return fflush(out) == 0 && !ferror(out) ? 0 : 1;
+}
