@@ -32,6 +32,59 @@ static void server_notify(const char *fmt, ...)
 		log_warnx("cannot tell the service manager: %s", strerror(-r));
 }
 
+/*
+ * Logs what a reload changes, as the options that differ (-n's form: the
+ * token is never printed), or that it changes nothing.
+ */
+static void reload_log_changes(const struct config *old, const struct config *next)
+{
+	char *a = NULL, *b = NULL, msg[1024];
+	size_t alen = 0, blen = 0, used = 0;
+	FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
+
+	if (fa)
+		config_print(old, fa);
+	if (fb)
+		config_print(next, fb);
+	int bad = !fa || !fb;
+
+	if (fa && fclose(fa) != 0)
+		bad = 1;
+	if (fb && fclose(fb) != 0)
+		bad = 1;
+	if (bad || !a || !b) {
+		free(a);
+		free(b);
+		return;
+	}
+	msg[0] = '\0';
+	/* Each line of the new configuration the old one lacks is a change; each old one the new lacks, a removal. */
+	for (int pass = 0; pass < 2; pass++) {
+		const char *from = pass ? a : b, *in = pass ? b : a;
+		for (const char *line = from; *line;) {
+			const char *end = strchr(line, '\n');
+			size_t len = end ? (size_t)(end - line) : strlen(line);
+			bool found = false;
+			for (const char *p = in; *p && !found;) {
+				const char *pe = strchr(p, '\n');
+				size_t plen = pe ? (size_t)(pe - p) : strlen(p);
+				found = plen == len && memcmp(p, line, len) == 0;
+				p += plen + (pe != NULL);
+			}
+			if (!found && used < sizeof(msg))
+				used += (size_t)snprintf(msg + used, sizeof(msg) - used, "%s%s%.*s", used ? ", " : "",
+							 pass ? "no more " : "", (int)len, line);
+			line += len + (end != NULL);
+		}
+	}
+	if (msg[0])
+		log_info("reload: %s", msg);
+	else
+		log_info("reload: no change in the configuration");
+	free(a);
+	free(b);
+}
+
 static int listeners_differ(const struct config *a, const struct config *b)
 {
 	if (a->n_listen != b->n_listen || a->listen_port != b->listen_port)
@@ -57,10 +110,10 @@ void reload_config(struct server *s)
 	struct nft *nft = NULL;
 	struct nftmon *mon = NULL;
 	struct http *http = NULL;
-	int new_listeners, new_nft, new_http, table_lock = -1, r;
+	int new_listeners, new_nft, new_http, ext_changed, table_lock = -1, r;
 	int64_t now = server_mono_s();
 	struct timespec ts;
-	uint32_t old_public = external_address(s), old_rate = s->cfg.rate_limit;
+	uint32_t old_public = external_address(s), old_rate = s->cfg.rate_limit, old_override = s->cfg.external_address;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	server_notify("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
@@ -149,6 +202,7 @@ void reload_config(struct server *s)
 		if (table_lock >= 0)
 			lock_set_table(&s->lock, table_lock);
 	}
+	reload_log_changes(&s->cfg, &next);
 	s->cfg = next;
 	/* http and hook read the configuration through a pointer to s->cfg: they see the new one now. */
 	if (http)
@@ -167,7 +221,7 @@ void reload_config(struct server *s)
 			s->ratelimit = rl;
 		}
 	}
-	(void)external_read(s);
+	ext_changed = external_read(s) || new_nft || old_override != s->cfg.external_address;
 	s->busy_valid = 0;
 	if ((r = install_all(s, now)) < 0) {
 		log_warnx("reload: cannot reinstall table ip %s: %s; trying again in 1 s", s->cfg.nat_table,
@@ -176,7 +230,9 @@ void reload_config(struct server *s)
 	} else if (new_nft && nft_probe_timeout_update(s->nft) < 0) {
 		log_warnx("reload: cannot ask the kernel how element timeouts are updated: renewals replace elements");
 	}
-	external_changed(s);
+	/* Only news is logged and announced: a reload that changed nothing there says nothing of it. */
+	if (ext_changed)
+		external_changed(s);
 	/* RFC 6886 3.2.1: a new --external-address is a new address, announced like any other. */
 	if (external_address(s) && external_address(s) != old_public)
 		announce_restart(s->announce);

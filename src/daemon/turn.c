@@ -39,6 +39,16 @@ static void log_change(const struct table_change *ch, const char *why)
 	}
 }
 
+/* A mapping moved to another port (engine/table.h: a renewal whose port is no longer allowed, or the router's). */
+static void log_move(const struct table_mapping *from, const struct table_mapping *to)
+{
+	char client[INET_ADDRSTRLEN];
+
+	log_info("moved %s %s:%u from port %u to %u: its port is no longer allowed, reserved, or used by the router",
+		 proto_protocol_name(to->protocol), netif_addr_str(to->client.v4, client), to->internal_port,
+		 from->external_port, to->external_port);
+}
+
 /* Tells --hook that event ("added", "renewed", "deleted", "expired") happened to m. */
 void turn_hook(struct server *s, const struct table_mapping *m, const char *event)
 {
@@ -74,7 +84,11 @@ void turn_settle(struct server *s, const char *why)
 	size_t n = table_changes(s->table, &ch);
 
 	for (size_t i = 0; i < n; i++) {
-		log_change(&ch[i], why);
+		/* A move is one line, as it is one "renewed" for the hook. */
+		if (turn_moved(ch, i, n))
+			log_move(&ch[i].mapping, &ch[i + 1].mapping);
+		else if (!(i > 0 && turn_moved(ch, i - 1, n)))
+			log_change(&ch[i], why);
 		if (ch[i].op == TABLE_DEL)
 			expiry_note_ended(s, &ch[i].mapping);
 		if (s->outer) {
@@ -82,7 +96,6 @@ void turn_settle(struct server *s, const char *why)
 			continue;
 		}
 		if (turn_moved(ch, i, n)) {
-			log_change(&ch[i + 1], why);
 			turn_hook(s, &ch[++i].mapping, "renewed");
 			continue;
 		}

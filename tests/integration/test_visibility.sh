@@ -49,4 +49,25 @@ npc map udp 9003 0 600
 check "a client that finds no free port gets result 4" eq "$(field result)" 4
 check "... and the log says the range is exhausted" \
 	within 5 logged "refused to map udp 9003 for $CLIENT: no free port in --allowed-ports"
+
+# A reload says what changed, or that nothing did, and repeats no unchanged state.
+daemon_kill TERM
+rm -rf "$STATE_DIR"/*
+CONF=$LAB_DIR/natpmp.conf
+printf 'NATPMP_MAX_LIFETIME=7200\nNATPMP_ALLOWED_PORTS=40000-40999\n' >"$CONF"
+daemon_start --log-level info --config "$CONF"
+npc map tcp 8080 40000 3600
+addr_lines=$(log_count "external interface $RTR_WAN_IF has address")
+kill -HUP "$DAEMON_PID"
+check "a reload that changes nothing says so" within 10 logged "reload: no change in the configuration"
+check "... and does not log the external address again" eq "$(log_count "external interface $RTR_WAN_IF has address")" "$addr_lines"
+printf 'NATPMP_MAX_LIFETIME=600\nNATPMP_ALLOWED_PORTS=41000-41009\n' >"$CONF"
+kill -HUP "$DAEMON_PID"
+check "a reload that changes settings names them, new and gone" \
+	within 10 logged "reload: --default-lifetime 600, --max-lifetime 600, --allowed-ports 41000-41009, no more --default-lifetime 3600, no more --max-lifetime 7200, no more --allowed-ports 40000-40999"
+npc map tcp 8080 0 600
+moved=$(field external)
+check "the mapping outside the new range moves at its renewal ($moved)" test "$moved" -ge 41000 -a "$moved" -le 41009
+check "... logged as one move" within 5 logged "moved tcp $CLIENT:8080 from port 40000 to $moved"
+check "... not as a delete and an add" bash -c "! grep -q 'deleted tcp 40000 ->\|mapped tcp $moved ->' '$LOG'"
 lab_finish
