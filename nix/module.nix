@@ -59,6 +59,7 @@ let
     ]
     ++ lib.concatMap (r: [ "--allowed-ports" (showRange r) ]) cfg.allowedPortRanges
     ++ lib.concatMap (r: [ "--reserved-ports" (showRange r) ]) cfg.reservedPortRanges
+    ++ lib.concatMap (r: [ "--rule" r ]) cfg.rules
     ++ lib.optionals (cfg.externalAddress != null) [ "--external-address" cfg.externalAddress ]
     ++ lib.optionals (cfg.upstreamGateway != null) [ "--upstream-gateway" cfg.upstreamGateway ]
     ++ lib.optionals cfg.http.enable (
@@ -156,6 +157,17 @@ in
       description = ''
         External ports never handed out. Ports the router itself listens on
         are never handed out either, without being listed here.
+      '';
+    };
+
+    rules = mkOption {
+      type = types.listOf (types.strMatching "(allow|deny) [0-9]+(-[0-9]+)? [0-9.]+(/[0-9]+)? [0-9]+(-[0-9]+)?");
+      default = [ ];
+      example = [ "allow 1024-65535 192.168.1.0/24 1024-65535" "deny 0-65535 0.0.0.0/0 0-65535" ];
+      description = ''
+        Per-client rules, miniupnpd's form: "allow|deny EXTERNAL CLIENT[/PREFIX] INTERNAL".
+        The first rule that matches a mapping decides; once any rule is given, a mapping
+        none allows is refused (NAT-PMP result 2, HTTP 403). Applied to every front end.
       '';
     };
 

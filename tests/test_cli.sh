@@ -132,6 +132,18 @@ conf_case "... and it is the last line's value" \
 	'NATPMP_LISTEN_INTERFACE=br-lan\nNATPMP_MAX_LIFETIME=600\nNATPMP_MAX_LIFETIME=900\n' 0 "--max-lifetime 900"
 conf_case "a quote error on the token line never shows the token" \
 	"NATPMP_LISTEN_INTERFACE=lo\nNATPMP_TOKEN='SuperSecretToken0123456789\n" 2 "line 2: NATPMP_TOKEN: the quote is never closed" SuperSecret
+# Per-client rules: miniupnpd's form, checked word by word; NATPMP_RULE lines add up.
+expect_error --rule 'permit 1024-65535 192.168.1.0/24 1024-65535'
+expect_error --rule 'allow 1024-65535 192.168.1.0/33 1024-65535'
+expect_error --rule 'allow 1024-70000 192.168.1.0/24 1024-65535'
+expect_error --rule 'allow 1024-65535 192.168.1.0/24'
+expect_error --rule 'allow 1024-65535 host.lan 1024-65535'
+out=$("$bin" $base --rule 'allow 1024-65535 192.168.1.0/24 1024-65535' --rule 'deny 0-65535 0.0.0.0/0 0-65535' 2>/dev/null); rc=$?
+[ $rc -eq 0 ] && [[ $out == *"--rule 'allow 1024-65535 192.168.1.0/24 1024-65535'"$'\n'"--rule 'deny 0-65535 0.0.0.0/0 0-65535'"* ]] \
+	|| { echo "FAIL: miniupnpd's allow and deny lines -> $rc '$out'"; fail=1; }
+conf_case "NATPMP_RULE lines add up, in order; a comma separates rules on one line" \
+	'NATPMP_LISTEN_INTERFACE=lan0\nNATPMP_RULE="allow 6881-6999 192.168.1.10 6881-6999"\nNATPMP_RULE=allow 51413 192.168.1.0/24 51413, deny 0-65535 0.0.0.0/0 0-65535\n' 0 \
+	$'--rule \'allow 6881-6999 192.168.1.10/32 6881-6999\'\n--rule \'allow 51413 192.168.1.0/24 51413\'\n--rule \'deny 0-65535 0.0.0.0/0 0-65535\''
 # Ports: a configuration that can never grant one is refused.
 out=$("$bin" $base --allowed-ports 7000-7010 --reserved-ports 7000-7010 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -qF -- "--reserved-ports '7000-7010': covers every port --allowed-ports '7000-7010' allows: no port could ever be granted" <<<"$out" \

@@ -22,6 +22,7 @@
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_RANGES 64
+#define CONFIG_MAX_RULES 64
 #define CONFIG_NAME_MAX 64
 #define CONFIG_TOKEN_MAX 256
 #define CONFIG_TOKEN_MIN 16
@@ -41,6 +42,8 @@ struct config {
 	size_t n_allowed;
 	struct port_range reserved_ports[CONFIG_MAX_RANGES]; /* never handed out */
 	size_t n_reserved;
+	struct table_rule rules[CONFIG_MAX_RULES]; /* --rule, in order */
+	size_t n_rules;
 	uint32_t external_address; /* network byte order; 0: the external interface's */
 	uint32_t rate_limit;	   /* requests per second per client; 0: unlimited */
 	char state_dir[256];

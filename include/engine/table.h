@@ -84,6 +84,19 @@ struct port_range {
 /* Who asked for a mapping first: a NAT-PMP client, or the HTTP API on a host's behalf. */
 enum table_origin { TABLE_ORIGIN_NATPMP, TABLE_ORIGIN_HTTP };
 
+/*
+ * A per-client rule, miniupnpd's "allow|deny EXT CLIENT/PREFIX INT": which
+ * LAN addresses may map which external ports to which internal ports.  The
+ * first rule matching a mapping decides; once any rule is given, a mapping
+ * none matches is refused.  IPv4 clients only (an IPv6 one matches none).
+ */
+struct table_rule {
+	bool allow;
+	struct port_range external;
+	uint32_t net, mask; /* network byte order */
+	struct port_range internal;
+};
+
 struct table_mapping {
 	struct table_addr client; /* internal address: always the request's source */
 	uint8_t protocol;
@@ -130,6 +143,8 @@ struct table_config {
 	 */
 	int (*port_busy)(uint8_t protocol, uint16_t port, void *arg);
 	void *port_busy_arg;
+	const struct table_rule *rules; /* in order; none: every client may map every allowed port */
+	size_t n_rules;
 	uint32_t max_per_client; /* per client address, and per link (table_mapping.link) */
 	uint32_t max_lifetime;
 	/* Returns a uniformly random number below bound; NULL means arc4random_uniform. */
@@ -175,6 +190,9 @@ int table_configure(struct table *t, const struct table_config *cfg);
  * mapping; a renewal keeps the mapping's own.  A renewal of a mapping whose
  * port is no longer allowed (table_configure) is logged as TABLE_DEL then
  * TABLE_ADD of the same mapping on a new port.
+ * A new mapping no allow rule permits (table_config.rules) is
+ * TABLE_RESULT_NOT_AUTHORIZED; its port is one the rules allow, and a
+ * renewal of one they no longer allow moves, as for a port no longer allowed.
  * link (TABLE_LINK_*) is who sent the request at the link layer: a new
  * mapping is refused (TABLE_RESULT_OUT_OF_RESOURCES) once that link holds
  * max_per_client, whatever source addresses it claims.
@@ -185,7 +203,7 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 
 /*
  * Puts back a mapping read from the state file; -ERANGE if its port is no
- * longer allowed, -EADDRINUSE if the router itself now uses it, -EEXIST if
+ * longer allowed, -EACCES if the rules no longer allow it, -EADDRINUSE if the router itself now uses it, -EEXIST if
  * it conflicts with another mapping, -ENOSPC over a limit.
  */
 int table_restore(struct table *t, const struct table_mapping *m);

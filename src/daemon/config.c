@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config_file.h"
+#include "config_rule.h"
 #include "daemon/config.h"
 #include "kernel/netif.h"
 
@@ -41,6 +42,7 @@ enum {
 	OPT_HOOK_TIMEOUT,
 	OPT_UPSTREAM_GATEWAY,
 	OPT_UPSTREAM_INTERFACE,
+	OPT_RULE,
 	OPT_CHECK_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
@@ -72,6 +74,7 @@ static const struct option config_options[] = {
 	{ "hook-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
 	{ "upstream-gateway", required_argument, NULL, OPT_UPSTREAM_GATEWAY },
 	{ "upstream-interface", required_argument, NULL, OPT_UPSTREAM_INTERFACE },
+	{ "rule", required_argument, NULL, OPT_RULE },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -418,6 +421,15 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 			return -1;
 		cfg->hook_timeout = (uint32_t)v;
 		return 0;
+	case OPT_RULE: {
+		const char *why;
+		if (cfg->n_rules == CONFIG_MAX_RULES)
+			return config_error("rule", arg, "too many rules (64 at most)");
+		if (config_rule_parse(arg, &cfg->rules[cfg->n_rules], &why) < 0)
+			return config_error("rule", arg, why);
+		cfg->n_rules++;
+		return 0;
+	}
 	case OPT_CHECK_CONFIG:
 		cfg->check_config = true;
 		return 0;
@@ -433,7 +445,7 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 
 static int option_repeatable(int opt)
 {
-	return opt == OPT_LISTEN_INTERFACE || opt == OPT_ALLOWED_PORTS || opt == OPT_RESERVED_PORTS;
+	return opt == OPT_LISTEN_INTERFACE || opt == OPT_ALLOWED_PORTS || opt == OPT_RESERVED_PORTS || opt == OPT_RULE;
 }
 
 /* NATPMP_LISTEN_INTERFACE for "listen-interface". */
@@ -479,7 +491,9 @@ static int config_apply_list(struct config *cfg, const struct option *o, const c
 
 	if (!(copy = strdup(value)))
 		return config_error(o->name, value, "out of memory");
-	for (tok = strtok_r(copy, ", \t", &save); tok && r == 0; tok = strtok_r(NULL, ", \t", &save))
+	/* A rule holds spaces: rules are separated by commas or semicolons only. */
+	const char *sep = o->val == OPT_RULE ? ",;" : ", \t";
+	for (tok = strtok_r(copy, sep, &save); tok && r == 0; tok = strtok_r(NULL, sep, &save))
 		r = config_apply(cfg, o->val, tok, ranges_reset);
 	free(copy);
 	return r;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 
+#include "config_rule.h"
 #include "daemon/config.h"
 
 void config_usage(FILE *out)
@@ -42,6 +43,10 @@ void config_usage(FILE *out)
 	      "                             gateway (a VPN's, or the ISP router's: double NAT)\n"
 	      "  --upstream-interface IF    the interface facing that gateway; forwards arrive\n"
 	      "                             on it (default: --external-interface)\n"
+	      "  --rule 'allow|deny EXT CLIENT[/PREFIX] INT'\n"
+	      "                             which LAN addresses may map which external ports to\n"
+	      "                             which internal ports (repeatable; first match wins;\n"
+	      "                             once any is given, what none allows is refused)\n"
 	      "  -n, --check-config         check the configuration, print it, and exit\n"
 	      "  --list-mappings            list the mappings in --state-dir (the running daemon's, or\n"
 	      "                             those a start would restore) and exit\n"
@@ -79,6 +84,11 @@ void config_print(const struct config *cfg, FILE *out)
 	fprintf(out, "--max-lifetime %u\n", cfg->max_lifetime);
 	print_ranges(out, "allowed-ports", cfg->allowed_ports, cfg->n_allowed);
 	print_ranges(out, "reserved-ports", cfg->reserved_ports, cfg->n_reserved);
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		char rule[96];
+		config_rule_format(&cfg->rules[i], rule, sizeof(rule));
+		fprintf(out, "--rule '%s'\n", rule);
+	}
 	if (cfg->external_address) {
 		char addr[INET_ADDRSTRLEN];
 		struct in_addr a = { .s_addr = cfg->external_address };

@@ -298,6 +298,7 @@ int persist_restore(struct server *s, int64_t now)
 			log_warnx("state file: not restoring %s %u -> %s:%u: %s", proto_protocol_name(m.protocol),
 				  m.external_port, netif_addr_str(m.client.v4, client), m.internal_port,
 				  r == -ERANGE	       ? "port no longer allowed"
+				  : r == -EACCES     ? "no longer allowed by --rule"
 				  : r == -EADDRINUSE ? "the router itself now uses the port"
 				  : r == -ENOSPC     ? "over the client's limit"
 						     : "conflicts with another mapping");

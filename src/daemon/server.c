@@ -30,6 +30,8 @@ struct table_config server_table_config(struct server *s)
 		.n_allowed = s->cfg.n_allowed,
 		.reserved = s->cfg.reserved_ports,
 		.n_reserved = s->cfg.n_reserved,
+		.rules = s->cfg.rules,
+		.n_rules = s->cfg.n_rules,
 		.port_busy = ports_busy,
 		.port_busy_arg = s,
 		.max_per_client = s->cfg.max_mappings_per_ip,

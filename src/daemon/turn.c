@@ -207,8 +207,9 @@ static void turn_refused(struct server *s, uint32_t client, const struct codec_r
 
 	netif_addr_str(client, who);
 	if (result == TABLE_RESULT_NOT_AUTHORIZED)
-		why = req->lifetime ? "internal port 0 cannot be mapped"
-				    : "the mapping is the administrator's (made through the HTTP API)";
+		why = !req->lifetime	     ? "the mapping is the administrator's (made through the HTTP API)"
+		      : !req->internal_port ? "internal port 0 cannot be mapped"
+					     : "no --rule allows it";
 	else if (table_client_count(s->table, table_addr_v4(client)) >= s->cfg.max_mappings_per_ip)
 		why = "it holds --max-mappings-per-ip";
 	else

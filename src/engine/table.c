@@ -369,52 +369,59 @@ struct table *table_new(const struct table_config *cfg)
 	t->cfg = *cfg;
 	if (!t->cfg.random)
 		t->cfg.random = table_default_random;
-	t->allowed = calloc(cfg->n_allowed ? cfg->n_allowed : 1, sizeof(*t->allowed));
-	t->reserved = calloc(cfg->n_reserved ? cfg->n_reserved : 1, sizeof(*t->reserved));
+	/* The caller's arrays are not kept: table_configure() copies them. */
+	t->cfg.allowed = t->cfg.reserved = NULL;
+	t->cfg.rules = NULL;
 	t->n_buckets = 64;
 	t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
 	t->n_client_buckets = 16;
 	t->clients = calloc(t->n_client_buckets, sizeof(*t->clients));
-	if (!t->allowed || !t->reserved || !t->buckets || !t->clients) {
+	if (!t->buckets || !t->clients || table_configure(t, cfg) < 0) {
 		table_free(t);
 		errno = ENOMEM;
 		return NULL;
 	}
-	memcpy(t->allowed, cfg->allowed, cfg->n_allowed * sizeof(*t->allowed));
-	t->cfg.allowed = t->allowed;
-	if (cfg->n_reserved)
-		memcpy(t->reserved, cfg->reserved, cfg->n_reserved * sizeof(*t->reserved));
-	t->cfg.reserved = t->reserved;
-	for (size_t i = 0; i < cfg->n_allowed; i++)
-		t->allowed_total += (uint32_t)cfg->allowed[i].to - cfg->allowed[i].from + 1;
 	return t;
+}
+
+/* A copy of n elements of size bytes (at least one element, so that NULL means out of memory). */
+static void *table_copy(const void *from, size_t n, size_t size)
+{
+	void *to = calloc(n ? n : 1, size);
+
+	if (to && n)
+		memcpy(to, from, n * size);
+	return to;
 }
 
 int table_configure(struct table *t, const struct table_config *cfg)
 {
-	struct port_range *allowed = calloc(cfg->n_allowed ? cfg->n_allowed : 1, sizeof(*allowed));
-	struct port_range *reserved = calloc(cfg->n_reserved ? cfg->n_reserved : 1, sizeof(*reserved));
+	struct port_range *allowed = table_copy(cfg->allowed, cfg->n_allowed, sizeof(*allowed));
+	struct port_range *reserved = table_copy(cfg->reserved, cfg->n_reserved, sizeof(*reserved));
+	struct table_rule *rules = table_copy(cfg->rules, cfg->n_rules, sizeof(*rules));
 	uint32_t total = 0;
 
-	if (!allowed || !reserved) {
+	if (!allowed || !reserved || !rules) {
 		free(allowed);
 		free(reserved);
+		free(rules);
 		return -ENOMEM;
 	}
-	memcpy(allowed, cfg->allowed, cfg->n_allowed * sizeof(*allowed));
-	if (cfg->n_reserved)
-		memcpy(reserved, cfg->reserved, cfg->n_reserved * sizeof(*reserved));
 	for (size_t i = 0; i < cfg->n_allowed; i++)
 		total += (uint32_t)cfg->allowed[i].to - cfg->allowed[i].from + 1;
 	free(t->allowed);
 	free(t->reserved);
+	free(t->rules);
 	t->allowed = allowed;
 	t->reserved = reserved;
+	t->rules = rules;
 	t->allowed_total = total;
 	t->cfg.allowed = allowed;
 	t->cfg.n_allowed = cfg->n_allowed;
 	t->cfg.reserved = reserved;
 	t->cfg.n_reserved = cfg->n_reserved;
+	t->cfg.rules = rules;
+	t->cfg.n_rules = cfg->n_rules;
 	t->cfg.max_per_client = cfg->max_per_client;
 	t->cfg.max_lifetime = cfg->max_lifetime;
 	return 0;
@@ -446,6 +453,7 @@ void table_free(struct table *t)
 	free(t->log);
 	free(t->allowed);
 	free(t->reserved);
+	free(t->rules);
 	free(t);
 }
 
@@ -527,7 +535,8 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 	 * renewal, which gets a new port: RFC 6886 3.3 lets a renewal answer
 	 * another port, and clients use the one answered.
 	 */
-	if (e && (!table_port_allowed(t, protocol, e->m.external_port) || table_port_busy(t, protocol, e->m.external_port))) {
+	if (e && (!table_port_allowed(t, protocol, e->m.external_port) || table_port_busy(t, protocol, e->m.external_port) ||
+		  !table_rules_allow(t, &client, e->m.external_port, internal_port))) {
 		origin = (enum table_origin)e->m.origin;
 		link = e->m.link; /* the same mapping, moved: counted for whom it was */
 		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
@@ -559,6 +568,9 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 		return TABLE_RESULT_SUCCESS;
 	}
 
+	/* Per-client rules: no allow rule for this client and internal port is result 2 (RFC 6886 3.5). */
+	if (!table_rules_permit(t, &client, internal_port))
+		return TABLE_RESULT_NOT_AUTHORIZED;
 	c = client_find(t, &client);
 	if (c && c->count >= t->cfg.max_per_client)
 		return TABLE_RESULT_OUT_OF_RESOURCES;
@@ -596,10 +608,12 @@ int table_restore(struct table *t, const struct table_mapping *m)
 		return -EINVAL;
 	if (!table_port_allowed(t, m->protocol, m->external_port))
 		return -ERANGE;
+	if (!table_rules_allow(t, &m->client, m->external_port, m->internal_port))
+		return -EACCES;
 	if (table_port_busy(t, m->protocol, m->external_port))
 		return -EADDRINUSE;
 	if (table_entry_find(t, &m->client, m->protocol, m->internal_port) ||
-	    !table_port_free(t, &m->client, m->protocol, m->external_port))
+	    !table_port_free(t, &m->client, m->protocol, m->external_port, m->internal_port))
 		return -EEXIST;
 	c = client_find(t, &m->client);
 	if (c && c->count >= t->cfg.max_per_client)

@@ -6,6 +6,7 @@
 #ifndef NATPMP_ENGINE_TABLE_IMPL_H
 #define NATPMP_ENGINE_TABLE_IMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ struct table {
 	struct table_config cfg;
 	struct port_range *allowed;
 	struct port_range *reserved;
+	struct table_rule *rules;
 	uint32_t allowed_total; /* ports in all allowed ranges */
 
 	struct entry **buckets;
@@ -76,7 +78,12 @@ int table_port_allowed(const struct table *t, uint8_t protocol, uint16_t port);
 /* Whether the router itself uses the port (table_config.port_busy). */
 int table_port_busy(const struct table *t, uint8_t protocol, uint16_t port);
 /* Whether client may get port for protocol now: allowed, unmapped, not the router's, not another client's. */
-int table_port_free(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port);
+int table_port_free(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port,
+		    uint16_t internal);
+/* Whether the rules let client map external to internal (ports in host order): the first matching rule decides. */
+bool table_rules_allow(const struct table *t, const struct table_addr *client, uint16_t external, uint16_t internal);
+/* Whether some allow rule matches client and internal at all: if none does, the request is not authorized. */
+bool table_rules_permit(const struct table *t, const struct table_addr *client, uint16_t internal);
 /* The port for a new mapping (host order), or 0 when none is free. */
 uint16_t table_port_choose(const struct table *t, const struct table_addr *client, uint8_t protocol,
 			   uint16_t internal_port, uint16_t suggested);

@@ -5,6 +5,7 @@
  * means: allowed, not reserved, not another client's, not the router's own.
  */
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "table_impl.h"
@@ -52,11 +53,43 @@ int table_port_busy(const struct table *t, uint8_t protocol, uint16_t port)
 	return t->cfg.port_busy && t->cfg.port_busy(protocol, port, t->cfg.port_busy_arg);
 }
 
-int table_port_free(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port)
+bool table_rules_allow(const struct table *t, const struct table_addr *client, uint16_t external, uint16_t internal)
+{
+	if (t->cfg.n_rules == 0)
+		return true;
+	if (!table_addr_is_v4(client))
+		return false;
+	for (size_t i = 0; i < t->cfg.n_rules; i++) {
+		const struct table_rule *r = &t->cfg.rules[i];
+		if (external >= r->external.from && external <= r->external.to && ((client->v4 ^ r->net) & r->mask) == 0 &&
+		    internal >= r->internal.from && internal <= r->internal.to)
+			return r->allow;
+	}
+	return false; /* once there are rules, what none allows is refused */
+}
+
+bool table_rules_permit(const struct table *t, const struct table_addr *client, uint16_t internal)
+{
+	if (t->cfg.n_rules == 0)
+		return true;
+	if (!table_addr_is_v4(client))
+		return false;
+	for (size_t i = 0; i < t->cfg.n_rules; i++) {
+		const struct table_rule *r = &t->cfg.rules[i];
+		if (r->allow && ((client->v4 ^ r->net) & r->mask) == 0 && internal >= r->internal.from &&
+		    internal <= r->internal.to)
+			return true;
+	}
+	return false;
+}
+
+int table_port_free(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port,
+		    uint16_t internal)
 {
 	const struct entry *other = t->by_external[!proto_slot(protocol)][port];
 
-	if (port == 0 || !table_port_allowed(t, protocol, port) || t->by_external[proto_slot(protocol)][port])
+	if (port == 0 || !table_port_allowed(t, protocol, port) || t->by_external[proto_slot(protocol)][port] ||
+	    !table_rules_allow(t, client, port, internal))
 		return 0;
 	/* Another client's mapping of the other protocol keeps the port for that client. */
 	if (other && !table_addr_equal(&other->m.client, client))
@@ -98,9 +131,9 @@ uint16_t table_port_choose(const struct table *t, const struct table_addr *clien
 	if (sibling_port && suggested && suggested != sibling_port)
 		wishes[n++] = sibling_port;
 	for (size_t i = 0; i < n; i++)
-		if (table_port_free(t, client, protocol, wishes[i]))
+		if (table_port_free(t, client, protocol, wishes[i], internal_port))
 			return wishes[i];
-	if (table_port_free(t, client, protocol, internal_port))
+	if (table_port_free(t, client, protocol, internal_port, internal_port))
 		return internal_port;
 
 	/*
@@ -112,13 +145,13 @@ uint16_t table_port_choose(const struct table *t, const struct table_addr *clien
 		return 0;
 	for (int tries = 0; tries < 64; tries++) {
 		uint16_t p = port_nth_allowed(t, t->cfg.random(t->allowed_total, t->cfg.random_arg));
-		if (table_port_free(t, client, protocol, p))
+		if (table_port_free(t, client, protocol, p, internal_port))
 			return p;
 	}
 	uint32_t start = t->cfg.random(t->allowed_total, t->cfg.random_arg);
 	for (uint32_t i = 0; i < t->allowed_total; i++) {
 		uint16_t p = port_nth_allowed(t, (start + i) % t->allowed_total);
-		if (table_port_free(t, client, protocol, p))
+		if (table_port_free(t, client, protocol, p, internal_port))
 			return p;
 	}
 	return 0;

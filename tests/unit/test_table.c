@@ -609,6 +609,60 @@ static void test_ownership(void)
 	table_free(t);
 }
 
+/* Per-client rules (miniupnpd's allow/deny): first match wins, default deny once any is given. */
+static void test_rules(void)
+{
+	struct port_range all = { 1024, 65535 };
+	struct table_rule rules[] = {
+		/* A (192.168.1.10) may map 40000-40099 to internal ports 1024 and up. */
+		{ .allow = true, .external = { 40000, 40099 }, .net = inet_addr("192.168.1.10"),
+		  .mask = inet_addr("255.255.255.255"), .internal = { 1024, 65535 } },
+		/* The rest of 192.168.1.0/24 may map 6881 only, to 6881. */
+		{ .allow = true, .external = { 6881, 6881 }, .net = inet_addr("192.168.1.0"), .mask = inet_addr("255.255.255.0"),
+		  .internal = { 6881, 6881 } },
+		{ .allow = false, .external = { 0, 65535 }, .net = 0, .mask = 0, .internal = { 0, 65535 } },
+	};
+	struct table_config cfg = { .allowed = &all, .n_allowed = 1, .rules = rules, .n_rules = 3, .max_per_client = 100,
+				    .max_lifetime = 3600, .random = fake_random, .random_arg = &rng_state };
+	struct table *t = table_new(&cfg);
+	struct table_grant g;
+	struct table_addr v6 = { .v6 = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 } };
+
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	/* A's wish outside its range: a port inside it instead. */
+	CHECK_EQ(map(t, A, TCP, 8080, 50000, 600, 0, &g), 0);
+	CHECK(g.external_port >= 40000 && g.external_port <= 40099);
+	/* A's internal port under 1024 matches no allow rule: 2. */
+	CHECK_EQ(map(t, A, TCP, 80, 0, 600, 0, &g), TABLE_RESULT_NOT_AUTHORIZED);
+	/* B may have 6881 -> 6881, and nothing else. */
+	CHECK_EQ(map(t, B, UDP, 6881, 0, 600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 6881);
+	CHECK_EQ(map(t, B, UDP, 6882, 0, 600, 0, &g), TABLE_RESULT_NOT_AUTHORIZED);
+	/* ... and once 6881 is taken by it for UDP, its TCP twin still fits; another host's would not. */
+	CHECK_EQ(map(t, B, TCP, 6881, 0, 600, 0, &g), 0);
+	CHECK_EQ(map(t, inet_addr("10.0.0.5"), TCP, 6881, 0, 600, 0, &g), TABLE_RESULT_NOT_AUTHORIZED);
+	/* An IPv6 client matches no IPv4 rule. */
+	CHECK_EQ(table_request(t, v6, TABLE_ORIGIN_NATPMP, TCP, 8080, 0, 600, 0, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_NOT_AUTHORIZED);
+	table_rollback(t);
+	/* A restored mapping the rules no longer allow is refused. */
+	struct table_mapping m = { .client = table_addr_v4(A), .protocol = UDP, .internal_port = 5000,
+				   .external_port = 30000, .lifetime = 600, .expires = 600, .link = TABLE_LINK_NONE };
+	CHECK_EQ(table_restore(t, &m), -EACCES);
+	/* New rules at a reload: A's mapping moves into the new range at its renewal. */
+	rules[0].external = (struct port_range){ 41000, 41009 };
+	CHECK_EQ(table_configure(t, &cfg), 0);
+	CHECK_EQ(map(t, A, TCP, 8080, 0, 600, 10, &g), 0);
+	CHECK(g.external_port >= 41000 && g.external_port <= 41009);
+	/* Without rules, everyone maps anything allowed. */
+	cfg.n_rules = 0;
+	CHECK_EQ(table_configure(t, &cfg), 0);
+	CHECK_EQ(map(t, inet_addr("10.0.0.5"), TCP, 80, 0, 600, 10, &g), 0);
+	table_free(t);
+}
+
 int main(void)
 {
 	A = inet_addr("192.168.1.10");
@@ -630,5 +684,6 @@ int main(void)
 	test_ipv6_clients();
 	test_expiry_order();
 	test_ownership();
+	test_rules();
 	return check_exit();
 }
