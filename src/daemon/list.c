@@ -93,7 +93,8 @@ int list_mappings(const struct config *cfg, FILE *out)
 	if (list_read(cfg->state_dir, &st) < 0)
 		return 1;
 	state_boot_id(boot_id);
-	qsort(st.mappings, st.n_mappings, sizeof(st.mappings[0]), list_order);
+	if (st.n_mappings)
+		qsort(st.mappings, st.n_mappings, sizeof(st.mappings[0]), list_order);
 	for (size_t i = 0; i < st.n_mappings; i++)
 		upstream |= st.mappings[i].upstream_port != 0;
 	if (cfg->json)

@@ -53,7 +53,14 @@ int table_port_busy(const struct table *t, uint8_t protocol, uint16_t port)
 	return t->cfg.port_busy && t->cfg.port_busy(protocol, port, t->cfg.port_busy_arg);
 }
 
-bool table_rules_allow(const struct table *t, const struct table_addr *client, uint16_t external, uint16_t internal)
+/*
+ * The rules' verdict for client's internal port: on external (the first
+ * rule naming all three decides), or, with any_external, whether some allow
+ * rule names the client and internal port at all.  Once there are rules,
+ * what none allows is refused; an IPv6 client matches no IPv4 rule.
+ */
+static bool table_rules(const struct table *t, const struct table_addr *client, uint16_t external, uint16_t internal,
+			bool any_external)
 {
 	if (t->cfg.n_rules == 0)
 		return true;
@@ -61,26 +68,26 @@ bool table_rules_allow(const struct table *t, const struct table_addr *client, u
 		return false;
 	for (size_t i = 0; i < t->cfg.n_rules; i++) {
 		const struct table_rule *r = &t->cfg.rules[i];
-		if (external >= r->external.from && external <= r->external.to && ((client->v4 ^ r->net) & r->mask) == 0 &&
-		    internal >= r->internal.from && internal <= r->internal.to)
+		if (((client->v4 ^ r->net) & r->mask) != 0 || internal < r->internal.from || internal > r->internal.to)
+			continue;
+		if (any_external) {
+			if (r->allow)
+				return true;
+		} else if (external >= r->external.from && external <= r->external.to) {
 			return r->allow;
+		}
 	}
-	return false; /* once there are rules, what none allows is refused */
+	return false;
+}
+
+bool table_rules_allow(const struct table *t, const struct table_addr *client, uint16_t external, uint16_t internal)
+{
+	return table_rules(t, client, external, internal, false);
 }
 
 bool table_rules_permit(const struct table *t, const struct table_addr *client, uint16_t internal)
 {
-	if (t->cfg.n_rules == 0)
-		return true;
-	if (!table_addr_is_v4(client))
-		return false;
-	for (size_t i = 0; i < t->cfg.n_rules; i++) {
-		const struct table_rule *r = &t->cfg.rules[i];
-		if (r->allow && ((client->v4 ^ r->net) & r->mask) == 0 && internal >= r->internal.from &&
-		    internal <= r->internal.to)
-			return true;
-	}
-	return false;
+	return table_rules(t, client, 0, internal, true);
 }
 
 int table_port_free(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port,

@@ -96,9 +96,11 @@ daemon_kill TERM
 
 # Writes that fail (disk full, quota): the request is answered result 3 and
 # nothing of it remains, not in memory, not in the kernel.  A file size
-# limit makes the journal's writes fail with EFBIG; prlimit lifts it.
+# limit makes the journal's writes fail with EFBIG; prlimit lifts it.  The
+# daemon's log goes through a pipe to a cat started before the limit, so that
+# the log file, which the limit would cut short too, keeps the daemon's words.
 rm -f "$STATE_DIR"/*
-printf '#!/bin/bash\ntrap "" XFSZ\nulimit -S -f 8\nexec "$@"\n' >"$LAB_DIR/limited.sh"
+printf '#!/bin/bash\ntrap "" XFSZ\nexec > >(exec cat) 2>&1\nulimit -S -f 8\nexec "$@"\n' >"$LAB_DIR/limited.sh"
 chmod +x "$LAB_DIR/limited.sh"
 DAEMON_WRAPPER=$LAB_DIR/limited.sh
 daemon_start
