@@ -98,6 +98,22 @@ MUTANTS = {
         [("src/daemon/install.c", "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = nft_del(s->nft, m);",
           "\t\tif (ch[i].op == TABLE_DEL)\n\t\t\tr = m->expires <= now ? 0 : nft_del(s->nft, m);")],
         ["int-forward", "int-mapping"]),
+    "second-daemon-not-refused": (
+        "a second daemon on the same state directory and table starts and fights the first",
+        [("src/daemon/server.c",
+          "\tif (lock_take_dir(&s->lock, cfg->state_dir) < 0 || lock_take_table(&s->lock, cfg->nat_table) < 0)\n\t\treturn -1;\n",
+          "")],
+        ["int-lock"]),
+    "client-deletes-admin-mapping": (
+        "a LAN host's NAT-PMP delete removes a mapping the administrator made through the HTTP API",
+        [("src/engine/table.c", "\treturn origin == TABLE_ORIGIN_HTTP || e->m.origin != TABLE_ORIGIN_HTTP;",
+          "\treturn true;")],
+        ["int-http"]),
+    "rules-ignored": (
+        "--rule deny lines are ignored: every LAN host maps every port",
+        [("src/engine/table_port.c", "\tif (t->cfg.n_rules == 0)\n\t\treturn true;\n\tif (!table_addr_is_v4(client))",
+          "\tif (t->cfg.n_rules == 0 || 1)\n\t\treturn true;\n\tif (!table_addr_is_v4(client))")],
+        ["int-rules"]),
 }
 
 
