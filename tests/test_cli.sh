@@ -144,6 +144,23 @@ out=$("$bin" $base --rule 'allow 1024-65535 192.168.1.0/24 1024-65535' --rule 'd
 conf_case "NATPMP_RULE lines add up, in order; a comma separates rules on one line" \
 	'NATPMP_LISTEN_INTERFACE=lan0\nNATPMP_RULE="allow 6881-6999 192.168.1.10 6881-6999"\nNATPMP_RULE=allow 51413 192.168.1.0/24 51413, deny 0-65535 0.0.0.0/0 0-65535\n' 0 \
 	$'--rule \'allow 6881-6999 192.168.1.10/32 6881-6999\'\n--rule \'allow 51413 192.168.1.0/24 51413\'\n--rule \'deny 0-65535 0.0.0.0/0 0-65535\''
+# Token files: the token alone, or the --config form with the file's grammar; never shown.
+tok=TokenFileToken0123456789
+for form in "$tok" "NATPMP_TOKEN=$tok" "export NATPMP_TOKEN = '$tok'" "# the API's token\nNATPMP_TOKEN=\"$tok\" # keep secret"; do
+	printf '%b\n' "$form" >"$tmp/tok"
+	chmod 600 "$tmp/tok"
+	out=$("$bin" $base --http-token-file "$tmp/tok" --http-listen 0.0.0.0:8080 2>&1); rc=$?
+	[ $rc -eq 0 ] || { echo "FAIL: token file holding '$form' -> $rc '$out'"; fail=1; }
+done
+printf 'NATPMP_TOKEN="%s\n' "$tok" >"$tmp/tok"
+out=$("$bin" $base --http-token-file "$tmp/tok" 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ $out == *"the quote is never closed"* ]] && [[ $out != *"$tok"* ]] \
+	|| { echo "FAIL: a token file with an open quote -> $rc '$out'"; fail=1; }
+# A config file saved with a byte-order mark, and a setting name with a secret run into it.
+conf_case "a byte-order mark before the first line is not part of its name" \
+	'\xef\xbb\xbfNATPMP_LISTEN_INTERFACE=br-lan\n' 0 "--listen-interface br-lan"
+conf_case "an unknown setting whose name holds a space shows only its first word" \
+	'NATPMP_LISTEN_INTERFACE=lan0\nNATPMP_TOKEN sekrit=abc\n' 2 "line 2: 'NATPMP_TOKEN': no such setting" sekrit
 # Ports: a configuration that can never grant one is refused.
 out=$("$bin" $base --allowed-ports 7000-7010 --reserved-ports 7000-7010 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -qF -- "--reserved-ports '7000-7010': covers every port --allowed-ports '7000-7010' allows: no port could ever be granted" <<<"$out" \

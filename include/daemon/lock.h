@@ -5,12 +5,13 @@
  * on one nftables table replace each other's table in a loop: acknowledged
  * mappings are lost either way.  A daemon holds two locks for as long as
  * it runs, taken before it touches either:
- *   - the state directory's: flock(2) on <state-dir>/lock, a file that
- *     holds the holder's pid;
+ *   - the state directory's: an open-file-description lock (fcntl
+ *     F_OFD_SETLK) on <state-dir>/lock, a file that holds the holder's pid;
  *   - the table's: a listening unix socket in the abstract namespace,
  *     "natpmp-server/table/<name>".  Abstract names are per network
  *     namespace, as nftables tables are, and the holder's pid is the peer
- *     credential of a connection to it.
+ *     credential of a connection to it (the holder accepts and closes
+ *     those, lock_drain(), so that they never fill its queue).
  * The kernel releases both when the holder exits or is killed (even with
  * SIGKILL), so a stale lock never blocks a start.
  *
@@ -36,6 +37,8 @@ int lock_open_table(const char *table);
 /* ... then, once the reload is certain, that fd in place of the table lock held before. */
 void lock_set_table(struct lock *l, int fd);
 void lock_release(struct lock *l);
+/* Accepts and closes what asked the table lock who holds it (its socket's readable event). */
+void lock_drain(struct lock *l);
 /* The pid of the daemon that holds state_dir's lock; 0 when none does, -1 when that cannot be told. */
 long lock_dir_holder(const char *state_dir);
 

@@ -35,6 +35,7 @@ struct udp_packet {
 struct udp_socket {
 	int fd;
 	char ifname[16];
+	unsigned int ifindex; /* of the interface when the socket was bound to it */
 	struct netif_addr subnets[UDP_MAX_SUBNETS];
 	int n_subnets;
 	int64_t refreshed; /* monotonic seconds of the last subnet refresh */

@@ -288,7 +288,7 @@ static int set_token(const char *option, const char *shown, const char *tok, siz
  */
 static int read_token(const char *path, struct config *cfg)
 {
-	char buf[CONFIG_TOKEN_MAX + 16], *tok;
+	char buf[4096], *tok, *line, *next;
 	struct stat st;
 	size_t len;
 	FILE *f = fopen(path, "r");
@@ -305,16 +305,30 @@ static int read_token(const char *path, struct config *cfg)
 	len = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[len] = '\0';
-	len = strcspn(buf, "\r\n");
-	tok = buf;
-	if (strncmp(tok, "NATPMP_TOKEN=", 13) == 0) {
-		tok += 13;
-		len -= 13;
-		if (len >= 2 && (tok[0] == '"' || tok[0] == '\'') && tok[len - 1] == tok[0]) {
-			tok++;
-			len -= 2;
-		}
+	/* The first line that is neither blank nor a # comment. */
+	for (line = buf; line; line = next) {
+		if ((next = strchr(line, '\n')))
+			*next++ = '\0';
+		line[strcspn(line, "\r")] = '\0';
+		if (line[0] && line[0] != '#')
+			break;
 	}
+	if (!line)
+		return config_error("http-token-file", path, "holds no token: write it on the first line");
+	/* The --config form, perhaps copied from there: [export] NATPMP_TOKEN = value, the file's grammar for the value. */
+	tok = line;
+	if (strncmp(tok, "export ", 7) == 0)
+		tok += strspn(tok + 7, " \t") + 7;
+	if (strncmp(tok, "NATPMP_TOKEN", 12) == 0 && strchr(" \t=", tok[12])) {
+		const char *why = NULL;
+		tok += 12 + strspn(tok + 12, " \t");
+		if (*tok != '=')
+			return config_error("http-token-file", path, "a NATPMP_TOKEN line needs '=' before the token");
+		tok += 1 + strspn(tok + 1, " \t");
+		if (!(tok = config_file_value(tok, &why)))
+			return config_error("http-token-file", path, why);
+	}
+	len = strlen(tok);
 	return set_token("http-token-file", path, tok, len, cfg);
 }
 
@@ -474,7 +488,7 @@ static enum config_key config_key_kind(const char *key)
 	return CONFIG_KEY_UNKNOWN;
 }
 
-/* The file's value for a variable given once (config_file_load() refused a second), else the environment's. */
+/* The file's value for a setting (the last line that gives it: config_file_load() keeps one), else the environment's. */
 static const char *config_lookup(const struct config_file *cf, const char *name)
 {
 	for (size_t i = 0; i < cf->n; i++)

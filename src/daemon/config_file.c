@@ -45,7 +45,7 @@ static bool is_blank(char c)
  * The value after '=' (leading blanks skipped), cut in place: NULL and
  * *why set when it is malformed.
  */
-static char *parse_value(char *v, const char **why)
+char *config_file_value(char *v, const char **why)
 {
 	char *end;
 
@@ -131,7 +131,11 @@ int config_file_load(const char *path, struct config_file *cf, enum config_key (
 		return -1;
 	}
 	cf->buf[len] = '\0';
-	for (p = cf->buf; p && *p; p = next) {
+	p = cf->buf;
+	/* A byte-order mark (an editor's) is no part of the first line's name. */
+	if (strncmp(p, "\xef\xbb\xbf", 3) == 0)
+		p += 3;
+	for (; p && *p; p = next) {
 		char *eq, *key, *value, *end;
 		const char *why = NULL;
 		enum config_key k;
@@ -162,14 +166,18 @@ int config_file_load(const char *path, struct config_file *cf, enum config_key (
 			return file_error(path, line, line_start(key), "setting names are upper case, e.g. NATPMP_LISTEN_PORT");
 		if (strncmp(key, "NATPMP_", 7) != 0)
 			continue;
+		/* A name with anything but A-Z, 0-9 and _ in it may run into a secret: only its first word is shown. */
 		if ((k = kind(key)) == CONFIG_KEY_UNKNOWN)
-			return file_error(path, line, key, "no such setting; see --help for the option names");
+			return file_error(path, line, strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(key)
+							    ? key
+							    : line_start(key),
+					  "no such setting; see --help for the option names");
 		for (value = eq + 1; is_blank(*value); value++)
 			;
 		/* "NAME= # comment": an empty value, as in a shell. */
 		if (*value == '#' && value > eq + 1)
 			*value = '\0';
-		if (!(value = parse_value(value, &why)))
+		if (!(value = config_file_value(value, &why)))
 			return file_error(path, line, key, why);
 		if (k == CONFIG_KEY_SINGLE && replace_single(cf, key, value, line))
 			continue;

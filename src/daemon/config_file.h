@@ -37,6 +37,11 @@ struct config_file {
 	size_t n;
 };
 
+/*
+ * A value as the grammar above reads it (v: what follows '=' and blanks),
+ * cut in place; NULL with *why set when it is malformed.
+ */
+char *config_file_value(char *v, const char **why);
 /* Reads path into cf; kind says what each NATPMP_ name is.  Free cf with config_file_free() either way. */
 int config_file_load(const char *path, struct config_file *cf, enum config_key (*kind)(const char *key));
 void config_file_free(struct config_file *cf);

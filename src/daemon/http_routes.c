@@ -222,14 +222,16 @@ static int int_field(struct evhttp_request *req, struct json_object *v, const ch
 }
 
 /*
- * Whether a JSON object (text already parsed: valid) names a member twice;
- * the name in dup.  json-c keeps the last and says nothing, and a request
- * whose two "internal_port"s disagree should not be guessed at.
+ * Whether a JSON object (text already parsed into body: valid) names a
+ * member twice; the name in dup.  json-c keeps the last and says nothing,
+ * and a request whose two "internal_port"s disagree should not be guessed
+ * at.  Names are compared as written; two spellings of one name (an escape)
+ * are caught by counting: json-c then holds fewer members than the text.
  */
-static bool json_duplicate_key(const char *text, size_t len, char *dup, size_t duplen)
+static bool json_duplicate_key(const char *text, size_t len, struct json_object *body, char *dup, size_t duplen)
 {
 	const char *keys[32];
-	size_t key_len[32], n = 0;
+	size_t key_len[32], n = 0, names = 0;
 	int depth = 0;
 
 	for (size_t i = 0; i < len; i++) {
@@ -247,6 +249,7 @@ static bool json_duplicate_key(const char *text, size_t len, char *dup, size_t d
 			/* A member's name: a string at the top level followed by ':'. */
 			if (depth != 1 || j >= len || text[j] != ':')
 				continue;
+			names++;
 			for (size_t k = 0; k < n; k++)
 				if (key_len[k] == i - start && memcmp(keys[k], text + start, i - start) == 0) {
 					snprintf(dup, duplen, "%.*s", (int)(i - start), text + start);
@@ -257,6 +260,10 @@ static bool json_duplicate_key(const char *text, size_t len, char *dup, size_t d
 				key_len[n++] = i - start;
 			}
 		}
+	}
+	if (json_object_is_type(body, json_type_object) && names != (size_t)json_object_object_length(body)) {
+		snprintf(dup, duplen, "body");
+		return true;
 	}
 	return false;
 }
@@ -298,8 +305,10 @@ static int parse_forward(struct http *h, struct evhttp_request *req, int create,
 							    : json_tokener_get_error(tok)));
 		goto out;
 	}
-	if (json_duplicate_key(text, len, dup, sizeof(dup))) {
-		reply_error(req, 400, dup, "given twice: give each field once");
+	if (json_duplicate_key(text, len, body, dup, sizeof(dup))) {
+		reply_error(req, 400, dup,
+			    strcmp(dup, "body") == 0 ? "a field is given twice, once spelt with an escape: give each field once"
+						     : "given twice: give each field once");
 		goto out;
 	}
 	/* Whitespace may follow the object, nothing else. */

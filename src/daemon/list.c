@@ -102,6 +102,10 @@ int list_mappings(const struct config *cfg, FILE *out)
 	else if (holder > 0)
 		fprintf(out, "# natpmp-server (pid %ld) is running on %s: the mappings it has acknowledged\n", holder,
 			cfg->state_dir);
+	else if (holder < 0)
+		fprintf(out, "# cannot tell whether a natpmp-server runs on %s (its lock file cannot be read or names "
+			     "no pid): these are its mappings, or those a start would restore\n",
+			cfg->state_dir);
 	else
 		fprintf(out, "# no natpmp-server runs on %s: the mappings a start would restore\n", cfg->state_dir);
 	if (!cfg->json)

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -41,6 +40,19 @@ static long lock_file_pid(int fd)
 	return strtol(buf, NULL, 10);
 }
 
+/*
+ * An open-file-description lock on the whole file (F_OFD_SETLK, or F_OFD_GETLK
+ * to look without taking): released when the daemon's descriptor closes or
+ * it dies, and, unlike flock(2), one another process can test without
+ * holding it even for a moment, so --list-mappings never makes a start fail.
+ */
+static int lock_ofd(int fd, int cmd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	return fcntl(fd, cmd, &fl) < 0 ? -1 : cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : 0;
+}
+
 int lock_take_dir(struct lock *l, const char *state_dir)
 {
 	char path[4096], pid[32];
@@ -55,13 +67,13 @@ int lock_take_dir(struct lock *l, const char *state_dir)
 			  path, strerror(errno));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	if (lock_ofd(fd, F_OFD_SETLK, F_WRLCK) < 0) {
 		int err = errno;
 		char who[32];
 
 		lock_who(lock_file_pid(fd), who);
 		close(fd);
-		if (err == EWOULDBLOCK)
+		if (err == EAGAIN || err == EACCES)
 			log_error("another natpmp-server (%s) already uses state directory %s: stop it first, or "
 				  "give this one its own --state-dir and --nat-table",
 				  who, state_dir);
@@ -134,6 +146,14 @@ int lock_open_table(const char *table)
 	return fd;
 }
 
+void lock_drain(struct lock *l)
+{
+	int c;
+
+	while (l->table_fd >= 0 && (c = accept4(l->table_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+		close(c);
+}
+
 void lock_set_table(struct lock *l, int fd)
 {
 	if (l->table_fd >= 0)
@@ -161,12 +181,16 @@ long lock_dir_holder(const char *state_dir)
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return errno == ENOENT ? 0 : -1;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+	switch (lock_ofd(fd, F_OFD_GETLK, F_WRLCK)) {
+	case 0:
 		pid = 0;
-	else if (errno == EWOULDBLOCK)
+		break;
+	case 1:
 		pid = lock_file_pid(fd) > 0 ? lock_file_pid(fd) : -1;
-	else
+		break;
+	default:
 		pid = -1;
+	}
 	close(fd);
 	return pid;
 }

@@ -199,8 +199,10 @@ void reload_config(struct server *s)
 		s->nftmon_ev = event_new(s->base, nftmon_fd(mon), EV_READ | EV_PERSIST, install_on_nftables, s);
 		if (!s->nftmon_ev || event_add(s->nftmon_ev, NULL) < 0)
 			log_warnx("reload: cannot watch table ip %s for changes by others", next.nat_table);
-		if (table_lock >= 0)
+		if (table_lock >= 0) {
 			lock_set_table(&s->lock, table_lock);
+			server_watch_lock(s);
+		}
 	}
 	reload_log_changes(&s->cfg, &next);
 	s->cfg = next;

@@ -22,6 +22,26 @@
 #include "waiting.h"
 
 
+/* Someone asked the table lock who holds it (a second daemon refused): the answer is given, the question let go. */
+static void server_on_lock(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	lock_drain(&s->lock);
+}
+
+void server_watch_lock(struct server *s)
+{
+	if (s->lock_ev) {
+		event_del(s->lock_ev);
+		event_free(s->lock_ev);
+	}
+	if ((s->lock_ev = event_new(s->base, s->lock.table_fd, EV_READ | EV_PERSIST, server_on_lock, s)))
+		event_add(s->lock_ev, NULL);
+}
+
 /* The table's rules as the configuration of the moment gives them. */
 struct table_config server_table_config(struct server *s)
 {
@@ -106,6 +126,7 @@ int server_start(struct server *s)
 		log_error("out of memory at start");
 		return -1;
 	}
+	server_watch_lock(s);
 	if (!(s->nft = nft_open(&nc)) || !(s->ct = ct_open()) || !(s->sockdiag = sockdiag_open()) ||
 	    !(s->neigh = netif_neigh_open()) ||
 	    !(s->netwatch = netif_watch_open()) || !(s->nftmon = nftmon_open(cfg->nat_table, nft_portid(s->nft)))) {
@@ -271,6 +292,8 @@ void server_free(struct server *s)
 	ratelimit_free(s->ratelimit);
 	free(s->ended);
 	table_free(s->table);
+	if (s->lock_ev)
+		event_free(s->lock_ev);
 	if (s->base)
 		event_base_free(s->base);
 	/* Last: the next daemon may take the table and the files only once this one is done with them. */

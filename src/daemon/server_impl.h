@@ -107,6 +107,7 @@ struct waiting_wish {
 
 struct server {
 	struct lock lock; /* this daemon's state directory and nftables table: no other daemon's */
+	struct event *lock_ev; /* the table lock's socket: who asked is accepted and let go */
 	struct config cfg; /* replaced by a SIGHUP reload */
 	int argc;	   /* the command line, parsed again at a reload */
 	char **argv;
@@ -179,6 +180,8 @@ struct server {
 	size_t n_wishes;
 };
 
+/* Watches the table lock's socket (again, after a reload moved the lock to another table). */
+void server_watch_lock(struct server *s);
 /* The table's rules (ranges, limits, the router's ports) as the configuration of the moment gives them. */
 struct table_config server_table_config(struct server *s);
 

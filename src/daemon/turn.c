@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,9 +466,21 @@ void turn_retry_listeners(struct server *s)
 		struct server_listener *l = &s->listeners[i];
 		char name[sizeof(l->sock.ifname)];
 
+		memcpy(name, l->sock.ifname, sizeof(name));
+		/*
+		 * An interface deleted (and perhaps made anew: a network restart
+		 * re-creates br-lan) leaves the socket bound to one that is gone:
+		 * it is closed, and the listener waits for the name again.
+		 */
+		if (l->sock.fd >= 0 && if_nametoindex(name) != l->sock.ifindex) {
+			log_warnx("listen interface %s went away: waiting for it to come back", name);
+			if (l->ev)
+				event_free(l->ev);
+			l->ev = NULL;
+			udp_close(&l->sock);
+		}
 		if (l->sock.fd >= 0)
 			continue;
-		memcpy(name, l->sock.ifname, sizeof(name));
 		if (turn_open_listener(s, l, name, s->cfg.listen_port) == 0)
 			log_info("listen interface %s appeared: serving NAT-PMP on it", name);
 	}

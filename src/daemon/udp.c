@@ -31,6 +31,7 @@ int udp_open(struct udp_socket *u, const char *ifname, uint16_t port)
 
 	memset(u, 0, sizeof(*u));
 	strncpy(u->ifname, ifname, sizeof(u->ifname) - 1);
+	u->ifindex = if_nametoindex(ifname);
 	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0)
 		return -errno;

@@ -527,6 +527,8 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 		return TABLE_RESULT_NOT_AUTHORIZED;
 
 	uint32_t granted = lifetime < t->cfg.max_lifetime ? lifetime : t->cfg.max_lifetime;
+	int64_t keep_expires = 0;
+	uint32_t keep_lifetime = 0;
 
 	e = table_entry_find(t, &client, protocol, internal_port);
 	/*
@@ -537,6 +539,19 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 	 */
 	if (e && (!table_port_allowed(t, protocol, e->m.external_port) || table_port_busy(t, protocol, e->m.external_port) ||
 		  !table_rules_allow(t, &client, e->m.external_port, internal_port))) {
+		bool authorized;
+
+		/*
+		 * The administrator's mapping, renewed by its client: it moves, but
+		 * keeps what is left of its lifetime, and where no port is free it
+		 * stays where it is rather than go.
+		 */
+		if (!table_may_change(e, origin)) {
+			if (!table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized))
+				goto renew;
+			keep_expires = e->m.expires;
+			keep_lifetime = e->m.lifetime;
+		}
 		origin = (enum table_origin)e->m.origin;
 		link = e->m.link; /* the same mapping, moved: counted for whom it was */
 		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
@@ -544,6 +559,7 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 		entry_remove(t, e);
 		e = NULL;
 	}
+renew:
 	if (e) {
 		/*
 		 * Renewal: the port stays, whatever the client suggests now
@@ -578,9 +594,10 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 	if (link != TABLE_LINK_NONE && link_held(t, link) >= t->cfg.max_per_client)
 		return TABLE_RESULT_OUT_OF_RESOURCES;
 
-	uint16_t port = table_port_choose(t, &client, protocol, internal_port, suggested_port);
+	bool authorized;
+	uint16_t port = table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized);
 	if (port == 0)
-		return TABLE_RESULT_OUT_OF_RESOURCES;
+		return authorized ? TABLE_RESULT_OUT_OF_RESOURCES : TABLE_RESULT_NOT_AUTHORIZED;
 
 	struct table_mapping m = {
 		.client = client,
@@ -593,10 +610,15 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 		.upstream_port = upstream_port,
 		.link = link,
 	};
+	/* An administrator's mapping a client's renewal moved keeps a longer end it had. */
+	if (keep_expires > m.expires) {
+		m.expires = keep_expires;
+		m.lifetime = keep_lifetime;
+	}
 	if (entry_insert(t, &m) < 0)
 		return TABLE_RESULT_OUT_OF_RESOURCES;
 	grant->external_port = port;
-	grant->lifetime = granted;
+	grant->lifetime = (uint32_t)(m.expires - now);
 	return TABLE_RESULT_SUCCESS;
 }
 

@@ -85,8 +85,9 @@ bool table_rules_allow(const struct table *t, const struct table_addr *client, u
 /* Whether some allow rule matches client and internal at all: if none does, the request is not authorized. */
 bool table_rules_permit(const struct table *t, const struct table_addr *client, uint16_t internal);
 /* The port for a new mapping (host order), or 0 when none is free. */
+/* *authorized: false when the rules allow the client no port at all for this internal port (result 2, not 4). */
 uint16_t table_port_choose(const struct table *t, const struct table_addr *client, uint8_t protocol,
-			   uint16_t internal_port, uint16_t suggested);
+			   uint16_t internal_port, uint16_t suggested, bool *authorized);
 /* table_config.random's default: uniform below bound, from the system's CSPRNG. */
 uint32_t table_default_random(uint32_t bound, void *arg);
 

@@ -10,6 +10,9 @@
 
 #include "table_impl.h"
 
+/* Pieces of the allowed ranges that the allow rules open: at most one per (rule, allowed range). */
+#define CONFIG_RULE_SPANS 4096
+
 /*
  * A uniform random number below bound from the system's CSPRNG, drawn 256
  * words at a time: glibc 2.36's arc4random_uniform() is a getrandom()
@@ -116,8 +119,59 @@ static uint16_t port_nth_allowed(const struct table *t, uint32_t n)
 	return 0;
 }
 
+/*
+ * With rules: only the ports the allow rules naming the client and internal
+ * port open, inside the allowed ranges, are candidates, walked from a random
+ * start (a walk of the whole range would cost milliseconds per request when
+ * the rules leave a few ports).  *authorized: some candidate is one the
+ * rules allow (earlier deny rules may close all of them).
+ */
+static uint16_t port_choose_ruled(const struct table *t, const struct table_addr *client, uint8_t protocol,
+				  uint16_t internal, bool *authorized)
+{
+	struct port_range spans[CONFIG_RULE_SPANS];
+	size_t n = 0;
+	uint32_t total = 0, start;
+
+	for (size_t i = 0; i < t->cfg.n_rules; i++) {
+		const struct table_rule *r = &t->cfg.rules[i];
+		if (!r->allow || !table_addr_is_v4(client) || ((client->v4 ^ r->net) & r->mask) != 0 ||
+		    internal < r->internal.from || internal > r->internal.to)
+			continue;
+		for (size_t j = 0; j < t->cfg.n_allowed && n < CONFIG_RULE_SPANS; j++) {
+			uint16_t from = r->external.from > t->allowed[j].from ? r->external.from : t->allowed[j].from;
+			uint16_t to = r->external.to < t->allowed[j].to ? r->external.to : t->allowed[j].to;
+			if (from <= to) {
+				spans[n++] = (struct port_range){ from, to };
+				total += (uint32_t)to - from + 1;
+			}
+		}
+	}
+	if (total == 0)
+		return 0;
+	start = t->cfg.random(total, t->cfg.random_arg);
+	for (uint32_t k = 0; k < total; k++) {
+		uint32_t at = (start + k) % total;
+		uint16_t p = 0;
+		for (size_t i = 0; i < n; i++) {
+			uint32_t size = (uint32_t)spans[i].to - spans[i].from + 1;
+			if (at < size) {
+				p = (uint16_t)(spans[i].from + at);
+				break;
+			}
+			at -= size;
+		}
+		if (!table_rules_allow(t, client, p, internal))
+			continue;
+		*authorized = true;
+		if (table_port_free(t, client, protocol, p, internal))
+			return p;
+	}
+	return 0;
+}
+
 uint16_t table_port_choose(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t internal_port,
-			    uint16_t suggested)
+			    uint16_t suggested, bool *authorized)
 {
 	const struct entry *sibling = table_entry_find(t, client, protocol == IPPROTO_TCP ? IPPROTO_UDP : IPPROTO_TCP,
 						 internal_port);
@@ -137,11 +191,18 @@ uint16_t table_port_choose(const struct table *t, const struct table_addr *clien
 		wishes[n++] = suggested;
 	if (sibling_port && suggested && suggested != sibling_port)
 		wishes[n++] = sibling_port;
+	*authorized = t->cfg.n_rules == 0;
 	for (size_t i = 0; i < n; i++)
-		if (table_port_free(t, client, protocol, wishes[i], internal_port))
+		if (table_port_free(t, client, protocol, wishes[i], internal_port)) {
+			*authorized = true;
 			return wishes[i];
-	if (table_port_free(t, client, protocol, internal_port, internal_port))
+		}
+	if (table_port_free(t, client, protocol, internal_port, internal_port)) {
+		*authorized = true;
 		return internal_port;
+	}
+	if (t->cfg.n_rules)
+		return port_choose_ruled(t, client, protocol, internal_port, authorized);
 
 	/*
 	 * A random port, so that mappings are not predictable from outside.

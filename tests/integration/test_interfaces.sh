@@ -44,4 +44,17 @@ lan2_maps() { OUT=$(lan2 map tcp 8080 40100 600) && eq "$(field result)" "0" >/d
 check "... and a client there gets a mapping" within 10 lan2_maps
 check "... forwarded to it in the kernel" kernel_has tcp "$(field external)" 192.168.79.2 8080
 check "the first LAN is served as before" daemon_alive
+
+# The interface is deleted and made anew (a network restart re-creates br-lan).
+must ip -n "$RTR" link del "$RTR_LAN2_IF"
+check "a listen interface that goes away is noticed" within 10 logged "listen interface $RTR_LAN2_IF went away: waiting for it"
+must ip link add "$LAN2_IF" netns "$LAN2" type veth peer name "$RTR_LAN2_IF" netns "$RTR"
+must ip -n "$LAN2" addr add 192.168.79.2/24 dev "$LAN2_IF"
+must ip -n "$LAN2" link set "$LAN2_IF" up
+must ip -n "$RTR" addr add 192.168.79.1/24 dev "$RTR_LAN2_IF"
+must ip -n "$RTR" link set "$RTR_LAN2_IF" up
+appeared_twice() { [ "$(log_count "listen interface $RTR_LAN2_IF appeared")" = 2 ]; }
+check "... and served again once it is back" within 10 appeared_twice
+lan2_again() { OUT=$(lan2 map udp 5353 40101 600) && eq "$(field result)" "0" >/dev/null; }
+check "... where a client gets a mapping again" within 10 lan2_again
 lab_finish

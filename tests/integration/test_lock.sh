@@ -37,6 +37,14 @@ check "... and the first daemon's table, journal and snapshot are as they were, 
 check "... with no repair: nobody else changed its table" eq "$(log_count 'not by this daemon')" "0"
 check "... and no HTTP socket was left behind" test ! -e "$LAB_DIR/second.sock"
 
+# Each refused start asks the table's lock who holds it: the answer never runs out.
+named=0
+for i in $(seq 12); do
+	second --state-dir "$LAB_DIR/other-state-$i"
+	grep -qF "(pid $A) already owns nftables table ip $NAT_TABLE" <<<"$SECOND_OUT" && named=$((named + 1))
+done
+check "twelve refused starts in a row all name the running daemon's pid ($named)" eq "$named" 12
+
 # The same table from another state directory.
 second --state-dir "$LAB_DIR/other-state"
 check "a second daemon on the same table with its own state directory is refused (exit 1)" eq "$SECOND_RC" "1"

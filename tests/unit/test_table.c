@@ -408,7 +408,8 @@ static void test_origin_and_configure(void)
 	CHECK_EQ(table_count(t), 1); /* kept until its renewal */
 	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 8080, 3600, 10, &g, TABLE_LINK_NONE), 0);
 	CHECK(g.external_port >= 2000 && g.external_port <= 2009);
-	CHECK_EQ(g.lifetime, 600);
+	/* A client's renewal never shortens the administrator's mapping (issue 15): what was left stays. */
+	CHECK_EQ(g.lifetime, 3590);
 	CHECK_EQ(table_changes(t, &ch), 2);
 	CHECK_EQ(ch[0].op, TABLE_DEL);
 	CHECK_EQ(ch[0].mapping.external_port, 8080);
@@ -596,6 +597,34 @@ static void test_ownership(void)
 	table_commit(t);
 	m = table_find(t, table_addr_v4(A), TCP, 80);
 	CHECK(m->expires == 7300 && m->origin == TABLE_ORIGIN_HTTP);
+	/* Its port taken out of the ranges by a reload: a client's short renewal moves it, but does not shorten it. */
+	struct port_range narrow = { 20090, 20100 };
+	struct table_config tc = { .allowed = &narrow, .n_allowed = 1, .max_per_client = 100, .max_lifetime = 86400,
+				   .random = fake_random, .random_arg = &rng_state };
+	CHECK_EQ(table_configure(t, &tc), 0);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 60, 200, &g, TABLE_LINK_NONE), 0);
+	CHECK(g.external_port >= 20090 && g.external_port <= 20100);
+	CHECK_EQ(g.lifetime, 7100);
+	table_commit(t);
+	m = table_find(t, table_addr_v4(A), TCP, 80);
+	CHECK(m->expires == 7300 && m->origin == TABLE_ORIGIN_HTTP && m->external_port == g.external_port);
+	/* With no port left in the new range, it stays where it is rather than go. */
+	{
+		uint16_t at = g.external_port;
+		struct port_range one = { 20000, 20000 };
+		tc.allowed = &one;
+		CHECK_EQ(table_configure(t, &tc), 0);
+		tc.allowed = &narrow;
+		CHECK_EQ(map(t, B, TCP, 443, 20000, 600, 200, &g), 0); /* the one allowed port, taken */
+		CHECK_EQ(g.external_port, 20000);
+		CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 60, 210, &g, TABLE_LINK_NONE), 0);
+		CHECK_EQ(g.external_port, at);
+		table_commit(t);
+		CHECK(table_find(t, table_addr_v4(A), TCP, 80) != NULL);
+		CHECK_EQ(map(t, B, TCP, 443, 0, 0, 210, &g), 0);
+	}
+	narrow = (struct port_range){ 20000, 20100 };
+	CHECK_EQ(table_configure(t, &tc), 0);
 	/* The client's own mapping is its to delete, and a delete-all of only its own answers 0. */
 	CHECK_EQ(map(t, A, UDP, 53, 0, 600, 100, &g), 0);
 	CHECK_EQ(map(t, A, UDP, 0, 0, 0, 100, &g), 0);
@@ -656,6 +685,18 @@ static void test_rules(void)
 	CHECK_EQ(table_configure(t, &cfg), 0);
 	CHECK_EQ(map(t, A, TCP, 8080, 0, 600, 10, &g), 0);
 	CHECK(g.external_port >= 41000 && g.external_port <= 41009);
+	/* A deny rule before an allow rule that names the client too: the deny decides, result 2 (not 4). */
+	struct table_rule deny_first[] = {
+		{ .allow = false, .external = { 0, 65535 }, .net = B, .mask = 0xffffffff, .internal = { 0, 65535 } },
+		{ .allow = true, .external = { 1024, 65535 }, .net = inet_addr("192.168.1.0"), .mask = inet_addr("255.255.255.0"),
+		  .internal = { 1024, 65535 } },
+	};
+	cfg.rules = deny_first;
+	cfg.n_rules = 2;
+	CHECK_EQ(table_configure(t, &cfg), 0);
+	CHECK_EQ(map(t, B, TCP, 3000, 3000, 600, 10, &g), TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(map(t, A, TCP, 3000, 3000, 600, 10, &g), 0);
+	CHECK_EQ(g.external_port, 3000);
 	/* Without rules, everyone maps anything allowed. */
 	cfg.n_rules = 0;
 	CHECK_EQ(table_configure(t, &cfg), 0);

@@ -51,6 +51,9 @@ check "a body naming a field twice: 400" eq "$CODE" 400
 check "... naming the field" has '"error":"given twice: give each field once","field":"internal_port"'
 http DELETE /forward '{"protocol":"tcp","internal_ip":"192.168.77.3","internal_port":8080,"protocol":"udp"}' "${auth[@]}"
 check "... in a DELETE too" bash -c "[ '$CODE' = 400 ] && grep -qF '\"field\":\"protocol\"' <<<'$BODY'"
+http POST /forward '{"internal_ip":"192.168.77.3","internal_port":8081,"protocol":"tcp","duration":600,"durati\u006fn":5}' "${auth[@]}"
+check "... also when one spelling uses an escape (400, not the last value silently)" \
+	bash -c "[ '$CODE' = 400 ] && grep -qF 'once spelt with an escape' <<<'$BODY'"
 http POST /forward '{"internal_ip":"192.168.77.3","internal_port":8081,"protocol":"tcp","note":{"a":1,"a":2}}' "${auth[@]}"
 check "a repeated name inside a nested value is not taken for a repeated field (400 for the unknown field)" \
 	bash -c "[ '$CODE' = 400 ] && grep -qF '\"field\":\"note\"' <<<'$BODY'"
