@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_http_details.sh - what a new user of the HTTP API ran into: a token
+# test_api.sh - what a new user of the HTTP API ran into: a token
 # file in the --config form, IPv6 and "localhost" listen addresses, a delete
 # of nothing, a body naming a field twice, and the router's own address.
 . "$(dirname "$0")/lab.sh"
