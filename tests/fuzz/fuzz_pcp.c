@@ -1,0 +1,102 @@
+/*
+ * fuzz_pcp.c - libFuzzer target for the PCP request decoder (wire/pcp.c).
+ *
+ * Each input is one datagram.  Its source address is, for one input in two
+ * of 24 bytes or more, the client address the datagram itself carries, so
+ * that the paths past ADDRESS_MISMATCH (opcode data, options) are reached.
+ * The verdict is checked against an independent reading of RFC 6887 8.2's
+ * header rules, and every answer the server would send is encoded into a
+ * heap buffer of exactly its documented size (AddressSanitizer catches a
+ * write past it) and checked field by field.
+ */
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "wire/pcp.h"
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const uint8_t fixed[16] = { [10] = 0xff, [11] = 0xff, 192, 168, 77, 2 };
+	const uint8_t *source = size >= 24 && (size & 4) ? data + 8 : fixed;
+	struct pcp_request r;
+	enum pcp_verdict v = pcp_decode(data, size, source, &r);
+	uint8_t *out;
+	size_t n;
+
+	/* RFC 6887 8.2, in its order, for the header. */
+	if (size < 2 || (data[1] & PCP_R)) {
+		REQUIRE(v == PCP_DROP);
+		return 0;
+	}
+	if (data[0] != PCP_VERSION) {
+		REQUIRE(v == PCP_ERROR && r.result == PCP_UNSUPP_VERSION && !r.parsed);
+	} else if (size < 24) {
+		REQUIRE(v == PCP_DROP);
+		return 0;
+	} else if (size > PCP_MAX_DATAGRAM || size % 4) {
+		REQUIRE(v == PCP_ERROR && r.result == PCP_MALFORMED_REQUEST);
+	} else if ((data[1] & 0x7f) > PCP_OP_MAP) {
+		REQUIRE(v == PCP_ERROR && r.result == PCP_UNSUPP_OPCODE);
+	} else if ((data[1] & 0x7f) == PCP_OP_MAP && size < PCP_MAP_LEN) {
+		REQUIRE(v == PCP_ERROR && r.result == PCP_MALFORMED_REQUEST);
+	} else if (memcmp(data + 8, source, 16) != 0) {
+		REQUIRE(v == PCP_ERROR && r.result == PCP_ADDRESS_MISMATCH);
+	}
+	REQUIRE(v != PCP_DROP);
+	REQUIRE(r.opcode == (data[1] & 0x7f));
+
+	if (v == PCP_ERROR) {
+		REQUIRE(r.result != PCP_SUCCESS);
+		REQUIRE((out = malloc(PCP_MAX_DATAGRAM)) != NULL);
+		n = pcp_encode_error(out, data, size, &r, 12345);
+		REQUIRE(n >= PCP_HEADER_LEN && n <= PCP_MAX_DATAGRAM && n % 4 == 0);
+		REQUIRE(n == (size < PCP_HEADER_LEN ? PCP_HEADER_LEN : size > PCP_MAX_DATAGRAM ? PCP_MAX_DATAGRAM
+											: (size + 3) & ~(size_t)3));
+		REQUIRE(out[0] == PCP_VERSION && out[1] == (r.opcode | PCP_R) && out[2] == 0 && out[3] == r.result);
+		REQUIRE(be32(out + 4) == pcp_error_lifetime(r.result) && be32(out + 8) == 12345);
+		/* The rest of the request comes back as it was sent. */
+		if (size > PCP_HEADER_LEN)
+			REQUIRE(memcmp(out + PCP_HEADER_LEN, data + PCP_HEADER_LEN,
+				       (size < PCP_MAX_DATAGRAM ? size : PCP_MAX_DATAGRAM) - PCP_HEADER_LEN) == 0);
+		free(out);
+		return 0;
+	}
+	REQUIRE(r.parsed && r.version == PCP_VERSION && r.lifetime == be32(data + 4));
+	REQUIRE(memcmp(r.client, data + 8, 16) == 0);
+	if (v == PCP_ANNOUNCE) {
+		REQUIRE(r.opcode == PCP_OP_ANNOUNCE);
+		REQUIRE((out = malloc(PCP_HEADER_LEN)) != NULL);
+		REQUIRE(pcp_encode_announce(out, PCP_SUCCESS, 7) == PCP_HEADER_LEN);
+		REQUIRE(out[1] == (PCP_OP_ANNOUNCE | PCP_R) && be32(out + 8) == 7);
+		free(out);
+		return 0;
+	}
+	REQUIRE(v == PCP_MAP && r.opcode == PCP_OP_MAP && size >= PCP_MAP_LEN);
+	REQUIRE(memcmp(r.nonce, data + 24, PCP_NONCE_LEN) == 0 && r.protocol == data[36]);
+	REQUIRE(r.internal_port == be16(data + 40) && r.suggested_port == be16(data + 42));
+	REQUIRE(memcmp(r.suggested_address, data + 44, 16) == 0);
+	/* What the server serves: TCP or UDP with a port, or any delete. */
+	REQUIRE(r.lifetime == 0 || ((r.protocol == IPPROTO_TCP || r.protocol == IPPROTO_UDP) && r.internal_port));
+	REQUIRE(!(r.prefer_failure && r.lifetime == 0));
+	REQUIRE((out = malloc(PCP_MAP_LEN)) != NULL);
+	REQUIRE(pcp_encode_map(out, &r, PCP_SUCCESS, 600, 9, 40000, r.suggested_address) == PCP_MAP_LEN);
+	REQUIRE(out[1] == (PCP_OP_MAP | PCP_R) && be32(out + 4) == 600 && be32(out + 8) == 9);
+	REQUIRE(memcmp(out + 24, data + 24, PCP_NONCE_LEN) == 0 && out[36] == data[36]);
+	REQUIRE(be16(out + 40) == r.internal_port && be16(out + 42) == 40000);
+	REQUIRE(memcmp(out + 44, r.suggested_address, 16) == 0);
+	free(out);
+	return 0;
+}
