@@ -129,6 +129,15 @@ int state_journal_append(int fd, off_t *end, const struct state_change *changes,
  */
 int state_journal_cut(int fd, off_t end);
 
+/* Whether st was written in the boot whose id is boot_id ("" when unknown: never the same). */
+bool state_same_boot(const struct state *st, const char *boot_id);
+/*
+ * Seconds left of a saved mapping, as a restart counts them: on the boot
+ * clock (boot: CLOCK_BOOTTIME seconds) within the boot that wrote it
+ * (same_boot) when it has its boot time, else on the wall clock (wall: unix
+ * seconds); *on_boot says which.  <= 0 when it has expired.
+ */
+int64_t state_mapping_left(const struct state_mapping *m, bool same_boot, int64_t boot, int64_t wall, bool *on_boot);
 /* The kernel's id of this boot into id, "" when it cannot be read (then only the wall clock can be trusted). */
 void state_boot_id(char id[STATE_BOOT_ID_LEN + 1]);
 /* Renames a bad file aside to <path>.corrupt.<unix time>; writes the new name to moved. */

@@ -60,18 +60,6 @@ static int list_read(const char *dir, struct state *st)
 	}
 }
 
-/* Seconds left of m, as a restart would count them; <= 0 when it has expired. */
-static int64_t list_left(const struct state *st, const struct state_mapping *m, const char *boot_id)
-{
-	struct timespec ts;
-
-	if (boot_id[0] && strcmp(st->boot_id, boot_id) == 0 && m->expires_boot) {
-		clock_gettime(CLOCK_BOOTTIME, &ts);
-		return m->expires_boot - (int64_t)ts.tv_sec;
-	}
-	return m->expires - (int64_t)time(NULL);
-}
-
 static int list_order(const void *pa, const void *pb)
 {
 	const struct state_mapping *a = pa, *b = pb;
@@ -88,11 +76,17 @@ int list_mappings(const struct config *cfg, FILE *out)
 	long holder = lock_dir_holder(cfg->state_dir);
 	bool upstream = false;
 	struct state st;
+	struct timespec boot;
+	bool same_boot, on_boot;
+	int64_t wall;
 	size_t shown = 0;
 
 	if (list_read(cfg->state_dir, &st) < 0)
 		return 1;
 	state_boot_id(boot_id);
+	same_boot = state_same_boot(&st, boot_id);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	wall = (int64_t)time(NULL);
 	if (st.n_mappings)
 		qsort(st.mappings, st.n_mappings, sizeof(st.mappings[0]), list_order);
 	for (size_t i = 0; i < st.n_mappings; i++)
@@ -114,7 +108,8 @@ int list_mappings(const struct config *cfg, FILE *out)
 	for (size_t i = 0; i < st.n_mappings; i++) {
 		const struct state_mapping *m = &st.mappings[i];
 		struct in_addr a = { .s_addr = m->client };
-		int64_t left = list_left(&st, m, boot_id);
+		/* As the restore counts it (persist.c), and caps it below. */
+		int64_t left = state_mapping_left(m, same_boot, (int64_t)boot.tv_sec, wall, &on_boot);
 		const char *origin = m->origin == TABLE_ORIGIN_HTTP ? "http" : "natpmp";
 
 		if (left <= 0)

@@ -209,7 +209,8 @@ int persist_restore(struct server *s, int64_t now)
 	struct state st;
 	int64_t wall = server_wall_s(), boot = server_boot_s();
 	size_t restored = 0, expired = 0, refused = 0, journaled = 0, uncertain = 0;
-	int same_boot, r;
+	bool same_boot;
+	int r;
 
 	s->epoch_start = now;
 	r = state_load(s->state_path, &st, err, sizeof(err));
@@ -259,7 +260,7 @@ int persist_restore(struct server *s, int64_t now)
 	 * forward meanwhile neither expires mappings nor moves the epoch.
 	 * After a reboot only the wall clock is left.
 	 */
-	same_boot = s->boot_id[0] && strcmp(st.boot_id, s->boot_id) == 0;
+	same_boot = state_same_boot(&st, s->boot_id);
 	/* The epoch keeps running across restarts: clients see no reset (RFC 6886 3.6). */
 	if (same_boot && st.epoch_start_boot && st.epoch_start_boot <= boot)
 		s->epoch_start = now - (boot - st.epoch_start_boot);
@@ -268,8 +269,8 @@ int persist_restore(struct server *s, int64_t now)
 	for (size_t i = 0; i < st.n_mappings; i++) {
 		const struct state_mapping *sm = &st.mappings[i];
 		char client[INET_ADDRSTRLEN];
-		int on_boot = same_boot && sm->expires_boot;
-		int64_t left = on_boot ? sm->expires_boot - boot : sm->expires - wall;
+		bool on_boot;
+		int64_t left = state_mapping_left(sm, same_boot, boot, wall, &on_boot);
 		struct table_mapping m = {
 			.client = table_addr_v4(sm->client),
 			.protocol = sm->protocol,

@@ -749,3 +749,14 @@ void state_boot_id(char id[STATE_BOOT_ID_LEN + 1])
 	}
 	fclose(f);
 }
+
+bool state_same_boot(const struct state *st, const char *boot_id)
+{
+	return boot_id[0] && strcmp(st->boot_id, boot_id) == 0;
+}
+
+int64_t state_mapping_left(const struct state_mapping *m, bool same_boot, int64_t boot, int64_t wall, bool *on_boot)
+{
+	*on_boot = same_boot && m->expires_boot;
+	return *on_boot ? m->expires_boot - boot : m->expires - wall;
+}
