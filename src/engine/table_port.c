@@ -56,6 +56,13 @@ int table_port_busy(const struct table *t, uint8_t protocol, uint16_t port)
 	return t->cfg.port_busy && t->cfg.port_busy(protocol, port, t->cfg.port_busy_arg);
 }
 
+/* Whether rule r is about client's internal port (whatever its external ports). */
+static bool rule_names(const struct table_rule *r, const struct table_addr *client, uint16_t internal)
+{
+	return table_addr_is_v4(client) && ((client->v4 ^ r->net) & r->mask) == 0 && internal >= r->internal.from &&
+	       internal <= r->internal.to;
+}
+
 /*
  * The rules' verdict for client's internal port: on external (the first
  * rule naming all three decides), or, with any_external, whether some allow
@@ -71,7 +78,7 @@ static bool table_rules(const struct table *t, const struct table_addr *client, 
 		return false;
 	for (size_t i = 0; i < t->cfg.n_rules; i++) {
 		const struct table_rule *r = &t->cfg.rules[i];
-		if (((client->v4 ^ r->net) & r->mask) != 0 || internal < r->internal.from || internal > r->internal.to)
+		if (!rule_names(r, client, internal))
 			continue;
 		if (any_external) {
 			if (r->allow)
@@ -135,8 +142,7 @@ static uint16_t port_choose_ruled(const struct table *t, const struct table_addr
 
 	for (size_t i = 0; i < t->cfg.n_rules; i++) {
 		const struct table_rule *r = &t->cfg.rules[i];
-		if (!r->allow || !table_addr_is_v4(client) || ((client->v4 ^ r->net) & r->mask) != 0 ||
-		    internal < r->internal.from || internal > r->internal.to)
+		if (!r->allow || !rule_names(r, client, internal))
 			continue;
 		for (size_t j = 0; j < t->cfg.n_allowed && n < CONFIG_RULE_SPANS; j++) {
 			uint16_t from = r->external.from > t->allowed[j].from ? r->external.from : t->allowed[j].from;
