@@ -529,6 +529,7 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 	uint32_t granted = lifetime < t->cfg.max_lifetime ? lifetime : t->cfg.max_lifetime;
 	int64_t keep_expires = 0;
 	uint32_t keep_lifetime = 0;
+	uint16_t moved_port = 0; /* an administrator's mapping moved: the port already chosen for it */
 
 	e = table_entry_find(t, &client, protocol, internal_port);
 	/*
@@ -547,7 +548,7 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 		 * stays where it is rather than go.
 		 */
 		if (!table_may_change(e, origin)) {
-			if (!table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized))
+			if (!(moved_port = table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized)))
 				goto renew;
 			keep_expires = e->m.expires;
 			keep_lifetime = e->m.lifetime;
@@ -594,8 +595,9 @@ renew:
 	if (link != TABLE_LINK_NONE && link_held(t, link) >= t->cfg.max_per_client)
 		return TABLE_RESULT_OUT_OF_RESOURCES;
 
-	bool authorized;
-	uint16_t port = table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized);
+	bool authorized = true;
+	uint16_t port = moved_port ? moved_port
+				   : table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized);
 	if (port == 0)
 		return authorized ? TABLE_RESULT_OUT_OF_RESOURCES : TABLE_RESULT_NOT_AUTHORIZED;
 
