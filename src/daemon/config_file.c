@@ -80,9 +80,7 @@ char *config_file_value(char *v, const char **why)
 /* A NATPMP_ name written in lower or mixed case, e.g. natpmp_listen_port. */
 static bool misspelt_case(const char *key)
 {
-	if (strncasecmp(key, "NATPMP_", 7) != 0 || strncmp(key, "NATPMP_", 7) == 0)
-		return false;
-	return true;
+	return strncasecmp(key, "NATPMP_", 7) == 0 && strncmp(key, "NATPMP_", 7) != 0;
 }
 
 /*

@@ -186,7 +186,9 @@ long lock_dir_holder(const char *state_dir)
 		pid = 0;
 		break;
 	case 1:
-		pid = lock_file_pid(fd) > 0 ? lock_file_pid(fd) : -1;
+		pid = lock_file_pid(fd);
+		if (pid <= 0)
+			pid = -1;
 		break;
 	default:
 		pid = -1;
