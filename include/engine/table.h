@@ -33,6 +33,12 @@
 #define TABLE_RESULT_NOT_AUTHORIZED 2	 /* internal port 0 with a lifetime */
 #define TABLE_RESULT_NETWORK_FAILURE 3	 /* the change could not be made durable or real */
 #define TABLE_RESULT_OUT_OF_RESOURCES 4 /* a limit, or no free port */
+/*
+ * Not an RFC 6886 code, and never the answer to a NAT-PMP request: a
+ * request that asked for its suggested port or nothing (struct
+ * table_asker.exact, PCP's PREFER_FAILURE) and could not have it.
+ */
+#define TABLE_RESULT_CANNOT_PROVIDE 11
 
 /* UDP ports the table never hands out: the server's and the announcements' (RFC 6886 3, RFC 6887 19). */
 #define TABLE_SERVER_PORT 5351
@@ -81,8 +87,27 @@ struct port_range {
 	uint16_t to;
 };
 
-/* Who asked for a mapping first: a NAT-PMP client, or the HTTP API on a host's behalf. */
-enum table_origin { TABLE_ORIGIN_NATPMP, TABLE_ORIGIN_HTTP };
+/*
+ * Who owns a mapping: a NAT-PMP client, the HTTP API on a host's behalf
+ * (the administrator), or a PCP client, with the nonce it asked with
+ * (RFC 6887 11.1).  The values are the state file's.
+ */
+enum table_origin { TABLE_ORIGIN_NATPMP, TABLE_ORIGIN_HTTP, TABLE_ORIGIN_PCP };
+
+#define TABLE_NONCE_LEN 12
+
+/* An origin as the API, --list-mappings and the state file name it: "natpmp", "http" or "pcp". */
+static inline const char *table_origin_name(uint8_t origin)
+{
+	return origin == TABLE_ORIGIN_HTTP ? "http" : origin == TABLE_ORIGIN_PCP ? "pcp" : "natpmp";
+}
+
+/* Who is asking, for the ownership rule of table_request_by(). */
+struct table_asker {
+	enum table_origin origin;
+	bool exact; /* the suggested port or nothing: TABLE_RESULT_CANNOT_PROVIDE (RFC 6887 13.2) */
+	uint8_t nonce[TABLE_NONCE_LEN]; /* TABLE_ORIGIN_PCP: the request's mapping nonce */
+};
 
 /*
  * A per-client rule, miniupnpd's "allow|deny EXT CLIENT/PREFIX INT": which
@@ -111,8 +136,7 @@ struct table_mapping {
 	uint32_t lifetime; /* seconds granted by the last request */
 	/*
 	 * The table's own: where the mapping sits in its expiry heap.  Here,
-	 * in what would be padding, a table entry stays 72 bytes (an 80-byte
-	 * malloc chunk, not 96): 2 MB less at 128,000 mappings.
+	 * in what would be padding, a mapping stays 64 bytes with its nonce.
 	 */
 	uint32_t heap_slot;
 	int64_t expires; /* table clock */
@@ -125,6 +149,8 @@ struct table_mapping {
 	 * holder, or restored from the state file).
 	 */
 	uint64_t link;
+	/* TABLE_ORIGIN_PCP: the nonce that owns the mapping; zeros otherwise. */
+	uint8_t nonce[TABLE_NONCE_LEN];
 };
 
 #define TABLE_LINK_UNKNOWN 0
@@ -159,6 +185,8 @@ struct table_change {
 	struct table_mapping mapping;  /* the mapping after the change (before it, for TABLE_DEL) */
 	int64_t previous_expires;      /* TABLE_RENEW: for rollback */
 	uint32_t previous_lifetime;    /* TABLE_RENEW: for rollback */
+	uint8_t previous_origin;       /* TABLE_RENEW: for rollback of a PCP client's take-over */
+	uint8_t previous_nonce[TABLE_NONCE_LEN];
 };
 
 struct table_grant {
@@ -183,10 +211,13 @@ int table_configure(struct table *t, const struct table_config *cfg);
  * (client, protocol, internal_port), or with internal_port 0 all of the
  * client's mappings of that protocol; deleting nothing succeeds.
  * One ownership rule for every front end: a mapping the HTTP API made is
- * the administrator's, and a client's own request (origin NAT-PMP, later
- * PCP) may renew it but never shorten it (a shorter renewal is answered
- * with what is left) nor delete it (TABLE_RESULT_NOT_AUTHORIZED, RFC 6886
- * 3.4; a delete-all deletes the rest and answers that).  origin is recorded in a new
+ * the administrator's, and a client's own request (NAT-PMP or PCP) may
+ * renew it but never shorten it (a shorter renewal is answered with what is
+ * left) nor delete it (TABLE_RESULT_NOT_AUTHORIZED, RFC 6886 3.4; a
+ * delete-all deletes the rest and answers that).  A PCP mapping belongs to
+ * its nonce: a renewal or delete with another nonce, or by NAT-PMP, is
+ * TABLE_RESULT_NOT_AUTHORIZED and changes nothing (RFC 6887 11.3); a PCP
+ * request takes a NAT-PMP mapping over.  origin is recorded in a new
  * mapping; a renewal keeps the mapping's own.  A renewal of a mapping whose
  * port is no longer allowed (table_configure) is logged as TABLE_DEL then
  * TABLE_ADD of the same mapping on a new port.
@@ -200,6 +231,14 @@ int table_configure(struct table *t, const struct table_config *cfg);
 uint16_t table_request(struct table *t, struct table_addr client, enum table_origin origin, uint8_t protocol,
 		       uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
 		       struct table_grant *grant, uint64_t link);
+/*
+ * table_request() for an asker with more to say: a PCP client's nonce, or
+ * its PREFER_FAILURE (who->exact: a new mapping gets suggested_port or
+ * TABLE_RESULT_CANNOT_PROVIDE; a renewal of one on another port too).
+ */
+uint16_t table_request_by(struct table *t, struct table_addr client, const struct table_asker *who, uint8_t protocol,
+			  uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
+			  struct table_grant *grant, uint64_t link);
 
 /*
  * Puts back a mapping read from the state file; -ERANGE if its port is no

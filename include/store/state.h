@@ -6,7 +6,9 @@
  *     "mappings": [ { "client": "192.168.1.10", "protocol": "tcp",
  *                     "internal_port": 51413, "external_port": 51413,
  *                     "lifetime": 3600, "expires": <unix seconds> }, ... ] }
- * A mapping made through the HTTP API also has "origin": "http"; in upstream
+ * A mapping made through the HTTP API also has "origin": "http"; one a PCP
+ * client made has "origin": "pcp" and "nonce", its 12-byte mapping nonce in
+ * 24 hex digits (RFC 6887 11.1: the nonce owns the mapping); in upstream
  * mode, one the gateway has granted has "upstream_port", the gateway's port.
  *
  * Times are wall-clock (CLOCK_REALTIME) seconds, so that they mean something
@@ -53,6 +55,11 @@
 
 #define STATE_BOOT_ID_LEN 36
 
+/* struct state_mapping.origin: engine/table.h's enum table_origin, by value. */
+#define STATE_ORIGIN_NATPMP 0
+#define STATE_ORIGIN_HTTP 1
+#define STATE_ORIGIN_PCP 2
+
 struct state_mapping {
 	uint32_t client; /* network byte order */
 	uint8_t protocol; /* IPPROTO_UDP or IPPROTO_TCP */
@@ -60,9 +67,10 @@ struct state_mapping {
 	uint16_t external_port;
 	uint32_t lifetime;
 	int64_t expires; /* unix seconds */
-	uint8_t origin;	 /* enum table_origin; "origin": "http" in the file, absent for NAT-PMP */
+	uint8_t origin;	 /* enum table_origin; "origin": "http" or "pcp" in the file, absent for NAT-PMP */
 	uint16_t upstream_port; /* upstream mode: the gateway's port; 0 (absent): none */
 	int64_t expires_boot;	/* CLOCK_BOOTTIME seconds of the boot_id's boot; 0 (absent): unknown */
+	uint8_t nonce[12];	/* origin PCP: the mapping nonce */
 };
 
 struct state {

@@ -17,7 +17,7 @@
 /* The state file holds IPv4 clients only, as the daemon serves only them (docs/architecture.md: IPv6 is to come). */
 static struct state_mapping state_of(const struct table_mapping *m, int64_t mono, int64_t wall, int64_t boot)
 {
-	return (struct state_mapping){
+	struct state_mapping sm = {
 		.expires_boot = boot + (m->expires - mono),
 		.client = m->client.v4,
 		.protocol = m->protocol,
@@ -28,6 +28,9 @@ static struct state_mapping state_of(const struct table_mapping *m, int64_t mono
 		.expires = wall + (m->expires - mono),
 		.upstream_port = m->upstream_port,
 	};
+
+	memcpy(sm.nonce, m->nonce, sizeof(sm.nonce));
+	return sm;
 }
 
 struct snapshot {
@@ -280,6 +283,7 @@ int persist_restore(struct server *s, int64_t now)
 			.lifetime = sm->lifetime,
 			.upstream_port = sm->upstream_port,
 		};
+		memcpy(m.nonce, sm->nonce, sizeof(m.nonce));
 		if (left <= 0) {
 			expired++;
 			/* On the wall clock, a step forward looks the same as time passing. */

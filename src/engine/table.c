@@ -240,8 +240,10 @@ static int log_change(struct table *t, enum table_op op, const struct table_mapp
 		t->log_cap = cap;
 	}
 	t->log[t->log_len++] = (struct table_change){
-		.op = op, .mapping = *m, .previous_expires = prev_expires, .previous_lifetime = prev_lifetime
+		.op = op, .mapping = *m, .previous_expires = prev_expires, .previous_lifetime = prev_lifetime,
+		.previous_origin = m->origin,
 	};
+	memcpy(t->log[t->log_len - 1].previous_nonce, m->nonce, TABLE_NONCE_LEN);
 	return 0;
 }
 
@@ -467,7 +469,8 @@ void table_free(struct table *t)
  * The one ownership rule, for every front end: a mapping the administrator
  * made (the HTTP API) is the administrator's.  A client's own request
  * (NAT-PMP, PCP) may renew it, never shorten or delete it (RFC 6886 3.4:
- * "Not Authorized").
+ * "Not Authorized").  table_owned_elsewhere() says when a client may not
+ * touch it at all.
  */
 static bool table_may_change(const struct entry *e, enum table_origin origin)
 {
@@ -475,10 +478,21 @@ static bool table_may_change(const struct entry *e, enum table_origin origin)
 }
 
 /*
+ * A PCP mapping is its nonce's (RFC 6887 11.3): neither another nonce nor
+ * NAT-PMP, which has none, may renew or delete it.  The administrator may.
+ */
+static bool table_owned_elsewhere(const struct entry *e, const struct table_asker *who)
+{
+	if (e->m.origin != TABLE_ORIGIN_PCP || who->origin == TABLE_ORIGIN_HTTP)
+		return false;
+	return who->origin != TABLE_ORIGIN_PCP || memcmp(e->m.nonce, who->nonce, TABLE_NONCE_LEN) != 0;
+}
+
+/*
  * RFC 6886 3.4: a delete-all deletes what it may, and answers non-zero if
  * it could not delete everything.
  */
-static uint16_t delete_all(struct table *t, const struct table_addr *client, enum table_origin origin,
+static uint16_t delete_all(struct table *t, const struct table_addr *client, const struct table_asker *who,
 			   uint8_t protocol)
 {
 	struct client *c = client_find(t, client);
@@ -491,7 +505,7 @@ static uint16_t delete_all(struct table *t, const struct table_addr *client, enu
 	for (e = c->mappings; e; e = next) {
 		next = e->client_next;
 		int last = next == NULL;
-		if (e->m.protocol == protocol && table_may_change(e, origin))
+		if (e->m.protocol == protocol && table_may_change(e, who->origin) && !table_owned_elsewhere(e, who))
 			entry_remove(t, e);
 		else if (e->m.protocol == protocol)
 			result = TABLE_RESULT_NOT_AUTHORIZED;
@@ -505,6 +519,16 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 		       uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
 		       struct table_grant *grant, uint64_t link)
 {
+	struct table_asker who = { .origin = origin };
+
+	return table_request_by(t, client, &who, protocol, internal_port, suggested_port, lifetime, now, grant, link);
+}
+
+uint16_t table_request_by(struct table *t, struct table_addr client, const struct table_asker *who, uint8_t protocol,
+			  uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
+			  struct table_grant *grant, uint64_t link)
+{
+	enum table_origin origin = who->origin;
 	struct entry *e;
 	struct client *c;
 	uint16_t upstream_port = 0;
@@ -515,9 +539,9 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 	if (lifetime == 0) {
 		/* RFC 6886 3.4: the suggested port of a delete means nothing. */
 		if (internal_port == 0) {
-			return delete_all(t, &client, origin, protocol);
+			return delete_all(t, &client, who, protocol);
 		} else if ((e = table_entry_find(t, &client, protocol, internal_port)) != NULL) {
-			if (!table_may_change(e, origin))
+			if (!table_may_change(e, origin) || table_owned_elsewhere(e, who))
 				return TABLE_RESULT_NOT_AUTHORIZED;
 			entry_remove(t, e);
 		}
@@ -532,6 +556,11 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 	uint16_t moved_port = 0; /* an administrator's mapping moved: the port already chosen for it */
 
 	e = table_entry_find(t, &client, protocol, internal_port);
+	if (e && table_owned_elsewhere(e, who))
+		return TABLE_RESULT_NOT_AUTHORIZED;
+	/* PREFER_FAILURE on a renewal: the port it has is the one it asks for, or it fails (RFC 6887 13.2). */
+	if (e && who->exact && suggested_port && e->m.external_port != suggested_port)
+		return TABLE_RESULT_CANNOT_PROVIDE;
 	/*
 	 * A port a reload took out of the allowed ranges (or reserved), or one
 	 * the router itself has started to use since, is given up at the next
@@ -576,6 +605,11 @@ renew:
 		}
 		if (log_change(t, TABLE_RENEW, &e->m, e->m.expires, e->m.lifetime) < 0)
 			return TABLE_RESULT_OUT_OF_RESOURCES;
+		/* A PCP client's request takes over what it asked for by NAT-PMP before. */
+		if (origin == TABLE_ORIGIN_PCP && e->m.origin == TABLE_ORIGIN_NATPMP) {
+			e->m.origin = TABLE_ORIGIN_PCP;
+			memcpy(e->m.nonce, who->nonce, TABLE_NONCE_LEN);
+		}
 		e->m.lifetime = granted;
 		e->m.expires = now + granted;
 		t->log[t->log_len - 1].mapping = e->m;
@@ -600,6 +634,8 @@ renew:
 				   : table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized);
 	if (port == 0)
 		return authorized ? TABLE_RESULT_OUT_OF_RESOURCES : TABLE_RESULT_NOT_AUTHORIZED;
+	if (who->exact && suggested_port && port != suggested_port && !moved_port)
+		return TABLE_RESULT_CANNOT_PROVIDE;
 
 	struct table_mapping m = {
 		.client = client,
@@ -612,6 +648,8 @@ renew:
 		.upstream_port = upstream_port,
 		.link = link,
 	};
+	if (origin == TABLE_ORIGIN_PCP)
+		memcpy(m.nonce, who->nonce, TABLE_NONCE_LEN);
 	/* An administrator's mapping a client's renewal moved keeps a longer end it had. */
 	if (keep_expires > m.expires) {
 		m.expires = keep_expires;
@@ -741,6 +779,8 @@ void table_rollback(struct table *t)
 			if ((e = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != NULL) {
 				e->m.expires = ch->previous_expires;
 				e->m.lifetime = ch->previous_lifetime;
+				e->m.origin = ch->previous_origin;
+				memcpy(e->m.nonce, ch->previous_nonce, TABLE_NONCE_LEN);
 				heap_update(t, e);
 			}
 			break;

@@ -64,6 +64,18 @@ static const char *type_desc(enum json_type type)
 }
 
 /* A string from the file, quoted and made safe to log; long ones are cut short. */
+/* 2 * n hex digits (either case) from s into out's n bytes: false for anything else. */
+static bool state_unhex(const char *s, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < 2 * n; i++) {
+		int c = s[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return false;
+		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] << 4 | d : d);
+	}
+	return true;
+}
+
 static const char *quote(const char *s, size_t len, char *buf, size_t buflen)
 {
 	size_t o = 0, i;
@@ -201,11 +213,23 @@ int state_read_mapping(struct reader *r, struct json_object *o, const char *wher
 		s = json_object_get_string(v);
 		len = json_object_is_type(v, json_type_string) ? (size_t)json_object_get_string_len(v) : 0;
 		if (len == 4 && memcmp(s, "http", 4) == 0)
-			m->origin = 1;
+			m->origin = STATE_ORIGIN_HTTP;
+		else if (len == 3 && memcmp(s, "pcp", 3) == 0)
+			m->origin = STATE_ORIGIN_PCP;
 		else if (!(len == 6 && memcmp(s, "natpmp", 6) == 0))
-			return state_bad(r, "%s.origin: %s is not natpmp or http", where,
+			return state_bad(r, "%s.origin: %s is not natpmp, pcp or http", where,
 				   json_object_is_type(v, json_type_string) ? quote(s, len, shown, sizeof(shown))
 									    : type_desc(json_object_get_type(v)));
+	}
+	memset(m->nonce, 0, sizeof(m->nonce));
+	if (m->origin == STATE_ORIGIN_PCP) {
+		if (!(v = state_member(r, o, where, "nonce", json_type_string)))
+			return -EBADMSG;
+		s = json_object_get_string(v);
+		len = (size_t)json_object_get_string_len(v);
+		if (len != 2 * sizeof(m->nonce) || !state_unhex(s, m->nonce, sizeof(m->nonce)))
+			return state_bad(r, "%s.nonce: %s is not 24 hex digits (a PCP mapping nonce)", where,
+					 quote(s, len, shown, sizeof(shown)));
 	}
 	m->upstream_port = 0;
 	if (json_object_object_get_ex(o, "upstream_port", NULL)) {
@@ -510,8 +534,14 @@ const char *state_extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MA
 	int n = 0;
 
 	buf[0] = '\0';
-	if (m->origin)
+	if (m->origin == STATE_ORIGIN_HTTP)
 		n = snprintf(buf, STATE_EXTRAS_MAX, ", \"origin\": \"http\"");
+	if (m->origin == STATE_ORIGIN_PCP) {
+		n = snprintf(buf, STATE_EXTRAS_MAX, ", \"origin\": \"pcp\", \"nonce\": \"");
+		for (size_t i = 0; i < sizeof(m->nonce); i++)
+			n += snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, "%02x", m->nonce[i]);
+		n += snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, "\"");
+	}
 	if (m->upstream_port)
 		n += snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, ", \"upstream_port\": %u", m->upstream_port);
 	if (m->expires_boot)

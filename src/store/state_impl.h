@@ -15,9 +15,9 @@
 #include "store/state.h"
 
 /* The longest mapping line, with room to spare. */
-#define STATE_MAPPING_BYTES 256
+#define STATE_MAPPING_BYTES 304
 /* Room for the optional members of one mapping object. */
-#define STATE_EXTRAS_MAX 112
+#define STATE_EXTRAS_MAX 160
 
 /* Where a reader's error message goes: the first error wins. */
 struct reader {

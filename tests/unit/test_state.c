@@ -128,7 +128,8 @@ static void expect_same(const struct state *a, const struct state *b)
 		const struct state_mapping *x = &a->mappings[i], *y = &b->mappings[i];
 		if (x->client != y->client || x->protocol != y->protocol || x->internal_port != y->internal_port ||
 		    x->external_port != y->external_port || x->lifetime != y->lifetime || x->expires != y->expires ||
-		    x->origin != y->origin || x->upstream_port != y->upstream_port || x->expires_boot != y->expires_boot) {
+		    x->origin != y->origin || x->upstream_port != y->upstream_port || x->expires_boot != y->expires_boot ||
+		    memcmp(x->nonce, y->nonce, sizeof(x->nonce)) != 0) {
 			fprintf(stderr, "%s:%d: mapping %zu differs\n", __FILE__, __LINE__, i);
 			check_failures++;
 			return;
@@ -137,12 +138,13 @@ static void expect_same(const struct state *a, const struct state *b)
 }
 
 static struct state_mapping sample[] = {
-	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0, 0, 0 },
-	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0, 40001, 86400 },
-	/* The longest line there can be: every field at its widest, every optional member. */
-	{ 0, TCP, 65535, 65535, 4294967295u, INT64_MAX, 1, 65535, INT64_MAX },
-	{ 0, UDP, 65535, 1, 0, 0, 0, 0, 0 },
-	{ 0, TCP, 8080, 1024, 1, 4102444800, 1, 1, 1 },
+	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0, 0, 0, { 0 } },
+	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0, 40001, 86400, { 0 } },
+	/* The longest line there can be: every field at its widest, every optional member (a PCP nonce). */
+	{ 0, TCP, 65535, 65535, 4294967295u, INT64_MAX, 2, 65535, INT64_MAX,
+	  { 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8, 0xf7, 0xf6, 0xf5, 0xf4 } },
+	{ 0, UDP, 65535, 1, 0, 0, 0, 0, 0, { 0 } },
+	{ 0, TCP, 8080, 1024, 1, 4102444800, 1, 1, 1, { 0 } },
 };
 
 static void test_round_trip(void)
@@ -373,10 +375,18 @@ static void test_bad_fields(void)
 	bad_mapping(__LINE__, 1, "\"\"", "protocol");
 	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
 	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":\"ftp\"}]}",
-	    "mappings[0].origin: \"ftp\" is not natpmp or http");
+	    "mappings[0].origin: \"ftp\" is not natpmp, pcp or http");
+	/* A PCP mapping without its nonce could be taken by any other nonce: the file is damaged. */
+	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
+	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":\"pcp\"}]}",
+	    "mappings[0]: missing \"nonce\"");
+	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
+	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":\"pcp\","
+	    "\"nonce\":\"0123456789abcdef0123456g\"}]}",
+	    "mappings[0].nonce: \"0123456789abcdef0123456g\" is not 24 hex digits");
 	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
 	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":7}]}",
-	    "mappings[0].origin: an integer is not natpmp or http");
+	    "mappings[0].origin: an integer is not natpmp, pcp or http");
 	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
 	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"upstream_port\":0}]}",
 	    "mappings[0].upstream_port: 0 is not a port (1-65535)");
@@ -482,7 +492,7 @@ static void test_scale(void)
 	for (size_t i = 0; i < n; i++)
 		m[i] = (struct state_mapping){ htonl(0x0a000000u + (uint32_t)(i / 100)), i % 2 ? TCP : UDP,
 					       (uint16_t)(i % 65535 + 1), (uint16_t)(65535 - i % 65535),
-					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0, 0, 0 };
+					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0, 0, 0, { 0 } };
 	CHECK_EQ(state_save(path, &in, NULL), 0);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&in, &out);
@@ -718,7 +728,7 @@ static void test_journal_scale(void)
 	for (uint32_t i = 0; i < N; i++) {
 		snap.mappings[i] = (struct state_mapping){ htonl(0x0a000000 + i / 1000), IPPROTO_TCP,
 							   (uint16_t)(1024 + i % 1000), (uint16_t)(1024 + i % 60000),
-							   3600, 1000, 0, 0, 0 };
+							   3600, 1000, 0, 0, 0, { 0 } };
 		c[i].op = i % 3 ? STATE_PUT : STATE_DEL;
 		c[i].m = snap.mappings[i];
 		c[i].m.expires = 2000;

@@ -704,6 +704,90 @@ static void test_rules(void)
 	table_free(t);
 }
 
+/* A PCP client's request with nonce n (one byte repeated), PREFER_FAILURE when exact. */
+static uint16_t pcp(struct table *t, uint32_t client, uint8_t n, bool exact, uint16_t iport, uint16_t sugg,
+		    uint32_t life, int64_t now, struct table_grant *g)
+{
+	struct table_asker who = { .origin = TABLE_ORIGIN_PCP, .exact = exact };
+
+	memset(who.nonce, n, sizeof(who.nonce));
+	return table_request_by(t, table_addr_v4(client), &who, TCP, iport, sugg, life, now, g, TABLE_LINK_NONE);
+}
+
+/*
+ * RFC 6887 11.3: a PCP mapping is its nonce's.  Another nonce, or NAT-PMP,
+ * neither renews nor deletes it; the same nonce does; PCP takes a NAT-PMP
+ * mapping over; a refused take-over or renewal changes nothing, even when
+ * rolled back; PREFER_FAILURE gets the suggested port or nothing.
+ */
+static void test_pcp_nonces(void)
+{
+	struct table *t = make(20000, 20100, 100, 86400);
+	struct table_grant g;
+	const struct table_mapping *m;
+
+	CHECK_EQ(pcp(t, A, 1, false, 80, 20080, 3600, 0, &g), 0);
+	CHECK_EQ(g.external_port, 20080);
+	table_commit(t);
+	m = table_find(t, table_addr_v4(A), TCP, 80);
+	CHECK(m && m->origin == TABLE_ORIGIN_PCP && m->nonce[0] == 1 && m->nonce[11] == 1);
+	/* Another nonce: renewal and delete refused, nothing changed. */
+	CHECK_EQ(pcp(t, A, 2, false, 80, 0, 7200, 10, &g), TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(g.external_port, 0);
+	CHECK_EQ(pcp(t, A, 2, false, 80, 0, 0, 10, &g), TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(table_changes(t, &(const struct table_change *){ NULL }), 0);
+	/* NAT-PMP has no nonce: its delete, delete-all and renewal are refused too. */
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 0, 10, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 0, 0, 0, 10, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 60, 10, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(table_count(t), 1);
+	/* The same nonce renews (the retransmission of a create gets the same answer) and deletes. */
+	CHECK_EQ(pcp(t, A, 1, false, 80, 20080, 3600, 20, &g), 0);
+	CHECK(g.external_port == 20080 && g.lifetime == 3600);
+	table_commit(t);
+	CHECK_EQ(pcp(t, A, 1, false, 80, 0, 0, 30, &g), 0);
+	table_commit(t);
+	CHECK(table_find(t, table_addr_v4(A), TCP, 80) == NULL);
+
+	/* A NAT-PMP mapping taken over by PCP; rolled back, it is NAT-PMP's again. */
+	CHECK_EQ(map(t, A, TCP, 81, 20081, 3600, 0, &g), 0);
+	CHECK_EQ(pcp(t, A, 3, false, 81, 0, 3600, 40, &g), 0);
+	CHECK_EQ(g.external_port, 20081);
+	table_rollback(t);
+	m = table_find(t, table_addr_v4(A), TCP, 81);
+	CHECK(m && m->origin == TABLE_ORIGIN_NATPMP && m->nonce[0] == 0 && m->expires == 3600);
+	CHECK_EQ(pcp(t, A, 3, false, 81, 0, 3600, 40, &g), 0);
+	table_commit(t);
+	m = table_find(t, table_addr_v4(A), TCP, 81);
+	CHECK(m && m->origin == TABLE_ORIGIN_PCP && m->nonce[0] == 3);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 81, 0, 0, 50, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_NOT_AUTHORIZED);
+	/* The administrator may delete it. */
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 81, 0, 0, 50, &g, TABLE_LINK_NONE), 0);
+	table_commit(t);
+	CHECK_EQ(table_count(t), 0);
+
+	/* PREFER_FAILURE: a port held by another client cannot be provided, and nothing is made. */
+	CHECK_EQ(map(t, B, TCP, 90, 20090, 3600, 0, &g), 0);
+	CHECK_EQ(pcp(t, A, 4, true, 90, 20090, 3600, 60, &g), TABLE_RESULT_CANNOT_PROVIDE);
+	CHECK_EQ(g.external_port, 0);
+	CHECK(table_find(t, table_addr_v4(A), TCP, 90) == NULL);
+	CHECK_EQ(pcp(t, A, 4, true, 90, 20091, 3600, 60, &g), 0);
+	CHECK_EQ(g.external_port, 20091);
+	table_commit(t);
+	/* ... and a renewal suggesting another port than the one held fails, keeping the mapping. */
+	CHECK_EQ(pcp(t, A, 4, true, 90, 20092, 3600, 70, &g), TABLE_RESULT_CANNOT_PROVIDE);
+	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 90)->external_port, 20091);
+	/* Without it, the same request gets another port. */
+	CHECK_EQ(pcp(t, A, 5, false, 91, 20090, 3600, 80, &g), 0);
+	CHECK(g.external_port != 20090 && g.external_port != 0);
+	table_commit(t);
+	table_free(t);
+}
+
 int main(void)
 {
 	A = inet_addr("192.168.1.10");
@@ -726,5 +810,6 @@ int main(void)
 	test_expiry_order();
 	test_ownership();
 	test_rules();
+	test_pcp_nonces();
 	return check_exit();
 }
