@@ -22,8 +22,13 @@ enum metrics_drop {
 
 enum metrics_hook { METRICS_HOOK_OK, METRICS_HOOK_FAILED, METRICS_HOOK_TIMEOUT, METRICS_HOOK_DROPPED, METRICS_HOOK_COUNT };
 
-#define METRICS_OPCODES 5 /* 0, 1, 2, any other, and a version not served (wire/codec.h CODEC_METRIC_*) */
-#define METRICS_RESULTS 6 /* RFC 6886 result codes 0-5 */
+/*
+ * The rows of requests[]: wire/codec.h's CODEC_METRIC_* (NAT-PMP's 0, 1, 2,
+ * any other opcode, a version not served; PCP's ANNOUNCE, MAP, any other).
+ */
+#define METRICS_OPCODES 8
+#define METRICS_NATPMP_ROWS 5
+#define METRICS_RESULTS 14 /* RFC 6886's result codes 0-5, RFC 6887's 0-13 */
 
 struct metrics {
 	uint64_t requests[METRICS_OPCODES][METRICS_RESULTS];

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "kernel/netif.h"
-#include "wire/proto.h"
+#include "wire/codec.h"
 
 #define UDP_BATCH 64
 #define UDP_RCVBUF (4 * 1024 * 1024)
@@ -28,8 +28,8 @@ struct udp_packet {
 	struct in_addr local;	 /* where the request was sent: replies come from there */
 	size_t len;
 	size_t reply_len;	 /* 0: no reply */
-	uint8_t data[PROTO_MAX_DATAGRAM];
-	uint8_t reply[PROTO_MAX_DATAGRAM];
+	uint8_t data[CODEC_MAX_REQUEST]; /* a larger datagram is cut to this, and seen as too large */
+	uint8_t reply[CODEC_MAX_REPLY];
 };
 
 struct udp_socket {

@@ -18,18 +18,26 @@
 #ifndef NATPMP_WIRE_CODEC_H
 #define NATPMP_WIRE_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "wire/pcp.h"
 #include "wire/proto.h"
 
-/* The largest reply a codec writes: an echoed request (RFC 6886 3.5, RFC 6887 7.2). */
-#define CODEC_MAX_REPLY PROTO_MAX_DATAGRAM
+/* The largest reply a codec writes: an echoed request (RFC 6886 3.5, RFC 6887 7.2, 8.2). */
+#define CODEC_MAX_REPLY PCP_MAX_DATAGRAM
+/* The largest request read: more than PCP's 1100 bytes, so that an oversize one is seen as oversize. */
+#define CODEC_MAX_REQUEST (PCP_MAX_DATAGRAM + 4)
 
 /* The rows of /metrics' requests: NAT-PMP opcodes 0-2, then these. */
 #define CODEC_METRIC_OTHER_OPCODE 3
-#define CODEC_METRIC_OTHER_VERSION 4 /* a version not served: PCP's 2 until PCP is */
+#define CODEC_METRIC_OTHER_VERSION 4 /* a version neither NAT-PMP's 0 nor PCP's 2 */
+#define CODEC_METRIC_PCP_ANNOUNCE 5
+#define CODEC_METRIC_PCP_MAP 6
+#define CODEC_METRIC_PCP_OTHER 7 /* PEER, and opcodes PCP does not define */
+#define CODEC_METRIC_ROWS 8
 
 enum codec_verdict {
 	CODEC_DROP,	/* not for a server (a response, too short): ignore, no answer */
@@ -47,15 +55,20 @@ struct codec_request {
 	uint16_t internal_port;
 	uint16_t suggested_port; /* 0: no wish */
 	uint32_t lifetime;	 /* requested, seconds; 0 deletes */
-	/* PCP will add its nonce, the suggested external address and its options here. */
+	/* PCP's MAP (RFC 6887 11.1, 13.2); zeros for NAT-PMP. */
+	bool pcp;
+	bool prefer_failure;			 /* the suggested port and address, or nothing */
+	uint8_t nonce[PCP_NONCE_LEN];		 /* owns the mapping */
+	uint8_t suggested_address[16];	 /* a hint: ::ffff:0.0.0.0 or :: for none */
 };
 
 struct codec_answer {
 	uint16_t result;	   /* TABLE_RESULT_* */
 	uint32_t epoch;		   /* seconds since the mapping state began (RFC 6886 3.6, RFC 6887 8.5) */
-	uint32_t external_address; /* CODEC_ADDRESS: 0 when there is none yet */
+	uint32_t external_address; /* network byte order; 0 when there is none yet */
 	uint16_t external_port;	   /* CODEC_MAP: the port granted, 0 on failure */
 	uint32_t lifetime;	   /* CODEC_MAP: seconds granted, 0 on failure or delete */
+	bool over_quota;	   /* TABLE_RESULT_OUT_OF_RESOURCES for the client's own limit (PCP's USER_EX_QUOTA) */
 };
 
 struct codec {
@@ -76,14 +89,14 @@ struct codec {
 	size_t (*announce)(uint32_t epoch, uint32_t external_address, uint8_t *out);
 };
 
-/* NAT-PMP's codec (proto.c). */
+/* NAT-PMP's codec (proto.c) and PCP's (pcp.c). */
 extern const struct codec codec_natpmp;
+extern const struct codec codec_pcp;
 
 /*
  * The codec for a datagram, by its version byte (RFC 6887 9): NAT-PMP's
- * for version 0, and, until PCP's lands, for every other version too (it
- * answers them "unsupported version", the answer PCP clients fall back on).
- * Never NULL.
+ * for version 0, PCP's for every other (it serves 2 and answers the rest
+ * UNSUPP_VERSION naming 2).  Never NULL.
  */
 const struct codec *codec_for(const uint8_t *buf, size_t len);
 

@@ -53,6 +53,7 @@ int external_read(struct server *s)
 /* One round of RFC 6886 3.2.1 announcements: the current address and epoch, from every listen interface. */
 void external_announce(void *arg)
 {
+	static const struct codec *const codecs[] = { &codec_natpmp, &codec_pcp };
 	struct server *s = arg;
 	uint32_t public = external_address(s);
 	uint8_t buf[CODEC_MAX_REPLY];
@@ -62,12 +63,14 @@ void external_announce(void *arg)
 
 	if (!public)
 		return;
-	/* PCP's codec will announce beside NAT-PMP's (RFC 6887 14.1.3): one more datagram per round. */
-	len = codec_natpmp.announce(server_epoch(s, now), public, buf);
 	s->metrics.announcements++;
-	for (size_t i = 0; i < s->n_listeners; i++)
-		if (s->listeners[i].sock.fd >= 0 && (r = udp_announce(&s->listeners[i].sock, buf, len, now)) < 0)
-			log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
+	/* NAT-PMP's (RFC 6886 3.2.1), then PCP's unsolicited ANNOUNCE (RFC 6887 14.1.3), to the same group and port. */
+	for (size_t c = 0; c < sizeof(codecs) / sizeof(codecs[0]); c++) {
+		len = codecs[c]->announce(server_epoch(s, now), public, buf);
+		for (size_t i = 0; i < s->n_listeners; i++)
+			if (s->listeners[i].sock.fd >= 0 && (r = udp_announce(&s->listeners[i].sock, buf, len, now)) < 0)
+				log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
+	}
 }
 
 void external_warn_none(const struct server *s)

@@ -137,7 +137,7 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 	json_object_object_add(o, "external_address",
 			       ctx->public ? json_object_new_string(netif_addr_str(ctx->public, a)) : NULL);
 	json_object_object_add(o, "lifetime", json_object_new_int64(remaining));
-	json_object_object_add(o, "origin", json_object_new_string(m->origin == TABLE_ORIGIN_HTTP ? "http" : "natpmp"));
+	json_object_object_add(o, "origin", json_object_new_string(table_origin_name(m->origin)));
 	json_object_array_add(ctx->list, o);
 }
 

@@ -110,7 +110,7 @@ int list_mappings(const struct config *cfg, FILE *out)
 		struct in_addr a = { .s_addr = m->client };
 		/* As the restore counts it (persist.c), and caps it below. */
 		int64_t left = state_mapping_left(m, same_boot, (int64_t)boot.tv_sec, wall, &on_boot);
-		const char *origin = m->origin == TABLE_ORIGIN_HTTP ? "http" : "natpmp";
+		const char *origin = table_origin_name(m->origin);
 
 		if (left <= 0)
 			continue;

@@ -25,17 +25,25 @@ static void gauge(FILE *out, const char *name, const char *help, uint64_t v)
 
 int metrics_format(const struct metrics *m, const struct metrics_gauges *g, FILE *out)
 {
-	static const char *const opcodes[METRICS_OPCODES] = { "0", "1", "2", "other", "other_version" };
+	static const char *const opcodes[METRICS_OPCODES] = { "0", "1", "2", "other", "other_version",
+							      "announce", "map", "other" };
 	static const char *const drops[METRICS_DROP_COUNT] = { "not_lan", "not_local", "rate_limited", "malformed" };
 	static const char *const hooks[METRICS_HOOK_COUNT] = { "ok", "failed", "timeout", "dropped" };
 
 	family(out, "natpmp_requests_total", "counter",
 	       "NAT-PMP requests answered, by opcode (0 address, 1 UDP, 2 TCP, other: another opcode, other_version: "
-	       "a datagram of a version not served, such as PCP's 2) and RFC 6886 result code.");
-	for (int o = 0; o < METRICS_OPCODES; o++)
-		for (int r = 0; r < METRICS_RESULTS; r++)
+	       "a datagram of a version neither NAT-PMP's 0 nor PCP's 2) and RFC 6886 result code.");
+	for (int o = 0; o < METRICS_NATPMP_ROWS; o++)
+		for (int r = 0; r <= 5; r++)
 			fprintf(out, "natpmp_requests_total{opcode=\"%s\",result=\"%d\"} %" PRIu64 "\n", opcodes[o], r,
 				m->requests[o][r]);
+	family(out, "natpmp_pcp_requests_total", "counter",
+	       "PCP requests answered, by opcode (announce, map, other: PEER or an opcode not defined) and RFC 6887 "
+	       "result code.");
+	for (int o = METRICS_NATPMP_ROWS; o < METRICS_OPCODES; o++)
+		for (int r = 0; r < METRICS_RESULTS; r++)
+			fprintf(out, "natpmp_pcp_requests_total{opcode=\"%s\",result=\"%d\"} %" PRIu64 "\n", opcodes[o],
+				r, m->requests[o][r]);
 	family(out, "natpmp_dropped_total", "counter", "Datagrams dropped without an answer, by reason.");
 	for (int d = 0; d < METRICS_DROP_COUNT; d++)
 		fprintf(out, "natpmp_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[d], m->drops[d]);

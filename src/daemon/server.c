@@ -218,7 +218,7 @@ int server_start(struct server *s)
 		evtimer_add(s->ports_ev, &tv);
 	}
 	s->serving = 1;
-	log_info("serving NAT-PMP on port %u of %zu interface(s); %zu mapping(s) in table ip %s", cfg->listen_port,
+	log_info("serving NAT-PMP and PCP on port %u of %zu interface(s); %zu mapping(s) in table ip %s", cfg->listen_port,
 		 s->n_listeners, table_count(s->table), cfg->nat_table);
 	{
 		char status[160];

@@ -78,6 +78,7 @@ struct server_request {
 	const struct codec *codec;
 	struct codec_request req;
 	uint16_t result; /* CODEC_MAP, CODEC_ADDRESS: TABLE_RESULT_* */
+	bool over_quota; /* TABLE_RESULT_OUT_OF_RESOURCES: the client's own limit */
 	struct table_grant grant;
 };
 

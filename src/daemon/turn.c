@@ -199,24 +199,85 @@ static void turn_log_refusal(struct server *s, int64_t now, const char *fmt, ...
 	s->refusals_unlogged = 0;
 }
 
-/* Why the table refused client a new mapping, in words. */
-static void turn_refused(struct server *s, uint32_t client, const struct codec_request *req, uint16_t result,
-			 int64_t now)
+/* Why the table refused client a mapping, in words; r->over_quota says whether it was the client's own limit. */
+static void turn_refused(struct server *s, uint32_t client, struct server_request *r, int64_t now)
 {
+	const struct codec_request *req = &r->req;
+	const struct table_mapping *m = table_find(s->table, table_addr_v4(client), req->protocol, req->internal_port);
 	char who[INET_ADDRSTRLEN];
 	const char *why;
 
 	netif_addr_str(client, who);
-	if (result == TABLE_RESULT_NOT_AUTHORIZED)
+	if (r->result == TABLE_RESULT_NOT_AUTHORIZED && m && m->origin == TABLE_ORIGIN_PCP)
+		why = req->pcp ? "the mapping belongs to another PCP nonce" : "the mapping is a PCP client's";
+	else if (r->result == TABLE_RESULT_NOT_AUTHORIZED)
 		why = !req->lifetime	     ? "the mapping is the administrator's (made through the HTTP API)"
 		      : !req->internal_port ? "internal port 0 cannot be mapped"
 					     : "no --rule allows it";
-	else if (table_client_count(s->table, table_addr_v4(client)) >= s->cfg.max_mappings_per_ip)
+	else if (r->result == TABLE_RESULT_CANNOT_PROVIDE)
+		why = "PREFER_FAILURE, and the suggested external port or address cannot be had";
+	else if (r->result == TABLE_RESULT_NETWORK_FAILURE)
+		why = "there is no external address yet";
+	else if ((r->over_quota = table_client_count(s->table, table_addr_v4(client)) >= s->cfg.max_mappings_per_ip))
 		why = "it holds --max-mappings-per-ip";
 	else
 		why = "no free port in --allowed-ports (or its host holds --max-mappings-per-ip under other addresses)";
-	turn_log_refusal(s, now, "refused %s %s %u for %s: %s (result %u)", req->lifetime ? "to map" : "to delete",
-			 proto_protocol_name(req->protocol), req->internal_port, who, why, result);
+	/* The result is NAT-PMP's code; PCP words it its own way (wire/pcp.c). */
+	if (req->pcp)
+		turn_log_refusal(s, now, "refused to %s %s %u for %s by PCP: %s", req->lifetime ? "map" : "delete",
+				 proto_protocol_name(req->protocol), req->internal_port, who, why);
+	else
+		turn_log_refusal(s, now, "refused to %s %s %u for %s: %s (result %u)", req->lifetime ? "map" : "delete",
+				 proto_protocol_name(req->protocol), req->internal_port, who, why, r->result);
+}
+
+/*
+ * A PCP MAP's own conditions before the table (RFC 6887 11.3, 13.2): an
+ * answer carries the external address, so without one there is none to
+ * give; a suggested address is a hint, except under PREFER_FAILURE.
+ * TABLE_RESULT_SUCCESS when the table may decide.
+ */
+static uint16_t turn_pcp_precheck(struct server *s, const struct codec_request *req)
+{
+	static const uint8_t any4[16] = { [10] = 0xff, [11] = 0xff }, any6[16] = { 0 };
+	struct table_addr ext = table_addr_v4(external_address(s));
+
+	if (!req->lifetime)
+		return TABLE_RESULT_SUCCESS;
+	if (!ext.v4)
+		return TABLE_RESULT_NETWORK_FAILURE;
+	if (req->prefer_failure && memcmp(req->suggested_address, any4, 16) && memcmp(req->suggested_address, any6, 16) &&
+	    memcmp(req->suggested_address, ext.v6, 16))
+		return TABLE_RESULT_CANNOT_PROVIDE;
+	return TABLE_RESULT_SUCCESS;
+}
+
+/* Step 2 for a map request: the table decides, for the asker the codec names. */
+static void turn_map(struct server *s, struct udp_socket *sock, uint32_t client, struct server_request *r, int64_t now)
+{
+	struct table_asker who = { .origin = r->req.pcp ? TABLE_ORIGIN_PCP : TABLE_ORIGIN_NATPMP,
+				   .exact = r->req.prefer_failure };
+
+	memcpy(who.nonce, r->req.nonce, sizeof(who.nonce));
+	r->over_quota = false;
+	r->grant = (struct table_grant){ 0 };
+	/*
+	 * PCP's internal port 0 names an all-ports mapping (RFC 6887 11.1),
+	 * which is never made: deleting it deletes nothing, not NAT-PMP's
+	 * "every mapping of the client".
+	 */
+	if (r->req.pcp && !r->req.lifetime && !r->req.internal_port) {
+		r->result = TABLE_RESULT_SUCCESS;
+		return;
+	}
+	if (!r->req.pcp || (r->result = turn_pcp_precheck(s, &r->req)) == TABLE_RESULT_SUCCESS)
+		r->result = table_request_by(s->table, table_addr_v4(client), &who, r->req.protocol, r->req.internal_port,
+					     r->req.suggested_port, r->req.lifetime, now, &r->grant,
+					     turn_link(s, sock, client, &r->req));
+	if (r->result == TABLE_RESULT_SUCCESS)
+		waiting_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
+	else
+		turn_refused(s, client, r, now);
 }
 
 /* Whether the daemon serves a datagram from p's source to p's destination at all; counts and logs what it drops. */
@@ -274,19 +335,13 @@ static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_pa
 		break;
 	case CODEC_ADDRESS: {
 		struct codec_answer a = { .epoch = epoch, .external_address = external_address(s) };
-		/* RFC 6886 3.2: no external address yet is result 3. */
-		a.result = r->result = a.external_address ? TABLE_RESULT_SUCCESS : TABLE_RESULT_NETWORK_FAILURE;
+		/* RFC 6886 3.2: no external address yet is result 3; PCP's ANNOUNCE only asks whether the server is there. */
+		a.result = r->result = a.external_address || r->req.pcp ? TABLE_RESULT_SUCCESS : TABLE_RESULT_NETWORK_FAILURE;
 		p->reply_len = r->codec->encode(&r->req, &a, p->reply);
 		break;
 	}
 	case CODEC_MAP:
-		r->result = table_request(s->table, table_addr_v4(client), TABLE_ORIGIN_NATPMP, r->req.protocol,
-					  r->req.internal_port, r->req.suggested_port, r->req.lifetime, now, &r->grant,
-					  turn_link(s, sock, client, &r->req));
-		if (r->result == TABLE_RESULT_SUCCESS)
-			waiting_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
-		else
-			turn_refused(s, client, &r->req, r->result, now);
+		turn_map(s, sock, client, r, now);
 		break;
 	}
 }
@@ -364,7 +419,9 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 				continue;
 			}
 			a = (struct codec_answer){ .result = r->result, .epoch = server_epoch(s, now),
-						   .external_port = r->grant.external_port, .lifetime = r->grant.lifetime };
+						   .external_address = external_address(s),
+						   .external_port = r->grant.external_port, .lifetime = r->grant.lifetime,
+						   .over_quota = r->over_quota };
 			p->reply_len = r->codec->encode(&r->req, &a, p->reply);
 			turn_count_answer(s, r->req.metric_op, r->result);
 		} else if (r->req.verdict == CODEC_ADDRESS) {
@@ -453,7 +510,7 @@ int turn_open_listeners(struct server *s, const struct config *cfg, struct serve
 			return -1;
 		}
 		if (r > 0)
-			log_warnx("listen interface %s does not exist (yet): waiting for it; NAT-PMP is served there once "
+			log_warnx("listen interface %s does not exist (yet): waiting for it; NAT-PMP and PCP are served there once "
 				  "it appears (check the name if it never does)",
 				  cfg->listen_interfaces[i]);
 	}
@@ -482,6 +539,6 @@ void turn_retry_listeners(struct server *s)
 		if (l->sock.fd >= 0)
 			continue;
 		if (turn_open_listener(s, l, name, s->cfg.listen_port) == 0)
-			log_info("listen interface %s appeared: serving NAT-PMP on it", name);
+			log_info("listen interface %s appeared: serving NAT-PMP and PCP on it", name);
 	}
 }

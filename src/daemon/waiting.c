@@ -95,7 +95,8 @@ void waiting_defer(struct server *s, struct server_listener *l, const struct udp
 
 	TAILQ_FOREACH(q, &s->pending, link)
 		if (q->l == l && q->peer.sin_addr.s_addr == p->peer.sin_addr.s_addr && q->peer.sin_port == p->peer.sin_port &&
-		    q->codec == r->codec && q->req.opcode == r->req.opcode && q->req.internal_port == r->req.internal_port &&
+		    q->codec == r->codec && q->req.opcode == r->req.opcode && q->protocol == r->req.protocol &&
+		    q->req.internal_port == r->req.internal_port &&
 		    q->local_port == r->grant.external_port)
 			return;
 	if (!waiting_may_wait(s, p->peer.sin_addr.s_addr) || !(q = calloc(1, sizeof(*q))))
@@ -135,7 +136,8 @@ static void waiting_answer(struct server *s, uint8_t protocol, uint16_t local_po
 		if (q->l) {
 			struct udp_packet pkt = { .peer = q->peer, .local = q->local };
 			struct codec_answer a = { .result = result, .epoch = server_epoch(s, server_mono_s()),
-						  .external_port = port, .lifetime = lifetime };
+						  .external_address = external_address(s), .external_port = port,
+						  .lifetime = lifetime };
 			pkt.reply_len = q->codec->encode(&q->req, &a, pkt.reply);
 			udp_send(&q->l->sock, &pkt, 1);
 			turn_count_answer(s, q->req.metric_op, result);

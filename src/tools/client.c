@@ -1,5 +1,5 @@
 /*
- * client.c - natpmp-client: send one NAT-PMP request, print every answer.
+ * client.c - natpmp-client: send one NAT-PMP or PCP request, print every answer.
  *
  * People run it by hand and the integration tests grep its output, so each
  * datagram becomes exactly one line of key=value pairs whose keys and order
@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "tools/cli.h"
+#include "wire/pcp.h"
 #include "wire/proto.h"
 
 #define CLIENT_NAME "natpmp-client"
@@ -35,6 +36,8 @@
 #define CLIENT_LISTEN_SECONDS 5
 /* RFC 6886 3.1's last interval: doubling on past it would let -t 60000 -r 20 wait a year. */
 #define CLIENT_MAX_INTERVAL_MS 64000
+/* raw: more than either protocol's 1100-byte limit, so that a server's answer to an oversize request can be seen. */
+#define CLIENT_MAX_RAW 1500
 
 enum client_exit {
 	EXIT_REPLY_OK = 0,
@@ -55,9 +58,15 @@ struct client {
 	unsigned int timeout_ms;
 	unsigned int wait_ms;
 	enum client_command cmd;
-	uint8_t request[PROTO_MAX_DATAGRAM];
+	uint8_t request[CLIENT_MAX_RAW];
 	size_t request_len;
 	unsigned int listen_seconds;
+	/* PCP: the request's client address field is filled in once the source address is known. */
+	bool pcp;
+	bool nonce_given;
+	uint8_t nonce[PCP_NONCE_LEN];
+	bool prefer_failure;
+	struct in_addr suggested_address; /* INADDR_ANY: none (::ffff:0.0.0.0) */
 };
 
 static const struct option client_options[] = {
@@ -73,10 +82,11 @@ static uint8_t client_rxbuf[65536];
 static void client_usage(FILE *out)
 {
 	fputs("usage: natpmp-client [-g GATEWAY] [-p PORT] [-b SRCADDR] [-s SRCPORT]\n"
-	      "                     [-r TRIES] [-t MS] [-w MS] COMMAND\n"
+	      "                     [-r TRIES] [-t MS] [-w MS] [-n NONCE] [-a ADDRESS] [-F]\n"
+	      "                     COMMAND\n"
 	      "\n"
-	      "A NAT-PMP (RFC 6886) client: sends one request and prints each datagram that\n"
-	      "answers it as one line of key=value pairs.\n"
+	      "A NAT-PMP (RFC 6886) and PCP (RFC 6887) client: sends one request and prints\n"
+	      "each datagram that answers it as one line of key=value pairs.\n"
 	      "\n"
 	      "  -g GATEWAY  server address (default: the default route's gateway)\n"
 	      "  -p PORT     server port (default 5351)\n"
@@ -87,6 +97,10 @@ static void client_usage(FILE *out)
 	      "              each send, up to 64000\n"
 	      "  -w MS       after the first reply, print further datagrams for MS more ms,\n"
 	      "              0 to 60000 (default 0)\n"
+	      "  -n NONCE    pcp-map, pcp-unmap: the mapping nonce, 24 hex digits (default:\n"
+	      "              random; a renewal or delete must repeat the nonce it was made with)\n"
+	      "  -a ADDRESS  pcp-map: the suggested external IPv4 address (default none)\n"
+	      "  -F          pcp-map: PREFER_FAILURE, the suggested port and address or nothing\n"
 	      "  -h, --help  this text\n"
 	      "\n"
 	      "Commands:\n"
@@ -96,7 +110,11 @@ static void client_usage(FILE *out)
 	      "                                 to INTERNAL, LIFETIME to 3600 seconds\n"
 	      "  unmap udp|tcp INTERNAL         delete a mapping (lifetime 0, suggested 0);\n"
 	      "                                 INTERNAL 0 deletes all of that protocol\n"
-	      "  raw HEX...                     send these bytes as they are, at most 1100,\n"
+	      "  pcp-announce                   PCP ANNOUNCE: is a PCP server there, its epoch\n"
+	      "  pcp-map udp|tcp INTERNAL [SUGGESTED [LIFETIME]]\n"
+	      "                                 PCP MAP, defaults as for map\n"
+	      "  pcp-unmap udp|tcp INTERNAL     PCP MAP with lifetime 0 (give -n)\n"
+	      "  raw HEX...                     send these bytes as they are, at most 1500,\n"
 	      "                                 e.g. raw 01 00 or raw 0100\n"
 	      "  listen [SECONDS]               for SECONDS (1 to 3600, default 5), print every\n"
 	      "                                 datagram that reaches SRCADDR:SRCPORT (default\n"
@@ -106,6 +124,9 @@ static void client_usage(FILE *out)
 	      "hex= (all bytes) when the length is not the opcode's, and always for raw:\n"
 	      "  reply from=ADDR:PORT len=N version=V opcode=OP result=R epoch=E\n"
 	      "        [address=A | internal=I external=X lifetime=L] [hex=H] rtt_us=U\n"
+	      "  PCP:  reply from=ADDR:PORT len=N version=2 opcode=OP result=R lifetime=L\n"
+	      "        epoch=E [nonce=HEX protocol=P internal=I external=X address=A]\n"
+	      "        [hex=H] rtt_us=U\n"
 	      "  listening on ADDR:PORT for S s             (listen: first, once it listens)\n"
 	      "  datagram t=MS from=ADDR:PORT len=N ...    (listen; MS since it started)\n"
 	      "  no reply\n"
@@ -152,13 +173,37 @@ static int parse_hex(struct client *c, int argc, char **argv)
 				return cli_usage_error("hex", argv[i], "odd number of digits: write each byte as two");
 			if (lo < 0)
 				return cli_usage_error("hex", argv[i], "not hex digits: use e.g. 01 00 or 0100");
-			if (c->request_len == PROTO_MAX_DATAGRAM)
-				return cli_usage_error("hex", argv[i], "the bytes come to more than 1100");
+			if (c->request_len == CLIENT_MAX_RAW)
+				return cli_usage_error("hex", argv[i], "the bytes come to more than 1500");
 			c->request[c->request_len++] = (uint8_t)(hi << 4 | lo);
 			s += 2;
 		}
 	}
 	return 0;
+}
+
+/* A PCP request's header and MAP data (RFC 6887 7.1, 11.1); the client address is set before sending. */
+static size_t pcp_request(struct client *c, uint8_t opcode, uint8_t protocol, uint16_t internal, uint16_t suggested,
+			  uint32_t lifetime)
+{
+	uint8_t *p = c->request, *d = p + PCP_HEADER_LEN;
+
+	memset(p, 0, PCP_MAP_LEN);
+	p[0] = PCP_VERSION;
+	p[1] = opcode;
+	proto_put32(p + 4, lifetime);
+	if (opcode == PCP_OP_ANNOUNCE)
+		return PCP_HEADER_LEN;
+	memcpy(d, c->nonce, PCP_NONCE_LEN);
+	d[12] = protocol;
+	proto_put16(d + 16, internal);
+	proto_put16(d + 18, suggested);
+	d[30] = d[31] = 0xff;
+	memcpy(d + 32, &c->suggested_address, 4);
+	if (!c->prefer_failure)
+		return PCP_MAP_LEN;
+	p[PCP_MAP_LEN] = PCP_OPTION_PREFER_FAILURE;
+	return PCP_MAP_LEN + 4;
 }
 
 static int parse_map(struct client *c, bool unmap, int argc, char **argv)
@@ -188,7 +233,10 @@ static int parse_map(struct client *c, bool unmap, int argc, char **argv)
 	if (argc > 3 && cli_parse_number("lifetime", argv[3], 0, UINT32_MAX, &lifetime) < 0)
 		return -EINVAL;
 
-	c->request_len = proto_encode_map_request(c->request, protocol, internal, suggested, (uint32_t)lifetime);
+	if (c->pcp)
+		c->request_len = pcp_request(c, PCP_OP_MAP, protocol, internal, suggested, (uint32_t)lifetime);
+	else
+		c->request_len = proto_encode_map_request(c->request, protocol, internal, suggested, (uint32_t)lifetime);
 	c->cmd = CMD_REQUEST;
 	return 0;
 }
@@ -198,7 +246,8 @@ static int parse_command(struct client *c, int argc, char **argv)
 	const char *cmd;
 
 	if (argc == 0)
-		return cli_usage_message("no command: use address, map, unmap, raw or listen", NULL);
+		return cli_usage_message("no command: use address, map, unmap, pcp-announce, pcp-map, pcp-unmap, raw or listen",
+					 NULL);
 	cmd = argv[0];
 	argc--;
 	argv++;
@@ -213,6 +262,20 @@ static int parse_command(struct client *c, int argc, char **argv)
 	}
 	if (strcmp(cmd, "map") == 0 || strcmp(cmd, "unmap") == 0)
 		return parse_map(c, cmd[0] == 'u', argc, argv);
+	if (strncmp(cmd, "pcp-", 4) == 0) {
+		c->pcp = true;
+		if (!c->nonce_given)
+			arc4random_buf(c->nonce, sizeof(c->nonce));
+		if (strcmp(cmd + 4, "map") == 0 || strcmp(cmd + 4, "unmap") == 0)
+			return parse_map(c, cmd[4] == 'u', argc, argv);
+		if (strcmp(cmd + 4, "announce") == 0) {
+			if (argc > 0)
+				return cli_usage_message("unexpected argument", argv[0]);
+			c->request_len = pcp_request(c, PCP_OP_ANNOUNCE, 0, 0, 0, 0);
+			c->cmd = CMD_REQUEST;
+			return 0;
+		}
+	}
 	if (strcmp(cmd, "raw") == 0) {
 		/* raw "" is allowed: an empty datagram is a case worth testing. */
 		if (argc == 0)
@@ -231,7 +294,7 @@ static int parse_command(struct client *c, int argc, char **argv)
 			c->local.sin_port = htons(NATPMP_CLIENT_PORT);
 		return 0;
 	}
-	return cli_usage_error("command", cmd, "use address, map, unmap, raw or listen");
+	return cli_usage_error("command", cmd, "use address, map, unmap, pcp-announce, pcp-map, pcp-unmap, raw or listen");
 }
 
 /* 0 to go on, 1 for -h, -EINVAL after a message naming the bad argument. */
@@ -249,7 +312,7 @@ static int parse_args(struct client *c, int argc, char **argv)
 	c->timeout_ms = CLIENT_TIMEOUT_MS;
 	opterr = 0;
 	/* "+": options end at the command, so its arguments are never taken for options. */
-	while ((opt = getopt_long(argc, argv, "+:g:p:b:s:r:t:w:h", client_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:g:p:b:s:r:t:w:n:a:Fh", client_options, NULL)) != -1) {
 		switch (opt) {
 		case 'g':
 			if (cli_parse_ipv4("gateway", optarg, &c->server.sin_addr) < 0)
@@ -282,6 +345,21 @@ static int parse_args(struct client *c, int argc, char **argv)
 		case 'w':
 			if (cli_parse_uint("wait", optarg, 0, 60000, &c->wait_ms) < 0)
 				return -EINVAL;
+			break;
+		case 'n':
+			c->request_len = 0;
+			if (strlen(optarg) != 2 * PCP_NONCE_LEN || parse_hex(c, 1, &optarg) < 0 ||
+			    c->request_len != PCP_NONCE_LEN)
+				return cli_usage_error("nonce", optarg, "give 24 hex digits (12 bytes)");
+			memcpy(c->nonce, c->request, PCP_NONCE_LEN);
+			c->nonce_given = true;
+			break;
+		case 'a':
+			if (cli_parse_ipv4("suggested address", optarg, &c->suggested_address) < 0)
+				return -EINVAL;
+			break;
+		case 'F':
+			c->prefer_failure = true;
 			break;
 		case 'h':
 			return 1;
@@ -339,6 +417,33 @@ static const char *sin_str(const struct sockaddr_in *sin, char buf[INET_ADDRSTRL
 	return buf;
 }
 
+/* A PCP response's fields (RFC 6887 7.2, 11.1); returns the length its opcode implies, 0 for none. */
+static size_t print_pcp(const uint8_t *p, size_t len, int *result)
+{
+	char addr[INET6_ADDRSTRLEN];
+	uint8_t op = p[1] & (uint8_t)~PCP_R;
+
+	if (len < PCP_HEADER_LEN)
+		return 0;
+	*result = p[3];
+	printf(" result=%d lifetime=%u epoch=%u", *result, proto_get32(p + 4), proto_get32(p + 8));
+	if (op == PCP_OP_ANNOUNCE)
+		return PCP_HEADER_LEN;
+	if (op != PCP_OP_MAP || len < PCP_MAP_LEN)
+		return 0;
+	fputs(" nonce=", stdout);
+	for (size_t i = 0; i < PCP_NONCE_LEN; i++)
+		printf("%02x", p[PCP_HEADER_LEN + i]);
+	printf(" protocol=%u internal=%u external=%u", p[36], proto_get16(p + 40), proto_get16(p + 42));
+	/* An IPv4-mapped address prints as IPv4, the form scripts compare with. */
+	if (memcmp(p + 44, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
+		inet_ntop(AF_INET, p + 56, addr, sizeof(addr));
+	else
+		inet_ntop(AF_INET6, p + 44, addr, sizeof(addr));
+	printf(" address=%s", addr);
+	return PCP_MAP_LEN;
+}
+
 /*
  * One line per datagram.  Scripts parse these lines: keys are never renamed
  * or reordered, and a field is printed only when its bytes arrived.  Only a
@@ -388,6 +493,8 @@ static int print_datagram(const char *label, const struct sockaddr_in *from, con
 		if (want && len == PROTO_ERROR_REPLY_LEN && result > 0)
 			want = len;
 	}
+	if (len >= 2 && p[0] == PCP_VERSION && (p[1] & PCP_R))
+		want = print_pcp(p, len, &result);
 	if (hex || want == 0 || len != want) {
 		fputs(" hex=", stdout);
 		for (size_t i = 0; i < len; i++)
@@ -499,6 +606,33 @@ static int print_until(int fd, int64_t deadline, bool hex, bool once, int *count
 	return 0;
 }
 
+/*
+ * PCP's client address field is the request's source (RFC 6887 8.1): the
+ * bound address, or the one the kernel would pick for the server.
+ */
+static int pcp_client_address(struct client *c)
+{
+	struct sockaddr_in local = c->local;
+	socklen_t len = sizeof(local);
+	int probe;
+
+	if (local.sin_addr.s_addr == htonl(INADDR_ANY)) {
+		if ((probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+			return cli_system_error(-errno, "socket");
+		if (connect(probe, (const struct sockaddr *)&c->server, sizeof(c->server)) < 0 ||
+		    getsockname(probe, (struct sockaddr *)&local, &len) < 0) {
+			int err = -errno;
+			close(probe);
+			return cli_system_error(err, "finding the source address towards the server");
+		}
+		close(probe);
+	}
+	memset(c->request + 8, 0, 10);
+	c->request[18] = c->request[19] = 0xff;
+	memcpy(c->request + 20, &local.sin_addr, 4);
+	return 0;
+}
+
 static int run_request(struct client *c)
 {
 	int64_t interval = c->timeout_ms;
@@ -514,6 +648,10 @@ static int run_request(struct client *c)
 	}
 	if (open_socket(&c->local, false, &fd) < 0)
 		return EXIT_SYSTEM;
+	if (c->pcp && (r = pcp_client_address(c)) < 0) {
+		close(fd);
+		return EXIT_SYSTEM;
+	}
 	/* RFC 6886 3.1: the same request again after each timeout, which doubles. */
 	for (unsigned int sent = 0; sent < c->tries && count == 0 && r == 0; sent++) {
 		if ((r = send_request(fd, c)) == 0)

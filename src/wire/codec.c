@@ -5,8 +5,5 @@
 
 const struct codec *codec_for(const uint8_t *buf, size_t len)
 {
-	(void)buf;
-	(void)len;
-	/* PCP (version 2) will be the one other line here. */
-	return &codec_natpmp;
+	return len > 0 && buf[0] != NATPMP_VERSION ? &codec_pcp : &codec_natpmp;
 }

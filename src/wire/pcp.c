@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "wire/codec.h"
 #include "wire/pcp.h"
 #include "wire/proto.h"
 
@@ -41,8 +42,8 @@ static enum pcp_verdict pcp_options(const uint8_t *p, size_t left, struct pcp_re
 			memcpy(req->third_party_address, p + 4, 16);
 			break;
 		case PCP_OPTION_PREFER_FAILURE:
-			/* Meaningless for a delete (RFC 6887 11.3), and allowed once. */
-			if (req->opcode != PCP_OP_MAP || len != 0 || prefer || req->lifetime == 0)
+			/* Meaningless for a delete (RFC 6887 11.3) or without a port to insist on (13.2); allowed once. */
+			if (req->opcode != PCP_OP_MAP || len != 0 || prefer || req->lifetime == 0 || req->suggested_port == 0)
 				return pcp_error(req, PCP_MALFORMED_OPTION);
 			prefer = true;
 			break;
@@ -109,7 +110,11 @@ enum pcp_verdict pcp_decode(const uint8_t *buf, size_t len, const uint8_t source
 				      req->internal_port == 0))
 			return pcp_error(req, PCP_UNSUPP_PROTOCOL);
 	}
-	return pcp_options(buf + need, len - need, req);
+	enum pcp_verdict v = pcp_options(buf + need, len - need, req);
+	/* RFC 6887 13.1: naming itself as the third party is a malformed request. */
+	if (v == PCP_MAP && req->third_party && memcmp(req->third_party_address, source, 16) == 0)
+		return pcp_error(req, PCP_MALFORMED_REQUEST);
+	return v;
 }
 
 uint32_t pcp_error_lifetime(uint8_t result)
@@ -174,3 +179,144 @@ size_t pcp_encode_announce(uint8_t out[PCP_HEADER_LEN], uint8_t result, uint32_t
 	pcp_header(out, PCP_OP_ANNOUNCE, result, 0, epoch);
 	return PCP_HEADER_LEN;
 }
+
+/* --- PCP as a codec of the request turn (wire/codec.h) --- */
+
+static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+/* A peer's address as PCP writes it (RFC 6887 5): IPv4 as ::ffff:a.b.c.d. */
+static void pcp_addr_of(const struct sockaddr *peer, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (peer->sa_family == AF_INET) {
+		memcpy(out, v4_mapped, sizeof(v4_mapped));
+		memcpy(out + 12, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+	} else if (peer->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+	}
+}
+
+static uint8_t pcp_metric_row(const struct pcp_request *r)
+{
+	if (r->version != PCP_VERSION)
+		return CODEC_METRIC_OTHER_VERSION;
+	return r->opcode == PCP_OP_ANNOUNCE ? CODEC_METRIC_PCP_ANNOUNCE
+	       : r->opcode == PCP_OP_MAP    ? CODEC_METRIC_PCP_MAP
+					    : CODEC_METRIC_PCP_OTHER;
+}
+
+static enum codec_verdict pcp_codec_decode(const uint8_t *buf, size_t len, const struct sockaddr *peer, uint32_t epoch,
+					   struct codec_request *req, uint8_t *out, size_t *out_len)
+{
+	struct pcp_request r;
+	uint8_t source[16];
+	enum pcp_verdict v;
+
+	pcp_addr_of(peer, source);
+	v = pcp_decode(buf, len, source, &r);
+	/*
+	 * Options this server does not act on are refused, never accepted and
+	 * ignored: FILTER (13.3) would promise a filter that is not there, and
+	 * THIRD_PARTY (13.1) is prohibited, as RFC 6887 recommends for
+	 * customer premises equipment ("UNSUPP_OPTION").
+	 */
+	if (v == PCP_MAP && (r.filters || r.third_party)) {
+		r.result = PCP_UNSUPP_OPTION;
+		v = PCP_ERROR;
+	}
+	*req = (struct codec_request){
+		.opcode = r.opcode,
+		.metric_op = pcp_metric_row(&r),
+		.protocol = r.protocol,
+		.internal_port = r.internal_port,
+		.suggested_port = r.suggested_port,
+		.lifetime = r.lifetime,
+		.pcp = true,
+		.prefer_failure = r.prefer_failure,
+	};
+	memcpy(req->nonce, r.nonce, sizeof(req->nonce));
+	memcpy(req->suggested_address, r.suggested_address, sizeof(req->suggested_address));
+	*out_len = 0;
+	switch (v) {
+	case PCP_DROP:
+		return req->verdict = CODEC_DROP;
+	case PCP_ERROR:
+		*out_len = pcp_encode_error(out, buf, len, &r, epoch);
+		req->result = r.result;
+		return req->verdict = CODEC_ANSWERED;
+	case PCP_ANNOUNCE:
+		return req->verdict = CODEC_ADDRESS;
+	case PCP_MAP:
+		break;
+	}
+	return req->verdict = CODEC_MAP;
+}
+
+/* The engine's result (engine/table.h, RFC 6886's values) in RFC 6887 7.4's words. */
+static uint8_t pcp_result_of(const struct codec_answer *a)
+{
+	switch (a->result) {
+	case 0:
+		return PCP_SUCCESS;
+	case 2:
+		return PCP_NOT_AUTHORIZED;
+	case 3:
+		return PCP_NETWORK_FAILURE;
+	case 4:
+		return a->over_quota ? PCP_USER_EX_QUOTA : PCP_NO_RESOURCES;
+	case PCP_CANNOT_PROVIDE_EXTERNAL: /* TABLE_RESULT_CANNOT_PROVIDE */
+		return PCP_CANNOT_PROVIDE_EXTERNAL;
+	default:
+		return PCP_NETWORK_FAILURE;
+	}
+}
+
+/*
+ * A MAP answer echoes the request's nonce, protocol and internal port
+ * whatever the result (RFC 6887 11.4; mDNSResponder matches an error only
+ * on a full 60-byte answer); an error also echoes the suggested port and
+ * address.  PREFER_FAILURE, processed, is the one option answered (7.3).
+ */
+static size_t pcp_codec_encode(const struct codec_request *req, const struct codec_answer *a, uint8_t *out)
+{
+	struct pcp_request r = {
+		.opcode = req->opcode,
+		.protocol = req->protocol,
+		.internal_port = req->internal_port,
+	};
+	uint8_t result = pcp_result_of(a), address[16];
+	size_t n;
+
+	if (req->verdict == CODEC_ADDRESS)
+		return pcp_encode_announce(out, PCP_SUCCESS, a->epoch);
+	memcpy(r.nonce, req->nonce, sizeof(r.nonce));
+	memcpy(address, v4_mapped, sizeof(v4_mapped));
+	memcpy(address + 12, &a->external_address, 4);
+	if (result != PCP_SUCCESS)
+		n = pcp_encode_map(out, &r, result, pcp_error_lifetime(result), a->epoch, req->suggested_port,
+				   req->suggested_address);
+	else if (!req->lifetime) /* a delete: the mapping is gone, port and address as asked (15) */
+		n = pcp_encode_map(out, &r, result, 0, a->epoch, req->suggested_port, req->suggested_address);
+	else
+		n = pcp_encode_map(out, &r, result, a->lifetime, a->epoch, a->external_port, address);
+	if (req->prefer_failure) {
+		memset(out + n, 0, 4);
+		out[n] = PCP_OPTION_PREFER_FAILURE;
+		n += 4;
+	}
+	return n;
+}
+
+/* RFC 6887 14.1.3: an ANNOUNCE response nobody asked for tells clients the epoch after a restart or change. */
+static size_t pcp_codec_announce(uint32_t epoch, uint32_t external_address, uint8_t *out)
+{
+	(void)external_address;
+	return pcp_encode_announce(out, PCP_SUCCESS, epoch);
+}
+
+const struct codec codec_pcp = {
+	.name = "PCP",
+	.decode = pcp_codec_decode,
+	.encode = pcp_codec_encode,
+	.announce = pcp_codec_announce,
+};

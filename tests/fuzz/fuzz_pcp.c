@@ -7,7 +7,10 @@
  * The verdict is checked against an independent reading of RFC 6887 8.2's
  * header rules, and every answer the server would send is encoded into a
  * heap buffer of exactly its documented size (AddressSanitizer catches a
- * write past it) and checked field by field.
+ * write past it) and checked field by field.  The same datagram then goes
+ * through PCP's codec for the request turn (wire/codec.h), whose verdict
+ * must agree and whose answers must echo the nonce in 60 bytes (64 with
+ * PREFER_FAILURE).
  */
 #include <netinet/in.h>
 #include <stdint.h>
@@ -15,6 +18,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "wire/codec.h"
 #include "wire/pcp.h"
 
 static uint16_t be16(const uint8_t *p)
@@ -27,6 +31,52 @@ static uint32_t be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* codec_pcp on the datagram from source, against pcp_decode()'s verdict v. */
+static void fuzz_codec(const uint8_t *data, size_t size, const uint8_t source[16], enum pcp_verdict v)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	const struct sockaddr *peer = (const struct sockaddr *)&in6;
+	struct codec_request req;
+	struct codec_answer a = { .epoch = 5, .external_address = 0x0164a8c0, .external_port = 4444, .lifetime = 99 };
+	uint8_t *out = malloc(CODEC_MAX_REPLY);
+	size_t n = 0;
+	enum codec_verdict cv;
+
+	REQUIRE(out != NULL);
+	if (memcmp(source, mapped, 12) == 0) {
+		memcpy(&in.sin_addr, source + 12, 4);
+		peer = (const struct sockaddr *)&in;
+	} else {
+		memcpy(&in6.sin6_addr, source, 16);
+	}
+	cv = codec_pcp.decode(data, size, peer, 5, &req, out, &n);
+	REQUIRE(cv == CODEC_ANSWERED ? n > 0 && n <= CODEC_MAX_REPLY : n == 0);
+	if (v == PCP_DROP)
+		REQUIRE(cv == CODEC_DROP);
+	if (v == PCP_ANNOUNCE)
+		REQUIRE(cv == CODEC_ADDRESS);
+	if (v == PCP_ERROR)
+		REQUIRE(cv == CODEC_ANSWERED && req.result != PCP_SUCCESS);
+	if (cv == CODEC_ANSWERED && v == PCP_MAP) /* an option refused by the codec */
+		REQUIRE(req.result == PCP_UNSUPP_OPTION);
+	if (cv == CODEC_MAP) {
+		REQUIRE(v == PCP_MAP && req.pcp && memcmp(req.nonce, data + 24, PCP_NONCE_LEN) == 0);
+		for (a.result = 0; a.result <= 11; a.result++) {
+			n = codec_pcp.encode(&req, &a, out);
+			REQUIRE(n == PCP_MAP_LEN + (req.prefer_failure ? 4u : 0u));
+			REQUIRE(out[0] == PCP_VERSION && out[1] == (PCP_OP_MAP | PCP_R) && out[3] != 1);
+			REQUIRE(memcmp(out + 24, data + 24, PCP_NONCE_LEN) == 0 && out[36] == data[36]);
+			REQUIRE(memcmp(out + 40, data + 40, 2) == 0);
+			/* A success carries the external address, IPv4-mapped. */
+			if (a.result == 0 && req.lifetime)
+				REQUIRE(memcmp(out + 44, mapped, 12) == 0 && memcmp(out + 56, &a.external_address, 4) == 0);
+		}
+	}
+	free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t fixed[16] = { [10] = 0xff, [11] = 0xff, 192, 168, 77, 2 };
@@ -35,6 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum pcp_verdict v = pcp_decode(data, size, source, &r);
 	uint8_t *out;
 	size_t n;
+
+	fuzz_codec(data, size, source, v);
 
 	/* RFC 6887 8.2, in its order, for the header. */
 	if (size < 2 || (data[1] & PCP_R)) {

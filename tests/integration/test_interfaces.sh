@@ -38,7 +38,7 @@ must ip -n "$LAN2" link set "$LAN2_IF" up
 must ip -n "$RTR" addr add 192.168.79.1/24 dev "$RTR_LAN2_IF"
 must ip -n "$RTR" link set "$RTR_LAN2_IF" up
 check "once the listen interface appears, the log says the daemon serves on it" \
-	within 10 logged "listen interface $RTR_LAN2_IF appeared: serving NAT-PMP on it"
+	within 10 logged "listen interface $RTR_LAN2_IF appeared: serving NAT-PMP and PCP on it"
 lan2() { ip netns exec "$LAN2" "$NPC_BIN" -g 192.168.79.1 "$@" 2>&1; }
 lan2_maps() { OUT=$(lan2 map tcp 8080 40100 600) && eq "$(field result)" "0" >/dev/null; }
 check "... and a client there gets a mapping" within 10 lan2_maps

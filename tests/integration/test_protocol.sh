@@ -35,19 +35,17 @@ check "reserved field and trailing bytes are ignored" \
 check "a map request shorter than 12 bytes is dropped" no_reply raw 00021f90
 check "a 1-byte datagram is dropped" no_reply raw 00
 
-# --- other versions (PCP) ---
+# --- other versions: PCP's (RFC 6887 9; PCP itself is test_pcp.sh's) ---
 npc raw 0100
-check "version 1: 8-byte reply, version 0, opcode 128, result 1" \
-	eq "$(field len) $(field version) $(field opcode) $(field result)" "8 0 128 1"
-# qBittorrent (libtorrent) sends a 60-byte PCP MAP request first.
+check "version 1: PCP's UNSUPP_VERSION, 24 bytes, naming version 2, result 1" \
+	eq "$(field len) $(field version) $(field opcode) $(field result)" "24 2 128 1"
+# qBittorrent (libtorrent) sends a 60-byte PCP MAP request first: PCP answers it (here, protocol 0: result 9).
 pcp=0201000000000e1000000000000000000000ffffc0a84d02
 pcp=$pcp$(printf '%072d' 0)
 npc raw $pcp
-check "qBittorrent's 60-byte PCP MAP request: 8-byte reply, opcode 129, result 1" \
-	eq "$(field len) $(field version) $(field opcode) $(field result)" "8 0 129 1"
-npc raw 0207
-check "version 2 with an unknown opcode: opcode 128, result 1" eq "$(field len) $(field opcode) $(field result)" \
-	"8 128 1"
+check "a 60-byte PCP MAP request gets a 60-byte PCP answer, not NAT-PMP's fallback" \
+	eq "$(field len) $(field version) $(field opcode)" "60 2 129"
+check "a 2-byte version 2 datagram is dropped (RFC 6887 8.2: under 24 bytes)" no_reply raw 0207
 
 # --- opcodes the server does not serve ---
 check "opcode 128 (a response) gets no reply" no_reply raw 0080000000000000

@@ -29,14 +29,17 @@ logged_now=$(( $(log_count "refused to map") - before ))
 check "51 refusals over ${secs} s are logged in at most $((secs + 1)) lines ($logged_now)" test "$logged_now" -le $((secs + 1))
 check "... and a line says how many were not logged" within 5 logged "more refusal(s) since the last line like this, not logged"
 
-# PCP (version 2) is counted as what it is, not as a failed NAT-PMP UDP map.
+# PCP (version 2) is counted as what it is, not as a failed NAT-PMP UDP map; other versions as such.
 metric() { in_rtr curl -sS -m 5 http://127.0.0.1:18086/metrics | awk -v k="$1" '$1 == k { print $2 }'; }
 v1=$(metric 'natpmp_requests_total{opcode="1",result="1"}')
 vo=$(metric 'natpmp_requests_total{opcode="other_version",result="1"}')
-npc raw 02010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000
-check "a PCP MAP datagram gets the unsupported-version answer (result 1)" eq "$(field result)" 1
-check "... counted under opcode=\"other_version\"" eq "$(metric 'natpmp_requests_total{opcode="other_version",result="1"}')" "$((vo + 1))"
+pm=$(metric 'natpmp_pcp_requests_total{opcode="map",result="12"}')
+npc raw "0201$(printf '%0116d' 0)"
+check "a PCP MAP datagram naming another client address gets ADDRESS_MISMATCH (12)" eq "$(field version) $(field result)" "2 12"
+check "... counted as a PCP MAP with result 12" eq "$(metric 'natpmp_pcp_requests_total{opcode="map",result="12"}')" "$((pm + 1))"
 check "... not as a failed NAT-PMP UDP map (opcode=\"1\",result=\"1\")" eq "$(metric 'natpmp_requests_total{opcode="1",result="1"}')" "$v1"
+npc raw 0300
+check "version 3 is counted under opcode=\"other_version\"" eq "$(metric 'natpmp_requests_total{opcode="other_version",result="1"}')" "$((vo + 1))"
 
 # The port range exhausted: said as such.
 daemon_kill TERM
