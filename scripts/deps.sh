@@ -4,7 +4,8 @@
 set -eu
 
 PACKAGES="gcc meson ninja-build pkg-config libevent-dev libnftnl-dev libmnl-dev libjson-c-dev systemd strace
-nftables iproute2 natpmpc conntrack python3 valgrind procps clang libclang-rt-14-dev curl nix-bin"
+nftables iproute2 natpmpc conntrack python3 valgrind procps clang libclang-rt-14-dev curl nix-bin
+qbittorrent-nox transmission-daemon"
 
 # promtool checks /metrics.  It comes in Debian's prometheus package, which
 # would also install and start a Prometheus server: only the tool is taken,
@@ -48,4 +49,13 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian starts the packaged Transmission service on install; the tests run
+# their own, inside namespaces: one installed here is not left running.
+case " $missing " in
+*" transmission-daemon "*)
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl disable --now transmission-daemon.service >/dev/null 2>&1 || true
+	fi
+	;;
+esac
 unpack_promtool

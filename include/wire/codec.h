@@ -13,7 +13,8 @@
  *
  * Ports and lifetimes (seconds) are in host order; IPv4 addresses in
  * network byte order.  Result codes in struct codec_answer are the engine's
- * (TABLE_RESULT_*, which are RFC 6886's values): each codec translates them.
+ * (TABLE_RESULT_*: RFC 6886's values, and 11 for a suggestion PREFER_FAILURE
+ * could not have), which each codec words for its clients.
  */
 #ifndef NATPMP_WIRE_CODEC_H
 #define NATPMP_WIRE_CODEC_H

@@ -9,8 +9,7 @@
  * hold host order.  Addresses are 16 bytes, IPv4 as ::ffff:a.b.c.d
  * (RFC 6887 5), as on the wire.
  *
- * Not yet dispatched to by wire/codec.c: the daemon answers version 2 with
- * NAT-PMP's "unsupported version" until MAP is served end to end.
+ * codec_pcp (wire/codec.h) is this codec as the request turn sees it.
  */
 #ifndef NATPMP_WIRE_PCP_H
 #define NATPMP_WIRE_PCP_H
