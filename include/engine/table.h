@@ -221,6 +221,11 @@ int table_configure(struct table *t, const struct table_config *cfg);
  * mapping; a renewal keeps the mapping's own.  A renewal of a mapping whose
  * port is no longer allowed (table_configure) is logged as TABLE_DEL then
  * TABLE_ADD of the same mapping on a new port.
+ * An IPv6 client's mapping is a pinhole (RFC 6887 11.1, no NAT66): its
+ * external port is its internal port, whatever was suggested, outside the
+ * router's port ranges and port index (table_find_external() never finds
+ * it); PREFER_FAILURE with another suggested port is
+ * TABLE_RESULT_CANNOT_PROVIDE.
  * A new mapping no allow rule permits (table_config.rules) is
  * TABLE_RESULT_NOT_AUTHORIZED; its port is one the rules allow, and a
  * renewal of one they no longer allow moves, as for a port no longer allowed.

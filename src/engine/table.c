@@ -331,7 +331,9 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 	e->client_prev = &c->mappings;
 	c->mappings = e;
 	c->count++;
-	t->by_external[proto_slot(m->protocol)][m->external_port] = e;
+	/* A pinhole opens the client's own port on its own address: it holds none of the router's. */
+	if (table_addr_is_v4(&m->client))
+		t->by_external[proto_slot(m->protocol)][m->external_port] = e;
 	t->count++;
 	return 0;
 }
@@ -354,7 +356,8 @@ static void entry_remove(struct table *t, struct entry *e)
 	c->count--;
 	client_drop_if_empty(t, c);
 	link_drop(t, e->m.link);
-	t->by_external[proto_slot(e->m.protocol)][e->m.external_port] = NULL;
+	if (table_addr_is_v4(&e->m.client))
+		t->by_external[proto_slot(e->m.protocol)][e->m.external_port] = NULL;
 	heap_remove(t, e);
 	t->count--;
 	free(e);
@@ -558,6 +561,12 @@ uint16_t table_request_by(struct table *t, struct table_addr client, const struc
 	e = table_entry_find(t, &client, protocol, internal_port);
 	if (e && table_owned_elsewhere(e, who))
 		return TABLE_RESULT_NOT_AUTHORIZED;
+	/* An IPv6 client's mapping is a pinhole: its external port is its internal one (no NAT66). */
+	if (!table_addr_is_v4(&client)) {
+		if (who->exact && suggested_port && suggested_port != internal_port)
+			return TABLE_RESULT_CANNOT_PROVIDE;
+		suggested_port = internal_port;
+	}
 	/* PREFER_FAILURE on a renewal: the port it has is the one it asks for, or it fails (RFC 6887 13.2). */
 	if (e && who->exact && suggested_port && e->m.external_port != suggested_port)
 		return TABLE_RESULT_CANNOT_PROVIDE;
@@ -567,8 +576,9 @@ uint16_t table_request_by(struct table *t, struct table_addr client, const struc
 	 * renewal, which gets a new port: RFC 6886 3.3 lets a renewal answer
 	 * another port, and clients use the one answered.
 	 */
-	if (e && (!table_port_allowed(t, protocol, e->m.external_port) || table_port_busy(t, protocol, e->m.external_port) ||
-		  !table_rules_allow(t, &client, e->m.external_port, internal_port))) {
+	if (e && table_addr_is_v4(&client) &&
+	    (!table_port_allowed(t, protocol, e->m.external_port) || table_port_busy(t, protocol, e->m.external_port) ||
+	     !table_rules_allow(t, &client, e->m.external_port, internal_port))) {
 		bool authorized;
 
 		/*
@@ -630,8 +640,9 @@ renew:
 		return TABLE_RESULT_OUT_OF_RESOURCES;
 
 	bool authorized = true;
-	uint16_t port = moved_port ? moved_port
-				   : table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized);
+	uint16_t port = !table_addr_is_v4(&client) ? internal_port
+			: moved_port			? moved_port
+							: table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized);
 	if (port == 0)
 		return authorized ? TABLE_RESULT_OUT_OF_RESOURCES : TABLE_RESULT_NOT_AUTHORIZED;
 	if (who->exact && suggested_port && port != suggested_port && !moved_port)
@@ -668,6 +679,19 @@ int table_restore(struct table *t, const struct table_mapping *m)
 
 	if ((m->protocol != IPPROTO_UDP && m->protocol != IPPROTO_TCP) || m->internal_port == 0)
 		return -EINVAL;
+	if (!table_addr_is_v4(&m->client)) {
+		/* A pinhole: the router's ports and ranges do not come into it. */
+		if (m->external_port != m->internal_port)
+			return -EINVAL;
+		if (!table_rules_permit(t, &m->client, m->internal_port))
+			return -EACCES;
+		if (table_entry_find(t, &m->client, m->protocol, m->internal_port))
+			return -EEXIST;
+		c = client_find(t, &m->client);
+		if (c && c->count >= t->cfg.max_per_client)
+			return -ENOSPC;
+		return entry_insert(t, m);
+	}
 	if (!table_port_allowed(t, m->protocol, m->external_port))
 		return -ERANGE;
 	if (!table_rules_allow(t, &m->client, m->external_port, m->internal_port))

@@ -491,17 +491,27 @@ static void test_ipv6_clients(void)
 	CHECK(!table_addr_equal(&v4, &v6));
 	CHECK(!table_addr_equal(&v6, &v6b));
 	CHECK(!table_addr_equal(&v6, &v6c));
+	/* An IPv6 mapping is a pinhole: its own port, whatever was suggested, outside the router's ranges. */
 	CHECK_EQ(table_request(t, v6, TABLE_ORIGIN_NATPMP, TCP, 8080, 20000, 600, 0, &g, TABLE_LINK_NONE), 0);
-	CHECK_EQ(g.external_port, 20000);
+	CHECK_EQ(g.external_port, 8080);
 	table_commit(t);
-	/* The IPv4 client with the same low bytes has nothing, and gets a port of its own. */
+	/* The IPv4 client with the same low bytes has nothing, and the router's port 20000 is still free for it. */
 	CHECK(table_find(t, v4, TCP, 8080) == NULL);
 	CHECK_EQ(table_request(t, v4, TABLE_ORIGIN_NATPMP, TCP, 8080, 20000, 600, 0, &g, TABLE_LINK_NONE), 0);
-	CHECK(g.external_port != 20000);
+	CHECK_EQ(g.external_port, 20000);
 	table_commit(t);
 	m = table_find(t, v6, TCP, 8080);
-	CHECK(m != NULL && !table_addr_is_v4(&m->client) && m->external_port == 20000);
-	CHECK(table_find_external(t, TCP, 20000) == m);
+	CHECK(m != NULL && !table_addr_is_v4(&m->client) && m->external_port == 8080);
+	CHECK(table_find_external(t, TCP, 20000) == table_find(t, v4, TCP, 8080));
+	CHECK(table_find_external(t, TCP, 8080) == NULL);
+	/* Two IPv6 hosts' pinholes of one port do not meet; PREFER_FAILURE with another port cannot be met. */
+	CHECK_EQ(table_request(t, v6b, TABLE_ORIGIN_NATPMP, TCP, 8080, 0, 600, 0, &g, TABLE_LINK_NONE), 0);
+	CHECK_EQ(g.external_port, 8080);
+	table_rollback(t);
+	struct table_asker exact = { .origin = TABLE_ORIGIN_PCP, .exact = true };
+	CHECK_EQ(table_request_by(t, v6b, &exact, TCP, 8080, 9090, 600, 0, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_CANNOT_PROVIDE);
+	CHECK_EQ(table_changes(t, &(const struct table_change *){ NULL }), 0);
 	CHECK_EQ(table_client_count(t, v6), 1);
 	CHECK_EQ(table_client_count(t, v4), 1);
 	CHECK_EQ(table_client_count(t, v6b), 0);
@@ -521,6 +531,12 @@ static void test_ipv6_clients(void)
 	CHECK(table_find(t, v6, TCP, 8080) == NULL);
 	CHECK(table_find(t, v4, TCP, 8080) != NULL);
 	CHECK_EQ(table_count(t), 3);
+	/* A pinhole from the state file: back on its own port, outside the ranges; one on another port is damage. */
+	struct table_mapping p = { .client = v6c, .protocol = UDP, .internal_port = 7000, .external_port = 7000,
+				   .lifetime = 600, .expires = 600, .link = TABLE_LINK_NONE };
+	CHECK_EQ(table_restore(t, &p), 0);
+	p.internal_port = 7001;
+	CHECK_EQ(table_restore(t, &p), -EINVAL);
 	table_free(t);
 }
 
