@@ -82,6 +82,11 @@ static inline bool table_addr_equal(const struct table_addr *a, const struct tab
 	return memcmp(a->v6, b->v6, sizeof(a->v6)) == 0;
 }
 
+#define TABLE_ADDR_STRLEN 46 /* INET6_ADDRSTRLEN */
+
+/* a as text into buf: dotted IPv4 for an IPv4 client, IPv6 otherwise; returns buf. */
+const char *table_addr_str(const struct table_addr *a, char buf[TABLE_ADDR_STRLEN]);
+
 struct port_range {
 	uint16_t from;
 	uint16_t to;

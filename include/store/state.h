@@ -3,7 +3,7 @@
  *
  * JSON, one object:
  *   { "version": 1, "epoch_start": <unix seconds>,
- *     "mappings": [ { "client": "192.168.1.10", "protocol": "tcp",
+ *     "mappings": [ { "client": "192.168.1.10" (or an IPv6 pinhole's), "protocol": "tcp",
  *                     "internal_port": 51413, "external_port": 51413,
  *                     "lifetime": 3600, "expires": <unix seconds> }, ... ] }
  * A mapping made through the HTTP API also has "origin": "http"; one a PCP
@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/types.h>
 
 #define STATE_FILE_NAME "state.json"
@@ -71,7 +72,13 @@ struct state_mapping {
 	uint16_t upstream_port; /* upstream mode: the gateway's port; 0 (absent): none */
 	int64_t expires_boot;	/* CLOCK_BOOTTIME seconds of the boot_id's boot; 0 (absent): unknown */
 	uint8_t nonce[12];	/* origin PCP: the mapping nonce */
+	/* An IPv6 client (a pinhole): client is then 0, and client6 its address. */
+	bool ipv6;
+	uint8_t client6[16];
 };
+
+/* A mapping's client as the file writes it, IPv4 or IPv6, into buf; returns buf. */
+const char *state_client_str(const struct state_mapping *m, char buf[INET6_ADDRSTRLEN]);
 
 struct state {
 	int64_t epoch_start; /* unix seconds */

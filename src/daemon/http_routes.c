@@ -119,12 +119,16 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 {
 	struct list_ctx *ctx = arg;
 	struct json_object *o;
-	char a[INET_ADDRSTRLEN];
+	char a[TABLE_ADDR_STRLEN];
+	bool v4 = table_addr_is_v4(&m->client);
 
-	if (ctx->client && m->client.v4 != ctx->client)
+	if (ctx->client && (!v4 || m->client.v4 != ctx->client))
 		return;
 	o = json_object_new_object();
-	json_object_object_add(o, "client", json_object_new_string(netif_addr_str(m->client.v4, a)));
+	json_object_object_add(o, "client", json_object_new_string(table_addr_str(&m->client, a)));
+	/* An IPv6 client's mapping is a pinhole: its own address and port, opened in the firewall. */
+	json_object_object_add(o, "family", json_object_new_string(v4 ? "ipv4" : "ipv6"));
+	json_object_object_add(o, "pinhole", json_object_new_boolean(!v4));
 	json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(m->protocol)));
 	json_object_object_add(o, "internal_port", json_object_new_int(m->internal_port));
 	if (ctx->upstream) {
@@ -134,8 +138,11 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 	} else {
 		json_object_object_add(o, "external_port", json_object_new_int(m->external_port));
 	}
-	json_object_object_add(o, "external_address",
-			       ctx->public ? json_object_new_string(netif_addr_str(ctx->public, a)) : NULL);
+	if (!v4)
+		json_object_object_add(o, "external_address", json_object_new_string(table_addr_str(&m->client, a)));
+	else
+		json_object_object_add(o, "external_address",
+				       ctx->public ? json_object_new_string(netif_addr_str(ctx->public, a)) : NULL);
 	json_object_object_add(o, "lifetime", json_object_new_int64(remaining));
 	json_object_object_add(o, "origin", json_object_new_string(table_origin_name(m->origin)));
 	json_object_array_add(ctx->list, o);

@@ -71,7 +71,7 @@ static int list_order(const void *pa, const void *pb)
 
 int list_mappings(const struct config *cfg, FILE *out)
 {
-	char boot_id[STATE_BOOT_ID_LEN + 1], client[INET_ADDRSTRLEN];
+	char boot_id[STATE_BOOT_ID_LEN + 1], client[INET6_ADDRSTRLEN];
 	struct json_object *list = NULL;
 	long holder = lock_dir_holder(cfg->state_dir);
 	bool upstream = false;
@@ -107,7 +107,6 @@ int list_mappings(const struct config *cfg, FILE *out)
 			"ORIGIN", upstream ? " UPSTREAM" : "");
 	for (size_t i = 0; i < st.n_mappings; i++) {
 		const struct state_mapping *m = &st.mappings[i];
-		struct in_addr a = { .s_addr = m->client };
 		/* As the restore counts it (persist.c), and caps it below. */
 		int64_t left = state_mapping_left(m, same_boot, (int64_t)boot.tv_sec, wall, &on_boot);
 		const char *origin = table_origin_name(m->origin);
@@ -116,7 +115,7 @@ int list_mappings(const struct config *cfg, FILE *out)
 			continue;
 		if (left > m->lifetime)
 			left = m->lifetime; /* as the restore caps it */
-		inet_ntop(AF_INET, &a, client, sizeof(client));
+		state_client_str(m, client);
 		shown++;
 		if (!cfg->json) {
 			fprintf(out, "%-15s %-5s %8u %8u %9" PRId64 " %-6s", client, proto_protocol_name(m->protocol),

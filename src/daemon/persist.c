@@ -14,7 +14,7 @@
 #include "server_impl.h"
 #include "persist.h"
 
-/* The state file holds IPv4 clients only, as the daemon serves only them (docs/architecture.md: IPv6 is to come). */
+/* A mapping as the state file keeps it: an IPv4 client's as such, an IPv6 one's (a pinhole) in client6. */
 static struct state_mapping state_of(const struct table_mapping *m, int64_t mono, int64_t wall, int64_t boot)
 {
 	struct state_mapping sm = {
@@ -30,6 +30,11 @@ static struct state_mapping state_of(const struct table_mapping *m, int64_t mono
 	};
 
 	memcpy(sm.nonce, m->nonce, sizeof(sm.nonce));
+	if (!table_addr_is_v4(&m->client)) {
+		sm.client = 0;
+		sm.ipv6 = true;
+		memcpy(sm.client6, m->client.v6, sizeof(sm.client6));
+	}
 	return sm;
 }
 
@@ -271,7 +276,7 @@ int persist_restore(struct server *s, int64_t now)
 		s->epoch_start = now - (wall - st.epoch_start);
 	for (size_t i = 0; i < st.n_mappings; i++) {
 		const struct state_mapping *sm = &st.mappings[i];
-		char client[INET_ADDRSTRLEN];
+		char client[TABLE_ADDR_STRLEN];
 		bool on_boot;
 		int64_t left = state_mapping_left(sm, same_boot, boot, wall, &on_boot);
 		struct table_mapping m = {
@@ -284,6 +289,8 @@ int persist_restore(struct server *s, int64_t now)
 			.upstream_port = sm->upstream_port,
 		};
 		memcpy(m.nonce, sm->nonce, sizeof(m.nonce));
+		if (sm->ipv6)
+			memcpy(m.client.v6, sm->client6, sizeof(m.client.v6));
 		if (left <= 0) {
 			expired++;
 			/* On the wall clock, a step forward looks the same as time passing. */
@@ -301,7 +308,7 @@ int persist_restore(struct server *s, int64_t now)
 		if ((r = table_restore(s->table, &m)) < 0) {
 			refused++;
 			log_warnx("state file: not restoring %s %u -> %s:%u: %s", proto_protocol_name(m.protocol),
-				  m.external_port, netif_addr_str(m.client.v4, client), m.internal_port,
+				  m.external_port, table_addr_str(&m.client, client), m.internal_port,
 				  r == -ERANGE	       ? "port no longer allowed"
 				  : r == -EACCES     ? "no longer allowed by --rule"
 				  : r == -EADDRINUSE ? "the router itself now uses the port"

@@ -79,7 +79,7 @@ void ports_on_check(evutil_socket_t fd, short what, void *arg)
 	struct server *s = arg;
 	struct shadowed sh = { .s = s };
 	int64_t now = server_mono_s();
-	char client[INET_ADDRSTRLEN];
+	char client[TABLE_ADDR_STRLEN];
 
 	(void)fd;
 	(void)what;
@@ -94,7 +94,7 @@ void ports_on_check(evutil_socket_t fd, short what, void *arg)
 		struct table_grant g;
 
 		log_warnx("the router now uses %s %u itself: moving the mapping of %s:%u off it",
-			  proto_protocol_name(m->protocol), m->external_port, netif_addr_str(m->client.v4, client),
+			  proto_protocol_name(m->protocol), m->external_port, table_addr_str(&m->client, client),
 			  m->internal_port);
 		(void)table_request(s->table, m->client, (enum table_origin)m->origin, m->protocol, m->internal_port, 0,
 				    left > 0 ? (uint32_t)left : 1, now, &g, TABLE_LINK_NONE);

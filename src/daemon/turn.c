@@ -20,10 +20,10 @@
 
 static void log_change(const struct table_change *ch, const char *why)
 {
-	char client[INET_ADDRSTRLEN];
+	char client[TABLE_ADDR_STRLEN];
 	const struct table_mapping *m = &ch->mapping;
 
-	netif_addr_str(m->client.v4, client);
+	table_addr_str(&m->client, client);
 	switch (ch->op) {
 	case TABLE_ADD:
 		log_info("mapped %s %u -> %s:%u for %u s", proto_protocol_name(m->protocol), m->external_port,
@@ -43,10 +43,10 @@ static void log_change(const struct table_change *ch, const char *why)
 /* A mapping moved to another port (engine/table.h: a renewal whose port is no longer allowed, or the router's). */
 static void log_move(const struct table_mapping *from, const struct table_mapping *to)
 {
-	char client[INET_ADDRSTRLEN];
+	char client[TABLE_ADDR_STRLEN];
 
 	log_info("moved %s %s:%u from port %u to %u: its port is no longer allowed, reserved, or used by the router",
-		 proto_protocol_name(to->protocol), netif_addr_str(to->client.v4, client), to->internal_port,
+		 proto_protocol_name(to->protocol), table_addr_str(&to->client, client), to->internal_port,
 		 from->external_port, to->external_port);
 }
 

@@ -178,7 +178,7 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 {
 	struct server *s = arg;
 	const struct table_mapping *m = table_find_external(s->table, protocol, local_port);
-	char client[INET_ADDRSTRLEN];
+	char client[TABLE_ADDR_STRLEN];
 	int64_t now = server_mono_s();
 	struct table_grant g;
 
@@ -186,7 +186,7 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 		outer_drop(s->outer, protocol, local_port);
 		return;
 	}
-	netif_addr_str(m->client.v4, client);
+	table_addr_str(&m->client, client);
 	if (result == TABLE_RESULT_SUCCESS) {
 		if (port != m->upstream_port) {
 			uint16_t was = m->upstream_port;

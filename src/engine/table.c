@@ -9,6 +9,7 @@
  *     delete-all);
  *   - a binary min-heap on expiry time.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -52,6 +53,13 @@ static size_t key_hash(const struct table_addr *client, uint8_t protocol, uint16
 	if (table_addr_is_v4(client))
 		return (size_t)mix64((uint64_t)client->v4 << 32 | rest);
 	return (size_t)mix64(addr_bits(client) ^ mix64(rest));
+}
+
+const char *table_addr_str(const struct table_addr *a, char buf[TABLE_ADDR_STRLEN])
+{
+	if (table_addr_is_v4(a))
+		return inet_ntop(AF_INET, &a->v4, buf, TABLE_ADDR_STRLEN);
+	return inet_ntop(AF_INET6, a->v6, buf, TABLE_ADDR_STRLEN);
 }
 
 /* --- the expiry heap --- */

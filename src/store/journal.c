@@ -23,10 +23,9 @@
 /* One journal line: a change, as a mapping object with its op in front. */
 static int format_change(struct outbuf *b, const struct state_change *c)
 {
-	char client[INET_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
-	struct in_addr in = { .s_addr = c->m.client };
+	char client[INET6_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
 
-	inet_ntop(AF_INET, &in, client, sizeof(client));
+	state_client_str(&c->m, client);
 	return state_out_printf(b,
 			  "{\"op\": \"%s\", \"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
 			  "\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}\n",
@@ -109,15 +108,21 @@ struct key_index {
 
 static size_t key_slot(const struct key_index *ix, const struct state_mapping *m)
 {
-	uint64_t x = ((uint64_t)m->client << 24 | (uint64_t)m->protocol << 16 | m->internal_port) *
-		     0x9e3779b97f4a7c15ULL;
+	uint64_t a = m->client, x;
+
+	/* An IPv6 client folded into the word an IPv4 one is. */
+	if (m->ipv6)
+		for (size_t i = 0; i < sizeof(m->client6); i++)
+			a = a * 131 + m->client6[i];
+	x = (a << 24 ^ (uint64_t)m->protocol << 16 ^ m->internal_port) * 0x9e3779b97f4a7c15ULL;
 
 	return (size_t)(x >> 20) & (ix->cap - 1);
 }
 
 static int same_key(const struct state_mapping *a, const struct state_mapping *b)
 {
-	return a->client == b->client && a->protocol == b->protocol && a->internal_port == b->internal_port;
+	return a->client == b->client && a->ipv6 == b->ipv6 && memcmp(a->client6, b->client6, sizeof(a->client6)) == 0 &&
+	       a->protocol == b->protocol && a->internal_port == b->internal_port;
 }
 
 /* The slot holding m's key, or the empty slot where it would go. */

@@ -182,8 +182,11 @@ int state_read_mapping(struct reader *r, struct json_object *o, const char *wher
 	s = json_object_get_string(v);
 	len = (size_t)json_object_get_string_len(v);
 	/* inet_pton() would stop at an embedded NUL and accept what precedes it. */
-	if (strlen(s) != len || inet_pton(AF_INET, s, &m->client) != 1)
-		return state_bad(r, "%s.client: %s is not an IPv4 address", where, quote(s, len, shown, sizeof(shown)));
+	m->client = 0;
+	m->ipv6 = false;
+	memset(m->client6, 0, sizeof(m->client6));
+	if (strlen(s) != len || (inet_pton(AF_INET, s, &m->client) != 1 && !(m->ipv6 = inet_pton(AF_INET6, s, m->client6) == 1)))
+		return state_bad(r, "%s.client: %s is not an IPv4 or IPv6 address", where, quote(s, len, shown, sizeof(shown)));
 
 	if (!(v = state_member(r, o, where, "protocol", json_type_string)))
 		return -EBADMSG;
@@ -528,6 +531,15 @@ int __attribute__((format(printf, 2, 3))) state_out_printf(struct outbuf *b, con
 }
 
 
+const char *state_client_str(const struct state_mapping *m, char buf[INET6_ADDRSTRLEN])
+{
+	struct in_addr in = { .s_addr = m->client };
+
+	if (m->ipv6)
+		return inet_ntop(AF_INET6, m->client6, buf, INET6_ADDRSTRLEN);
+	return inet_ntop(AF_INET, &in, buf, INET6_ADDRSTRLEN);
+}
+
 /* The optional members of a mapping object, in buf: those whose value is not the default. */
 const char *state_extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MAX])
 {
@@ -551,7 +563,7 @@ const char *state_extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MA
 
 static int format_state(const struct state *s, struct outbuf *b)
 {
-	char client[INET_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
+	char client[INET6_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
 	int rc;
 
 	if (s->n_mappings > (SIZE_MAX - 256) / STATE_MAPPING_BYTES)
@@ -572,9 +584,8 @@ static int format_state(const struct state *s, struct outbuf *b)
 		return rc;
 	for (size_t i = 0; i < s->n_mappings; i++) {
 		const struct state_mapping *m = &s->mappings[i];
-		struct in_addr in = { .s_addr = m->client };
 
-		inet_ntop(AF_INET, &in, client, sizeof(client));
+		state_client_str(m, client);
 		rc = state_out_printf(b,
 				"%s\n  {\"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
 				"\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}",

@@ -129,7 +129,8 @@ static void expect_same(const struct state *a, const struct state *b)
 		if (x->client != y->client || x->protocol != y->protocol || x->internal_port != y->internal_port ||
 		    x->external_port != y->external_port || x->lifetime != y->lifetime || x->expires != y->expires ||
 		    x->origin != y->origin || x->upstream_port != y->upstream_port || x->expires_boot != y->expires_boot ||
-		    memcmp(x->nonce, y->nonce, sizeof(x->nonce)) != 0) {
+		    memcmp(x->nonce, y->nonce, sizeof(x->nonce)) != 0 || x->ipv6 != y->ipv6 ||
+		    memcmp(x->client6, y->client6, sizeof(x->client6)) != 0) {
 			fprintf(stderr, "%s:%d: mapping %zu differs\n", __FILE__, __LINE__, i);
 			check_failures++;
 			return;
@@ -138,19 +139,22 @@ static void expect_same(const struct state *a, const struct state *b)
 }
 
 static struct state_mapping sample[] = {
-	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0, 0, 0, { 0 } },
-	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0, 40001, 86400, { 0 } },
+	{ 0, TCP, 51413, 51413, 3600, 1700003600, 0, 0, 0, { 0 }, false, { 0 } },
+	{ 0, UDP, 51413, 40000, 7200, 1700007200, 0, 40001, 86400, { 0 }, false, { 0 } },
 	/* The longest line there can be: every field at its widest, every optional member (a PCP nonce). */
 	{ 0, TCP, 65535, 65535, 4294967295u, INT64_MAX, 2, 65535, INT64_MAX,
-	  { 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8, 0xf7, 0xf6, 0xf5, 0xf4 } },
-	{ 0, UDP, 65535, 1, 0, 0, 0, 0, 0, { 0 } },
-	{ 0, TCP, 8080, 1024, 1, 4102444800, 1, 1, 1, { 0 } },
+	  { 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9, 0xf8, 0xf7, 0xf6, 0xf5, 0xf4 }, false, { 0 } },
+	{ 0, UDP, 65535, 1, 0, 0, 0, 0, 0, { 0 }, false, { 0 } },
+	{ 0, TCP, 8080, 1024, 1, 4102444800, 1, 1, 1, { 0 }, false, { 0 } },
+	/* An IPv6 client's pinhole, made by PCP: the longest client there is. */
+	{ 0, UDP, 6881, 6881, 2400, 1700002400, 2, 0, 2400, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, true,
+	  { 0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02 } },
 };
 
 static void test_round_trip(void)
 {
 	struct state in = { .epoch_start = 1700000000, .boot_id = "0123abcd-4567-89ab-cdef-0123456789ab",
-			    .epoch_start_boot = 12345, .n_mappings = 5, .mappings = sample }, out;
+			    .epoch_start_boot = 12345, .n_mappings = 6, .mappings = sample }, out;
 	struct stat sb;
 	char err[256];
 
@@ -200,7 +204,7 @@ static void test_round_trip(void)
 
 static void test_save_replaces(void)
 {
-	struct state a = { .epoch_start = 1, .n_mappings = 5, .mappings = sample };
+	struct state a = { .epoch_start = 1, .n_mappings = 6, .mappings = sample };
 	struct state b = { .epoch_start = 2, .n_mappings = 1, .mappings = sample + 1 }, out;
 	char err[256];
 
@@ -214,7 +218,7 @@ static void test_save_replaces(void)
 
 static void test_save_errors(void)
 {
-	struct state a = { .epoch_start = 1, .n_mappings = 5, .mappings = sample }, out;
+	struct state a = { .epoch_start = 1, .n_mappings = 6, .mappings = sample }, out;
 	struct state_mapping m = sample[0];
 	struct state bad = { .epoch_start = 1, .n_mappings = 1, .mappings = &m };
 	char p[256], sub[160], err[256];
@@ -273,7 +277,7 @@ static void test_missing(void)
 /* Every prefix of a good file: no crash, and each one cut before the closing brace is refused. */
 static void test_truncated(void)
 {
-	struct state in = { .epoch_start = 1700000000, .n_mappings = 5, .mappings = sample }, out;
+	struct state in = { .epoch_start = 1700000000, .n_mappings = 6, .mappings = sample }, out;
 	char err[256], whole[256];
 	size_t len, end;
 	char *buf;
@@ -363,9 +367,9 @@ static void test_bad_fields(void)
 	bad_mapping(__LINE__, 4, "4294967296", "lifetime: 4294967296");
 	bad_mapping(__LINE__, 5, "-1", "expires: -1 is negative");
 	bad_mapping(__LINE__, 5, "9223372036854775808", "expires: number is too large");
-	bad_mapping(__LINE__, 0, "\"300.1.1.1\"", "mappings[1].client: \"300.1.1.1\" is not an IPv4 address");
+	bad_mapping(__LINE__, 0, "\"300.1.1.1\"", "mappings[1].client: \"300.1.1.1\" is not an IPv4 or IPv6 address");
 	bad_mapping(__LINE__, 0, "\"192.168.1\"", "IPv4");
-	bad_mapping(__LINE__, 0, "\"::1\"", "IPv4");
+	bad_mapping(__LINE__, 0, "\"2001:db8::1::2\"", "IPv6");
 	bad_mapping(__LINE__, 0, "\"\"", "IPv4");
 	bad_mapping(__LINE__, 0, "\" 10.0.0.1\"", "IPv4");
 	bad_mapping(__LINE__, 0, "\"10.0.0.1\\u0000x\"", "IPv4");
@@ -376,6 +380,9 @@ static void test_bad_fields(void)
 	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
 	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":\"ftp\"}]}",
 	    "mappings[0].origin: \"ftp\" is not natpmp, pcp or http");
+	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"2001:db8::g\",\"protocol\":\"tcp\","
+	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1}]}",
+	    "mappings[0].client: \"2001:db8::g\" is not an IPv4 or IPv6 address");
 	/* A PCP mapping without its nonce could be taken by any other nonce: the file is damaged. */
 	BAD("{\"version\":1,\"epoch_start\":5,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
 	    "\"internal_port\":1,\"external_port\":1,\"lifetime\":1,\"expires\":1,\"origin\":\"pcp\"}]}",
@@ -492,7 +499,7 @@ static void test_scale(void)
 	for (size_t i = 0; i < n; i++)
 		m[i] = (struct state_mapping){ htonl(0x0a000000u + (uint32_t)(i / 100)), i % 2 ? TCP : UDP,
 					       (uint16_t)(i % 65535 + 1), (uint16_t)(65535 - i % 65535),
-					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0, 0, 0, { 0 } };
+					       (uint32_t)(i * 65537u), 1700000000 + (int64_t)i, 0, 0, 0, { 0 }, false, { 0 } };
 	CHECK_EQ(state_save(path, &in, NULL), 0);
 	CHECK_EQ(state_load(path, &out, err, sizeof(err)), 0);
 	expect_same(&in, &out);
@@ -728,7 +735,7 @@ static void test_journal_scale(void)
 	for (uint32_t i = 0; i < N; i++) {
 		snap.mappings[i] = (struct state_mapping){ htonl(0x0a000000 + i / 1000), IPPROTO_TCP,
 							   (uint16_t)(1024 + i % 1000), (uint16_t)(1024 + i % 60000),
-							   3600, 1000, 0, 0, 0, { 0 } };
+							   3600, 1000, 0, 0, 0, { 0 }, false, { 0 } };
 		c[i].op = i % 3 ? STATE_PUT : STATE_DEL;
 		c[i].m = snap.mappings[i];
 		c[i].m.expires = 2000;
