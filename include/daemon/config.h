@@ -27,6 +27,9 @@
 #define CONFIG_TOKEN_MAX 256
 #define CONFIG_TOKEN_MIN 16
 
+/* The default --pinhole-mark (and mask): bit 24, clear of Tailscale's and Kubernetes' bits. */
+#define CONFIG_PINHOLE_MARK 0x1000000u
+
 struct config {
 	char listen_interfaces[CONFIG_MAX_LISTEN][16];
 	size_t n_listen;
@@ -34,6 +37,7 @@ struct config {
 	char external_interface[16];
 	char nat_table[CONFIG_NAME_MAX];
 	char nat_chain[CONFIG_NAME_MAX];
+	uint32_t pinhole_mark, pinhole_mask; /* --pinhole-mark: the bits a pinhole sets in a packet's mark */
 	uint32_t max_mappings_per_ip;
 	uint32_t default_lifetime;
 	bool default_lifetime_given; /* else it follows a lower --max-lifetime */

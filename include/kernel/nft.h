@@ -1,7 +1,7 @@
 /*
- * nft.h - the daemon's own nftables table, written over netlink.
+ * nft.h - the daemon's own nftables tables, written over netlink.
  *
- * Layout (family ip, names from the configuration):
+ * Layout (names from the configuration):
  *
  *   table ip <table> {
  *     set external { type ipv4_addr; }      the external interface's addresses
@@ -19,6 +19,18 @@
  *       iifname != "<ext>" oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade
  *     }
  *   }
+ *   table ip6 <table> {
+ *     set pinholes { type ipv6_addr . inet_proto . inet_service; flags timeout; }
+ *     chain forward {
+ *       type filter hook forward priority filter - 10; policy accept;
+ *       iifname "<ext>" ip6 daddr . meta l4proto . th dport @pinholes meta mark set meta mark & ~MASK | MARK
+ *     }
+ *   }
+ *
+ * An IPv6 client's mapping is a pinhole (RFC 6887 11.1, no NAT66): one
+ * element of "pinholes", which marks the inbound packets it admits; the
+ * owner's own forward chain accepts that mark (an accept here would not
+ * override a drop in another base chain).  Both tables change in one batch.
  *
  * A mapping is one element in each map: "mappings" forwards (protocol,
  * external port) to (client, internal port); "sources" makes what the
@@ -49,13 +61,16 @@
 #define NFT_SOURCES_NAME "sources"
 #define NFT_EXTERNAL_NAME "external"
 #define NFT_POSTROUTING_CHAIN "postrouting"
+#define NFT_PINHOLE_SET "pinholes"
+#define NFT_PINHOLE_CHAIN "forward"
 /* Seconds added to a mapping's remaining lifetime for its kernel timeout. */
 #define NFT_TIMEOUT_SLACK 30
 
 struct nft_config {
-	const char *table;
+	const char *table; /* both tables' name: table ip and table ip6 */
 	const char *chain;
 	const char *external_interface;
+	uint32_t pinhole_mark, pinhole_mask; /* the bits a pinhole sets in a packet's mark (host order) */
 };
 
 struct nft;
@@ -67,9 +82,9 @@ void nft_close(struct nft *n);
 uint32_t nft_portid(const struct nft *n);
 
 void nft_begin(struct nft *n);
-/* Replaces the daemon's table (if any) with an empty one of the layout above. */
+/* Replaces the daemon's tables (if any) with empty ones of the layout above. */
 int nft_install(struct nft *n);
-/* Adds the element of a new mapping; timeout in seconds. */
+/* Adds the element(s) of a new mapping (IPv4: forward and source; IPv6: pinhole); timeout in seconds. */
 int nft_put(struct nft *n, const struct table_mapping *m, uint32_t timeout);
 /* Gives m's element a new timeout, adding it if the kernel lost it. */
 int nft_renew(struct nft *n, const struct table_mapping *m, uint32_t timeout);
@@ -87,7 +102,7 @@ int nft_commit(struct nft *n);
  */
 int nft_probe_timeout_update(struct nft *n);
 
-/* Deletes the daemon's table in a transaction of its own; a missing table is not an error. */
+/* Deletes the daemon's tables in a transaction of its own; a missing table is not an error. */
 int nft_remove(struct nft *n);
 
 #endif

@@ -26,6 +26,7 @@ enum {
 	OPT_EXTERNAL_INTERFACE,
 	OPT_NAT_TABLE,
 	OPT_NAT_CHAIN,
+	OPT_PINHOLE_MARK,
 	OPT_MAX_MAPPINGS,
 	OPT_DEFAULT_LIFETIME,
 	OPT_MAX_LIFETIME,
@@ -58,6 +59,7 @@ static const struct option config_options[] = {
 	{ "external-interface", required_argument, NULL, OPT_EXTERNAL_INTERFACE },
 	{ "nat-table", required_argument, NULL, OPT_NAT_TABLE },
 	{ "nat-chain", required_argument, NULL, OPT_NAT_CHAIN },
+	{ "pinhole-mark", required_argument, NULL, OPT_PINHOLE_MARK },
 	{ "max-mappings-per-ip", required_argument, NULL, OPT_MAX_MAPPINGS },
 	{ "default-lifetime", required_argument, NULL, OPT_DEFAULT_LIFETIME },
 	{ "max-lifetime", required_argument, NULL, OPT_MAX_LIFETIME },
@@ -90,6 +92,7 @@ static void config_defaults(struct config *cfg)
 	cfg->listen_port = 5351;
 	strcpy(cfg->nat_table, "natpmp");
 	strcpy(cfg->nat_chain, "prerouting");
+	cfg->pinhole_mark = cfg->pinhole_mask = CONFIG_PINHOLE_MARK;
 	cfg->max_mappings_per_ip = 100;
 	cfg->default_lifetime = 3600;
 	cfg->max_lifetime = 86400;
@@ -121,6 +124,33 @@ static int parse_uint(const char *option, const char *s, unsigned long min, unsi
 		snprintf(why, sizeof(why), "out of range: use %lu to %lu", min, max);
 		return config_error(option, s, why);
 	}
+	return 0;
+}
+
+/* MARK[/MASK], each decimal or 0x hex: the bits a pinhole sets; MASK defaults to MARK. */
+static int parse_mark(const char *s, uint32_t *mark, uint32_t *mask)
+{
+	unsigned long long v[2] = { 0, 0 };
+	const char *p = s;
+	char *end;
+
+	for (int i = 0; i < 2; i++) {
+		errno = 0;
+		if (!isdigit((unsigned char)*p) || (v[i] = strtoull(p, &end, 0), errno) || v[i] == 0 || v[i] > UINT32_MAX)
+			return config_error("pinhole-mark", s, "not MARK or MARK/MASK: non-zero 32-bit numbers, e.g. 0x1000000");
+		if (*end == '\0') {
+			if (i == 0)
+				v[1] = v[0];
+			break;
+		}
+		if (*end != '/' || i == 1)
+			return config_error("pinhole-mark", s, "not MARK or MARK/MASK: non-zero 32-bit numbers, e.g. 0x1000000");
+		p = end + 1;
+	}
+	if (v[0] & ~v[1])
+		return config_error("pinhole-mark", s, "MARK has bits outside MASK: give a MASK that covers them");
+	*mark = (uint32_t)v[0];
+	*mask = (uint32_t)v[1];
 	return 0;
 }
 
@@ -368,6 +398,8 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 		return parse_name("nat-table", arg, cfg->nat_table, sizeof(cfg->nat_table));
 	case OPT_NAT_CHAIN:
 		return parse_name("nat-chain", arg, cfg->nat_chain, sizeof(cfg->nat_chain));
+	case OPT_PINHOLE_MARK:
+		return parse_mark(arg, &cfg->pinhole_mark, &cfg->pinhole_mask);
 	case OPT_MAX_MAPPINGS:
 		if (parse_uint("max-mappings-per-ip", arg, 1, 131072, &v) < 0)
 			return -1;

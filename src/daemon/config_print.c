@@ -18,8 +18,12 @@ void config_usage(FILE *out)
 	      "  --listen-interface IF      LAN interface to answer on (repeatable; required)\n"
 	      "  --listen-port PORT         UDP port to answer on (default 5351)\n"
 	      "  --external-interface IF    interface whose address is the public one (required)\n"
-	      "  --nat-table NAME           nftables table (family ip) the daemon owns (default natpmp)\n"
+	      "  --nat-table NAME           nftables tables (ip, and ip6 for pinholes) the daemon owns\n"
+	      "                             (default natpmp)\n"
 	      "  --nat-chain NAME           prerouting chain in that table (default prerouting)\n"
+	      "  --pinhole-mark MARK[/MASK] bits set in the packet mark of what an IPv6 pinhole\n"
+	      "                             admits; your forward chain accepts them (default\n"
+	      "                             0x1000000)\n"
 	      "  --max-mappings-per-ip N    mappings one client may hold (default 100)\n"
 	      "  --default-lifetime SECS    lifetime for requests that carry none (default 3600)\n"
 	      "  --max-lifetime SECS        longest lifetime granted (default 86400)\n"
@@ -79,6 +83,7 @@ void config_print(const struct config *cfg, FILE *out)
 	fprintf(out, "--external-interface %s\n", cfg->external_interface);
 	fprintf(out, "--nat-table %s\n", cfg->nat_table);
 	fprintf(out, "--nat-chain %s\n", cfg->nat_chain);
+	fprintf(out, "--pinhole-mark 0x%x/0x%x\n", cfg->pinhole_mark, cfg->pinhole_mask);
 	fprintf(out, "--max-mappings-per-ip %u\n", cfg->max_mappings_per_ip);
 	fprintf(out, "--default-lifetime %u\n", cfg->default_lifetime);
 	fprintf(out, "--max-lifetime %u\n", cfg->max_lifetime);

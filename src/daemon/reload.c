@@ -139,12 +139,14 @@ void reload_config(struct server *s)
 	}
 	new_listeners = listeners_differ(&next, &s->cfg);
 	new_nft = strcmp(next.nat_table, s->cfg.nat_table) || strcmp(next.nat_chain, s->cfg.nat_chain) ||
-		  strcmp(next.external_interface, s->cfg.external_interface);
+		  strcmp(next.external_interface, s->cfg.external_interface) || next.pinhole_mark != s->cfg.pinhole_mark ||
+		  next.pinhole_mask != s->cfg.pinhole_mask;
 	new_http = strcmp(next.http_listen, s->cfg.http_listen) != 0;
 	if (new_listeners && turn_open_listeners(s, &next, ls) < 0)
 		goto refuse;
 	if (new_nft) {
-		struct nft_config nc = { next.nat_table, next.nat_chain, next.external_interface };
+		struct nft_config nc = { next.nat_table, next.nat_chain, next.external_interface, next.pinhole_mark,
+					 next.pinhole_mask };
 		/* Another daemon's table is never taken over, by a reload either. */
 		if (strcmp(next.nat_table, s->cfg.nat_table) != 0 && (table_lock = lock_open_table(next.nat_table)) < 0)
 			goto undo;

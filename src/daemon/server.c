@@ -105,6 +105,8 @@ int server_start(struct server *s)
 		.table = cfg->nat_table,
 		.chain = cfg->nat_chain,
 		.external_interface = cfg->external_interface,
+		.pinhole_mark = cfg->pinhole_mark,
+		.pinhole_mask = cfg->pinhole_mask,
 	};
 	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
 	int64_t now = server_mono_s();

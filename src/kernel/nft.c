@@ -1,5 +1,7 @@
 /*
- * nft.c - the daemon's nftables table, over netlink (libnftnl + libmnl).
+ * nft.c - the daemon's nftables tables, over netlink (libnftnl + libmnl):
+ * the socket, batches, elements and their acknowledgements.  What the
+ * tables hold is nft_rules.c's.
  *
  * Messages are built into one growing buffer between nft_begin() and
  * nft_commit(), framed by NFNL_MSG_BATCH_BEGIN/END, and sent with one
@@ -36,68 +38,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "kernel/nft.h"
-
-/* nft's datatype numbers; a concatenation is (first << 6 | second) << 6 | third. */
-#define NFT_TYPE_IPADDR 7
-#define NFT_TYPE_INET_PROTOCOL 12
-#define NFT_TYPE_INET_SERVICE 13
-#define NFT_TYPE_BITS 6
-#define NFT_CONCAT2(a, b) ((a) << NFT_TYPE_BITS | (b))
-#define NFT_CONCAT3(a, b, c) (NFT_CONCAT2(a, b) << NFT_TYPE_BITS | (c))
-/* Each part of a concatenation takes a whole 32-bit register. */
-#define NFT_REG_LEN 4
-
-/* Elements per message: well under a page each, and few acknowledgements. */
-#define NFT_ELEMS_PER_MSG 256
-/* Room kept free in the buffer for the next message. */
-#define NFT_MSG_ROOM (64 * 1024)
-/* How long the kernel may take to acknowledge a batch. */
-#define NFT_ACK_TIMEOUT_SEC 5
-/* Batch buffer kept between commits; a larger one is given back after its commit. */
-#define NFT_KEEP_BYTES (1024 * 1024)
-/* Room for one read of acknowledgements. */
-#define NFT_RECV_SIZE 16384
-
-/* The table's sets; their index + 1 is their id within a batch. */
-enum { NFT_SET_EXTERNAL, NFT_SET_MAPPINGS, NFT_SET_SOURCES, NFT_N_SETS };
-
-static const struct nft_set_def {
-	const char *name;
-	uint32_t flags;
-	uint32_t key_type, key_len, data_type, data_len;
-} nft_sets[NFT_N_SETS] = {
-	[NFT_SET_EXTERNAL] = { NFT_EXTERNAL_NAME, 0, NFT_TYPE_IPADDR, 4, 0, 0 },
-	[NFT_SET_MAPPINGS] = { NFT_MAP_NAME, NFT_SET_MAP | NFT_SET_TIMEOUT,
-			       NFT_CONCAT2(NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE), 2 * NFT_REG_LEN,
-			       NFT_CONCAT2(NFT_TYPE_IPADDR, NFT_TYPE_INET_SERVICE), 2 * NFT_REG_LEN },
-	[NFT_SET_SOURCES] = { NFT_SOURCES_NAME, NFT_SET_MAP | NFT_SET_TIMEOUT,
-			      NFT_CONCAT3(NFT_TYPE_IPADDR, NFT_TYPE_INET_PROTOCOL, NFT_TYPE_INET_SERVICE),
-			      3 * NFT_REG_LEN, NFT_TYPE_INET_SERVICE, 2 },
-};
-
-/* Element operations on one set waiting to become one message. */
-struct nft_pending {
-	struct nftnl_set *elems;
-	uint16_t type; /* NFT_MSG_NEWSETELEM or NFT_MSG_DELSETELEM */
-	size_t n;
-};
-
-struct nft {
-	struct mnl_socket *nl;
-	uint32_t seq;
-	char table[64];
-	char chain[64];
-	char ifname[IFNAMSIZ];
-
-	char *buf; /* the batch being built */
-	size_t len, cap;
-	uint32_t batch_seq; /* seq of NFNL_MSG_BATCH_BEGIN */
-	size_t n_msgs;      /* messages after BEGIN */
-	int error;          /* first failure while building: reported by nft_commit() */
-	struct nft_pending pending[NFT_N_SETS];
-	int timeout_update; /* re-adding an element updates its timeout (nft_probe_timeout_update()) */
-};
+#include "nft_impl.h"
 
 struct nft *nft_open(const struct nft_config *cfg)
 {
@@ -109,6 +50,8 @@ struct nft *nft_open(const struct nft_config *cfg)
 	snprintf(n->table, sizeof(n->table), "%s", cfg->table);
 	snprintf(n->chain, sizeof(n->chain), "%s", cfg->chain);
 	snprintf(n->ifname, sizeof(n->ifname), "%s", cfg->external_interface);
+	n->pinhole_mark = cfg->pinhole_mark;
+	n->pinhole_mask = cfg->pinhole_mask;
 	n->cap = 2 * NFT_MSG_ROOM;
 	n->buf = malloc(n->cap);
 	n->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
@@ -166,19 +109,19 @@ static char *nft_room(struct nft *n)
 	return n->buf + n->len;
 }
 
-static void nft_push(struct nft *n, struct nlmsghdr *nlh)
+void nft_push(struct nft *n, struct nlmsghdr *nlh)
 {
 	n->len += NLMSG_ALIGN(nlh->nlmsg_len);
 	n->n_msgs++;
 }
 
-static struct nlmsghdr *nft_msg(struct nft *n, uint16_t type, uint16_t flags)
+struct nlmsghdr *nft_msg(struct nft *n, uint16_t family, uint16_t type, uint16_t flags)
 {
 	char *at = nft_room(n);
 
 	if (!at)
 		return NULL;
-	return nftnl_nlmsg_build_hdr(at, type, NFPROTO_IPV4, flags | NLM_F_ACK, n->seq++);
+	return nftnl_nlmsg_build_hdr(at, type, family, flags | NLM_F_ACK, n->seq++);
 }
 
 static void nft_flush_set(struct nft *n, size_t set)
@@ -188,7 +131,8 @@ static void nft_flush_set(struct nft *n, size_t set)
 
 	if (!p->elems)
 		return;
-	if ((nlh = nft_msg(n, p->type, p->type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0)) != NULL) {
+	if ((nlh = nft_msg(n, nft_sets[set].family, p->type, p->type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0)) !=
+	    NULL) {
 		nftnl_set_elems_nlmsg_build_payload(nlh, p->elems);
 		nft_push(n, nlh);
 	}
@@ -196,7 +140,7 @@ static void nft_flush_set(struct nft *n, size_t set)
 	*p = (struct nft_pending){ 0 };
 }
 
-static void nft_flush_all(struct nft *n)
+void nft_flush_all(struct nft *n)
 {
 	for (size_t i = 0; i < NFT_N_SETS; i++)
 		nft_flush_set(n, i);
@@ -210,293 +154,6 @@ void nft_begin(struct nft *n)
 	n->batch_seq = n->seq++;
 	nftnl_batch_begin(n->buf, n->batch_seq);
 	n->len = NLMSG_ALIGN(((struct nlmsghdr *)n->buf)->nlmsg_len);
-}
-
-/* --- the table --- */
-
-static int nft_table_msg(struct nft *n, uint16_t type, uint16_t flags)
-{
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!t)
-		return n->error = -ENOMEM;
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, n->table);
-	if ((nlh = nft_msg(n, type, flags)) != NULL) {
-		nftnl_table_nlmsg_build_payload(nlh, t);
-		nft_push(n, nlh);
-	}
-	nftnl_table_free(t);
-	return n->error;
-}
-
-static int nft_set_msg(struct nft *n, size_t set)
-{
-	const struct nft_set_def *d = &nft_sets[set];
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!s)
-		return n->error = -ENOMEM;
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, n->table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, d->name);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_IPV4);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, (uint32_t)set + 1);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, d->flags);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, d->key_type);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, d->key_len);
-	if (d->flags & NFT_SET_MAP) {
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, d->data_type);
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, d->data_len);
-	}
-	if ((nlh = nft_msg(n, NFT_MSG_NEWSET, NLM_F_CREATE)) != NULL) {
-		nftnl_set_nlmsg_build_payload(nlh, s);
-		nft_push(n, nlh);
-	}
-	nftnl_set_free(s);
-	return n->error;
-}
-
-static int nft_chain_msg(struct nft *n, const char *name, uint32_t hook, int32_t priority)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!c)
-		return n->error = -ENOMEM;
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, n->table);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "nat");
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, priority);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	if ((nlh = nft_msg(n, NFT_MSG_NEWCHAIN, NLM_F_CREATE)) != NULL) {
-		nftnl_chain_nlmsg_build_payload(nlh, c);
-		nft_push(n, nlh);
-	}
-	nftnl_chain_free(c);
-	return n->error;
-}
-
-/* --- rules: each helper appends one expression; a failed allocation is remembered in n->error --- */
-
-static struct nftnl_expr *expr(struct nft *n, struct nftnl_rule *r, const char *name)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc(name);
-
-	if (!e) {
-		n->error = -ENOMEM;
-		return NULL;
-	}
-	nftnl_rule_add_expr(r, e);
-	return e;
-}
-
-static void expr_meta(struct nft *n, struct nftnl_rule *r, uint32_t key, uint32_t dreg)
-{
-	struct nftnl_expr *e = expr(n, r, "meta");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
-	}
-}
-
-static void expr_cmp(struct nft *n, struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e = expr(n, r, "cmp");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
-	}
-}
-
-/* iifname/oifname ==/!= the external interface. */
-static void expr_ifname(struct nft *n, struct nftnl_rule *r, uint32_t key, uint32_t op)
-{
-	char ifname[IFNAMSIZ] = { 0 };
-
-	memcpy(ifname, n->ifname, strnlen(n->ifname, IFNAMSIZ - 1));
-	expr_meta(n, r, key, NFT_REG_1);
-	expr_cmp(n, r, op, ifname, sizeof(ifname));
-}
-
-static void expr_payload(struct nft *n, struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len,
-			 uint32_t dreg)
-{
-	struct nftnl_expr *e = expr(n, r, "payload");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
-	}
-}
-
-/* A set lookup on register 1; a map's value goes to register 1 too. */
-static void expr_lookup(struct nft *n, struct nftnl_rule *r, size_t set)
-{
-	struct nftnl_expr *e = expr(n, r, "lookup");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-		if (nft_sets[set].flags & NFT_SET_MAP)
-			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
-		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, nft_sets[set].name);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, (uint32_t)set + 1);
-	}
-}
-
-/* meta l4proto . th dport, in registers 1 and 9 as nft lays out a concatenation. */
-static void expr_proto_dport(struct nft *n, struct nftnl_rule *r)
-{
-	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG_1);
-	expr_payload(n, r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_01);
-}
-
-static void expr_dnat_map(struct nft *n, struct nftnl_rule *r)
-{
-	struct nftnl_expr *e;
-
-	expr_proto_dport(n, r);
-	expr_lookup(n, r, NFT_SET_MAPPINGS);
-	if ((e = expr(n, r, "nat")) != NULL) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_01);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
-	}
-}
-
-static void expr_masquerade(struct nft *n, struct nftnl_rule *r, int port_from_reg1)
-{
-	struct nftnl_expr *e = expr(n, r, "masq");
-
-	if (e && port_from_reg1) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_REG_PROTO_MIN, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_MASQ_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
-	}
-}
-
-/* oifname "<ext>" meta l4proto <proto> masquerade to :ip saddr . meta l4proto . th sport map @sources */
-static void rule_snat(struct nft *n, struct nftnl_rule *r, uint8_t protocol)
-{
-	expr_ifname(n, r, NFT_META_OIFNAME, NFT_CMP_EQ);
-	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG_1);
-	expr_cmp(n, r, NFT_CMP_EQ, &protocol, sizeof(protocol));
-	expr_payload(n, r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1); /* ip saddr */
-	expr_meta(n, r, NFT_META_L4PROTO, NFT_REG32_01);
-	expr_payload(n, r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, NFT_REG32_02); /* source port */
-	expr_lookup(n, r, NFT_SET_SOURCES);
-	expr_masquerade(n, r, 1);
-}
-
-/*
- * iifname != "<ext>" oifname != "<ext>" ct status dnat ct original ip daddr @external masquerade
- *
- * Only connections that came from the LAN side: those from the WAN were
- * DNATed from the same external address, and must keep their source.
- */
-static void rule_hairpin_masquerade(struct nft *n, struct nftnl_rule *r)
-{
-	uint32_t mask = IPS_DST_NAT, zero = 0;
-	struct nftnl_expr *e;
-
-	expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_NEQ);
-	expr_ifname(n, r, NFT_META_OIFNAME, NFT_CMP_NEQ);
-	if ((e = expr(n, r, "ct")) != NULL) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	if ((e = expr(n, r, "bitwise")) != NULL) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	expr_cmp(n, r, NFT_CMP_NEQ, &zero, sizeof(zero));
-	if ((e = expr(n, r, "ct")) != NULL) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_DST_IP);
-		nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, IP_CT_DIR_ORIGINAL);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	expr_lookup(n, r, NFT_SET_EXTERNAL);
-	expr_masquerade(n, r, 0);
-}
-
-enum nft_rule_kind { RULE_DNAT, RULE_HAIRPIN_DNAT, RULE_SNAT_TCP, RULE_SNAT_UDP, RULE_HAIRPIN_MASQ, RULE_COUNT };
-
-static int nft_rule_msg(struct nft *n, enum nft_rule_kind kind)
-{
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	uint32_t local = RTN_LOCAL;
-	struct nlmsghdr *nlh;
-
-	if (!r)
-		return n->error = -ENOMEM;
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, n->table);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, kind <= RULE_HAIRPIN_DNAT ? n->chain : NFT_POSTROUTING_CHAIN);
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_IPV4);
-	switch (kind) {
-	case RULE_DNAT: {
-		/* iifname "<ext>" fib daddr type local dnat ip to meta l4proto . th dport map @mappings */
-		struct nftnl_expr *e;
-		expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_EQ);
-		if ((e = expr(n, r, "fib")) != NULL) {
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
-		}
-		expr_cmp(n, r, NFT_CMP_EQ, &local, sizeof(local));
-		expr_dnat_map(n, r);
-		break;
-	}
-	case RULE_HAIRPIN_DNAT:
-		/* iifname != "<ext>" ip daddr @external dnat ip to meta l4proto . th dport map @mappings */
-		expr_ifname(n, r, NFT_META_IIFNAME, NFT_CMP_NEQ);
-		expr_payload(n, r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG_1);
-		expr_lookup(n, r, NFT_SET_EXTERNAL);
-		expr_dnat_map(n, r);
-		break;
-	case RULE_SNAT_TCP:
-	case RULE_SNAT_UDP:
-		rule_snat(n, r, kind == RULE_SNAT_TCP ? IPPROTO_TCP : IPPROTO_UDP);
-		break;
-	case RULE_HAIRPIN_MASQ:
-	case RULE_COUNT:
-		rule_hairpin_masquerade(n, r);
-		break;
-	}
-	if (!n->error && (nlh = nft_msg(n, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND)) != NULL) {
-		nftnl_rule_nlmsg_build_payload(nlh, r);
-		nft_push(n, nlh);
-	}
-	nftnl_rule_free(r);
-	return n->error;
-}
-
-int nft_install(struct nft *n)
-{
-	nft_flush_all(n);
-	/* Create-if-missing then delete: replaces any table of ours, never fails on absence. */
-	if (nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 || nft_table_msg(n, NFT_MSG_DELTABLE, 0) < 0 ||
-	    nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0)
-		return n->error;
-	for (size_t i = 0; i < NFT_N_SETS; i++)
-		if (nft_set_msg(n, i) < 0)
-			return n->error;
-	if (nft_chain_msg(n, n->chain, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST) < 0 ||
-	    nft_chain_msg(n, NFT_POSTROUTING_CHAIN, NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC - 10) < 0)
-		return n->error;
-	for (int kind = 0; kind < RULE_COUNT; kind++)
-		if (nft_rule_msg(n, (enum nft_rule_kind)kind) < 0)
-			return n->error;
-	return 0;
 }
 
 /* --- elements --- */
@@ -517,7 +174,7 @@ static int nft_elem(struct nft *n, size_t set, uint16_t type, const void *key, c
 			return n->error = -ENOMEM;
 		nftnl_set_set_str(p->elems, NFTNL_SET_TABLE, n->table);
 		nftnl_set_set_str(p->elems, NFTNL_SET_NAME, d->name);
-		nftnl_set_set_u32(p->elems, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+		nftnl_set_set_u32(p->elems, NFTNL_SET_FAMILY, d->family);
 		p->type = type;
 	}
 	if (!key)
@@ -542,11 +199,13 @@ static int nft_mapping_elems(struct nft *n, uint16_t type, const struct table_ma
 	uint8_t src_key[3 * NFT_REG_LEN] = { 0 }, src_data[NFT_REG_LEN] = { 0 };
 	uint16_t eport = htons(m->external_port), iport = htons(m->internal_port);
 
-	/* Table ip forwards IPv4 clients; IPv6 pinholes will have an inet table of their own. */
+	/* An IPv6 client's mapping is a pinhole: one element, (address . protocol . port), in table ip6. */
 	if (!table_addr_is_v4(&m->client)) {
-		if (!n->error)
-			n->error = -EAFNOSUPPORT;
-		return -EAFNOSUPPORT;
+		uint8_t hole[6 * NFT_REG_LEN] = { 0 };
+		memcpy(hole, m->client.v6, 16);
+		hole[16] = m->protocol;
+		memcpy(hole + 20, &iport, 2);
+		return nft_elem(n, NFT_SET_PINHOLES, type, hole, NULL, timeout);
 	}
 	fwd_key[0] = m->protocol;
 	memcpy(fwd_key + 4, &eport, 2);
@@ -790,7 +449,10 @@ int nft_probe_timeout_update(struct nft *n)
 int nft_remove(struct nft *n)
 {
 	nft_begin(n);
-	if (nft_table_msg(n, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 || nft_table_msg(n, NFT_MSG_DELTABLE, 0) < 0)
+	if (nft_table_msg(n, NFPROTO_IPV4, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 ||
+	    nft_table_msg(n, NFPROTO_IPV4, NFT_MSG_DELTABLE, 0) < 0 ||
+	    nft_table_msg(n, NFPROTO_IPV6, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 ||
+	    nft_table_msg(n, NFPROTO_IPV6, NFT_MSG_DELTABLE, 0) < 0)
 		return n->error;
 	return nft_commit(n);
 }

@@ -130,7 +130,9 @@ static int nftmon_message(struct nftmon *m, const struct nlmsghdr *nlh, char *wh
 			snprintf(who, wholen, "%s (pid %u)", mnl_attr_get_str(a.name), ntohl(mnl_attr_get_u32(a.pid)));
 		return 0;
 	}
-	if (nlh->nlmsg_pid == m->own_portid || g->nfgen_family != NFPROTO_IPV4 || !a.table)
+	/* Table ip and table ip6 of that name are both the daemon's. */
+	if (nlh->nlmsg_pid == m->own_portid || (g->nfgen_family != NFPROTO_IPV4 && g->nfgen_family != NFPROTO_IPV6) ||
+	    !a.table)
 		return 0;
 	return strcmp(mnl_attr_get_str(a.table), m->table) == 0;
 }
