@@ -62,77 +62,6 @@ const char *table_addr_str(const struct table_addr *a, char buf[TABLE_ADDR_STRLE
 	return inet_ntop(AF_INET6, a->v6, buf, TABLE_ADDR_STRLEN);
 }
 
-/* --- the expiry heap --- */
-
-static void heap_swap(struct table *t, size_t a, size_t b)
-{
-	struct entry *tmp = t->heap[a];
-
-	t->heap[a] = t->heap[b];
-	t->heap[b] = tmp;
-	t->heap[a]->m.heap_slot = (uint32_t)a;
-	t->heap[b]->m.heap_slot = (uint32_t)b;
-}
-
-static void heap_up(struct table *t, size_t i)
-{
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (t->heap[parent]->m.expires <= t->heap[i]->m.expires)
-			break;
-		heap_swap(t, i, parent);
-		i = parent;
-	}
-}
-
-static void heap_down(struct table *t, size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, min = i;
-		if (l < t->heap_size && t->heap[l]->m.expires < t->heap[min]->m.expires)
-			min = l;
-		if (r < t->heap_size && t->heap[r]->m.expires < t->heap[min]->m.expires)
-			min = r;
-		if (min == i)
-			break;
-		heap_swap(t, i, min);
-		i = min;
-	}
-}
-
-static int heap_push(struct table *t, struct entry *e)
-{
-	if (t->heap_size == t->heap_cap) {
-		size_t cap = t->heap_cap ? t->heap_cap * 2 : 64;
-		struct entry **h = realloc(t->heap, cap * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		t->heap = h;
-		t->heap_cap = cap;
-	}
-	e->m.heap_slot = (uint32_t)t->heap_size;
-	t->heap[t->heap_size++] = e;
-	heap_up(t, e->m.heap_slot);
-	return 0;
-}
-
-static void heap_remove(struct table *t, struct entry *e)
-{
-	size_t i = e->m.heap_slot;
-
-	t->heap_size--;
-	if (i != t->heap_size) {
-		heap_swap(t, i, t->heap_size);
-		heap_up(t, i);
-		heap_down(t, i);
-	}
-}
-
-static void heap_update(struct table *t, struct entry *e)
-{
-	heap_up(t, e->m.heap_slot);
-	heap_down(t, e->m.heap_slot);
-}
 
 /* --- clients --- */
 
@@ -322,7 +251,7 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 	}
 	/* The heap orders by expiry: the entry must hold it before it is pushed. */
 	e->m = *m;
-	if (heap_push(t, e) < 0) {
+	if (table_heap_push(t, e) < 0) {
 		link_drop(t, m->link);
 		client_drop_if_empty(t, c);
 		free(e);
@@ -366,7 +295,7 @@ static void entry_remove(struct table *t, struct entry *e)
 	link_drop(t, e->m.link);
 	if (table_addr_is_v4(&e->m.client))
 		t->by_external[proto_slot(e->m.protocol)][e->m.external_port] = NULL;
-	heap_remove(t, e);
+	table_heap_remove(t, e);
 	t->count--;
 	free(e);
 }
@@ -631,7 +560,7 @@ renew:
 		e->m.lifetime = granted;
 		e->m.expires = now + granted;
 		t->log[t->log_len - 1].mapping = e->m;
-		heap_update(t, e);
+		table_heap_update(t, e);
 		grant->external_port = e->m.external_port;
 		grant->lifetime = granted;
 		return TABLE_RESULT_SUCCESS;
@@ -813,7 +742,7 @@ void table_rollback(struct table *t)
 				e->m.lifetime = ch->previous_lifetime;
 				e->m.origin = ch->previous_origin;
 				memcpy(e->m.nonce, ch->previous_nonce, TABLE_NONCE_LEN);
-				heap_update(t, e);
+				table_heap_update(t, e);
 			}
 			break;
 		}

@@ -72,6 +72,11 @@ static inline unsigned int proto_slot(uint8_t protocol)
 	return protocol == IPPROTO_TCP;
 }
 
+/* The expiry heap (table_heap.c): an entry in, out, or moved after its expiry changed; push is 0 or -ENOMEM. */
+int table_heap_push(struct table *t, struct entry *e);
+void table_heap_remove(struct table *t, struct entry *e);
+void table_heap_update(struct table *t, struct entry *e);
+
 /* The mapping of (client, protocol, internal port), or NULL. */
 struct entry *table_entry_find(const struct table *t, const struct table_addr *client, uint8_t protocol,
 			       uint16_t port);

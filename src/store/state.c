@@ -28,7 +28,6 @@
 #include "state_impl.h"
 
 #define STATE_MAX_SIZE (64 * 1024 * 1024)
-#define STATE_MAX_QUARANTINE 100
 
 int __attribute__((format(printf, 2, 3))) state_bad(struct reader *r, const char *fmt, ...)
 {
@@ -636,89 +635,6 @@ int state_format(const struct state *s, char **bufp, size_t *lenp)
 	return 0;
 }
 
-int state_write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Makes the rename durable: it lives in the directory, not in the file. */
-static int sync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, rc = 0;
-
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == path)
-		strcpy(dir, "/");
-	else if ((size_t)(slash - path) < sizeof(dir))
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	else
-		return -ENAMETOOLONG;
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -errno;
-	/* Some file systems cannot sync a directory (EINVAL); there is nothing more to do on those. */
-	if (fsync(fd) < 0 && errno != EINVAL)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-/*
- * Puts the temporary file tmp (open as fd, written so far with result rc) in
- * place of path: fsync, rename, fsync of the directory.  On a failure before
- * the rename the temporary file goes and path stays as it was; *replaced
- * (if not NULL) says whether the rename happened, since a failed directory
- * sync after it leaves the new file in place but maybe not durable.
- */
-static int commit_tmp(const char *path, char *tmp, int fd, int rc, bool *replaced)
-{
-	if (replaced)
-		*replaced = false;
-	/* Every LAN host's mappings: for the daemon's user alone. */
-	if (rc == 0 && fchmod(fd, STATE_FILE_MODE) < 0)
-		rc = -errno;
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	/* close() can report a failed write-back (NFS and the like): it counts. */
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlink(tmp);
-		return rc;
-	}
-	if (replaced)
-		*replaced = true;
-	return sync_dir(path);
-}
-
-/* Replaces path with text atomically. */
-int state_save_text(const char *path, const char *text, size_t len, bool *replaced)
-{
-	char tmp[PATH_MAX];
-	int fd;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
-		return -errno;
-	return commit_tmp(path, tmp, fd, state_write_all(fd, text, len), replaced);
-}
-
 int state_save(const char *path, const struct state *s, bool *replaced)
 {
 	char tmp[PATH_MAX];
@@ -737,43 +653,7 @@ int state_save(const char *path, const struct state *s, bool *replaced)
 	if (rc == 0)
 		rc = state_write_all(b.fd, b.p, b.len);
 	free(b.p);
-	return commit_tmp(path, tmp, b.fd, rc, replaced);
-}
-
-
-int state_quarantine(const char *path, char *moved, size_t movedlen)
-{
-	char name[PATH_MAX + 64];
-	long long now = (long long)time(NULL);
-	struct stat sb;
-	int n;
-
-	for (int i = 0; i <= STATE_MAX_QUARANTINE; i++) {
-		if (i == 0)
-			n = snprintf(name, sizeof(name), "%s.corrupt.%lld", path, now);
-		else
-			n = snprintf(name, sizeof(name), "%s.corrupt.%lld.%d", path, now, i);
-		if (n < 0 || (size_t)n >= sizeof(name) || (size_t)n >= movedlen)
-			return -ENAMETOOLONG;
-		/* RENAME_NOREPLACE: an earlier quarantined file is never overwritten, even in a race. */
-		if (renameat2(AT_FDCWD, path, AT_FDCWD, name, RENAME_NOREPLACE) == 0)
-			goto done;
-		if (errno == EINVAL || errno == ENOSYS) {
-			/* The file system cannot do it atomically: check, then rename. */
-			if (lstat(name, &sb) == 0)
-				continue;
-			if (errno != ENOENT)
-				return -errno;
-			if (rename(path, name) == 0)
-				goto done;
-		}
-		if (errno != EEXIST)
-			return -errno;
-	}
-	return -EEXIST;
-done:
-	memcpy(moved, name, (size_t)n + 1);
-	return 0;
+	return state_commit_tmp(path, tmp, b.fd, rc, replaced);
 }
 
 void state_boot_id(char id[STATE_BOOT_ID_LEN + 1])

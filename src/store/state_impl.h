@@ -52,5 +52,10 @@ const char *state_extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MA
 int state_write_all(int fd, const char *p, size_t len);
 /* text as the file path, atomically (temporary file, fdatasync, rename, directory sync): 0 or -errno. */
 int state_save_text(const char *path, const char *text, size_t len, bool *replaced);
+/*
+ * Puts the temporary file tmp (open as fd, written with result rc) in place
+ * of path; the contract is state_file.c's.  0 or -errno.
+ */
+int state_commit_tmp(const char *path, char *tmp, int fd, int rc, bool *replaced);
 
 #endif
