@@ -1,6 +1,6 @@
 /*
- * netif.h - interface facts the daemon needs: the IPv4 addresses and prefixes
- * of an interface, and news of their changes.  Functions return a count or
+ * netif.h - interface facts the daemon needs: the IPv4 and IPv6 addresses and
+ * prefixes of an interface, its neighbours, and news of their changes.  Functions return a count or
  * 0 on success, -errno on failure (-ENODEV: no such interface).
  */
 #ifndef NATPMP_NETIF_H
@@ -18,6 +18,17 @@ struct netif_addr {
 
 /* Every IPv4 address of the interface, at most max; returns the count or -errno. */
 int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max);
+
+struct netif_addr6 {
+	uint8_t addr[16];
+	uint8_t prefixlen; /* the on-link prefix: 64 for fe80::/64 and SLAAC */
+	unsigned int ifindex;
+};
+
+/* Every IPv6 address of the interface (link-local included), at most max; the count or -errno. */
+int netif_ipv6_all(const char *ifname, struct netif_addr6 *out, int max);
+/* Whether addr lies inside a's prefix. */
+int netif_addr6_inside(const struct netif_addr6 *a, const uint8_t addr[16]);
 /* addr (network byte order) in dotted form, written to buf; returns buf. */
 const char *netif_addr_str(uint32_t addr, char buf[INET_ADDRSTRLEN]);
 /* A name the kernel could accept: 1-15 bytes, no '/', ':' or white space. */
@@ -56,6 +67,8 @@ void netif_neigh_close(struct netif_neigh *n);
  * FAILED), or -errno.  One netlink round trip.
  */
 int netif_neighbour(struct netif_neigh *n, unsigned int ifindex, uint32_t addr, uint64_t *lladdr);
+/* The same for an IPv6 neighbour (the kernel's NDP table); addr is 16 bytes. */
+int netif_neighbour6(struct netif_neigh *n, unsigned int ifindex, const uint8_t addr[16], uint64_t *lladdr);
 
 /*
  * What every notification socket's reader does (this one's and nftmon's):

@@ -70,6 +70,7 @@ struct codec_answer {
 	uint16_t external_port;	   /* CODEC_MAP: the port granted, 0 on failure */
 	uint32_t lifetime;	   /* CODEC_MAP: seconds granted, 0 on failure or delete */
 	bool over_quota;	   /* TABLE_RESULT_OUT_OF_RESOURCES for the client's own limit (PCP's USER_EX_QUOTA) */
+	const uint8_t *own_address; /* an IPv6 client's pinhole: its own address (16 bytes), answered as external */
 };
 
 struct codec {

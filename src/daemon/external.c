@@ -67,9 +67,14 @@ void external_announce(void *arg)
 	/* NAT-PMP's (RFC 6886 3.2.1), then PCP's unsolicited ANNOUNCE (RFC 6887 14.1.3), to the same group and port. */
 	for (size_t c = 0; c < sizeof(codecs) / sizeof(codecs[0]); c++) {
 		len = codecs[c]->announce(server_epoch(s, now), public, buf);
-		for (size_t i = 0; i < s->n_listeners; i++)
-			if (s->listeners[i].sock.fd >= 0 && (r = udp_announce(&s->listeners[i].sock, buf, len, now)) < 0)
-				log_debug("announcement on %s: %s", s->listeners[i].sock.ifname, strerror(-r));
+		for (size_t i = 0; i < s->n_listeners; i++) {
+			struct udp_socket *u = &s->listeners[i].sock;
+			/* IPv6 carries PCP's alone, to [ff02::1]:5350. */
+			if (u->fd < 0 || (u->family == AF_INET6 && codecs[c] != &codec_pcp))
+				continue;
+			if ((r = udp_announce(u, buf, len, now)) < 0)
+				log_debug("announcement on %s: %s", u->ifname, strerror(-r));
+		}
 	}
 }
 

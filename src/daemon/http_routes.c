@@ -126,9 +126,6 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 		return;
 	o = json_object_new_object();
 	json_object_object_add(o, "client", json_object_new_string(table_addr_str(&m->client, a)));
-	/* An IPv6 client's mapping is a pinhole: its own address and port, opened in the firewall. */
-	json_object_object_add(o, "family", json_object_new_string(v4 ? "ipv4" : "ipv6"));
-	json_object_object_add(o, "pinhole", json_object_new_boolean(!v4));
 	json_object_object_add(o, "protocol", json_object_new_string(proto_protocol_name(m->protocol)));
 	json_object_object_add(o, "internal_port", json_object_new_int(m->internal_port));
 	if (ctx->upstream) {
@@ -145,6 +142,9 @@ static void list_one(const struct table_mapping *m, uint32_t remaining, void *ar
 				       ctx->public ? json_object_new_string(netif_addr_str(ctx->public, a)) : NULL);
 	json_object_object_add(o, "lifetime", json_object_new_int64(remaining));
 	json_object_object_add(o, "origin", json_object_new_string(table_origin_name(m->origin)));
+	/* An IPv6 client's mapping is a pinhole: its own address and port, opened in the firewall. */
+	json_object_object_add(o, "family", json_object_new_string(v4 ? "ipv4" : "ipv6"));
+	json_object_object_add(o, "pinhole", json_object_new_boolean(!v4));
 	json_object_array_add(ctx->list, o);
 }
 

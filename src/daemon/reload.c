@@ -106,11 +106,11 @@ static int listeners_differ(const struct config *a, const struct config *b)
 void reload_config(struct server *s)
 {
 	struct config next;
-	struct server_listener ls[CONFIG_MAX_LISTEN];
+	struct server_listener ls[SERVER_MAX_LISTENERS];
 	struct nft *nft = NULL;
 	struct nftmon *mon = NULL;
 	struct http *http = NULL;
-	int new_listeners, new_nft, new_http, ext_changed, table_lock = -1, r;
+	int new_listeners, new_nft, new_http, ext_changed, table_lock = -1, r, n_ls = 0;
 	int64_t now = server_mono_s();
 	struct timespec ts;
 	uint32_t old_public = external_address(s), old_rate = s->cfg.rate_limit, old_override = s->cfg.external_address;
@@ -119,7 +119,7 @@ void reload_config(struct server *s)
 	server_notify("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
 		      (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 	memset(ls, 0, sizeof(ls));
-	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
+	for (size_t i = 0; i < SERVER_MAX_LISTENERS; i++)
 		ls[i].sock.fd = -1;
 	if (config_parse(&next, s->argc, s->argv) != 0)
 		goto refuse;
@@ -142,7 +142,7 @@ void reload_config(struct server *s)
 		  strcmp(next.external_interface, s->cfg.external_interface) || next.pinhole_mark != s->cfg.pinhole_mark ||
 		  next.pinhole_mask != s->cfg.pinhole_mask;
 	new_http = strcmp(next.http_listen, s->cfg.http_listen) != 0;
-	if (new_listeners && turn_open_listeners(s, &next, ls) < 0)
+	if (new_listeners && (n_ls = turn_open_listeners(s, &next, ls)) < 0)
 		goto refuse;
 	if (new_nft) {
 		struct nft_config nc = { next.nat_table, next.nat_chain, next.external_interface, next.pinhole_mark,
@@ -177,7 +177,7 @@ void reload_config(struct server *s)
 		waiting_flush(s, 1, 0);
 		turn_close_listeners(s->listeners, s->n_listeners);
 		memcpy(s->listeners, ls, sizeof(ls));
-		s->n_listeners = next.n_listen;
+		s->n_listeners = (size_t)n_ls;
 		/* The events' argument is the listener: point them at its new home. */
 		for (size_t i = 0; i < s->n_listeners; i++) {
 			if (!s->listeners[i].ev)
@@ -242,9 +242,9 @@ void reload_config(struct server *s)
 		announce_restart(s->announce);
 	s->metrics.reloads++;
 	log_info("reloaded: serving %zu mapping(s) on port %u of %zu interface(s), table ip %s", table_count(s->table),
-		 s->cfg.listen_port, s->n_listeners, s->cfg.nat_table);
+		 s->cfg.listen_port, s->cfg.n_listen, s->cfg.nat_table);
 	server_notify("READY=1\nSTATUS=serving %zu mapping(s) on %zu interface(s)", table_count(s->table),
-		      s->n_listeners);
+		      s->cfg.n_listen);
 	return;
 undo:
 	if (table_lock >= 0)
@@ -252,7 +252,7 @@ undo:
 	http_close(http);
 	nftmon_close(mon);
 	nft_close(nft);
-	turn_close_listeners(ls, next.n_listen);
+	turn_close_listeners(ls, (size_t)(n_ls > 0 ? n_ls : 0));
 refuse:
 	s->metrics.reload_errors++;
 	log_error("reload refused: the running configuration stays in force (fix the error above, then SIGHUP again)");

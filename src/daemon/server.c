@@ -88,7 +88,7 @@ struct server *server_new(const struct config *cfg, int argc, char **argv)
 	s->cfg = *cfg;
 	s->argc = argc;
 	s->argv = argv;
-	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
+	for (size_t i = 0; i < SERVER_MAX_LISTENERS; i++)
 		s->listeners[i].sock.fd = -1;
 	s->journal_fd = -1;
 	s->journal_end = -1;
@@ -162,9 +162,9 @@ int server_start(struct server *s)
 			return -1;
 		}
 	}
-	if (turn_open_listeners(s, cfg, s->listeners) < 0)
+	if ((r = turn_open_listeners(s, cfg, s->listeners)) < 0)
 		return -1;
-	s->n_listeners = cfg->n_listen;
+	s->n_listeners = (size_t)r;
 	/* The HTTP API too: /health answers 503 until the table is in place. */
 	if (!(s->hook = hook_new(s->base, &s->cfg, &s->metrics)) || api_open(s) < 0)
 		return -1;
@@ -221,11 +221,11 @@ int server_start(struct server *s)
 	}
 	s->serving = 1;
 	log_info("serving NAT-PMP and PCP on port %u of %zu interface(s); %zu mapping(s) in table ip %s", cfg->listen_port,
-		 s->n_listeners, table_count(s->table), cfg->nat_table);
+		 cfg->n_listen, table_count(s->table), cfg->nat_table);
 	{
 		char status[160];
 		snprintf(status, sizeof(status), "READY=1\nSTATUS=serving %zu mapping(s) on %zu interface(s)",
-			 table_count(s->table), s->n_listeners);
+			 table_count(s->table), cfg->n_listen);
 		if ((r = notify_send(status)) < 0)
 			log_warnx("cannot tell the service manager we are ready: %s", strerror(-r));
 	}
@@ -269,7 +269,7 @@ void server_free(struct server *s)
 		event_free(s->flows_ev);
 	if (s->ports_ev)
 		event_free(s->ports_ev);
-	for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++) {
+	for (size_t i = 0; i < SERVER_MAX_LISTENERS; i++) {
 		if (s->listeners[i].ev)
 			event_free(s->listeners[i].ev);
 		udp_close(&s->listeners[i].sock);

@@ -67,11 +67,19 @@
 #define SERVER_MAX_PENDING 4096
 #define SERVER_MAX_PENDING_PER_CLIENT 32
 
+/*
+ * A listen socket: two per listen interface, IPv4 (NAT-PMP and PCP) and IPv6
+ * (PCP), at 2i and 2i + 1.  family says which it is even while it waits for
+ * its interface; unavailable: IPv6 is off in this kernel, never retried.
+ */
 struct server_listener {
 	struct server *server;
 	struct udp_socket sock;
 	struct event *ev;
+	int family;
+	bool unavailable;
 };
+#define SERVER_MAX_LISTENERS (2 * CONFIG_MAX_LISTEN)
 
 /* One datagram of a turn: what its codec decoded, and what the table granted. */
 struct server_request {
@@ -113,7 +121,7 @@ struct server {
 	int argc;	   /* the command line, parsed again at a reload */
 	char **argv;
 	struct event_base *base;
-	struct server_listener listeners[CONFIG_MAX_LISTEN];
+	struct server_listener listeners[SERVER_MAX_LISTENERS];
 	size_t n_listeners;
 	struct event *expiry_ev;
 	struct event *signal_ev[3];

@@ -154,17 +154,19 @@ fail:
  * its own link-layer address: either way its mappings share one limit
  * (table_mapping.link).  A renewal or a delete needs no lookup.
  */
-static uint64_t turn_link(struct server *s, const struct udp_socket *sock, uint32_t client,
+static uint64_t turn_link(struct server *s, const struct udp_socket *sock, struct table_addr client,
 			  const struct codec_request *req)
 {
 	uint64_t mac;
 	int r;
 
 	/* (The source was found inside one of the socket's subnets before this is asked.) */
-	if (!req->lifetime || !req->internal_port ||
-	    table_find(s->table, table_addr_v4(client), req->protocol, req->internal_port))
+	if (!req->lifetime || !req->internal_port || table_find(s->table, client, req->protocol, req->internal_port))
 		return TABLE_LINK_UNKNOWN;
-	if ((r = netif_neighbour(s->neigh, sock->subnets[0].ifindex, client, &mac)) == 0)
+	/* An IPv6 host has many addresses of its own (RFC 8981), and can invent more: the same rule holds. */
+	r = table_addr_is_v4(&client) ? netif_neighbour(s->neigh, sock->subnets[0].ifindex, client.v4, &mac)
+				      : netif_neighbour6(s->neigh, sock->ifindex, client.v6, &mac);
+	if (r == 0)
 		return TABLE_LINK_HOST(mac);
 	if (r != -ENOENT && !s->neigh_failed++)
 		log_warnx("cannot ask the kernel for LAN neighbours: %s; mappings are counted by address only", strerror(-r));
@@ -200,15 +202,18 @@ static void turn_log_refusal(struct server *s, int64_t now, const char *fmt, ...
 }
 
 /* Why the table refused client a mapping, in words; r->over_quota says whether it was the client's own limit. */
-static void turn_refused(struct server *s, uint32_t client, struct server_request *r, int64_t now)
+static void turn_refused(struct server *s, struct table_addr client, struct server_request *r, int64_t now)
 {
 	const struct codec_request *req = &r->req;
-	const struct table_mapping *m = table_find(s->table, table_addr_v4(client), req->protocol, req->internal_port);
-	char who[INET_ADDRSTRLEN];
+	const struct table_mapping *m = table_find(s->table, client, req->protocol, req->internal_port);
+	char who[TABLE_ADDR_STRLEN];
 	const char *why;
 
-	netif_addr_str(client, who);
-	if (r->result == TABLE_RESULT_NOT_AUTHORIZED && m && m->origin == TABLE_ORIGIN_PCP)
+	table_addr_str(&client, who);
+	if (r->result == TABLE_RESULT_NOT_AUTHORIZED && !table_addr_is_v4(&client) && client.v6[0] == 0xfe &&
+	    (client.v6[1] & 0xc0) == 0x80)
+		why = "a link-local address is never reachable from outside: ask from a global one";
+	else if (r->result == TABLE_RESULT_NOT_AUTHORIZED && m && m->origin == TABLE_ORIGIN_PCP)
 		why = req->pcp ? "the mapping belongs to another PCP nonce" : "the mapping is a PCP client's";
 	else if (r->result == TABLE_RESULT_NOT_AUTHORIZED)
 		why = !req->lifetime	     ? "the mapping is the administrator's (made through the HTTP API)"
@@ -218,7 +223,7 @@ static void turn_refused(struct server *s, uint32_t client, struct server_reques
 		why = "PREFER_FAILURE, and the suggested external port or address cannot be had";
 	else if (r->result == TABLE_RESULT_NETWORK_FAILURE)
 		why = "there is no external address yet";
-	else if ((r->over_quota = table_client_count(s->table, table_addr_v4(client)) >= s->cfg.max_mappings_per_ip))
+	else if ((r->over_quota = table_client_count(s->table, client) >= s->cfg.max_mappings_per_ip))
 		why = "it holds --max-mappings-per-ip";
 	else
 		why = "no free port in --allowed-ports (or its host holds --max-mappings-per-ip under other addresses)";
@@ -234,17 +239,20 @@ static void turn_refused(struct server *s, uint32_t client, struct server_reques
 /*
  * A PCP MAP's own conditions before the table (RFC 6887 11.3, 13.2): an
  * answer carries the external address, so without one there is none to
- * give; a suggested address is a hint, except under PREFER_FAILURE.
- * TABLE_RESULT_SUCCESS when the table may decide.
+ * give; a suggested address is a hint, except under PREFER_FAILURE.  An
+ * IPv6 client's external address is its own (a pinhole), which must be one
+ * the Internet can reach.  TABLE_RESULT_SUCCESS when the table may decide.
  */
-static uint16_t turn_pcp_precheck(struct server *s, const struct codec_request *req)
+static uint16_t turn_pcp_precheck(struct server *s, const struct codec_request *req, const struct table_addr *client)
 {
 	static const uint8_t any4[16] = { [10] = 0xff, [11] = 0xff }, any6[16] = { 0 };
-	struct table_addr ext = table_addr_v4(external_address(s));
+	struct table_addr ext = table_addr_is_v4(client) ? table_addr_v4(external_address(s)) : *client;
 
 	if (!req->lifetime)
 		return TABLE_RESULT_SUCCESS;
-	if (!ext.v4)
+	if (!table_addr_is_v4(client) && ext.v6[0] == 0xfe && (ext.v6[1] & 0xc0) == 0x80)
+		return TABLE_RESULT_NOT_AUTHORIZED;
+	if (table_addr_is_v4(client) && !ext.v4)
 		return TABLE_RESULT_NETWORK_FAILURE;
 	if (req->prefer_failure && memcmp(req->suggested_address, any4, 16) && memcmp(req->suggested_address, any6, 16) &&
 	    memcmp(req->suggested_address, ext.v6, 16))
@@ -253,7 +261,8 @@ static uint16_t turn_pcp_precheck(struct server *s, const struct codec_request *
 }
 
 /* Step 2 for a map request: the table decides, for the asker the codec names. */
-static void turn_map(struct server *s, struct udp_socket *sock, uint32_t client, struct server_request *r, int64_t now)
+static void turn_map(struct server *s, struct udp_socket *sock, struct table_addr client, struct server_request *r,
+		     int64_t now)
 {
 	struct table_asker who = { .origin = r->req.pcp ? TABLE_ORIGIN_PCP : TABLE_ORIGIN_NATPMP,
 				   .exact = r->req.prefer_failure };
@@ -270,8 +279,8 @@ static void turn_map(struct server *s, struct udp_socket *sock, uint32_t client,
 		r->result = TABLE_RESULT_SUCCESS;
 		return;
 	}
-	if (!r->req.pcp || (r->result = turn_pcp_precheck(s, &r->req)) == TABLE_RESULT_SUCCESS)
-		r->result = table_request_by(s->table, table_addr_v4(client), &who, r->req.protocol, r->req.internal_port,
+	if (!r->req.pcp || (r->result = turn_pcp_precheck(s, &r->req, &client)) == TABLE_RESULT_SUCCESS)
+		r->result = table_request_by(s->table, client, &who, r->req.protocol, r->req.internal_port,
 					     r->req.suggested_port, r->req.lifetime, now, &r->grant,
 					     turn_link(s, sock, client, &r->req));
 	if (r->result == TABLE_RESULT_SUCCESS)
@@ -280,30 +289,59 @@ static void turn_map(struct server *s, struct udp_socket *sock, uint32_t client,
 		turn_refused(s, client, r, now);
 }
 
+/* A request's source as the table keys it. */
+static struct table_addr turn_client(const struct udp_packet *p)
+{
+	struct table_addr a;
+
+	if (p->peer.sa.sa_family != AF_INET6)
+		return table_addr_v4(p->peer.v4.sin_addr.s_addr);
+	memcpy(a.v6, &p->peer.v6.sin6_addr, sizeof(a.v6));
+	return a;
+}
+
+/* The rate limit's key for a client: its IPv4 address, or its IPv6 one folded into 32 bits. */
+static uint32_t turn_rate_key(const struct table_addr *a)
+{
+	uint32_t w[4];
+
+	if (table_addr_is_v4(a))
+		return a->v4;
+	memcpy(w, a->v6, sizeof(w));
+	return w[0] ^ w[1] ^ w[2] ^ w[3];
+}
+
 /* Whether the daemon serves a datagram from p's source to p's destination at all; counts and logs what it drops. */
 static bool turn_admits(struct server *s, struct udp_socket *sock, const struct udp_packet *p, int64_t now,
 			int64_t now_ms)
 {
-	char peer[INET_ADDRSTRLEN], dest[INET_ADDRSTRLEN];
+	char peer[TABLE_ADDR_STRLEN], dest[INET6_ADDRSTRLEN];
+	struct table_addr client = turn_client(p);
+	bool v6 = sock->family == AF_INET6;
 
-	if (!udp_source_allowed(sock, p->peer.sin_addr, now)) {
+	table_addr_str(&client, peer);
+	if (v6 ? !udp_source6_allowed(sock, &p->peer.v6.sin6_addr, now) : !udp_source_allowed(sock, p->peer.v4.sin_addr, now)) {
 		s->metrics.drops[METRICS_DROP_NOT_LAN]++;
 		turn_log_refusal(s, now, "ignored a request on %s from %s: not inside its subnets (not a LAN host)",
-				 sock->ifname, netif_addr_str(p->peer.sin_addr.s_addr, peer));
+				 sock->ifname, peer);
 		return false;
 	}
-	if (!udp_local_allowed(sock, p->local, now)) {
+	if (v6 ? !udp_local6_allowed(sock, &p->local6, now) : !udp_local_allowed(sock, p->local, now)) {
 		s->metrics.drops[METRICS_DROP_NOT_LOCAL]++;
-		log_debug("ignored request on %s from %s: sent to %s, not to an address of %s", sock->ifname,
-			  netif_addr_str(p->peer.sin_addr.s_addr, peer), netif_addr_str(p->local.s_addr, dest), sock->ifname);
+		if (v6)
+			inet_ntop(AF_INET6, &p->local6, dest, sizeof(dest));
+		else
+			netif_addr_str(p->local.s_addr, dest);
+		log_debug("ignored request on %s from %s: sent to %s, not to an address of %s", sock->ifname, peer, dest,
+			  sock->ifname);
 		return false;
 	}
-	if (!ratelimit_allow(s->ratelimit, p->peer.sin_addr.s_addr, now_ms)) {
+	if (!ratelimit_allow(s->ratelimit, turn_rate_key(&client), now_ms)) {
 		/* Counted, and logged at most once per power of two, so a flood cannot flood the log too. */
 		uint64_t n = ++s->metrics.drops[METRICS_DROP_RATE_LIMITED];
 		if ((n & (n - 1)) == 0)
-			log_warnx("dropped a request from %s over --rate-limit %u/s (%llu dropped in all)",
-				  netif_addr_str(p->peer.sin_addr.s_addr, peer), s->cfg.rate_limit, (unsigned long long)n);
+			log_warnx("dropped a request from %s over --rate-limit %u/s (%llu dropped in all)", peer,
+				  s->cfg.rate_limit, (unsigned long long)n);
 		return false;
 	}
 	return true;
@@ -317,19 +355,27 @@ static bool turn_admits(struct server *s, struct udp_socket *sock, const struct 
 static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_packet *p, struct server_request *r,
 			int64_t now, int64_t now_ms)
 {
-	char peer[INET_ADDRSTRLEN];
-	uint32_t epoch = server_epoch(s, now), client = p->peer.sin_addr.s_addr;
+	char peer[TABLE_ADDR_STRLEN];
+	uint32_t epoch = server_epoch(s, now);
+	struct table_addr client = turn_client(p);
 
 	r->codec = NULL;
 	r->req.verdict = CODEC_DROP;
 	if (!turn_admits(s, sock, p, now, now_ms))
 		return;
 	r->codec = codec_for(p->data, p->len);
+	/* NAT-PMP is IPv4's (RFC 6886): over IPv6 only PCP is served. */
+	if (sock->family == AF_INET6 && r->codec == &codec_natpmp) {
+		s->metrics.drops[METRICS_DROP_MALFORMED]++;
+		log_debug("dropped a NAT-PMP datagram over IPv6 from %s", table_addr_str(&client, peer));
+		r->codec = NULL;
+		return;
+	}
 	switch (r->codec->decode(p->data, p->len, (const struct sockaddr *)&p->peer, epoch, &r->req, p->reply,
 				 &p->reply_len)) {
 	case CODEC_DROP:
 		s->metrics.drops[METRICS_DROP_MALFORMED]++;
-		log_debug("dropped %zu-byte datagram from %s", p->len, netif_addr_str(client, peer));
+		log_debug("dropped %zu-byte datagram from %s", p->len, table_addr_str(&client, peer));
 		break;
 	case CODEC_ANSWERED:
 		break;
@@ -368,10 +414,11 @@ static bool turn_outcome(struct server *s, struct server_listener *l, struct udp
 		r->result = TABLE_RESULT_NETWORK_FAILURE;
 		r->grant = (struct table_grant){ 0 };
 	}
-	if (!s->outer || r->result != TABLE_RESULT_SUCCESS || !r->req.lifetime)
+	/* A pinhole (an IPv6 client's) owes nothing to the outer NAT. */
+	if (!s->outer || r->result != TABLE_RESULT_SUCCESS || !r->req.lifetime || p->peer.sa.sa_family != AF_INET)
 		return true;
 	port = outer_granted(s->outer, r->req.protocol, r->grant.external_port);
-	m = table_find(s->table, table_addr_v4(p->peer.sin_addr.s_addr), r->req.protocol, r->req.internal_port);
+	m = table_find(s->table, turn_client(p), r->req.protocol, r->req.internal_port);
 	/* Deleted again later in the same batch: nothing will answer for it. */
 	if (!m || m->external_port != r->grant.external_port) {
 		r->result = TABLE_RESULT_NETWORK_FAILURE;
@@ -422,6 +469,8 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 						   .external_address = external_address(s),
 						   .external_port = r->grant.external_port, .lifetime = r->grant.lifetime,
 						   .over_quota = r->over_quota };
+			if (p->peer.sa.sa_family == AF_INET6)
+				a.own_address = p->peer.v6.sin6_addr.s6_addr;
 			p->reply_len = r->codec->encode(&r->req, &a, p->reply);
 			turn_count_answer(s, r->req.metric_op, r->result);
 		} else if (r->req.verdict == CODEC_ADDRESS) {
@@ -466,26 +515,33 @@ void turn_close_listeners(struct server_listener *ls, size_t n)
 	}
 }
 
-/* Opens a socket per listen interface of cfg into ls; 0, or -1 after logging, with none left open. */
 /*
- * Opens l's socket on ifname: 0, 1 when the interface does not exist (yet:
- * l then waits for it, with no socket), or -1 after logging.
+ * Opens l's socket of family on ifname: 0, 1 when the interface does not
+ * exist (yet: l then waits for it, with no socket) or IPv6 is off in this
+ * kernel (l->unavailable), or -1 after logging.
  */
-static int turn_open_listener(struct server *s, struct server_listener *l, const char *ifname, uint16_t port)
+static int turn_open_listener(struct server *s, struct server_listener *l, const char *ifname, uint16_t port,
+			      int family)
 {
 	int r;
 
 	l->server = s;
 	l->ev = NULL;
-	if ((r = udp_open(&l->sock, ifname, port)) == -ENODEV) {
+	l->family = family;
+	if ((r = udp_open(&l->sock, ifname, port, family)) == -ENODEV || r == -EAFNOSUPPORT) {
 		/* A bridge or a VPN interface that comes up after the daemon: served once it is there. */
 		memset(&l->sock, 0, sizeof(l->sock));
 		l->sock.fd = -1;
+		l->sock.family = family;
 		snprintf(l->sock.ifname, sizeof(l->sock.ifname), "%s", ifname);
+		if (r == -EAFNOSUPPORT && !l->unavailable)
+			log_warnx("IPv6 is off in this kernel: PCP is served over IPv4 only on %s", ifname);
+		l->unavailable = r == -EAFNOSUPPORT;
 		return 1;
 	}
 	if (r < 0) {
-		log_error("cannot listen on %s port %u: %s", ifname, port, strerror(-r));
+		log_error("cannot listen on %s port %u (%s): %s", ifname, port, family == AF_INET6 ? "IPv6" : "IPv4",
+			  strerror(-r));
 		return -1;
 	}
 	l->ev = event_new(s->base, l->sock.fd, EV_READ | EV_PERSIST, turn_on_readable, l);
@@ -502,19 +558,22 @@ static int turn_open_listener(struct server *s, struct server_listener *l, const
 
 int turn_open_listeners(struct server *s, const struct config *cfg, struct server_listener *ls)
 {
+	static const int families[2] = { AF_INET, AF_INET6 };
 	int r;
 
-	for (size_t i = 0; i < cfg->n_listen; i++) {
-		if ((r = turn_open_listener(s, &ls[i], cfg->listen_interfaces[i], cfg->listen_port)) < 0) {
+	for (size_t i = 0; i < 2 * cfg->n_listen; i++) {
+		const char *name = cfg->listen_interfaces[i / 2];
+		ls[i].unavailable = false;
+		if ((r = turn_open_listener(s, &ls[i], name, cfg->listen_port, families[i % 2])) < 0) {
 			turn_close_listeners(ls, i);
 			return -1;
 		}
-		if (r > 0)
+		if (r > 0 && i % 2 == 0)
 			log_warnx("listen interface %s does not exist (yet): waiting for it; NAT-PMP and PCP are served there once "
 				  "it appears (check the name if it never does)",
-				  cfg->listen_interfaces[i]);
+				  name);
 	}
-	return 0;
+	return (int)(2 * cfg->n_listen);
 }
 
 void turn_retry_listeners(struct server *s)
@@ -529,8 +588,11 @@ void turn_retry_listeners(struct server *s)
 		 * re-creates br-lan) leaves the socket bound to one that is gone:
 		 * it is closed, and the listener waits for the name again.
 		 */
+		if (l->unavailable)
+			continue;
 		if (l->sock.fd >= 0 && if_nametoindex(name) != l->sock.ifindex) {
-			log_warnx("listen interface %s went away: waiting for it to come back", name);
+			if (l->family == AF_INET)
+				log_warnx("listen interface %s went away: waiting for it to come back", name);
 			if (l->ev)
 				event_free(l->ev);
 			l->ev = NULL;
@@ -538,7 +600,7 @@ void turn_retry_listeners(struct server *s)
 		}
 		if (l->sock.fd >= 0)
 			continue;
-		if (turn_open_listener(s, l, name, s->cfg.listen_port) == 0)
+		if (turn_open_listener(s, l, name, s->cfg.listen_port, l->family) == 0 && l->family == AF_INET)
 			log_info("listen interface %s appeared: serving NAT-PMP and PCP on it", name);
 	}
 }

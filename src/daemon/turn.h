@@ -24,7 +24,11 @@ void turn_hook(struct server *s, const struct table_mapping *m, const char *even
 /* Counts an answer for /metrics by opcode (0-2, 3 for any other) and result code. */
 void turn_count_answer(struct server *s, int op, uint16_t result);
 
-/* Opens a socket per listen interface of cfg into ls: 0, or -1 after logging, with none left open. */
+/*
+ * Opens an IPv4 and an IPv6 socket per listen interface of cfg into ls
+ * (SERVER_MAX_LISTENERS of them): how many listeners ls then holds, or -1
+ * after logging, with none left open.
+ */
 int turn_open_listeners(struct server *s, const struct config *cfg, struct server_listener *ls);
 void turn_close_listeners(struct server_listener *ls, size_t n);
 /* Opens the sockets of listen interfaces that did not exist yet and do now (after a link event). */

@@ -14,32 +14,42 @@
 static void udp_refresh_subnets(struct udp_socket *u, int64_t now)
 {
 	struct netif_addr a[UDP_MAX_SUBNETS];
-	int n = netif_ipv4_all(u->ifname, a, UDP_MAX_SUBNETS);
+	struct netif_addr6 a6[UDP_MAX_SUBNETS];
+	int n = u->family == AF_INET6 ? netif_ipv6_all(u->ifname, a6, UDP_MAX_SUBNETS)
+				      : netif_ipv4_all(u->ifname, a, UDP_MAX_SUBNETS);
 
 	u->refreshed = now;
 	/* A failed query (out of file descriptors or memory) says nothing about the interface: keep what we knew. */
 	if (n < 0 && n != -ENODEV)
 		return;
 	u->n_subnets = n < 0 ? 0 : n;
-	memcpy(u->subnets, a, (size_t)u->n_subnets * sizeof(a[0]));
+	if (u->family == AF_INET6)
+		memcpy(u->subnets6, a6, (size_t)u->n_subnets * sizeof(a6[0]));
+	else
+		memcpy(u->subnets, a, (size_t)u->n_subnets * sizeof(a[0]));
 }
 
-int udp_open(struct udp_socket *u, const char *ifname, uint16_t port)
+int udp_open(struct udp_socket *u, const char *ifname, uint16_t port, int family)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int one = 1, rcvbuf = UDP_RCVBUF, err;
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	int one = 1, rcvbuf = UDP_RCVBUF, err, v6 = family == AF_INET6;
 
 	memset(u, 0, sizeof(*u));
 	strncpy(u->ifname, ifname, sizeof(u->ifname) - 1);
+	u->family = family;
 	u->ifindex = if_nametoindex(ifname);
-	u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	u->fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0)
 		return -errno;
-	/* Several sockets share the port, one per interface. */
+	/* Several sockets share the port, one per interface; the IPv6 one leaves IPv4 to its twin. */
 	if (setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(u->fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0 ||
-	    setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 ||
-	    bind(u->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+	    (v6 ? setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+			  setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0 ||
+			  bind(u->fd, (struct sockaddr *)&sin6, sizeof(sin6)) < 0
+	        : setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 ||
+			  bind(u->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)) {
 		err = -errno;
 		close(u->fd);
 		u->fd = -1;
@@ -68,7 +78,7 @@ int udp_recv(struct udp_socket *u, struct udp_packet *pkts, int max)
 	struct mmsghdr msgs[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 		struct cmsghdr align;
 	} cmsg[UDP_BATCH];
 	int n;
@@ -96,6 +106,7 @@ int udp_recv(struct udp_socket *u, struct udp_packet *pkts, int max)
 		p->len = msgs[i].msg_len;
 		p->reply_len = 0;
 		p->local.s_addr = INADDR_ANY;
+		p->local6 = in6addr_any;
 		/* Oversized datagrams are cut to the buffer; MSG_TRUNC marks them. */
 		if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 			p->len = sizeof(p->data);
@@ -105,6 +116,10 @@ int udp_recv(struct udp_socket *u, struct udp_packet *pkts, int max)
 				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
 				/* ipi_spec_dst is the local address a unicast request was sent to. */
 				p->local = pi.ipi_spec_dst;
+			} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+				struct in6_pktinfo pi6;
+				memcpy(&pi6, CMSG_DATA(c), sizeof(pi6));
+				p->local6 = pi6.ipi6_addr;
 			}
 		}
 	}
@@ -116,32 +131,36 @@ int udp_send(struct udp_socket *u, struct udp_packet *pkts, int n)
 	struct mmsghdr msgs[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	union {
-		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 		struct cmsghdr align;
 	} cmsg[UDP_BATCH];
-	int count = 0, sent = 0;
+	int count = 0, sent = 0, v6 = u->family == AF_INET6;
 
 	for (int i = 0; i < n && i < UDP_BATCH; i++) {
 		struct udp_packet *p = &pkts[i];
 		struct cmsghdr *c;
 		struct in_pktinfo pi = { .ipi_spec_dst = p->local };
+		struct in6_pktinfo pi6 = { .ipi6_addr = p->local6, .ipi6_ifindex = u->ifindex };
 
 		if (!p->reply_len)
 			continue;
 		iov[count] = (struct iovec){ .iov_base = p->reply, .iov_len = p->reply_len };
 		msgs[count].msg_hdr = (struct msghdr){
 			.msg_name = &p->peer,
-			.msg_namelen = sizeof(p->peer),
+			.msg_namelen = v6 ? sizeof(p->peer.v6) : sizeof(p->peer.v4),
 			.msg_iov = &iov[count],
 			.msg_iovlen = 1,
 			.msg_control = cmsg[count].buf,
-			.msg_controllen = sizeof(cmsg[count].buf),
+			.msg_controllen = v6 ? CMSG_SPACE(sizeof(pi6)) : CMSG_SPACE(sizeof(pi)),
 		};
 		c = CMSG_FIRSTHDR(&msgs[count].msg_hdr);
-		c->cmsg_level = IPPROTO_IP;
-		c->cmsg_type = IP_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof(pi));
-		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		c->cmsg_level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+		c->cmsg_type = v6 ? IPV6_PKTINFO : IP_PKTINFO;
+		c->cmsg_len = v6 ? CMSG_LEN(sizeof(pi6)) : CMSG_LEN(sizeof(pi));
+		if (v6)
+			memcpy(CMSG_DATA(c), &pi6, sizeof(pi6));
+		else
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
 		count++;
 	}
 	while (sent < count) {
@@ -157,6 +176,20 @@ int udp_send(struct udp_socket *u, struct udp_packet *pkts, int n)
 		sent += r;
 	}
 	return count;
+}
+
+/* To all nodes on the link, [ff02::1]:5350, out of the interface; the kernel picks the link-local source. */
+static int udp_announce6(struct udp_socket *u, const uint8_t *buf, size_t len)
+{
+	struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons(NATPMP_CLIENT_PORT),
+				   .sin6_scope_id = u->ifindex };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &iov, .msg_iovlen = 1 };
+
+	to.sin6_addr.s6_addr[0] = 0xff;
+	to.sin6_addr.s6_addr[1] = 0x02;
+	to.sin6_addr.s6_addr[15] = 0x01;
+	return sendmsg(u->fd, &msg, MSG_DONTWAIT) < 0 ? -errno : 0;
 }
 
 int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t now)
@@ -177,6 +210,8 @@ int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t n
 		udp_refresh_subnets(u, now);
 	if (u->n_subnets == 0)
 		return -EADDRNOTAVAIL;
+	if (u->family == AF_INET6)
+		return udp_announce6(u, buf, len);
 	/* The interface and source address of a multicast datagram, chosen per datagram. */
 	pi.ipi_ifindex = (int)u->subnets[0].ifindex;
 	pi.ipi_spec_dst.s_addr = u->subnets[0].addr;
@@ -195,6 +230,8 @@ int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t n
  */
 static bool udp_match(struct udp_socket *u, uint32_t addr, bool local, int64_t now)
 {
+	if (u->family != AF_INET)
+		return false;
 	for (int pass = 0; pass < 2; pass++) {
 		bool inside = false;
 		for (int i = 0; i < u->n_subnets; i++) {
@@ -220,7 +257,7 @@ bool udp_host_allowed(struct udp_socket *u, struct in_addr host, int64_t now)
 	uint32_t h = ntohl(host.s_addr);
 
 	if (!udp_match(u, host.s_addr, false, now))
-		return false;
+		return false; /* (an IPv6 socket's subnets are not IPv4's: udp_match() says no) */
 	/* Not a subnet's network or broadcast address (subnets of /31 and /32 have neither). */
 	for (int i = 0; i < u->n_subnets; i++) {
 		uint32_t mask = ntohl(u->subnets[i].mask);
@@ -239,4 +276,36 @@ bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now)
 bool udp_local_allowed(struct udp_socket *u, struct in_addr local, int64_t now)
 {
 	return udp_match(u, local.s_addr, true, now);
+}
+
+/* udp_match() for IPv6: an address of the interface (local), or on one of its prefixes (a peer). */
+static bool udp_match6(struct udp_socket *u, const struct in6_addr *addr, bool local, int64_t now)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		bool inside = false;
+		for (int i = 0; i < u->n_subnets; i++) {
+			const struct netif_addr6 *a = &u->subnets6[i];
+			if (memcmp(addr, a->addr, 16) == 0)
+				return local;
+			if (netif_addr6_inside(a, addr->s6_addr))
+				inside = true;
+		}
+		if (inside && !local)
+			return true;
+		if (pass == 0 && now != u->refreshed)
+			udp_refresh_subnets(u, now);
+		else
+			break;
+	}
+	return false;
+}
+
+bool udp_source6_allowed(struct udp_socket *u, const struct in6_addr *src, int64_t now)
+{
+	return u->family == AF_INET6 && udp_match6(u, src, false, now);
+}
+
+bool udp_local6_allowed(struct udp_socket *u, const struct in6_addr *local, int64_t now)
+{
+	return u->family == AF_INET6 && udp_match6(u, local, true, now);
 }

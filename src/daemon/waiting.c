@@ -94,18 +94,18 @@ void waiting_defer(struct server *s, struct server_listener *l, const struct udp
 	struct server_pending *q;
 
 	TAILQ_FOREACH(q, &s->pending, link)
-		if (q->l == l && q->peer.sin_addr.s_addr == p->peer.sin_addr.s_addr && q->peer.sin_port == p->peer.sin_port &&
+		if (q->l == l && q->peer.sin_addr.s_addr == p->peer.v4.sin_addr.s_addr && q->peer.sin_port == p->peer.v4.sin_port &&
 		    q->codec == r->codec && q->req.opcode == r->req.opcode && q->protocol == r->req.protocol &&
 		    q->req.internal_port == r->req.internal_port &&
 		    q->local_port == r->grant.external_port)
 			return;
-	if (!waiting_may_wait(s, p->peer.sin_addr.s_addr) || !(q = calloc(1, sizeof(*q))))
+	if (!waiting_may_wait(s, p->peer.v4.sin_addr.s_addr) || !(q = calloc(1, sizeof(*q))))
 		return;
 	*q = (struct server_pending){
 		.protocol = r->req.protocol,
 		.local_port = r->grant.external_port,
 		.l = l,
-		.peer = p->peer,
+		.peer = p->peer.v4,
 		.local = p->local,
 		.codec = r->codec,
 		.req = r->req,
@@ -134,7 +134,7 @@ static void waiting_answer(struct server *s, uint8_t protocol, uint16_t local_po
 		TAILQ_REMOVE(&s->pending, q, link);
 		s->n_pending--;
 		if (q->l) {
-			struct udp_packet pkt = { .peer = q->peer, .local = q->local };
+			struct udp_packet pkt = { .peer.v4 = q->peer, .local = q->local };
 			struct codec_answer a = { .result = result, .epoch = server_epoch(s, server_mono_s()),
 						  .external_address = external_address(s), .external_port = port,
 						  .lifetime = lifetime };

@@ -1,5 +1,6 @@
 /*
- * netif.c - IPv4 addresses of an interface, and news of their changes.
+ * netif.c - IPv4 and IPv6 addresses of an interface, its neighbours, and news
+ * of their changes.
  *
  * getifaddrs() asks the kernel over rtnetlink, which is what the daemon
  * needs here; no command is run.  An interface that is down has no usable
@@ -64,6 +65,45 @@ int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max)
 	}
 	freeifaddrs(list);
 	return n;
+}
+
+int netif_ipv6_all(const char *ifname, struct netif_addr6 *out, int max)
+{
+	struct ifaddrs *list, *ifa;
+	unsigned int ifindex = if_nametoindex(ifname);
+	int n = 0;
+
+	if (ifindex == 0)
+		return -ENODEV;
+	if (getifaddrs(&list) < 0)
+		return -errno;
+	for (ifa = list; ifa && n < max; ifa = ifa->ifa_next) {
+		const uint8_t *mask;
+		if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET6 || strcmp(ifa->ifa_name, ifname) != 0 ||
+		    !(ifa->ifa_flags & IFF_UP))
+			continue;
+		memcpy(out[n].addr, &((struct sockaddr_in6 *)(void *)ifa->ifa_addr)->sin6_addr, 16);
+		out[n].prefixlen = 128;
+		if (ifa->ifa_netmask) {
+			mask = (const uint8_t *)&((struct sockaddr_in6 *)(void *)ifa->ifa_netmask)->sin6_addr;
+			out[n].prefixlen = 0;
+			for (int i = 0; i < 16; i++)
+				out[n].prefixlen += (uint8_t)__builtin_popcount(mask[i]);
+		}
+		out[n].ifindex = ifindex;
+		n++;
+	}
+	freeifaddrs(list);
+	return n;
+}
+
+int netif_addr6_inside(const struct netif_addr6 *a, const uint8_t addr[16])
+{
+	int full = a->prefixlen / 8, rest = a->prefixlen % 8;
+
+	if (memcmp(a->addr, addr, (size_t)full) != 0)
+		return 0;
+	return rest == 0 || ((a->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0;
 }
 
 struct netif_watch {
@@ -212,7 +252,9 @@ static int neigh_entry(const struct nlmsghdr *nlh, void *arg)
 	return mnl_attr_parse(nlh, sizeof(*nd), neigh_attr, arg);
 }
 
-int netif_neighbour(struct netif_neigh *n, unsigned int ifindex, uint32_t addr, uint64_t *lladdr)
+/* One neighbour entry of family (AF_INET, AF_INET6) for addr (len bytes). */
+static int netif_neighbour_of(struct netif_neigh *n, unsigned int ifindex, uint8_t family, const void *addr,
+			      size_t addr_len, uint64_t *lladdr)
 {
 	char buf[8192];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -226,9 +268,9 @@ int netif_neighbour(struct netif_neigh *n, unsigned int ifindex, uint32_t addr, 
 	nlh->nlmsg_flags = NLM_F_REQUEST;
 	nlh->nlmsg_seq = seq;
 	nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
-	nd->ndm_family = AF_INET;
+	nd->ndm_family = family;
 	nd->ndm_ifindex = (int)ifindex;
-	mnl_attr_put_u32(nlh, NDA_DST, addr);
+	mnl_attr_put(nlh, NDA_DST, addr_len, addr);
 	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	/* One entry, or an error (ENOENT: the kernel has none). */
@@ -241,4 +283,14 @@ int netif_neighbour(struct netif_neigh *n, unsigned int ifindex, uint32_t addr, 
 		return -ENOENT;
 	*lladdr = ans.lladdr;
 	return 0;
+}
+
+int netif_neighbour(struct netif_neigh *n, unsigned int ifindex, uint32_t addr, uint64_t *lladdr)
+{
+	return netif_neighbour_of(n, ifindex, AF_INET, &addr, sizeof(addr), lladdr);
+}
+
+int netif_neighbour6(struct netif_neigh *n, unsigned int ifindex, const uint8_t addr[16], uint64_t *lladdr)
+{
+	return netif_neighbour_of(n, ifindex, AF_INET6, addr, 16, lladdr);
 }

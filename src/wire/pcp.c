@@ -292,6 +292,8 @@ static size_t pcp_codec_encode(const struct codec_request *req, const struct cod
 	memcpy(r.nonce, req->nonce, sizeof(r.nonce));
 	memcpy(address, v4_mapped, sizeof(v4_mapped));
 	memcpy(address + 12, &a->external_address, 4);
+	if (a->own_address) /* a pinhole: no NAT66, the client is reached at its own address (RFC 6887 11.1) */
+		memcpy(address, a->own_address, 16);
 	if (result != PCP_SUCCESS)
 		n = pcp_encode_map(out, &r, result, pcp_error_lifetime(result), a->epoch, req->suggested_port,
 				   req->suggested_address);
