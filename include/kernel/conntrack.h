@@ -14,7 +14,9 @@
  *                    reply dst port == external port.
  * An entry whose reply tuple is the plain inverse of its original was not
  * translated at all (a client talking to the router from its internal port,
- * when that equals the external one); it is left alone.
+ * when that equals the external one); it is left alone.  An IPv6 pinhole
+ * translates nothing: its entries are those of the IPv6 table whose
+ * original destination is the client's address and port.
  *
  * Call after the kernel's mapping is gone (nft_commit()), so that no new entry
  * can be created through it behind the dump.  The flush is bounded: every

@@ -1,7 +1,8 @@
 /*
  * conntrack.c - deleting a mapping's conntrack entries over ctnetlink (libmnl).
  *
- * A flush is one dump of the IPv4 table (IPCTNL_MSG_CT_GET, NLM_F_DUMP),
+ * A flush is one dump of the IPv4 table (IPCTNL_MSG_CT_GET, NLM_F_DUMP), and
+ * one of the IPv6 table when IPv6 pinholes are among the mappings,
  * matched in user space against the mappings, then one IPCTNL_MSG_CT_DELETE
  * per match.  ctnetlink's own dump filter cannot say "this port in one
  * direction or that address and port in the other", so the kernel is asked
@@ -63,7 +64,8 @@ struct ct {
 
 /* One direction of an entry; addresses in network order, ports in host order. */
 struct ct_tuple {
-	uint32_t src, dst;
+	uint32_t src, dst;	   /* IPv4 */
+	uint8_t src6[16], dst6[16]; /* IPv6 */
 	uint16_t sport, dport;
 	uint8_t protocol;
 	bool has_zone;
@@ -84,6 +86,7 @@ struct ct_flush {
 	const struct table_mapping **by_int; /* by protocol, client, internal port */
 	size_t n;
 	uint8_t protocol; /* shared by all the mappings, or 0 */
+	bool v6;	  /* the mappings are IPv6 pinholes: the IPv6 table is dumped */
 	struct ct_entry *found;
 	size_t n_found, cap_found;
 	bool interrupted;
@@ -186,7 +189,7 @@ static int ct_msg_errno(const struct nlmsghdr *nlh)
 }
 
 /* Starts a message at at, which has CT_MSG_ROOM bytes. */
-static struct nlmsghdr *ct_msg(struct ct *c, char *at, uint8_t type, uint16_t flags)
+static struct nlmsghdr *ct_msg(struct ct *c, char *at, uint8_t type, uint16_t flags, uint8_t family)
 {
 	struct nlmsghdr *nlh;
 	struct nfgenmsg *nfg;
@@ -199,7 +202,7 @@ static struct nlmsghdr *ct_msg(struct ct *c, char *at, uint8_t type, uint16_t fl
 	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
 	nlh->nlmsg_seq = ++c->seq;
 	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = AF_INET;
+	nfg->nfgen_family = family;
 	nfg->version = NFNETLINK_V0;
 	nfg->res_id = 0;
 	return nlh;
@@ -230,6 +233,8 @@ static const enum mnl_attr_data_type ct_tuple_types[CTA_TUPLE_MAX + 1] = {
 static const enum mnl_attr_data_type ct_ip_types[CTA_IP_MAX + 1] = {
 	[CTA_IP_V4_SRC] = MNL_TYPE_U32,
 	[CTA_IP_V4_DST] = MNL_TYPE_U32,
+	[CTA_IP_V6_SRC] = MNL_TYPE_BINARY,
+	[CTA_IP_V6_DST] = MNL_TYPE_BINARY,
 };
 
 static const enum mnl_attr_data_type ct_proto_types[CTA_PROTO_MAX + 1] = {
@@ -261,8 +266,8 @@ static bool ct_parse_nested(const struct nlattr *nest, const struct nlattr **tb,
 	return mnl_attr_parse_nested(nest, ct_attr_cb, &a) >= MNL_CB_STOP;
 }
 
-/* Reads an IPv4 TCP/UDP-style tuple; false if anything in it is missing or malformed. */
-static bool ct_parse_tuple(const struct nlattr *nest, struct ct_tuple *t)
+/* Reads an IPv4 (IPv6) TCP/UDP-style tuple; false if anything in it is missing or malformed. */
+static bool ct_parse_tuple(const struct nlattr *nest, struct ct_tuple *t, bool v6)
 {
 	const struct nlattr *tb[CTA_TUPLE_MAX + 1] = { 0 };
 	const struct nlattr *ip[CTA_IP_MAX + 1] = { 0 };
@@ -271,15 +276,23 @@ static bool ct_parse_tuple(const struct nlattr *nest, struct ct_tuple *t)
 	if (!ct_parse_nested(nest, tb, ct_tuple_types, CTA_TUPLE_MAX) || !tb[CTA_TUPLE_IP] ||
 	    !tb[CTA_TUPLE_PROTO])
 		return false;
-	if (!ct_parse_nested(tb[CTA_TUPLE_IP], ip, ct_ip_types, CTA_IP_MAX) || !ip[CTA_IP_V4_SRC] ||
-	    !ip[CTA_IP_V4_DST])
+	if (!ct_parse_nested(tb[CTA_TUPLE_IP], ip, ct_ip_types, CTA_IP_MAX))
 		return false;
+	if (v6) {
+		if (!ip[CTA_IP_V6_SRC] || !ip[CTA_IP_V6_DST] || mnl_attr_get_payload_len(ip[CTA_IP_V6_SRC]) != 16 ||
+		    mnl_attr_get_payload_len(ip[CTA_IP_V6_DST]) != 16)
+			return false;
+		memcpy(t->src6, mnl_attr_get_payload(ip[CTA_IP_V6_SRC]), 16);
+		memcpy(t->dst6, mnl_attr_get_payload(ip[CTA_IP_V6_DST]), 16);
+	} else if (!ip[CTA_IP_V4_SRC] || !ip[CTA_IP_V4_DST]) {
+		return false;
+	}
 	if (!ct_parse_nested(tb[CTA_TUPLE_PROTO], proto, ct_proto_types, CTA_PROTO_MAX) ||
 	    !proto[CTA_PROTO_NUM] || !proto[CTA_PROTO_SRC_PORT] || !proto[CTA_PROTO_DST_PORT])
 		return false;
 	/* Addresses stay in network order, as in struct table_mapping. */
-	t->src = mnl_attr_get_u32(ip[CTA_IP_V4_SRC]);
-	t->dst = mnl_attr_get_u32(ip[CTA_IP_V4_DST]);
+	t->src = v6 ? 0 : mnl_attr_get_u32(ip[CTA_IP_V4_SRC]);
+	t->dst = v6 ? 0 : mnl_attr_get_u32(ip[CTA_IP_V4_DST]);
 	t->protocol = mnl_attr_get_u8(proto[CTA_PROTO_NUM]);
 	t->sport = ntohs(mnl_attr_get_u16(proto[CTA_PROTO_SRC_PORT]));
 	t->dport = ntohs(mnl_attr_get_u16(proto[CTA_PROTO_DST_PORT]));
@@ -346,6 +359,18 @@ static bool ct_matches(const struct ct_flush *f, const struct ct_tuple *o, const
 
 	if (o->protocol != r->protocol)
 		return false;
+	/*
+	 * A pinhole translates nothing: its flows are those that came in
+	 * through it, to the client's own address and port.
+	 */
+	if (f->v6) {
+		key.external_port = o->dport;
+		for (i = ct_lower_bound(f->by_ext, f->n, &k, ct_cmp_ext); i < f->n && ct_cmp_ext(&f->by_ext[i], &k) == 0;
+		     i++)
+			if (memcmp(f->by_ext[i]->client.v6, o->dst6, 16) == 0)
+				return true;
+		return false;
+	}
 	/* Not translated by anything: not a flow through any mapping. */
 	if (o->src == r->dst && o->dst == r->src && o->sport == r->dport && o->dport == r->sport)
 		return false;
@@ -378,9 +403,9 @@ static int ct_dump_entry(struct ct_flush *f, const struct nlmsghdr *nlh)
 		return 0;
 	nfg = mnl_nlmsg_get_payload(nlh);
 	/* A malformed entry is skipped, not fatal: the others still need deleting. */
-	if (nfg->nfgen_family != AF_INET || mnl_attr_parse(nlh, sizeof(*nfg), ct_attr_cb, &a) < MNL_CB_STOP ||
-	    !tb[CTA_TUPLE_ORIG] || !tb[CTA_TUPLE_REPLY] || !ct_parse_tuple(tb[CTA_TUPLE_ORIG], &orig) ||
-	    !ct_parse_tuple(tb[CTA_TUPLE_REPLY], &reply) || !ct_matches(f, &orig, &reply))
+	if (nfg->nfgen_family != (f->v6 ? AF_INET6 : AF_INET) || mnl_attr_parse(nlh, sizeof(*nfg), ct_attr_cb, &a) < MNL_CB_STOP ||
+	    !tb[CTA_TUPLE_ORIG] || !tb[CTA_TUPLE_REPLY] || !ct_parse_tuple(tb[CTA_TUPLE_ORIG], &orig, f->v6) ||
+	    !ct_parse_tuple(tb[CTA_TUPLE_REPLY], &reply, f->v6) || !ct_matches(f, &orig, &reply))
 		return 0;
 
 	if (f->n_found == f->cap_found) {
@@ -415,7 +440,7 @@ static void ct_put_proto_num(struct nlmsghdr *nlh, uint8_t protocol)
 /* Reads the whole dump into f->found; 0 or -errno. */
 static int ct_dump_once(struct ct *c, struct ct_flush *f, bool filter)
 {
-	struct nlmsghdr *nlh = ct_msg(c, c->sbuf, IPCTNL_MSG_CT_GET, NLM_F_DUMP);
+	struct nlmsghdr *nlh = ct_msg(c, c->sbuf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, f->v6 ? AF_INET6 : AF_INET);
 	uint32_t seq = nlh->nlmsg_seq;
 	int len, r;
 
@@ -469,16 +494,21 @@ static int ct_dump(struct ct *c, struct ct_flush *f)
 
 /* --- deleting --- */
 
-static void ct_put_delete(struct ct *c, char *at, const struct ct_entry *e)
+static void ct_put_delete(struct ct *c, char *at, const struct ct_entry *e, bool v6)
 {
-	struct nlmsghdr *nlh = ct_msg(c, at, IPCTNL_MSG_CT_DELETE, NLM_F_ACK);
+	struct nlmsghdr *nlh = ct_msg(c, at, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, v6 ? AF_INET6 : AF_INET);
 	struct nlattr *tuple, *nest;
 
 	/* Never without the tuple: a deletion that names no entry flushes the whole table. */
 	tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
 	nest = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
-	mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, e->orig.src);
-	mnl_attr_put_u32(nlh, CTA_IP_V4_DST, e->orig.dst);
+	if (v6) {
+		mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, e->orig.src6);
+		mnl_attr_put(nlh, CTA_IP_V6_DST, 16, e->orig.dst6);
+	} else {
+		mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, e->orig.src);
+		mnl_attr_put_u32(nlh, CTA_IP_V4_DST, e->orig.dst);
+	}
 	mnl_attr_nest_end(nlh, nest);
 	nest = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
 	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, e->orig.protocol);
@@ -493,14 +523,14 @@ static void ct_put_delete(struct ct *c, char *at, const struct ct_entry *e)
 }
 
 /* Deletes n (at most CT_DEL_PER_SEND) entries with one send; returns how many went, or -errno. */
-static int ct_delete_some(struct ct *c, const struct ct_entry *e, size_t n)
+static int ct_delete_some(struct ct *c, const struct ct_entry *e, size_t n, bool v6)
 {
 	uint32_t first = c->seq + 1;
 	size_t len = 0, acked = 0;
 	int deleted = 0, first_error = 0, got;
 
 	for (size_t i = 0; i < n; i++) {
-		ct_put_delete(c, c->sbuf + len, &e[i]);
+		ct_put_delete(c, c->sbuf + len, &e[i], v6);
 		len += NLMSG_ALIGN(((struct nlmsghdr *)(c->sbuf + len))->nlmsg_len);
 	}
 	if (mnl_socket_sendto(c->nl, c->sbuf, len) < 0)
@@ -532,7 +562,7 @@ static int ct_delete_found(struct ct *c, const struct ct_flush *f)
 
 	for (size_t i = 0; i < f->n_found; i += CT_DEL_PER_SEND) {
 		size_t n = f->n_found - i < CT_DEL_PER_SEND ? f->n_found - i : CT_DEL_PER_SEND;
-		if ((r = ct_delete_some(c, f->found + i, n)) < 0)
+		if ((r = ct_delete_some(c, f->found + i, n, f->v6)) < 0)
 			return r;
 		deleted += r;
 	}
@@ -541,9 +571,10 @@ static int ct_delete_found(struct ct *c, const struct ct_flush *f)
 
 /* --- flushing --- */
 
-int ct_flush_mappings(struct ct *c, const struct table_mapping *ms, size_t n)
+/* The flush of the mappings of one family, IPv4 (v6 false) or IPv6: one dump of that family's table. */
+static int ct_flush_family(struct ct *c, const struct table_mapping *ms, size_t n, bool v6)
 {
-	struct ct_flush f = { 0 };
+	struct ct_flush f = { .v6 = v6 };
 	int deleted = 0, r = 0;
 
 	if (n == 0)
@@ -552,9 +583,8 @@ int ct_flush_mappings(struct ct *c, const struct table_mapping *ms, size_t n)
 		return -ENOMEM;
 	f.by_int = f.by_ext + n;
 	f.protocol = ms[0].protocol;
-	/* The dump is of the IPv4 table: IPv6 mappings have no flows there. */
 	for (size_t i = 0; i < n; i++) {
-		if (!table_addr_is_v4(&ms[i].client))
+		if (table_addr_is_v4(&ms[i].client) == v6)
 			continue;
 		f.by_ext[f.n] = f.by_int[f.n] = &ms[i];
 		f.n++;
@@ -600,6 +630,17 @@ out:
 	free(f.by_ext);
 	free(f.found);
 	return r < 0 ? r : deleted;
+}
+
+int ct_flush_mappings(struct ct *c, const struct table_mapping *ms, size_t n)
+{
+	int v4 = ct_flush_family(c, ms, n, false), v6;
+
+	if (v4 < 0)
+		return v4;
+	if ((v6 = ct_flush_family(c, ms, n, true)) < 0)
+		return v6;
+	return v4 + v6;
 }
 
 int ct_flush_mapping(struct ct *c, const struct table_mapping *m)
