@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -25,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_impl.h"
 #include "tools/cli.h"
 #include "wire/pcp.h"
 #include "wire/proto.h"
@@ -50,9 +52,9 @@ enum client_exit {
 enum client_command { CMD_REQUEST, CMD_RAW, CMD_LISTEN };
 
 struct client {
-	struct sockaddr_in server;
+	union sockname server;
 	bool server_given;
-	struct sockaddr_in local;
+	union sockname local;
 	bool local_port_given;
 	unsigned int tries;
 	unsigned int timeout_ms;
@@ -88,9 +90,10 @@ static void client_usage(FILE *out)
 	      "A NAT-PMP (RFC 6886) and PCP (RFC 6887) client: sends one request and prints\n"
 	      "each datagram that answers it as one line of key=value pairs.\n"
 	      "\n"
-	      "  -g GATEWAY  server address (default: the default route's gateway)\n"
+	      "  -g GATEWAY  server address, IPv4 or IPv6 (fe80::1%IF for link-local; default:\n"
+	      "              the IPv4 default route's gateway)\n"
 	      "  -p PORT     server port (default 5351)\n"
-	      "  -b SRCADDR  local address to bind (default any)\n"
+	      "  -b SRCADDR  local address to bind (default any; listen -b :: hears IPv6)\n"
 	      "  -s SRCPORT  local port to bind (default 0: any; listen: 5350)\n"
 	      "  -r TRIES    sends before giving up, 1 to 20 (default 9)\n"
 	      "  -t MS       wait for the first send, 1 to 60000 (default 250); doubles after\n"
@@ -291,23 +294,49 @@ static int parse_command(struct client *c, int argc, char **argv)
 		if (argc == 1 && cli_parse_uint("seconds", argv[0], 1, 3600, &c->listen_seconds) < 0)
 			return -EINVAL;
 		if (!c->local_port_given)
-			c->local.sin_port = htons(NATPMP_CLIENT_PORT);
+			sockname_set_port(&c->local, NATPMP_CLIENT_PORT);
 		return 0;
 	}
 	return cli_usage_error("command", cmd, "use address, map, unmap, pcp-announce, pcp-map, pcp-unmap, raw or listen");
 }
 
+/*
+ * An IPv4 or IPv6 address into a (port 0); a link-local IPv6 one may name
+ * its interface, fe80::1%eth0.  0, or -EINVAL after a message.
+ */
+static int parse_address(const char *what, const char *s, union sockname *a)
+{
+	char host[INET6_ADDRSTRLEN + IFNAMSIZ + 2];
+	char *pct;
+
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, &a->v4.sin_addr) == 1) {
+		a->v4.sin_family = AF_INET;
+		return 0;
+	}
+	if (strlen(s) >= sizeof(host))
+		return cli_usage_error(what, s, "not an IPv4 or IPv6 address");
+	strcpy(host, s);
+	if ((pct = strchr(host, '%')) != NULL)
+		*pct++ = '\0';
+	if (inet_pton(AF_INET6, host, &a->v6.sin6_addr) != 1)
+		return cli_usage_error(what, s, "not an IPv4 or IPv6 address");
+	a->v6.sin6_family = AF_INET6;
+	if (pct && !(a->v6.sin6_scope_id = if_nametoindex(pct)))
+		return cli_usage_error(what, s, "no such interface after the %");
+	return 0;
+}
+
 /* 0 to go on, 1 for -h, -EINVAL after a message naming the bad argument. */
 static int parse_args(struct client *c, int argc, char **argv)
 {
-	uint16_t port;
+	uint16_t port, server_port = NATPMP_SERVER_PORT, local_port = 0;
 	int opt;
 
 	memset(c, 0, sizeof(*c));
-	c->server.sin_family = AF_INET;
-	c->server.sin_port = htons(NATPMP_SERVER_PORT);
-	c->local.sin_family = AF_INET;
-	c->local.sin_addr.s_addr = htonl(INADDR_ANY);
+	c->server.v4.sin_family = AF_INET;
+	c->local.v4.sin_family = AF_INET;
+	c->local.v4.sin_addr.s_addr = htonl(INADDR_ANY);
 	c->tries = CLIENT_TRIES;
 	c->timeout_ms = CLIENT_TIMEOUT_MS;
 	opterr = 0;
@@ -315,23 +344,23 @@ static int parse_args(struct client *c, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+:g:p:b:s:r:t:w:n:a:Fh", client_options, NULL)) != -1) {
 		switch (opt) {
 		case 'g':
-			if (cli_parse_ipv4("gateway", optarg, &c->server.sin_addr) < 0)
+			if (parse_address("gateway", optarg, &c->server) < 0)
 				return -EINVAL;
 			c->server_given = true;
 			break;
 		case 'p':
 			if (cli_parse_port("port", optarg, 0, &port) < 0)
 				return -EINVAL;
-			c->server.sin_port = htons(port);
+			server_port = port;
 			break;
 		case 'b':
-			if (cli_parse_ipv4("source address", optarg, &c->local.sin_addr) < 0)
+			if (parse_address("source address", optarg, &c->local) < 0)
 				return -EINVAL;
 			break;
 		case 's':
 			if (cli_parse_port("source port", optarg, 0, &port) < 0)
 				return -EINVAL;
-			c->local.sin_port = htons(port);
+			local_port = port;
 			c->local_port_given = true;
 			break;
 		case 'r':
@@ -375,7 +404,20 @@ static int parse_args(struct client *c, int argc, char **argv)
 			return -EINVAL;
 		}
 	}
-	return parse_command(c, argc - optind, argv + optind);
+	sockname_set_port(&c->server, server_port);
+	sockname_set_port(&c->local, local_port);
+	if (c->server_given && c->server.sa.sa_family == AF_INET6 && c->local.sa.sa_family == AF_INET &&
+	    c->local.v4.sin_addr.s_addr == htonl(INADDR_ANY)) {
+		/* An IPv6 server, no source given: any IPv6 source, the same port. */
+		c->local.v6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_port = htons(local_port) };
+	}
+	if (c->server_given && c->local.sa.sa_family != c->server.sa.sa_family)
+		return cli_usage_message("the source address (-b) and the gateway (-g) are of different families", NULL);
+	if ((opt = parse_command(c, argc - optind, argv + optind)) != 0)
+		return opt;
+	if (c->server.sa.sa_family == AF_INET6 && c->cmd == CMD_REQUEST && !c->pcp)
+		return cli_usage_message("NAT-PMP is IPv4 only: over IPv6 use pcp-announce, pcp-map or pcp-unmap", NULL);
+	return 0;
 }
 
 /* The gateway of the default route with the lowest metric, as the kernel lists it. */
@@ -408,111 +450,12 @@ static int default_gateway(struct in_addr *gw)
 	return found ? 0 : -ENETUNREACH;
 }
 
-static const char *sin_str(const struct sockaddr_in *sin, char buf[INET_ADDRSTRLEN + 6])
+static int open_socket(const union sockname *local, bool shared, int *fdp)
 {
-	char addr[INET_ADDRSTRLEN];
-
-	inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
-	snprintf(buf, INET_ADDRSTRLEN + 6, "%s:%u", addr, ntohs(sin->sin_port));
-	return buf;
-}
-
-/* A PCP response's fields (RFC 6887 7.2, 11.1); returns the length its opcode implies, 0 for none. */
-static size_t print_pcp(const uint8_t *p, size_t len, int *result)
-{
-	char addr[INET6_ADDRSTRLEN];
-	uint8_t op = p[1] & (uint8_t)~PCP_R;
-
-	if (len < PCP_HEADER_LEN)
-		return 0;
-	*result = p[3];
-	printf(" result=%d lifetime=%u epoch=%u", *result, proto_get32(p + 4), proto_get32(p + 8));
-	if (op == PCP_OP_ANNOUNCE)
-		return PCP_HEADER_LEN;
-	if (op != PCP_OP_MAP || len < PCP_MAP_LEN)
-		return 0;
-	fputs(" nonce=", stdout);
-	for (size_t i = 0; i < PCP_NONCE_LEN; i++)
-		printf("%02x", p[PCP_HEADER_LEN + i]);
-	printf(" protocol=%u internal=%u external=%u", p[36], proto_get16(p + 40), proto_get16(p + 42));
-	/* An IPv4-mapped address prints as IPv4, the form scripts compare with. */
-	if (memcmp(p + 44, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
-		inet_ntop(AF_INET, p + 56, addr, sizeof(addr));
-	else
-		inet_ntop(AF_INET6, p + 44, addr, sizeof(addr));
-	printf(" address=%s", addr);
-	return PCP_MAP_LEN;
-}
-
-/*
- * One line per datagram.  Scripts parse these lines: keys are never renamed
- * or reordered, and a field is printed only when its bytes arrived.  Only a
- * version 0 reply has a known layout past the opcode; the rest of anything
- * else (PCP, a request, an unknown opcode) is shown in hex.  Returns the
- * result code, or -1 when the datagram carries none.
- */
-static int print_datagram(const char *label, const struct sockaddr_in *from, const uint8_t *p, size_t len,
-			  bool hex, int64_t rtt_us)
-{
-	char src[INET_ADDRSTRLEN + 6], addr[INET_ADDRSTRLEN];
-	struct in_addr a;
-	size_t want = 0; /* the length the opcode implies; 0 when it implies none */
-	int result = -1;
-
-	errno = 0;
-	printf("%s from=%s len=%zu", label, sin_str(from, src), len);
-	if (len >= 1)
-		printf(" version=%u", p[0]);
-	if (len >= 2)
-		printf(" opcode=%u", p[1]);
-	if (len >= 2 && p[0] == NATPMP_VERSION && (p[1] & NATPMP_OP_REPLY)) {
-		if (len >= 4) {
-			result = proto_get16(p + 2);
-			printf(" result=%d", result);
-		}
-		if (p[1] == (NATPMP_OP_REPLY | NATPMP_OP_ADDRESS))
-			want = PROTO_ADDRESS_REPLY_LEN;
-		else if (p[1] == (NATPMP_OP_REPLY | NATPMP_OP_MAP_UDP) || p[1] == (NATPMP_OP_REPLY | NATPMP_OP_MAP_TCP))
-			want = PROTO_MAP_REPLY_LEN;
-		/* An unknown opcode's answer echoes the request (RFC 6886 3.5): bytes 4-7 are no epoch. */
-		if (want && len >= 8)
-			printf(" epoch=%u", proto_get32(p + 4));
-		if (want == PROTO_ADDRESS_REPLY_LEN && len >= 12) {
-			memcpy(&a, p + 8, 4);
-			printf(" address=%s", inet_ntop(AF_INET, &a, addr, sizeof(addr)));
-		}
-		if (want == PROTO_MAP_REPLY_LEN) {
-			if (len >= 10)
-				printf(" internal=%u", proto_get16(p + 8));
-			if (len >= 12)
-				printf(" external=%u", proto_get16(p + 10));
-			if (len >= 16)
-				printf(" lifetime=%u", proto_get32(p + 12));
-		}
-		/* RFC 6886 3.5: with a non-zero result the reply may end after the epoch. */
-		if (want && len == PROTO_ERROR_REPLY_LEN && result > 0)
-			want = len;
-	}
-	if (len >= 2 && p[0] == PCP_VERSION && (p[1] & PCP_R))
-		want = print_pcp(p, len, &result);
-	if (hex || want == 0 || len != want) {
-		fputs(" hex=", stdout);
-		for (size_t i = 0; i < len; i++)
-			printf("%02x", p[i]);
-	}
-	/* Microseconds since the last send: the server's answer time, as a client sees it. */
-	if (rtt_us >= 0)
-		printf(" rtt_us=%lld", (long long)rtt_us);
-	cli_end_line();
-	return result;
-}
-
-static int open_socket(const struct sockaddr_in *local, bool shared, int *fdp)
-{
-	char buf[INET_ADDRSTRLEN + 6];
+	char buf[INET6_ADDRSTRLEN + 8];
 	int fd, one = 1, err;
 
-	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+	if ((fd = socket(local->sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
 		return cli_system_error(-errno, "socket");
 	/* Several listeners may share 5350 (two tests at once, say); each gets every multicast datagram. */
 	if (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
@@ -520,7 +463,7 @@ static int open_socket(const struct sockaddr_in *local, bool shared, int *fdp)
 		close(fd);
 		return cli_system_error(err, "SO_REUSEADDR");
 	}
-	if (bind(fd, (const struct sockaddr *)local, sizeof(*local)) < 0) {
+	if (bind(fd, &local->sa, sockname_len(local)) < 0) {
 		err = -errno;
 		close(fd);
 		return cli_system_error(err, "bind %s", sin_str(local, buf));
@@ -548,7 +491,7 @@ static int wait_readable(int fd, int64_t deadline)
 }
 
 /* 0 with a datagram in client_rxbuf, -EAGAIN when there was none after all, or -errno. */
-static int receive(int fd, struct sockaddr_in *from, size_t *len)
+static int receive(int fd, union sockname *from, size_t *len)
 {
 	struct iovec iov = { .iov_base = client_rxbuf, .iov_len = sizeof(client_rxbuf) };
 	struct msghdr msg = { .msg_name = from, .msg_namelen = sizeof(*from), .msg_iov = &iov, .msg_iovlen = 1 };
@@ -570,12 +513,12 @@ static int64_t client_sent_us;
 
 static int send_request(int fd, const struct client *c)
 {
-	char buf[INET_ADDRSTRLEN + 6];
+	char buf[INET6_ADDRSTRLEN + 8];
 	ssize_t n;
 
 	client_sent_us = cli_now_us();
 	do
-		n = sendto(fd, c->request, c->request_len, 0, (const struct sockaddr *)&c->server, sizeof(c->server));
+		n = sendto(fd, c->request, c->request_len, 0, &c->server.sa, sockname_len(&c->server));
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return cli_system_error(-errno, "send to %s", sin_str(&c->server, buf));
@@ -588,7 +531,7 @@ static int send_request(int fd, const struct client *c)
  */
 static int print_until(int fd, int64_t deadline, bool hex, bool once, int *count, int *result)
 {
-	struct sockaddr_in from;
+	union sockname from;
 	size_t len;
 	int r, code;
 
@@ -612,14 +555,15 @@ static int print_until(int fd, int64_t deadline, bool hex, bool once, int *count
  */
 static int pcp_client_address(struct client *c)
 {
-	struct sockaddr_in local = c->local;
+	union sockname local = c->local;
 	socklen_t len = sizeof(local);
 	int probe;
 
-	if (local.sin_addr.s_addr == htonl(INADDR_ANY)) {
-		if ((probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+	if (local.sa.sa_family == AF_INET6 ? IN6_IS_ADDR_UNSPECIFIED(&local.v6.sin6_addr)
+					    : local.v4.sin_addr.s_addr == htonl(INADDR_ANY)) {
+		if ((probe = socket(local.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
 			return cli_system_error(-errno, "socket");
-		if (connect(probe, (const struct sockaddr *)&c->server, sizeof(c->server)) < 0 ||
+		if (connect(probe, &c->server.sa, sockname_len(&c->server)) < 0 ||
 		    getsockname(probe, (struct sockaddr *)&local, &len) < 0) {
 			int err = -errno;
 			close(probe);
@@ -627,9 +571,13 @@ static int pcp_client_address(struct client *c)
 		}
 		close(probe);
 	}
+	if (local.sa.sa_family == AF_INET6) {
+		memcpy(c->request + 8, &local.v6.sin6_addr, 16);
+		return 0;
+	}
 	memset(c->request + 8, 0, 10);
 	c->request[18] = c->request[19] = 0xff;
-	memcpy(c->request + 20, &local.sin_addr, 4);
+	memcpy(c->request + 20, &local.v4.sin_addr, 4);
 	return 0;
 }
 
@@ -639,7 +587,7 @@ static int run_request(struct client *c)
 	int fd, r = 0, count = 0, result = -1;
 	bool hex = c->cmd == CMD_RAW;
 
-	if (!c->server_given && (r = default_gateway(&c->server.sin_addr)) < 0) {
+	if (!c->server_given && (r = default_gateway(&c->server.v4.sin_addr)) < 0) {
 		if (r == -ENETUNREACH)
 			fprintf(stderr, CLIENT_NAME ": no default route in /proc/net/route: name the server with -g\n");
 		else
@@ -676,9 +624,9 @@ static int run_listen(struct client *c)
 {
 	struct ip_mreq mreq = { .imr_multiaddr.s_addr = htonl(INADDR_ALLHOSTS_GROUP),
 				.imr_interface.s_addr = htonl(INADDR_ANY) };
-	struct sockaddr_in from;
+	union sockname from;
 	int64_t start, deadline;
-	char label[48];
+	char label[INET6_ADDRSTRLEN + 16];
 	size_t len;
 	int fd, r;
 
@@ -689,7 +637,8 @@ static int run_listen(struct client *c)
 	 * hands its datagrams to any socket bound to the port, so a failed join
 	 * (no route to 224.0.0.0/4, say) loses nothing: say so, and go on.
 	 */
-	if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0)
+	/* (An IPv6 listener bound to [::] hears ff02::1 without joining: every node is a member.) */
+	if (c->local.sa.sa_family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0)
 		fprintf(stderr, CLIENT_NAME ": warning: joining 224.0.0.1: %s\n", strerror(errno));
 	/* Scripts start the listener, wait for this line, then make what it should hear happen. */
 	printf("listening on %s for %u s", sin_str(&c->local, label), c->listen_seconds);
