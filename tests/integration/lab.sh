@@ -193,6 +193,47 @@ lab_up_double() {
 	mkdir -p "$STATE_DIR" "$GWY_STATE_DIR"
 }
 
+# IPv6 in the lab (lab_ipv6): 2001:db8:77::/64 on the LAN, 2001:db8:100::/64 outside.
+GW6=2001:db8:77::1
+CLIENT6=2001:db8:77::2
+CLIENT6B=2001:db8:77::3
+EXT6=2001:db8:100::1
+PEER6=2001:db8:100::2
+PINHOLE_MARK=0x1000000
+
+# lab_ipv6: IPv6 on the lab of lab_up (no DAD, so addresses work at once),
+# the router forwarding it, and the router owner's own firewall as a home
+# router has one: forwarded IPv6 from outside is dropped unless it belongs
+# to a connection from the LAN or carries the pinhole mark (README: PCP).
+lab_ipv6() {
+	ip -n "$LAN" -6 addr add $CLIENT6/64 dev "$LAN_IF" nodad
+	ip -n "$LAN" -6 addr add $CLIENT6B/64 dev "$LAN_IF" nodad
+	ip -n "$RTR" -6 addr add $GW6/64 dev "$RTR_LAN_IF" nodad
+	ip -n "$RTR" -6 addr add $EXT6/64 dev "$RTR_WAN_IF" nodad
+	ip -n "$WAN" -6 addr add $PEER6/64 dev "$WAN_IF" nodad
+	ip -n "$LAN" -6 route add default via $GW6
+	ip -n "$WAN" -6 route add 2001:db8:77::/64 via $EXT6
+	in_rtr sysctl -qw net.ipv6.conf.all.forwarding=1
+	lab_ipv6_firewall
+	# Link-local addresses come up with the links; wait until they are usable.
+	within 10 eval "! ip -n $LAN -6 addr show tentative | grep -q inet6 && ! ip -n $RTR -6 addr show tentative | grep -q inet6" \
+		>/dev/null || lab_fail "IPv6 link-local addresses stayed tentative"
+}
+
+# lab_ipv6_firewall: the router owner's IPv6 forward chain (in a table of its own).
+lab_ipv6_firewall() {
+	in_rtr nft -f - <<-EOF || lab_fail "cannot load the lab's firewall"
+	table ip6 labfw {
+		chain forward {
+			type filter hook forward priority filter; policy drop;
+			ct state established,related accept
+			iifname "$RTR_LAN_IF" accept
+			meta mark & $PINHOLE_MARK == $PINHOLE_MARK accept
+		}
+	}
+	EOF
+}
+
 # rate_limit_off ARGS...: ARGS, with --rate-limit 0 in front unless ARGS set a rate limit.
 rate_limit_off() {
 	case " $* " in

@@ -12,7 +12,7 @@
         open a TCP connection to HOST:PORT, exchange a token, print
         "first exchange ok", wait (at most SECONDS) until FILE exists, then
         exchange again: exit 0 if the second exchange worked, 1 if not
-Every wait is bounded by SECONDS.
+Every wait is bounded by SECONDS.  An address with a colon is IPv6.
 """
 import os
 import socket
@@ -20,9 +20,13 @@ import sys
 import time
 
 
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def serve(proto, addr, port, seconds, stream=False):
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(socket.AF_INET, kind)
+    s = socket.socket(family(addr), kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
     s.settimeout(seconds)
@@ -32,7 +36,7 @@ def serve(proto, addr, port, seconds, stream=False):
     try:
         if proto == "tcp":
             c, peer = s.accept()
-            print("served %s:%d" % peer, flush=True)
+            print("served %s:%d" % peer[:2], flush=True)
             c.settimeout(seconds)
             while True:
                 data = c.recv(256)
@@ -44,7 +48,7 @@ def serve(proto, addr, port, seconds, stream=False):
             c.close()
         else:
             data, peer = s.recvfrom(256)
-            print("served %s:%d" % peer, flush=True)
+            print("served %s:%d" % peer[:2], flush=True)
             s.sendto(data, peer)
     except socket.timeout:
         print("nothing arrived", flush=True)
@@ -65,16 +69,18 @@ def exchange(s, proto, host, port):
     return got == token
 
 
-def probe(proto, host, port, seconds, srcport=0, srcaddr="0.0.0.0"):
+def probe(proto, host, port, seconds, srcport=0, srcaddr=None):
+    if srcaddr is None:
+        srcaddr = "::" if family(host) == socket.AF_INET6 else "0.0.0.0"
     try:
         if proto == "tcp":
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(family(host), socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((srcaddr, srcport))
             s.settimeout(seconds)
             s.connect((host, port))
         else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s = socket.socket(family(host), socket.SOCK_DGRAM)
             s.bind((srcaddr, srcport))
             s.settimeout(seconds)
         ok = exchange(s, proto, host, port)
@@ -114,7 +120,7 @@ def main(argv):
             return serve(argv[2], argv[3], int(argv[4]), float(argv[5]), len(argv) > 6 and argv[6] == "stream")
         if len(argv) in (6, 7, 8) and argv[1] == "probe" and argv[2] in ("tcp", "udp"):
             return probe(argv[2], argv[3], int(argv[4]), float(argv[5]), int(argv[6]) if len(argv) >= 7 else 0,
-                         argv[7] if len(argv) == 8 else "0.0.0.0")
+                         argv[7] if len(argv) == 8 else None)
         if len(argv) == 6 and argv[1] == "session":
             return session(argv[2], int(argv[3]), float(argv[4]), argv[5])
     except ValueError:
