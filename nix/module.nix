@@ -50,6 +50,7 @@ let
       "--external-interface" cfg.externalInterface
       "--nat-table" cfg.natTable
       "--nat-chain" cfg.natChain
+      "--pinhole-mark" cfg.pinholeMark
       "--max-mappings-per-ip" (toString cfg.maxMappingsPerClient)
       "--default-lifetime" (toString cfg.defaultLifetime)
       "--max-lifetime" (toString cfg.maxLifetime)
@@ -114,8 +115,9 @@ in
       type = types.strMatching "[A-Za-z0-9_-]{1,63}";
       default = "natpmp";
       description = ''
-        nftables table (family ip) the daemon owns. It deletes and recreates
-        the whole table, so it must not be a table anything else uses.
+        nftables tables the daemon owns: `table ip` of this name (forwards) and
+        `table ip6` of this name (IPv6 pinholes). It deletes and recreates
+        both whole, so they must not be tables anything else uses.
       '';
     };
 
@@ -123,6 +125,26 @@ in
       type = types.strMatching "[A-Za-z0-9_-]{1,63}";
       default = "prerouting";
       description = "Name of the prerouting chain in that table (not `postrouting`, which the daemon uses itself).";
+    };
+
+    pinholeMark = mkOption {
+      type = types.strMatching "(0x[0-9a-fA-F]+|[0-9]+)(/(0x[0-9a-fA-F]+|[0-9]+))?";
+      default = "0x1000000";
+      description = ''
+        MARK[/MASK]: the packet-mark bits an IPv6 pinhole (a PCP MAP from an
+        IPv6 host) sets on what it admits. The forward chain must accept them;
+        with `networking.nftables.enable` and `networking.firewall.filterForward`,
+        `openPinholes` adds that rule.
+      '';
+    };
+
+    openPinholes = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Accept, in the NixOS firewall's forward chain, what the daemon's IPv6
+        pinholes mark (only with the nftables firewall and filterForward).
+      '';
     };
 
     maxMappingsPerClient = mkOption {
@@ -372,6 +394,12 @@ in
         };
       };
     }
+
+    (mkIf (cfg.openPinholes && config.networking.nftables.enable && config.networking.firewall.filterForward) {
+      networking.firewall.extraForwardRules =
+        let m = lib.splitString "/" cfg.pinholeMark; mask = lib.last m;
+        in "meta mark & ${mask} == ${lib.head m} accept comment \"natpmp-server pinholes\"";
+    })
 
     (mkIf cfg.openFirewall {
       # Per interface, so the WAN side never sees the port.
