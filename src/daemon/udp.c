@@ -224,22 +224,29 @@ int udp_announce(struct udp_socket *u, const uint8_t *buf, size_t len, int64_t n
 }
 
 /*
- * Looks addr up among the interface's addresses (local) or inside their
- * subnets (a peer).  An address added since the last look is found by
- * asking again, at most once a second.
+ * Looks addr (4 or 16 bytes, network order, of the socket's family) up among
+ * the interface's addresses (local) or inside their prefixes (a peer).  An
+ * address added since the last look is found by asking again, at most once
+ * a second.
  */
-static bool udp_match(struct udp_socket *u, uint32_t addr, bool local, int64_t now)
+static bool udp_match(struct udp_socket *u, int family, const void *addr, bool local, int64_t now)
 {
-	if (u->family != AF_INET)
+	uint32_t a4 = 0;
+
+	if (u->family != family)
 		return false;
+	if (family == AF_INET)
+		memcpy(&a4, addr, 4);
 	for (int pass = 0; pass < 2; pass++) {
 		bool inside = false;
 		for (int i = 0; i < u->n_subnets; i++) {
-			const struct netif_addr *a = &u->subnets[i];
+			const struct netif_addr *s4 = &u->subnets[i];
+			const struct netif_addr6 *s6 = &u->subnets6[i];
+			bool own = family == AF_INET ? a4 == s4->addr : memcmp(addr, s6->addr, 16) == 0;
 			/* A peer is never one of the router's own addresses, whichever subnet it lies in. */
-			if (addr == a->addr)
+			if (own)
 				return local;
-			if (((addr ^ a->addr) & a->mask) == 0)
+			if (family == AF_INET ? ((a4 ^ s4->addr) & s4->mask) == 0 : netif_addr6_inside(s6, addr))
 				inside = true;
 		}
 		if (inside && !local)
@@ -256,8 +263,8 @@ bool udp_host_allowed(struct udp_socket *u, struct in_addr host, int64_t now)
 {
 	uint32_t h = ntohl(host.s_addr);
 
-	if (!udp_match(u, host.s_addr, false, now))
-		return false; /* (an IPv6 socket's subnets are not IPv4's: udp_match() says no) */
+	if (!udp_match(u, AF_INET, &host.s_addr, false, now))
+		return false;
 	/* Not a subnet's network or broadcast address (subnets of /31 and /32 have neither). */
 	for (int i = 0; i < u->n_subnets; i++) {
 		uint32_t mask = ntohl(u->subnets[i].mask);
@@ -270,42 +277,20 @@ bool udp_host_allowed(struct udp_socket *u, struct in_addr host, int64_t now)
 
 bool udp_source_allowed(struct udp_socket *u, struct in_addr src, int64_t now)
 {
-	return udp_match(u, src.s_addr, false, now);
+	return udp_match(u, AF_INET, &src.s_addr, false, now);
 }
 
 bool udp_local_allowed(struct udp_socket *u, struct in_addr local, int64_t now)
 {
-	return udp_match(u, local.s_addr, true, now);
-}
-
-/* udp_match() for IPv6: an address of the interface (local), or on one of its prefixes (a peer). */
-static bool udp_match6(struct udp_socket *u, const struct in6_addr *addr, bool local, int64_t now)
-{
-	for (int pass = 0; pass < 2; pass++) {
-		bool inside = false;
-		for (int i = 0; i < u->n_subnets; i++) {
-			const struct netif_addr6 *a = &u->subnets6[i];
-			if (memcmp(addr, a->addr, 16) == 0)
-				return local;
-			if (netif_addr6_inside(a, addr->s6_addr))
-				inside = true;
-		}
-		if (inside && !local)
-			return true;
-		if (pass == 0 && now != u->refreshed)
-			udp_refresh_subnets(u, now);
-		else
-			break;
-	}
-	return false;
+	return udp_match(u, AF_INET, &local.s_addr, true, now);
 }
 
 bool udp_source6_allowed(struct udp_socket *u, const struct in6_addr *src, int64_t now)
 {
-	return u->family == AF_INET6 && udp_match6(u, src, false, now);
+	return udp_match(u, AF_INET6, src->s6_addr, false, now);
 }
 
 bool udp_local6_allowed(struct udp_socket *u, const struct in6_addr *local, int64_t now)
 {
-	return u->family == AF_INET6 && udp_match6(u, local, true, now);
+	return udp_match(u, AF_INET6, local->s6_addr, true, now);
 }
