@@ -46,6 +46,15 @@ static struct table_mapping mapping(const char *client, uint8_t protocol, uint16
 	return m;
 }
 
+/* An IPv6 client's mapping: a pinhole, its external port its own. */
+static struct table_mapping pinhole(const char *client, uint8_t protocol, uint16_t port)
+{
+	struct table_mapping m = { .protocol = protocol, .internal_port = port, .external_port = port };
+
+	inet_pton(AF_INET6, client, m.client.v6);
+	return m;
+}
+
 static int contains(const char *needle)
 {
 	return strstr(listing, needle) != NULL;
@@ -79,6 +88,18 @@ static void test_layout(struct nft *n)
 	/* Hairpinning. */
 	CHECK(contains("iifname != \"eth9\" ip daddr @external dnat ip to meta l4proto . th dport map @mappings"));
 	CHECK(contains("iifname != \"eth9\" oifname != \"eth9\" ct status dnat ct original ip daddr @external masquerade"));
+	if (check_failures)
+		fputs(listing, stderr);
+	/* table ip6 natpmp: the pinholes, marking what they admit from outside (bit 24 by default). */
+	struct table_mapping h = pinhole("2001:db8:77::2", IPPROTO_TCP, 8080);
+	nft_begin(n);
+	CHECK_EQ(nft_put(n, &h, 600), 0);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list table ip6 natpmp"), 0);
+	CHECK(contains("type ipv6_addr . inet_proto . inet_service"));
+	CHECK(contains("type filter hook forward priority filter - 10; policy accept;"));
+	CHECK(contains("iifname \"eth9\" ip6 daddr . meta l4proto . th dport @pinholes meta mark set meta mark | 0x01000000"));
+	CHECK(contains("2001:db8:77::2 . 6 . 8080 timeout 10m"));
 	if (check_failures)
 		fputs(listing, stderr);
 	/* What nft lists, nft reads back: users save their ruleset that way. */
@@ -121,12 +142,17 @@ static void test_renew_and_delete(struct nft *n)
 	struct table_mapping a = mapping("192.168.77.2", IPPROTO_TCP, 8080, 40000);
 	struct table_mapping gone = mapping("192.168.77.9", IPPROTO_TCP, 9, 50000);
 
-	/* Renewal gives the element its new timeout (older kernels ignore a re-add). */
+	struct table_mapping h = pinhole("2001:db8:77::2", IPPROTO_TCP, 8080);
+
+	/* Renewal gives the element its new timeout (older kernels ignore a re-add), a pinhole's too. */
 	nft_begin(n);
 	CHECK_EQ(nft_renew(n, &a, 7230), 0);
+	CHECK_EQ(nft_renew(n, &h, 7230), 0);
 	CHECK_EQ(nft_commit(n), 0);
 	CHECK_EQ(nft_cmd("list map ip natpmp mappings"), 0);
 	CHECK(contains("6 . 40000 timeout 2h30s"));
+	CHECK_EQ(nft_cmd("list set ip6 natpmp pinholes"), 0);
+	CHECK(contains("2001:db8:77::2 . 6 . 8080 timeout 2h30s"));
 
 	/* Renewing an element someone removed puts it back. */
 	CHECK_EQ(nft_cmd("delete element ip natpmp mappings '{ tcp . 40000 }'"), 0);
@@ -140,7 +166,10 @@ static void test_renew_and_delete(struct nft *n)
 	nft_begin(n);
 	CHECK_EQ(nft_del(n, &a), 0);
 	CHECK_EQ(nft_del(n, &gone), 0);
+	CHECK_EQ(nft_del(n, &h), 0);
 	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_cmd("list set ip6 natpmp pinholes"), 0);
+	CHECK(!contains("2001:db8:77::2"));
 	CHECK_EQ(nft_cmd("list map ip natpmp mappings"), 0);
 	CHECK(!contains("40000"));
 	CHECK(!contains("50000"));
@@ -229,7 +258,8 @@ static void test_large_batch(struct nft *n)
 
 int main(void)
 {
-	struct nft_config cfg = { .table = "natpmp", .chain = "prerouting", .external_interface = "eth9" };
+	struct nft_config cfg = { .table = "natpmp", .chain = "prerouting", .external_interface = "eth9",
+				  .pinhole_mark = 0x1000000, .pinhole_mask = 0x1000000 };
 	struct nft *n;
 
 	if (geteuid() != 0) {
