@@ -1,12 +1,15 @@
 #!/bin/bash
 # test_torrent.sh - real torrent clients on the LAN, side by side: qBittorrent
-# (qbittorrent-nox 4.5 with libtorrent 2.0) maps its port by PCP, Transmission
-# and natpmpc by NAT-PMP; a WAN peer reaches qBittorrent over TCP (a
-# connection it accepts) and UDP (its uTP answering) through the forwards,
-# and each client's mappings are where it asked for them.
+# (qbittorrent-nox 4.5 with libtorrent 2.0) maps its port by PCP, over IPv4
+# and, for its IPv6 addresses, as pinholes over IPv6; Transmission and
+# natpmpc map by NAT-PMP; a WAN peer reaches qBittorrent over TCP (a
+# connection it accepts) and UDP (its uTP answering) through the forwards
+# and pinholes, past the router owner's IPv6 firewall, and each client's
+# mappings are where it asked for them.
 . "$(dirname "$0")/lab.sh"
 lab_require qbittorrent-nox transmission-daemon natpmpc curl
 lab_up
+lab_ipv6
 daemon_start --log-level info --http-listen 127.0.0.1:18089 --allowed-ports 1024-65535
 
 metric() { in_rtr curl -sS -m 5 http://127.0.0.1:18089/metrics | awk -v k="$1" '$1 == k { print $2 }'; }
@@ -43,19 +46,27 @@ check "... the daemon's /mappings says PCP" \
 tcp_accepts() {
 	in_wan $PYTHON -c 'import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
-s.close()' $EXT 51413 2>&1
+s.close()' "${1:-$EXT}" 51413 2>&1
 }
 utp_answers() {
 	in_wan $PYTHON -c 'import socket, struct, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(2)
 syn = struct.pack(">BBHIIIHH", 0x41, 0, 4242, int(time.time() * 1e6) & 0xffffffff, 0, 65536, 1, 0)
 s.sendto(syn, (sys.argv[1], int(sys.argv[2])))
 data, peer = s.recvfrom(2048)
-sys.exit(0 if len(data) >= 20 and data[0] & 15 == 1 and data[0] >> 4 in (1, 2) and data[2:4] == struct.pack(">H", 4242) else 1)' $EXT 51413 2>&1
+sys.exit(0 if len(data) >= 20 and data[0] & 15 == 1 and data[0] >> 4 in (1, 2) and data[2:4] == struct.pack(">H", 4242) else 1)' "${1:-$EXT}" 51413 2>&1
 }
 check "a WAN peer's TCP connection to $EXT:51413 reaches qBittorrent" within 20 tcp_accepts
 check "a WAN peer's uTP SYN to $EXT:51413 (UDP) is answered by qBittorrent" within 20 utp_answers
+
+# --- and over IPv6: pinholes for its own addresses, by PCP over IPv6 ---
+pinholes() { in_rtr nft list set ip6 natpmp pinholes 2>&1; }
+has_pinholes() { pinholes | grep -q "$CLIENT6 . tcp . 51413" && pinholes | grep -q "$CLIENT6 . udp . 51413"; }
+check "qBittorrent opens TCP and UDP pinholes for $CLIENT6:51413 by PCP over IPv6" within 30 has_pinholes
+check "a WAN peer's TCP connection to [$CLIENT6]:51413 gets through the owner's firewall to qBittorrent" \
+	within 20 tcp_accepts $CLIENT6
+check "... and its uTP SYN over IPv6 is answered" within 20 utp_answers $CLIENT6
 
 # --- Transmission beside it, port forwarding on, peer port 51414: NAT-PMP ---
 TR=$LAB_DIR/transmission
