@@ -43,14 +43,14 @@ MUTANTS = {
     "reinstall-without-sources": (
         "a reinstall (repair, restart, reload) restores the mappings map but not sources: "
         "the client's own traffic leaves from its internal port",
-        [("src/kernel/nft.c", "/* Element operations on one set waiting to become one message. */",
-          "static int mutant_installing;\n/* Element operations on one set waiting to become one message. */"),
+        [("src/kernel/nft_impl.h", "\tstruct nft_pending pending[NFT_N_SETS];",
+          "\tstruct nft_pending pending[NFT_N_SETS];\n\tint mutant_installing;"),
          ("src/kernel/nft.c", "\tnft_drop_pending(n);\n\tn->n_msgs = 0;",
-          "\tnft_drop_pending(n);\n\tmutant_installing = 0;\n\tn->n_msgs = 0;"),
-         ("src/kernel/nft.c", "int nft_install(struct nft *n)\n{\n\tnft_flush_all(n);",
-          "int nft_install(struct nft *n)\n{\n\tnft_flush_all(n);\n\tmutant_installing = 1;"),
+          "\tnft_drop_pending(n);\n\tn->mutant_installing = 0;\n\tn->n_msgs = 0;"),
+         ("src/kernel/nft_rules.c", "\tnft_flush_all(n);\n\t/* Create-if-missing",
+          "\tnft_flush_all(n);\n\tn->mutant_installing = 1;\n\t/* Create-if-missing"),
          ("src/kernel/nft.c", "\treturn nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);",
-          "\treturn mutant_installing ? 0 : nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);")],
+          "\treturn n->mutant_installing ? 0 : nft_elem(n, NFT_SET_SOURCES, type, src_key, src_data, timeout);")],
         ["int-repair", "int-restart", "int-reload"]),
     "repair-waits-900ms": (
         "the repair waits 900 ms instead of 100 ms",
@@ -64,8 +64,8 @@ MUTANTS = {
         ["int-mapping"]),
     "delete-all-crosses-protocols": (
         "a delete-all (internal port 0, lifetime 0) removes the other protocol's mappings too",
-        [("src/engine/table.c", "\t\tif (e->m.protocol == protocol && table_may_change(e, origin))",
-          "\t\tif ((e->m.protocol == protocol || 1) && table_may_change(e, origin))")],
+        [("src/engine/table.c", "\t\tif (e->m.protocol == protocol && table_may_change(e, who->origin)",
+          "\t\tif ((e->m.protocol == protocol || 1) && table_may_change(e, who->origin)")],
         ["int-mapping"]),
     "no-repair": (
         "no repair after nft flush ruleset or any foreign change",
@@ -81,7 +81,7 @@ MUTANTS = {
         ["int-crash", "int-restart", "int-durability"]),
     "no-hairpin-masquerade": (
         "hairpin: a LAN host reaching a mapping through the external address gets answers from the wrong address",
-        [("src/kernel/nft.c", "\tfor (int kind = 0; kind < RULE_COUNT; kind++)\n",
+        [("src/kernel/nft_rules.c", "\tfor (int kind = 0; kind < RULE_COUNT; kind++)\n",
           "\tfor (int kind = 0; kind < RULE_COUNT; kind++)\n\t\tif (kind != RULE_HAIRPIN_MASQ)\n")],
         ["int-flows", "int-restart"]),
     "rate-limit-never-drops": (
@@ -90,7 +90,8 @@ MUTANTS = {
         ["int-abuse"]),
     "answers-outside-lan": (
         "requests from sources outside the LAN subnets are answered",
-        [("src/daemon/udp.c", "\treturn udp_match(u, src.s_addr, false, now);", "\t(void)udp_match(u, src.s_addr, false, now);\n\treturn true;")],
+        [("src/daemon/udp.c", "\treturn udp_match(u, AF_INET, &src.s_addr, false, now);",
+          "\t(void)udp_match(u, AF_INET, &src.s_addr, false, now);\n\treturn true;")],
         ["int-protocol"]),
     "expiry-keeps-forward": (
         "an expired mapping is dropped from the table but its forward stays in the kernel (until the kernel's "
@@ -114,6 +115,26 @@ MUTANTS = {
         [("src/engine/table_port.c", "\tif (t->cfg.n_rules == 0)\n\t\treturn true;\n\tif (!table_addr_is_v4(client))",
           "\tif (t->cfg.n_rules == 0 || 1)\n\t\treturn true;\n\tif (!table_addr_is_v4(client))")],
         ["int-rules"]),
+    "pcp-nonce-ignored": (
+        "a PCP mapping is not its nonce's: another nonce (or NAT-PMP) renews or deletes it",
+        [("src/engine/table.c",
+          "\treturn who->origin != TABLE_ORIGIN_PCP || memcmp(e->m.nonce, who->nonce, TABLE_NONCE_LEN) != 0;",
+          "\treturn false;")],
+        ["int-pcp"]),
+    "pcp-filter-accepted": (
+        "PCP's FILTER option is accepted and ignored (miniupnp#779): the client believes in a filter that is not there",
+        [("src/wire/pcp.c", "\tif (v == PCP_MAP && (r.filters || r.third_party)) {",
+          "\tif (v == PCP_MAP && r.third_party) {")],
+        ["int-pcp"]),
+    "pinhole-not-marked": (
+        "an IPv6 pinhole marks nothing: the owner's forward chain drops what it should admit",
+        [("src/kernel/nft_rules.c", "mark = n->pinhole_mark & n->pinhole_mask;", "mark = 0;")],
+        ["int-pinhole"]),
+    "pinhole-flows-kept": (
+        "a deleted IPv6 pinhole's open connections go on (its IPv6 conntrack entries stay)",
+        [("src/kernel/conntrack.c", "\tif ((v6 = ct_flush_family(c, ms, n, true)) < 0)",
+          "\tif ((v6 = 0) < 0)")],
+        ["int-pinhole"]),
 }
 
 
