@@ -87,6 +87,13 @@ for n in $OURS_LEVELS; do
 	record ours "$n" renew-bulk "$(gen -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 20000 renew)"
 	record ours "$n" delete-bulk "$(gen -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 20000 delete)"
 	record ours "$n" address-bulk "$(gen -a $FIRST -n $ADDRS -w 16 -c $BULK address)"
+	# The same requests by PCP (60-byte MAP, one nonce per mapping), beside NAT-PMP's at this size.
+	record ours "$n" pcp-create "$(gen -2 -a $PROBE -c $SEQ -i 52000 create)"
+	record ours "$n" pcp-renew "$(gen -2 -a $PROBE -c $SEQ -i 52000 renew)"
+	record ours "$n" pcp-delete "$(gen -2 -a $PROBE -c $SEQ -i 52000 delete)"
+	record ours "$n" pcp-create-bulk "$(gen -2 -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 30000 create)"
+	record ours "$n" pcp-renew-bulk "$(gen -2 -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 30000 renew)"
+	record ours "$n" pcp-delete-bulk "$(gen -2 -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 30000 delete)"
 	echo "ours $n rss kb=$(rss_kb "$DAEMON_PID")" >>"$RESULTS"
 	echo "ours $n compaction $(grep -o 'compacted [0-9]* mapping(s) into [^ ]* in [0-9.]* ms' "$LOG" | tail -n1)" >>"$RESULTS"
 done

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "tools/cli.h"
+#include "wire/pcp.h"
 #include "wire/proto.h"
 
 #define BENCH_NAME "natpmp-bench"
@@ -78,6 +79,7 @@ struct map_opts {
 	uint8_t opcode;
 	uint16_t first_port;
 	bool codes;
+	bool pcp; /* -2: PCP MAP (RFC 6887) instead of NAT-PMP */
 	enum scenario scenario;
 };
 
@@ -156,7 +158,7 @@ static void bench_usage(FILE *out)
 {
 	fputs("usage: natpmp-bench map -g GATEWAY -a FIRST_ADDR [-n NADDRS] [-p PORT] [-w WINDOW]\n"
 	      "                        [-c COUNT] [-t SECONDS] [-m MAPPINGS] [-l LIFETIME] [-P tcp|udp]\n"
-	      "                        [-i FIRST_INTERNAL_PORT] [-T MS] [-x] SCENARIO\n"
+	      "                        [-i FIRST_INTERNAL_PORT] [-T MS] [-x] [-2] SCENARIO\n"
 	      "       natpmp-bench accept [-b ADDR] -p PORT -t SECONDS\n"
 	      "       natpmp-bench connect -h HOST -p PORT -t SECONDS [-w CONCURRENCY] [-b SRCADDR] [-T MS] [-x]\n"
 	      "       natpmp-bench --help\n"
@@ -181,6 +183,8 @@ static void bench_usage(FILE *out)
 	      "  -i PORT      first internal port, 1 to 65535 (default 10000)\n"
 	      "  -T MS        reply timeout, 1 to 60000 (default 1000)\n"
 	      "  -x           also print a line per non-zero result code\n"
+	      "  -2           PCP (RFC 6887) MAP requests, 60 bytes, one nonce per mapping,\n"
+	      "               instead of NAT-PMP (fill, create, renew, delete)\n"
 	      "Scenarios (request r goes to address r mod NADDRS; address k's j-th mapping is\n"
 	      "internal port FIRST_INTERNAL_PORT+j; suggested external port 0):\n"
 	      "  fill         create COUNT mappings, to prepare a table of that size\n"
@@ -423,7 +427,7 @@ static int map_parse(struct map_opts *o, int argc, char **argv)
 	o->lifetime = BENCH_LIFETIME;
 	o->opcode = NATPMP_OP_MAP_TCP;
 	o->first_port = BENCH_FIRST_PORT;
-	while ((opt = getopt_long(argc, argv, ":g:a:n:p:w:c:t:m:l:P:i:T:xh", bench_long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":g:a:n:p:w:c:t:m:l:P:i:T:x2h", bench_long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'g':
 			if (cli_parse_ipv4("-g GATEWAY", optarg, &o->server.sin_addr) < 0)
@@ -493,6 +497,9 @@ static int map_parse(struct map_opts *o, int argc, char **argv)
 		case 'x':
 			o->codes = true;
 			break;
+		case '2':
+			o->pcp = true;
+			break;
 		case 'h':
 		case 'H':
 			return 1;
@@ -507,6 +514,31 @@ static int map_parse(struct map_opts *o, int argc, char **argv)
 	if (parse_scenario(o, argv[optind]) < 0)
 		return -EINVAL;
 	return map_check(o, count_arg, mappings_arg);
+}
+
+/*
+ * A PCP MAP (RFC 6887 11.1) of port for peer p: the client address is p's,
+ * and the nonce names (address, port), so that a renewal or delete of a
+ * mapping repeats the nonce it was made with.  PCP_MAP_LEN bytes.
+ */
+static size_t pcp_map_request(const struct map_opts *o, const struct peer *p, uint16_t port, uint32_t lifetime,
+			      uint8_t *buf)
+{
+	uint8_t *d = buf + PCP_HEADER_LEN;
+
+	memset(buf, 0, PCP_MAP_LEN);
+	buf[0] = PCP_VERSION;
+	buf[1] = PCP_OP_MAP;
+	proto_put32(buf + 4, lifetime);
+	buf[18] = buf[19] = 0xff;
+	memcpy(buf + 20, &p->addr, 4);
+	memcpy(d, &p->addr, 4);
+	proto_put16(d + 4, port);
+	memcpy(d + 6, "bench!", 6);
+	d[12] = o->opcode == NATPMP_OP_MAP_UDP ? IPPROTO_UDP : IPPROTO_TCP;
+	proto_put16(d + 16, port);
+	d[30] = d[31] = 0xff; /* suggested external address ::ffff:0.0.0.0: no wish */
+	return PCP_MAP_LEN;
 }
 
 /* Request j of peer p (its j-th own request) into buf; its internal port in *port. */
@@ -535,6 +567,8 @@ static size_t map_request(const struct map_opts *o, const struct peer *p, uint64
 		*port = (uint16_t)(o->first_port + j);
 		break;
 	}
+	if (o->pcp)
+		return pcp_map_request(o, p, *port, lifetime, buf);
 	/* RFC 6886 3.3: bytes 2-3 are reserved and zero; suggested external port 0 lets the server pick. */
 	buf[1] = o->opcode;
 	memset(buf + 2, 0, 2);
@@ -627,7 +661,7 @@ static int peer_send(struct map_run *r, struct peer *p)
 	const struct map_opts *o = r->o;
 	struct mmsghdr msgs[BENCH_BATCH];
 	struct iovec iov[BENCH_BATCH];
-	uint8_t buf[BENCH_BATCH][PROTO_MAP_REQUEST_LEN];
+	uint8_t buf[BENCH_BATCH][PCP_MAP_LEN];
 	uint16_t ports[BENCH_BATCH];
 	char a[INET_ADDRSTRLEN];
 	int64_t now;
@@ -716,6 +750,18 @@ static int map_reply(struct map_run *r, struct peer *p, const uint8_t *buf, size
 	uint8_t op;
 	uint16_t result;
 
+	/* PCP: matched on its opcode (MAP) and internal port, as the slot recorded them. */
+	if (r->o->pcp) {
+		if (len < PCP_HEADER_LEN || buf[0] != PCP_VERSION || buf[1] != (PCP_OP_MAP | PCP_R)) {
+			r->stray++;
+			return 0;
+		}
+		result = buf[3];
+		s = peer_match(r, p, PCP_OP_MAP, len >= PCP_MAP_LEN, len >= PCP_MAP_LEN ? proto_get16(buf + 40) : 0);
+		if (!s && result != PCP_SUCCESS)
+			s = peer_match(r, p, PCP_OP_MAP, false, 0);
+		goto matched;
+	}
 	if (len < PROTO_ERROR_REPLY_LEN || buf[0] != NATPMP_VERSION || !(buf[1] & NATPMP_OP_REPLY)) {
 		r->stray++;
 		return 0;
@@ -732,6 +778,7 @@ static int map_reply(struct map_run *r, struct peer *p, const uint8_t *buf, size
 		if (!s && result != NATPMP_RESULT_SUCCESS)
 			s = peer_match(r, p, op, false, 0);
 	}
+matched:
 	if (!s) {
 		r->stray++;
 		return 0;

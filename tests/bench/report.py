@@ -70,6 +70,19 @@ def main(argv):
             n, fmt(num(rows, k("create-bulk"), "rate")), fmt(num(rows, k("renew-bulk"), "rate")),
             fmt(num(rows, k("delete-bulk"), "rate")), fmt(num(rows, k("address-bulk"), "rate")),
             fmt(num(rows, k("create-bulk"), "p50")), fmt(num(rows, k("create-bulk"), "p99"))))
+    print("\nPCP beside NAT-PMP (natpmp-server; same run, same size; ratio = PCP / NAT-PMP, 1.0x is the same cost):\n")
+    print("| installed | create p50 NAT-PMP / PCP | renew p50 NAT-PMP / PCP | creates/s NAT-PMP / PCP | renewals/s NAT-PMP / PCP |")
+    print("|---|---|---|---|---|")
+    for n in levels:
+        k = lambda w: ("ours", str(n), w)
+        if k("pcp-create") not in rows:
+            continue
+        cells = []
+        for nat, pcp, field in (("create", "pcp-create", "p50"), ("renew", "pcp-renew", "p50"),
+                                ("create-bulk", "pcp-create-bulk", "rate"), ("renew-bulk", "pcp-renew-bulk", "rate")):
+            a, b = num(rows, k(nat), field), num(rows, k(pcp), field)
+            cells.append("{} / {} ({})".format(fmt(a), fmt(b), "-" if not a or b is None else "{:.2f}x".format(b / a)))
+        print("| {:,} | {} |".format(n, " | ".join(cells)))
     print("\nNew TCP connections per second from the WAN through one forward (16 in flight):\n")
     print("| server | with 1 mapping | with N mappings | N | change |")
     print("|---|---|---|---|---|")
