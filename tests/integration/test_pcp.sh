@@ -192,6 +192,19 @@ OUT=$(in_lan "$NPC_BIN" -g $GW -b $CLIENT2 -n $N2 pcp-map udp 1 0 600 2>&1)
 OUT=$(in_lan "$NPC_BIN" -g $GW -b $CLIENT2 -n $N2 pcp-map udp 2 0 600 2>&1)
 check "no free port left: NO_RESOURCES (8)" eq "$(field result) $(field lifetime)" "8 30"
 
+# --- a new external address: announced by PCP too (RFC 6887 14.1.3), with the epoch going on ---
+lan_listen 6 "$LAB_DIR/change.cap"
+must ip -n "$RTR" addr del $EXT/24 dev "$RTR_WAN_IF"
+must ip -n "$RTR" addr add 198.51.100.7/24 dev "$RTR_WAN_IF"
+pcp_announced() { grep -q "^datagram .*len=24 version=2 opcode=128 result=0" "$LAB_DIR/change.cap"; }
+check "when the external address changes, PCP's unsolicited ANNOUNCE goes out beside NAT-PMP's" within 5 pcp_announced
+kill $LISTENER 2>/dev/null
+wait $LISTENER 2>/dev/null
+new_address() { npc -n $N1 pcp-map udp 1 0 600; eq "$(field result) $(field address)" "0 198.51.100.7"; }
+check "... and a MAP answers the new address" within 5 new_address
+must ip -n "$RTR" addr del 198.51.100.7/24 dev "$RTR_WAN_IF"
+must ip -n "$RTR" addr add $EXT/24 dev "$RTR_WAN_IF"
+
 # --- no external address: NETWORK_FAILURE, ANNOUNCE still answers ---
 must ip -n "$RTR" addr del $EXT/24 dev "$RTR_WAN_IF"
 no_ext() { npc -r 1 -t 500 -n $N1 pcp-map tcp 9999 0 600; eq "$(field result) $(field lifetime)" "7 30"; }

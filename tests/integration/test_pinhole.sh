@@ -72,6 +72,13 @@ check "another nonce cannot delete it: NOT_AUTHORIZED" eq "$(field result)" "2"
 check "/mappings lists it as a pinhole of family ipv6" \
 	eval 'in_rtr curl -sS -m 5 http://127.0.0.1:18091/mappings | grep -q "\"client\":\"$CLIENT6\",\"protocol\":\"tcp\",\"internal_port\":8080,\"external_port\":8080,\"external_address\":\"$CLIENT6\",\"lifetime\":[0-9]*,\"origin\":\"pcp\",\"family\":\"ipv6\",\"pinhole\":true"'
 
+# A source off the interface's prefixes (a host on the LAN link claiming another network) is not served.
+ip -n "$LAN" -6 addr add 2001:db8:99::2/64 dev "$LAN_IF" nodad
+OUT=$(in_lan "$NPC_BIN" -g $GW6 -b 2001:db8:99::2 -r 1 -t 1000 -n $N1 pcp-map tcp 8282 0 600 2>&1)
+check "a request from an address off the listen interface's prefixes gets no answer" eq "$OUT" "no reply"
+check "... and no pinhole" lacks_pinhole 2001:db8:99::2 tcp 8282
+ip -n "$LAN" -6 addr del 2001:db8:99::2/64 dev "$LAN_IF"
+
 # The client address field must be the source: a pinhole for another host is ADDRESS_MISMATCH.
 OUT=$(in_lan "$NPC_BIN" -g $GW6 -b $CLIENT6 raw "020100000000025820010db80077000000000000000000030011223344556677889900aa060000001f901f9000000000000000000000000000000000" 2>&1)
 check "a MAP naming another host's address: ADDRESS_MISMATCH" eq "$(field result)" "12"
