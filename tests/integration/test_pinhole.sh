@@ -12,21 +12,29 @@ lan_listen6() {
 	LISTENER=$!
 	within 10 grep -q '^listening' "$2" >/dev/null || lab_fail "the IPv6 listener did not start: $(cat "$2")"
 }
+HOOK=$LAB_DIR/hook
+HOOK_OUT=$LAB_DIR/hook.out
+printf '#!/bin/sh\necho "$*" >>%s\n' "$HOOK_OUT" >"$HOOK"
+chmod +x "$HOOK"
 lan_listen6 4 "$LAB_DIR/start6.cap"
-daemon_start --log-level debug --http-listen 127.0.0.1:18091
+daemon_start --log-level debug --http-listen 127.0.0.1:18091 --hook "$HOOK"
 wait $LISTENER
 
 N1=00112233445566778899aabb
 N2=bbaa99887766554433221100
 # From the first host's address (the kernel would pick the one added last).
 npc6() { OUT=$(in_lan "$NPC_BIN" -g $GW6 -b $CLIENT6 "$@" 2>&1); RC=$?; }
-pinholes() { in_rtr nft -j list set ip6 natpmp pinholes | $PYTHON -c 'import json, sys
+# (protocols as numbers: a minimal system has no /etc/protocols, and nft would print 6 for tcp there only)
+pinholes() { in_rtr nft -j -p list set ip6 natpmp pinholes | $PYTHON -c 'import json, sys
 for o in json.load(sys.stdin)["nftables"]:
     for e in o.get("set", {}).get("elem", []):
         v = e["elem"]["val"]["concat"] if isinstance(e, dict) and "elem" in e else e["concat"]
         print(*v)'; }
-has_pinhole() { pinholes | grep -qx "$1 $2 $3" || { echo "       no pinhole $1 $2 $3 in: $(pinholes | tr '\n' '|')"; return 1; }; }
-lacks_pinhole() { ! pinholes | grep -qx "$1 $2 $3" && daemon_alive; }
+proto_num() { case $1 in tcp) echo 6 ;; udp) echo 17 ;; *) echo "$1" ;; esac; }
+has_pinhole() {
+	pinholes | grep -qx "$1 $(proto_num $2) $3" || { echo "       no pinhole $1 $2 $3 in: $(pinholes | tr '\n' '|')"; return 1; }
+}
+lacks_pinhole() { ! pinholes | grep -qx "$1 $(proto_num $2) $3" && daemon_alive; }
 reach6() { forward "$1" "$2" "$3" "$CLIENT6"; }
 blocked6() { ! forward "$1" "$2" "$3" "$CLIENT6" && daemon_alive; }
 forward() {
@@ -59,6 +67,8 @@ check "MAP over IPv6: 60 bytes, result 0, its own address and port as the extern
 	eq "$(field len) $(field result) $(field nonce) $(field internal) $(field external) $(field address) $(field lifetime)" \
 	"60 0 $N1 8080 8080 $CLIENT6 600"
 check "... a pinhole in table ip6 natpmp" has_pinhole $CLIENT6 tcp 8080
+check "... the hook hears of it with the client's own address as the external one" \
+	hook_saw "added tcp $CLIENT6 8080 $CLIENT6 8080 600"
 check "... through which a WAN peer reaches the LAN host over TCP" reach6 tcp 8080 8080
 check "... (the other host's port stays closed)" eval '! forward tcp 8080 8080 $CLIENT6B'
 npc6 -n $N1 pcp-map udp 5000 6000 600

@@ -61,8 +61,9 @@ check "a WAN peer's TCP connection to $EXT:51413 reaches qBittorrent" within 20 
 check "a WAN peer's uTP SYN to $EXT:51413 (UDP) is answered by qBittorrent" within 20 utp_answers
 
 # --- and over IPv6: pinholes for its own addresses, by PCP over IPv6 ---
-pinholes() { in_rtr nft list set ip6 natpmp pinholes 2>&1; }
-has_pinholes() { pinholes | grep -q "$CLIENT6 . tcp . 51413" && pinholes | grep -q "$CLIENT6 . udp . 51413"; }
+# (protocols as numbers: a minimal system has no /etc/protocols to name them)
+pinholes() { in_rtr nft -p list set ip6 natpmp pinholes 2>&1; }
+has_pinholes() { pinholes | grep -q "$CLIENT6 . 6 . 51413" && pinholes | grep -q "$CLIENT6 . 17 . 51413"; }
 check "qBittorrent opens TCP and UDP pinholes for $CLIENT6:51413 by PCP over IPv6" within 30 has_pinholes
 check "a WAN peer's TCP connection to [$CLIENT6]:51413 gets through the owner's firewall to qBittorrent" \
 	within 20 tcp_accepts $CLIENT6
