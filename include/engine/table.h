@@ -158,6 +158,15 @@ struct table_mapping {
 	uint8_t nonce[TABLE_NONCE_LEN];
 };
 
+/* Who owns m, to ask on its owner's behalf (the daemon moving or withdrawing it): origin and nonce. */
+static inline struct table_asker table_owner_of(const struct table_mapping *m)
+{
+	struct table_asker a = { .origin = (enum table_origin)m->origin };
+
+	memcpy(a.nonce, m->nonce, TABLE_NONCE_LEN);
+	return a;
+}
+
 #define TABLE_LINK_UNKNOWN 0
 #define TABLE_LINK_NONE UINT64_MAX
 #define TABLE_LINK_HOST(mac) ((uint64_t)1 << 48 | ((mac) & 0xffffffffffffULL))

@@ -184,6 +184,9 @@ static int log_change(struct table *t, enum table_op op, const struct table_mapp
 	return 0;
 }
 
+/* Undoes the change log back to its first `to` changes (table_rollback() is table_undo(t, 0)). */
+static void table_undo(struct table *t, size_t to);
+
 static struct link_count **link_slot(struct table *t, uint64_t link)
 {
 	struct link_count **pp = &t->links[mix64(link) & (TABLE_LINK_BUCKETS - 1)];
@@ -464,17 +467,19 @@ uint16_t table_request(struct table *t, struct table_addr client, enum table_ori
 	return table_request_by(t, client, &who, protocol, internal_port, suggested_port, lifetime, now, grant, link);
 }
 
-uint16_t table_request_by(struct table *t, struct table_addr client, const struct table_asker *who, uint8_t protocol,
-			  uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
-			  struct table_grant *grant, uint64_t link)
+static uint16_t table_decide(struct table *t, struct table_addr client, const struct table_asker *who, uint8_t protocol,
+			     uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
+			     struct table_grant *grant, uint64_t link)
 {
 	enum table_origin origin = who->origin;
+	uint8_t nonce[TABLE_NONCE_LEN];
 	struct entry *e;
 	struct client *c;
 	uint16_t upstream_port = 0;
 
 	grant->external_port = 0;
 	grant->lifetime = 0;
+	memcpy(nonce, who->nonce, sizeof(nonce));
 
 	if (lifetime == 0) {
 		/* RFC 6886 3.4: the suggested port of a delete means nothing. */
@@ -530,6 +535,7 @@ uint16_t table_request_by(struct table *t, struct table_addr client, const struc
 			keep_lifetime = e->m.lifetime;
 		}
 		origin = (enum table_origin)e->m.origin;
+		memcpy(nonce, e->m.nonce, sizeof(nonce)); /* and still its owner's, whoever renewed it */
 		link = e->m.link; /* the same mapping, moved: counted for whom it was */
 		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
 		upstream_port = e->m.upstream_port;
@@ -597,7 +603,7 @@ renew:
 		.link = link,
 	};
 	if (origin == TABLE_ORIGIN_PCP)
-		memcpy(m.nonce, who->nonce, TABLE_NONCE_LEN);
+		memcpy(m.nonce, nonce, TABLE_NONCE_LEN);
 	/* An administrator's mapping a client's renewal moved keeps a longer end it had. */
 	if (keep_expires > m.expires) {
 		m.expires = keep_expires;
@@ -608,6 +614,27 @@ renew:
 	grant->external_port = port;
 	grant->lifetime = (uint32_t)(m.expires - now);
 	return TABLE_RESULT_SUCCESS;
+}
+
+/*
+ * RFC 6887 7.3: an error answer causes no state change.  A request that
+ * fails after a first step (a renewal whose port had to move, then found
+ * no port, no room or no rule) is undone back to where it began; only a
+ * delete-all keeps what it could delete (RFC 6886 3.4).
+ */
+uint16_t table_request_by(struct table *t, struct table_addr client, const struct table_asker *who, uint8_t protocol,
+			  uint16_t internal_port, uint16_t suggested_port, uint32_t lifetime, int64_t now,
+			  struct table_grant *grant, uint64_t link)
+{
+	size_t mark = t->log_len;
+	uint16_t r = table_decide(t, client, who, protocol, internal_port, suggested_port, lifetime, now, grant, link);
+
+	if (r != TABLE_RESULT_SUCCESS && lifetime != 0) {
+		table_undo(t, mark);
+		grant->external_port = 0;
+		grant->lifetime = 0;
+	}
+	return r;
 }
 
 int table_restore(struct table *t, const struct table_mapping *m)
@@ -721,10 +748,15 @@ void table_commit(struct table *t)
 
 void table_rollback(struct table *t)
 {
+	table_undo(t, 0);
+}
+
+static void table_undo(struct table *t, size_t to)
+{
 	struct entry *e;
 
 	t->replaying = 1;
-	while (t->log_len) {
+	while (t->log_len > to) {
 		const struct table_change *ch = &t->log[--t->log_len];
 		const struct table_mapping *m = &ch->mapping;
 

@@ -801,6 +801,28 @@ static void test_pcp_nonces(void)
 	CHECK_EQ(pcp(t, A, 5, false, 91, 20090, 3600, 80, &g), 0);
 	CHECK(g.external_port != 20090 && g.external_port != 0);
 	table_commit(t);
+
+	/*
+	 * RFC 6887 7.3: an error changes nothing.  A reload takes the port of
+	 * A's mapping out of the ranges; its renewal with PREFER_FAILURE on that
+	 * port cannot move it, and the mapping stays as it was, not deleted.
+	 */
+	CHECK_EQ(pcp(t, A, 6, false, 85, 20085, 3600, 90, &g), 0);
+	table_commit(t);
+	struct port_range narrow = { 20095, 20100 };
+	struct table_config cfg = { .allowed = &narrow, .n_allowed = 1, .max_per_client = 100, .max_lifetime = 86400,
+				    .random = fake_random, .random_arg = &rng_state };
+	CHECK_EQ(table_configure(t, &cfg), 0);
+	CHECK_EQ(pcp(t, A, 6, true, 85, 20085, 3600, 100, &g), TABLE_RESULT_CANNOT_PROVIDE);
+	CHECK_EQ(g.external_port, 0);
+	CHECK_EQ(table_changes(t, &(const struct table_change *){ NULL }), 0);
+	m = table_find(t, table_addr_v4(A), TCP, 85);
+	CHECK(m && m->external_port == 20085 && m->expires == 3690 && m->nonce[0] == 6);
+	/* The administrator's renewal moves it; it stays its nonce's. */
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 85, 0, 3600, 110, &g, TABLE_LINK_NONE), 0);
+	table_commit(t);
+	m = table_find(t, table_addr_v4(A), TCP, 85);
+	CHECK(m && m->external_port >= 20095 && m->origin == TABLE_ORIGIN_PCP && m->nonce[0] == 6);
 	table_free(t);
 }
 
