@@ -54,7 +54,8 @@ static int shadowed_one(const struct table_mapping *m, void *arg)
 {
 	struct shadowed *sh = arg;
 
-	if (!ports_busy(m->protocol, m->external_port, sh->s))
+	/* A pinhole opens the client's own port, not the router's: nothing to move. */
+	if (!table_addr_is_v4(&m->client) || !ports_busy(m->protocol, m->external_port, sh->s))
 		return 0;
 	if (sh->n == sh->cap) {
 		size_t cap = sh->cap ? 2 * sh->cap : 16;
@@ -91,13 +92,14 @@ void ports_on_check(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < sh.n; i++) {
 		const struct table_mapping *m = &sh.m[i];
 		int64_t left = m->expires - now;
+		struct table_asker owner = table_owner_of(m);
 		struct table_grant g;
 
 		log_warnx("the router now uses %s %u itself: moving the mapping of %s:%u off it",
 			  proto_protocol_name(m->protocol), m->external_port, table_addr_str(&m->client, client),
 			  m->internal_port);
-		(void)table_request(s->table, m->client, (enum table_origin)m->origin, m->protocol, m->internal_port, 0,
-				    left > 0 ? (uint32_t)left : 1, now, &g, TABLE_LINK_NONE);
+		(void)table_request_by(s->table, m->client, &owner, m->protocol, m->internal_port, 0,
+				       left > 0 ? (uint32_t)left : 1, now, &g, TABLE_LINK_NONE);
 	}
 	free(sh.m);
 	(void)turn_apply(s, now, "moved");

@@ -57,9 +57,10 @@ void turn_hook(struct server *s, const struct table_mapping *m, const char *even
 	struct hook_event ev = {
 		.event = event,
 		.protocol = m->protocol,
-		.client = m->client.v4,
+		.client = m->client,
 		.internal_port = m->internal_port,
-		.external_address = external_address(s),
+		/* A pinhole (no NAT66) is reached at the client's own address. */
+		.external_address = table_addr_is_v4(&m->client) ? table_addr_v4(external_address(s)) : m->client,
 		/* Upstream mode: the port the world reaches is the gateway's. */
 		.external_port = s->outer ? m->upstream_port : m->external_port,
 		.lifetime = gone ? 0 : m->lifetime,
@@ -92,7 +93,8 @@ void turn_settle(struct server *s, const char *why)
 			log_change(&ch[i], why);
 		if (ch[i].op == TABLE_DEL)
 			expiry_note_ended(s, &ch[i].mapping);
-		if (s->outer) {
+		/* A pinhole (an IPv6 client's) owes nothing to the outer NAT, which knows the router's IPv4 ports only. */
+		if (s->outer && table_addr_is_v4(&ch[i].mapping.client)) {
 			waiting_follow(s, &ch[i], turn_moved(ch, i, n), why);
 			continue;
 		}
@@ -300,15 +302,24 @@ static struct table_addr turn_client(const struct udp_packet *p)
 	return a;
 }
 
-/* The rate limit's key for a client: its IPv4 address, or its IPv6 one folded into 32 bits. */
+/*
+ * The rate limit's key for a client: its IPv4 address, or its IPv6 one
+ * hashed into 32 bits with a seed of this run (FNV-1a), so that a host
+ * cannot pick addresses whose bucket is another client's.
+ */
 static uint32_t turn_rate_key(const struct table_addr *a)
 {
-	uint32_t w[4];
+	static uint32_t seed;
+	uint32_t h;
 
 	if (table_addr_is_v4(a))
 		return a->v4;
-	memcpy(w, a->v6, sizeof(w));
-	return w[0] ^ w[1] ^ w[2] ^ w[3];
+	if (!seed)
+		seed = arc4random() | 1;
+	h = 2166136261u ^ seed;
+	for (size_t i = 0; i < sizeof(a->v6); i++)
+		h = (h ^ a->v6[i]) * 16777619u;
+	return h;
 }
 
 /* Whether the daemon serves a datagram from p's source to p's destination at all; counts and logs what it drops. */
@@ -471,8 +482,15 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 						   .over_quota = r->over_quota };
 			if (p->peer.sa.sa_family == AF_INET6)
 				a.own_address = p->peer.v6.sin6_addr.s6_addr;
+			/* RFC 6887 11.3: another owner's mapping refuses for as long as it lasts. */
+			if (r->req.pcp && r->result == TABLE_RESULT_NOT_AUTHORIZED) {
+				const struct table_mapping *m =
+					table_find(s->table, turn_client(p), r->req.protocol, r->req.internal_port);
+				if (m && m->expires > now)
+					a.error_lifetime = (uint32_t)(m->expires - now);
+			}
 			p->reply_len = r->codec->encode(&r->req, &a, p->reply);
-			turn_count_answer(s, r->req.metric_op, r->result);
+			turn_count_answer(s, r->req.metric_op, r->codec->wire_result(&a));
 		} else if (r->req.verdict == CODEC_ADDRESS) {
 			turn_count_answer(s, r->req.metric_op, r->result);
 		} else {

@@ -140,7 +140,7 @@ static void waiting_answer(struct server *s, uint8_t protocol, uint16_t local_po
 						  .lifetime = lifetime };
 			pkt.reply_len = q->codec->encode(&q->req, &a, pkt.reply);
 			udp_send(&q->l->sock, &pkt, 1);
-			turn_count_answer(s, q->req.metric_op, result);
+			turn_count_answer(s, q->req.metric_op, q->codec->wire_result(&a));
 		} else {
 			struct table_grant g = { port, lifetime };
 			http_forward_done(q->http, result, &g);
@@ -234,8 +234,8 @@ refused:
 	log_warnx("gateway %s %s %u -> %s:%u: removing the local forward",
 		  result == TABLE_RESULT_NETWORK_FAILURE ? "did not answer for" : "refused",
 		  proto_protocol_name(protocol), local_port, client, m->internal_port);
-	(void)table_request(s->table, m->client, (enum table_origin)m->origin, protocol, m->internal_port, 0, 0, now, &g,
-			    TABLE_LINK_NONE);
+	struct table_asker owner = table_owner_of(m);
+	(void)table_request_by(s->table, m->client, &owner, protocol, m->internal_port, 0, 0, now, &g, TABLE_LINK_NONE);
 	(void)turn_apply(s, now, "rolled back");
 	expiry_end_flows(s);
 	expiry_arm(s, now);
