@@ -27,9 +27,10 @@
 struct hook_event {
 	const char *event; /* a string literal: "added", "renewed", "deleted", "expired" */
 	uint8_t protocol;
-	uint32_t client; /* network byte order */
+	struct table_addr client;
 	uint16_t internal_port;
-	uint32_t external_address; /* network byte order; 0 when none is known */
+	/* IPv4: the router's public address (0.0.0.0 when none is known); a pinhole: the client's own */
+	struct table_addr external_address;
 	uint16_t external_port;
 	uint32_t lifetime;
 };

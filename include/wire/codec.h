@@ -71,6 +71,7 @@ struct codec_answer {
 	uint32_t lifetime;	   /* CODEC_MAP: seconds granted, 0 on failure or delete */
 	bool over_quota;	   /* TABLE_RESULT_OUT_OF_RESOURCES for the client's own limit (PCP's USER_EX_QUOTA) */
 	const uint8_t *own_address; /* an IPv6 client's pinhole: its own address (16 bytes), answered as external */
+	uint32_t error_lifetime;    /* seconds an error holds (RFC 6887 11.3: what is left of another owner's mapping); 0: the codec's */
 };
 
 struct codec {
@@ -89,6 +90,8 @@ struct codec {
 	 * order) and epoch into out (RFC 6886 3.2.1); returns its length.
 	 */
 	size_t (*announce)(uint32_t epoch, uint32_t external_address, uint8_t *out);
+	/* The result code the answer to a carries on the wire, as /metrics counts it. */
+	uint16_t (*wire_result)(const struct codec_answer *a);
 };
 
 /* NAT-PMP's codec (proto.c) and PCP's (pcp.c). */

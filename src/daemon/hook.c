@@ -116,7 +116,7 @@ static char **hook_environment(void)
 
 static int hook_spawn(struct hook *h, const struct hook_event *ev)
 {
-	char proto[4], client[INET_ADDRSTRLEN], external[INET_ADDRSTRLEN], iport[8], eport[8], life[16];
+	char proto[4], client[TABLE_ADDR_STRLEN], external[TABLE_ADDR_STRLEN], iport[8], eport[8], life[16];
 	char *argv[] = { h->path, (char *)ev->event, proto, client, iport, external, eport, life, NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -128,8 +128,8 @@ static int hook_spawn(struct hook *h, const struct hook_event *ev)
 	if (!env)
 		return -ENOMEM;
 	snprintf(proto, sizeof(proto), "%s", proto_protocol_name(ev->protocol));
-	netif_addr_str(ev->client, client);
-	netif_addr_str(ev->external_address, external);
+	table_addr_str(&ev->client, client);
+	table_addr_str(&ev->external_address, external);
 	snprintf(iport, sizeof(iport), "%u", ev->internal_port);
 	snprintf(eport, sizeof(eport), "%u", ev->external_port);
 	snprintf(life, sizeof(life), "%u", ev->lifetime);

@@ -295,8 +295,8 @@ static size_t pcp_codec_encode(const struct codec_request *req, const struct cod
 	if (a->own_address) /* a pinhole: no NAT66, the client is reached at its own address (RFC 6887 11.1) */
 		memcpy(address, a->own_address, 16);
 	if (result != PCP_SUCCESS)
-		n = pcp_encode_map(out, &r, result, pcp_error_lifetime(result), a->epoch, req->suggested_port,
-				   req->suggested_address);
+		n = pcp_encode_map(out, &r, result, a->error_lifetime ? a->error_lifetime : pcp_error_lifetime(result),
+				   a->epoch, req->suggested_port, req->suggested_address);
 	else if (!req->lifetime) /* a delete: the mapping is gone, port and address as asked (15) */
 		n = pcp_encode_map(out, &r, result, 0, a->epoch, req->suggested_port, req->suggested_address);
 	else
@@ -316,9 +316,15 @@ static size_t pcp_codec_announce(uint32_t epoch, uint32_t external_address, uint
 	return pcp_encode_announce(out, PCP_SUCCESS, epoch);
 }
 
+static uint16_t pcp_wire_result(const struct codec_answer *a)
+{
+	return pcp_result_of(a);
+}
+
 const struct codec codec_pcp = {
 	.name = "PCP",
 	.decode = pcp_codec_decode,
 	.encode = pcp_codec_encode,
 	.announce = pcp_codec_announce,
+	.wire_result = pcp_wire_result,
 };

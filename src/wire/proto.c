@@ -227,9 +227,15 @@ static size_t natpmp_announce(uint32_t epoch, uint32_t external_address, uint8_t
 	return proto_encode_address(out, NATPMP_RESULT_SUCCESS, epoch, external_address);
 }
 
+static uint16_t natpmp_wire_result(const struct codec_answer *a)
+{
+	return a->result;
+}
+
 const struct codec codec_natpmp = {
 	.name = "NAT-PMP",
 	.decode = natpmp_decode,
 	.encode = natpmp_encode,
 	.announce = natpmp_announce,
+	.wire_result = natpmp_wire_result,
 };
