@@ -58,8 +58,10 @@ check "... a WAN peer reaches it" forward udp 40000 8080
 
 # --- the nonce owns the mapping ---
 npc -n $N2 pcp-map tcp 8080 0 7200
-check "a renewal with another nonce: NOT_AUTHORIZED (2), its own nonce echoed, the long error lifetime" \
-	eq "$(field len) $(field result) $(field nonce) $(field internal) $(field lifetime)" "60 2 $N2 8080 1800"
+check "a renewal with another nonce: NOT_AUTHORIZED (2), its own nonce echoed, 60 bytes" \
+	eq "$(field len) $(field result) $(field nonce) $(field internal)" "60 2 $N2 8080"
+check "... for as long as the owner's mapping lasts (RFC 6887 11.3: $(field lifetime) s of its 3600)" \
+	test "$(field lifetime)" -gt 3500 -a "$(field lifetime)" -le 3600
 npc -n $N2 pcp-unmap tcp 8080
 check "a delete with another nonce: NOT_AUTHORIZED, and the mapping stays" \
 	eq "$(field result) $(kernel_has tcp 40000 $CLIENT 8080 && echo kept)" "2 kept"
@@ -179,18 +181,22 @@ in_rtr nft flush ruleset
 check "nft flush ruleset: the PCP mapping is put back" within 10 kernel_has tcp 40000 $CLIENT 8080
 check "... and forwards again" forward tcp 40000 8080
 
-# --- limits: USER_EX_QUOTA and NO_RESOURCES ---
+# --- limits: NO_RESOURCES and USER_EX_QUOTA ---
+# Two ports for each protocol, three mappings for the client.
 daemon_kill TERM
 rm -rf "${STATE_DIR:?}"/*
-daemon_start --log-level info --max-mappings-per-ip 2 --allowed-ports 41000-41002
+daemon_start --log-level info "${HTTP[@]}" --max-mappings-per-ip 3 --allowed-ports 41000-41001
 npc -n $N1 pcp-map udp 1 0 600
 npc -n $N1 pcp-map udp 2 0 600
 npc -n $N1 pcp-map udp 3 0 600
-check "a client over --max-mappings-per-ip: USER_EX_QUOTA (10), short lifetime" \
+check "no free port left: NO_RESOURCES (8), short lifetime" eq "$(field len) $(field result) $(field lifetime)" "60 8 30"
+npc -n $N1 pcp-map tcp 1 0 600
+check "... while a TCP port is still free for its third mapping" eq "$(field result)" "0"
+npc -n $N1 pcp-map tcp 2 0 600
+check "a client at --max-mappings-per-ip: USER_EX_QUOTA (10), short lifetime" \
 	eq "$(field len) $(field result) $(field lifetime)" "60 10 30"
-OUT=$(in_lan "$NPC_BIN" -g $GW -b $CLIENT2 -n $N2 pcp-map udp 1 0 600 2>&1)
-OUT=$(in_lan "$NPC_BIN" -g $GW -b $CLIENT2 -n $N2 pcp-map udp 2 0 600 2>&1)
-check "no free port left: NO_RESOURCES (8)" eq "$(field result) $(field lifetime)" "8 30"
+check "/metrics counts them as PCP says them (results 8 and 10, not NAT-PMP's 4)" \
+	eq "$(metric 'natpmp_pcp_requests_total{opcode="map",result="8"}') $(metric 'natpmp_pcp_requests_total{opcode="map",result="10"}') $(metric 'natpmp_pcp_requests_total{opcode="map",result="4"}')" "1 1 0"
 
 # --- a new external address: announced by PCP too (RFC 6887 14.1.3), with the epoch going on ---
 lan_listen 6 "$LAB_DIR/change.cap"
