@@ -41,7 +41,13 @@ int netif_name_valid(const char *ifname)
 	return 1;
 }
 
-int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max)
+/*
+ * Calls fn for each address of family on ifname (its aliases, "eth0:1",
+ * too) while the interface is up, until fn returns non-zero; the number of
+ * calls that returned 0, or -errno (-ENODEV: no such interface).
+ */
+static int netif_each(const char *ifname, int family, int (*fn)(const struct ifaddrs *ifa, unsigned int ifindex, void *arg),
+		      void *arg)
 {
 	struct ifaddrs *list, *ifa;
 	unsigned int ifindex = if_nametoindex(ifname);
@@ -52,49 +58,72 @@ int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max)
 		return -ENODEV;
 	if (getifaddrs(&list) < 0)
 		return -errno;
-	for (ifa = list; ifa && n < max; ifa = ifa->ifa_next) {
+	for (ifa = list; ifa; ifa = ifa->ifa_next) {
 		/* ifa_name is the address label ("eth0:1" for aliases); compare the device. */
-		if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET || strncmp(ifa->ifa_name, ifname, len) != 0 ||
+		if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != family || strncmp(ifa->ifa_name, ifname, len) != 0 ||
 		    (ifa->ifa_name[len] != '\0' && ifa->ifa_name[len] != ':') || !(ifa->ifa_flags & IFF_UP))
 			continue;
-		out[n].addr = ((struct sockaddr_in *)(void *)ifa->ifa_addr)->sin_addr.s_addr;
-		out[n].mask = ifa->ifa_netmask ? ((struct sockaddr_in *)(void *)ifa->ifa_netmask)->sin_addr.s_addr
-					       : 0xffffffff;
-		out[n].ifindex = ifindex;
+		if (fn(ifa, ifindex, arg) != 0)
+			break;
 		n++;
 	}
 	freeifaddrs(list);
 	return n;
 }
 
+struct netif_fill {
+	void *out;
+	int n, max;
+};
+
+static int netif_fill4(const struct ifaddrs *ifa, unsigned int ifindex, void *arg)
+{
+	struct netif_fill *f = arg;
+	struct netif_addr *a = (struct netif_addr *)f->out + f->n;
+
+	if (f->n == f->max)
+		return 1;
+	a->addr = ((const struct sockaddr_in *)(const void *)ifa->ifa_addr)->sin_addr.s_addr;
+	a->mask = ifa->ifa_netmask ? ((const struct sockaddr_in *)(const void *)ifa->ifa_netmask)->sin_addr.s_addr
+				   : 0xffffffff;
+	a->ifindex = ifindex;
+	f->n++;
+	return 0;
+}
+
+static int netif_fill6(const struct ifaddrs *ifa, unsigned int ifindex, void *arg)
+{
+	struct netif_fill *f = arg;
+	struct netif_addr6 *a = (struct netif_addr6 *)f->out + f->n;
+	const uint8_t *mask;
+
+	if (f->n == f->max)
+		return 1;
+	memcpy(a->addr, &((const struct sockaddr_in6 *)(const void *)ifa->ifa_addr)->sin6_addr, 16);
+	a->prefixlen = 128;
+	if (ifa->ifa_netmask) {
+		mask = (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)ifa->ifa_netmask)->sin6_addr;
+		a->prefixlen = 0;
+		for (int i = 0; i < 16; i++)
+			a->prefixlen += (uint8_t)__builtin_popcount(mask[i]);
+	}
+	a->ifindex = ifindex;
+	f->n++;
+	return 0;
+}
+
+int netif_ipv4_all(const char *ifname, struct netif_addr *out, int max)
+{
+	struct netif_fill f = { out, 0, max };
+
+	return netif_each(ifname, AF_INET, netif_fill4, &f);
+}
+
 int netif_ipv6_all(const char *ifname, struct netif_addr6 *out, int max)
 {
-	struct ifaddrs *list, *ifa;
-	unsigned int ifindex = if_nametoindex(ifname);
-	int n = 0;
+	struct netif_fill f = { out, 0, max };
 
-	if (ifindex == 0)
-		return -ENODEV;
-	if (getifaddrs(&list) < 0)
-		return -errno;
-	for (ifa = list; ifa && n < max; ifa = ifa->ifa_next) {
-		const uint8_t *mask;
-		if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET6 || strcmp(ifa->ifa_name, ifname) != 0 ||
-		    !(ifa->ifa_flags & IFF_UP))
-			continue;
-		memcpy(out[n].addr, &((struct sockaddr_in6 *)(void *)ifa->ifa_addr)->sin6_addr, 16);
-		out[n].prefixlen = 128;
-		if (ifa->ifa_netmask) {
-			mask = (const uint8_t *)&((struct sockaddr_in6 *)(void *)ifa->ifa_netmask)->sin6_addr;
-			out[n].prefixlen = 0;
-			for (int i = 0; i < 16; i++)
-				out[n].prefixlen += (uint8_t)__builtin_popcount(mask[i]);
-		}
-		out[n].ifindex = ifindex;
-		n++;
-	}
-	freeifaddrs(list);
-	return n;
+	return netif_each(ifname, AF_INET6, netif_fill6, &f);
 }
 
 int netif_addr6_inside(const struct netif_addr6 *a, const uint8_t addr[16])
