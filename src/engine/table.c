@@ -741,14 +741,32 @@ size_t table_changes(const struct table *t, const struct table_change **changes)
 	return t->log_len;
 }
 
+/*
+ * A log that a restore or a repair grew to the whole table (a change of
+ * 96 bytes per mapping: 12 MB at 128,000) is given back once it is done
+ * with; a turn's few changes keep reusing a small one.
+ */
+#define TABLE_LOG_KEEP 4096
+
+static void table_log_trim(struct table *t)
+{
+	if (t->log_cap <= TABLE_LOG_KEEP)
+		return;
+	free(t->log);
+	t->log = NULL;
+	t->log_cap = 0;
+}
+
 void table_commit(struct table *t)
 {
 	t->log_len = 0;
+	table_log_trim(t);
 }
 
 void table_rollback(struct table *t)
 {
 	table_undo(t, 0);
+	table_log_trim(t);
 }
 
 static void table_undo(struct table *t, size_t to)
