@@ -163,29 +163,6 @@ static int buckets_grow(struct table *t)
 	return 0;
 }
 
-static int log_change(struct table *t, enum table_op op, const struct table_mapping *m, int64_t prev_expires,
-		      uint32_t prev_lifetime)
-{
-	if (t->replaying)
-		return 0;
-	if (t->log_len == t->log_cap) {
-		size_t cap = t->log_cap ? t->log_cap * 2 : 64;
-		struct table_change *l = realloc(t->log, cap * sizeof(*l));
-		if (!l)
-			return -ENOMEM;
-		t->log = l;
-		t->log_cap = cap;
-	}
-	t->log[t->log_len++] = (struct table_change){
-		.op = op, .mapping = *m, .previous_expires = prev_expires, .previous_lifetime = prev_lifetime,
-		.previous_origin = m->origin,
-	};
-	memcpy(t->log[t->log_len - 1].previous_nonce, m->nonce, TABLE_NONCE_LEN);
-	return 0;
-}
-
-/* Undoes the change log back to its first `to` changes (table_rollback() is table_undo(t, 0)). */
-static void table_undo(struct table *t, size_t to);
 
 static struct link_count **link_slot(struct table *t, uint64_t link)
 {
@@ -232,7 +209,7 @@ static void link_drop(struct table *t, uint64_t link)
 }
 
 /* Inserts m; the caller has checked every conflict and limit. */
-static int entry_insert(struct table *t, const struct table_mapping *m)
+int table_entry_insert(struct table *t, const struct table_mapping *m)
 {
 	struct client *c;
 	struct entry *e;
@@ -240,7 +217,7 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 	if (t->count >= t->n_buckets && buckets_grow(t) < 0)
 		return -ENOMEM;
 	/* Reserve the log slot first so that nothing fails after the insert. */
-	if (log_change(t, TABLE_ADD, m, 0, 0) < 0)
+	if (table_log_change(t, TABLE_ADD, m, 0, 0) < 0)
 		return -ENOMEM;
 	e = calloc(1, sizeof(*e));
 	c = e ? client_get(t, &m->client) : NULL;
@@ -278,14 +255,14 @@ static int entry_insert(struct table *t, const struct table_mapping *m)
 	return 0;
 }
 
-static void entry_remove(struct table *t, struct entry *e)
+void table_entry_remove(struct table *t, struct entry *e)
 {
 	struct entry **pp;
 	struct client *c = client_find(t, &e->m.client);
 
 	/* A deletion that cannot be logged still happens: the log then lacks it,
 	 * and the caller's kernel copy keeps the element until its timeout. */
-	(void)log_change(t, TABLE_DEL, &e->m, 0, 0);
+	(void)table_log_change(t, TABLE_DEL, &e->m, 0, 0);
 	for (pp = &t->buckets[key_hash(&e->m.client, e->m.protocol, e->m.internal_port) & (t->n_buckets - 1)];
 	     *pp != e; pp = &(*pp)->hash_next)
 		;
@@ -449,7 +426,7 @@ static uint16_t delete_all(struct table *t, const struct table_addr *client, con
 		next = e->client_next;
 		int last = next == NULL;
 		if (e->m.protocol == protocol && table_may_change(e, who->origin) && !table_owned_elsewhere(e, who))
-			entry_remove(t, e);
+			table_entry_remove(t, e);
 		else if (e->m.protocol == protocol)
 			result = TABLE_RESULT_NOT_AUTHORIZED;
 		if (last)
@@ -488,7 +465,7 @@ static uint16_t table_decide(struct table *t, struct table_addr client, const st
 		} else if ((e = table_entry_find(t, &client, protocol, internal_port)) != NULL) {
 			if (!table_may_change(e, origin) || table_owned_elsewhere(e, who))
 				return TABLE_RESULT_NOT_AUTHORIZED;
-			entry_remove(t, e);
+			table_entry_remove(t, e);
 		}
 		return TABLE_RESULT_SUCCESS;
 	}
@@ -539,7 +516,7 @@ static uint16_t table_decide(struct table *t, struct table_addr client, const st
 		link = e->m.link; /* the same mapping, moved: counted for whom it was */
 		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
 		upstream_port = e->m.upstream_port;
-		entry_remove(t, e);
+		table_entry_remove(t, e);
 		e = NULL;
 	}
 renew:
@@ -556,7 +533,7 @@ renew:
 			grant->lifetime = (uint32_t)(e->m.expires - now);
 			return TABLE_RESULT_SUCCESS;
 		}
-		if (log_change(t, TABLE_RENEW, &e->m, e->m.expires, e->m.lifetime) < 0)
+		if (table_log_change(t, TABLE_RENEW, &e->m, e->m.expires, e->m.lifetime) < 0)
 			return TABLE_RESULT_OUT_OF_RESOURCES;
 		/* A PCP client's request takes over what it asked for by NAT-PMP before. */
 		if (origin == TABLE_ORIGIN_PCP && e->m.origin == TABLE_ORIGIN_NATPMP) {
@@ -609,7 +586,7 @@ renew:
 		m.expires = keep_expires;
 		m.lifetime = keep_lifetime;
 	}
-	if (entry_insert(t, &m) < 0)
+	if (table_entry_insert(t, &m) < 0)
 		return TABLE_RESULT_OUT_OF_RESOURCES;
 	grant->external_port = port;
 	grant->lifetime = (uint32_t)(m.expires - now);
@@ -654,7 +631,7 @@ int table_restore(struct table *t, const struct table_mapping *m)
 		c = client_find(t, &m->client);
 		if (c && c->count >= t->cfg.max_per_client)
 			return -ENOSPC;
-		return entry_insert(t, m);
+		return table_entry_insert(t, m);
 	}
 	if (!table_port_allowed(t, m->protocol, m->external_port))
 		return -ERANGE;
@@ -668,7 +645,7 @@ int table_restore(struct table *t, const struct table_mapping *m)
 	c = client_find(t, &m->client);
 	if (c && c->count >= t->cfg.max_per_client)
 		return -ENOSPC;
-	return entry_insert(t, m);
+	return table_entry_insert(t, m);
 }
 
 size_t table_expire(struct table *t, int64_t now)
@@ -676,7 +653,7 @@ size_t table_expire(struct table *t, int64_t now)
 	size_t n = 0;
 
 	while (t->heap_size && t->heap[0]->m.expires <= now) {
-		entry_remove(t, t->heap[0]);
+		table_entry_remove(t, t->heap[0]);
 		n++;
 	}
 	return n;
@@ -733,69 +710,4 @@ int table_foreach(const struct table *t, int (*fn)(const struct table_mapping *m
 			return r;
 	}
 	return 0;
-}
-
-size_t table_changes(const struct table *t, const struct table_change **changes)
-{
-	*changes = t->log;
-	return t->log_len;
-}
-
-/*
- * A log that a restore or a repair grew to the whole table (a change of
- * 96 bytes per mapping: 12 MB at 128,000) is given back once it is done
- * with; a turn's few changes keep reusing a small one.
- */
-#define TABLE_LOG_KEEP 4096
-
-static void table_log_trim(struct table *t)
-{
-	if (t->log_cap <= TABLE_LOG_KEEP)
-		return;
-	free(t->log);
-	t->log = NULL;
-	t->log_cap = 0;
-}
-
-void table_commit(struct table *t)
-{
-	t->log_len = 0;
-	table_log_trim(t);
-}
-
-void table_rollback(struct table *t)
-{
-	table_undo(t, 0);
-	table_log_trim(t);
-}
-
-static void table_undo(struct table *t, size_t to)
-{
-	struct entry *e;
-
-	t->replaying = 1;
-	while (t->log_len > to) {
-		const struct table_change *ch = &t->log[--t->log_len];
-		const struct table_mapping *m = &ch->mapping;
-
-		switch (ch->op) {
-		case TABLE_ADD:
-			if ((e = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != NULL)
-				entry_remove(t, e);
-			break;
-		case TABLE_DEL:
-			(void)entry_insert(t, m);
-			break;
-		case TABLE_RENEW:
-			if ((e = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != NULL) {
-				e->m.expires = ch->previous_expires;
-				e->m.lifetime = ch->previous_lifetime;
-				e->m.origin = ch->previous_origin;
-				memcpy(e->m.nonce, ch->previous_nonce, TABLE_NONCE_LEN);
-				table_heap_update(t, e);
-			}
-			break;
-		}
-	}
-	t->replaying = 0;
 }

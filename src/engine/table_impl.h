@@ -77,6 +77,16 @@ int table_heap_push(struct table *t, struct entry *e);
 void table_heap_remove(struct table *t, struct entry *e);
 void table_heap_update(struct table *t, struct entry *e);
 
+/* Inserts m (the caller checked every conflict and limit), logging it; 0 or -ENOMEM. */
+int table_entry_insert(struct table *t, const struct table_mapping *m);
+/* Removes e, logging its deletion. */
+void table_entry_remove(struct table *t, struct entry *e);
+/* The change log (table_log.c): appends one change, 0 or -ENOMEM (nothing is logged while undoing). */
+int table_log_change(struct table *t, enum table_op op, const struct table_mapping *m, int64_t prev_expires,
+		     uint32_t prev_lifetime);
+/* Undoes the change log back to its first `to` changes (table_rollback() is table_undo(t, 0)). */
+void table_undo(struct table *t, size_t to);
+
 /* The mapping of (client, protocol, internal port), or NULL. */
 struct entry *table_entry_find(const struct table *t, const struct table_addr *client, uint8_t protocol,
 			       uint16_t port);
