@@ -123,8 +123,8 @@ MUTANTS = {
         ["int-pcp"]),
     "pcp-filter-accepted": (
         "PCP's FILTER option is accepted and ignored (miniupnp#779): the client believes in a filter that is not there",
-        [("src/wire/pcp.c", "\tif (v == PCP_MAP && (r.filters || r.third_party)) {",
-          "\tif (v == PCP_MAP && r.third_party) {")],
+        [("src/wire/pcp.c", "\tif (v == PCP_MAP && r.filters) {",
+          "\tif (v == PCP_MAP && 0) {")],
         ["int-pcp"]),
     "pinhole-not-marked": (
         "an IPv6 pinhole marks nothing: the owner's forward chain drops what it should admit",

@@ -141,6 +141,13 @@ expect_error --rule 'allow 1024-65535 host.lan 1024-65535'
 out=$("$bin" $base --rule 'allow 1024-65535 192.168.1.0/24 1024-65535' --rule 'deny 0-65535 0.0.0.0/0 0-65535' 2>/dev/null); rc=$?
 [ $rc -eq 0 ] && [[ $out == *"--rule 'allow 1024-65535 192.168.1.0/24 1024-65535'"$'\n'"--rule 'deny 0-65535 0.0.0.0/0 0-65535'"* ]] \
 	|| { echo "FAIL: miniupnpd's allow and deny lines -> $rc '$out'"; fail=1; }
+# PCP's THIRD_PARTY: prohibited unless a third-party rule names the sender and the host.
+expect_error --rule 'third-party 192.168.1.2'
+expect_error --rule 'third-party 192.168.1.2 192.168.1.0/40'
+expect_error --rule 'third-party nas.lan 192.168.1.0/24'
+out=$("$bin" $base --rule 'third-party 192.168.1.2 192.168.1.0/24' 2>/dev/null); rc=$?
+[ $rc -eq 0 ] && [[ $out == *"--rule 'third-party 192.168.1.2/32 192.168.1.0/24'"* ]] \
+	|| { echo "FAIL: a third-party rule -> $rc '$out'"; fail=1; }
 conf_case "NATPMP_RULE lines add up, in order; a comma separates rules on one line" \
 	'NATPMP_LISTEN_INTERFACE=lan0\nNATPMP_RULE="allow 6881-6999 192.168.1.10 6881-6999"\nNATPMP_RULE=allow 51413 192.168.1.0/24 51413, deny 0-65535 0.0.0.0/0 0-65535\n' 0 \
 	$'--rule \'allow 6881-6999 192.168.1.10/32 6881-6999\'\n--rule \'allow 51413 192.168.1.0/24 51413\'\n--rule \'deny 0-65535 0.0.0.0/0 0-65535\''

@@ -30,6 +30,12 @@
 /* The default --pinhole-mark (and mask): bit 24, clear of Tailscale's and Kubernetes' bits. */
 #define CONFIG_PINHOLE_MARK 0x1000000u
 
+/* --rule 'third-party SENDER HOST': SENDER may map for HOST by PCP's THIRD_PARTY (networks, network order). */
+struct config_third_party {
+	uint32_t sender_net, sender_mask;
+	uint32_t host_net, host_mask;
+};
+
 struct config {
 	char listen_interfaces[CONFIG_MAX_LISTEN][16];
 	size_t n_listen;
@@ -48,6 +54,8 @@ struct config {
 	size_t n_reserved;
 	struct table_rule rules[CONFIG_MAX_RULES]; /* --rule, in order */
 	size_t n_rules;
+	struct config_third_party third_party[CONFIG_MAX_RULES]; /* --rule 'third-party ...' */
+	size_t n_third_party;
 	uint32_t external_address; /* network byte order; 0: the external interface's */
 	uint32_t rate_limit;	   /* requests per second per client; 0: unlimited */
 	char state_dir[256];

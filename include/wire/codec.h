@@ -61,7 +61,12 @@ struct codec_request {
 	bool prefer_failure;			 /* the suggested port and address, or nothing */
 	uint8_t nonce[PCP_NONCE_LEN];		 /* owns the mapping */
 	uint8_t suggested_address[16];	 /* a hint: ::ffff:0.0.0.0 or :: for none */
+	bool third_party;			 /* THIRD_PARTY (RFC 6887 13.1): the mapping is for this host */
+	uint8_t third_party_address[16];
 };
+
+/* A result beside TABLE_RESULT_*: an option the server will not act on for this sender (PCP's UNSUPP_OPTION). */
+#define CODEC_RESULT_OPTION_REFUSED 0x100
 
 struct codec_answer {
 	uint16_t result;	   /* TABLE_RESULT_* */

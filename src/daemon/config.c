@@ -469,8 +469,14 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 		return 0;
 	case OPT_RULE: {
 		const char *why;
-		if (cfg->n_rules == CONFIG_MAX_RULES)
+		if (cfg->n_rules == CONFIG_MAX_RULES || cfg->n_third_party == CONFIG_MAX_RULES)
 			return config_error("rule", arg, "too many rules (64 at most)");
+		if (strncmp(arg, "third-party", 11) == 0) {
+			if (config_third_party_parse(arg, &cfg->third_party[cfg->n_third_party], &why) < 0)
+				return config_error("rule", arg, why);
+			cfg->n_third_party++;
+			return 0;
+		}
 		if (config_rule_parse(arg, &cfg->rules[cfg->n_rules], &why) < 0)
 			return config_error("rule", arg, why);
 		cfg->n_rules++;

@@ -94,6 +94,11 @@ void config_print(const struct config *cfg, FILE *out)
 		config_rule_format(&cfg->rules[i], rule, sizeof(rule));
 		fprintf(out, "--rule '%s'\n", rule);
 	}
+	for (size_t i = 0; i < cfg->n_third_party; i++) {
+		char rule[96];
+		config_third_party_format(&cfg->third_party[i], rule, sizeof(rule));
+		fprintf(out, "--rule '%s'\n", rule);
+	}
 	if (cfg->external_address) {
 		char addr[INET_ADDRSTRLEN];
 		struct in_addr a = { .s_addr = cfg->external_address };

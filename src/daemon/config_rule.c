@@ -31,11 +31,35 @@ static int rule_ports(const char *word, struct port_range *r)
 	return 0;
 }
 
-int config_rule_parse(const char *s, struct table_rule *r, const char **why)
+/* A.B.C.D or A.B.C.D/PREFIX (what names the word in messages) into net and mask: 0, or -1 with *why. */
+static int rule_net(char *word, const char *what, uint32_t *net, uint32_t *mask, const char **why)
 {
-	char buf[128], *word[5], *save = NULL, *slash, *end;
+	static char msg[96];
 	unsigned long prefix = 32;
 	struct in_addr a;
+	char *slash, *end;
+
+	if ((slash = strchr(word, '/'))) {
+		*slash = '\0';
+		if (!isdigit((unsigned char)slash[1]) || (prefix = strtoul(slash + 1, &end, 10)) > 32 || *end) {
+			snprintf(msg, sizeof(msg), "the %s is A.B.C.D or A.B.C.D/PREFIX with a prefix of 0 to 32", what);
+			*why = msg;
+			return -1;
+		}
+	}
+	if (inet_pton(AF_INET, word, &a) != 1) {
+		snprintf(msg, sizeof(msg), "the %s is an IPv4 address or network, e.g. 192.168.1.0/24", what);
+		*why = msg;
+		return -1;
+	}
+	*mask = prefix ? htonl(~0u << (32 - prefix)) : 0;
+	*net = a.s_addr & *mask;
+	return 0;
+}
+
+int config_rule_parse(const char *s, struct table_rule *r, const char **why)
+{
+	char buf[128], *word[5], *save = NULL;
 	int n = 0;
 
 	*why = "write allow|deny EXTERNAL CLIENT[/PREFIX] INTERNAL, e.g. allow 1024-65535 192.168.1.0/24 1024-65535";
@@ -58,20 +82,47 @@ int config_rule_parse(const char *s, struct table_rule *r, const char **why)
 		*why = "ports are N or N-M, 0 to 65535, e.g. 1024-65535";
 		return -1;
 	}
-	if ((slash = strchr(word[2], '/'))) {
-		*slash = '\0';
-		if (!isdigit((unsigned char)slash[1]) || (prefix = strtoul(slash + 1, &end, 10)) > 32 || *end) {
-			*why = "the client is A.B.C.D or A.B.C.D/PREFIX with a prefix of 0 to 32";
-			return -1;
-		}
-	}
-	if (inet_pton(AF_INET, word[2], &a) != 1) {
-		*why = "the client is an IPv4 address or network, e.g. 192.168.1.0/24";
+	return rule_net(word[2], "client", &r->net, &r->mask, why);
+}
+
+int config_third_party_parse(const char *s, struct config_third_party *t, const char **why)
+{
+	char buf[128], *word[4], *save = NULL;
+	int n = 0;
+
+	*why = "write third-party SENDER[/PREFIX] HOST[/PREFIX], e.g. third-party 192.168.1.2 192.168.1.0/24";
+	if (strlen(s) >= sizeof(buf))
 		return -1;
-	}
-	r->mask = prefix ? htonl(~0u << (32 - prefix)) : 0;
-	r->net = a.s_addr & r->mask;
-	return 0;
+	strcpy(buf, s);
+	for (char *w = strtok_r(buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+		if (n < 4)
+			word[n++] = w;
+		else
+			return -1;
+	if (n != 3 || strcmp(word[0], "third-party") != 0)
+		return -1;
+	if (rule_net(word[1], "sender", &t->sender_net, &t->sender_mask, why) < 0)
+		return -1;
+	return rule_net(word[2], "host", &t->host_net, &t->host_mask, why);
+}
+
+bool config_third_party_allows(const struct config_third_party *t, size_t n, uint32_t sender, uint32_t host)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((sender & t[i].sender_mask) == t[i].sender_net && (host & t[i].host_mask) == t[i].host_net)
+			return true;
+	return false;
+}
+
+void config_third_party_format(const struct config_third_party *t, char *out, size_t len)
+{
+	char s[INET_ADDRSTRLEN], h[INET_ADDRSTRLEN];
+	struct in_addr a = { .s_addr = t->sender_net }, b = { .s_addr = t->host_net };
+
+	inet_ntop(AF_INET, &a, s, sizeof(s));
+	inet_ntop(AF_INET, &b, h, sizeof(h));
+	snprintf(out, len, "third-party %s/%d %s/%d", s, __builtin_popcount(ntohl(t->sender_mask)), h,
+		 __builtin_popcount(ntohl(t->host_mask)));
 }
 
 static const char *rule_ports_str(const struct port_range *p, char buf[16])

@@ -12,6 +12,7 @@
 
 #include "server_impl.h"
 #include "turn.h"
+#include "config_rule.h"
 #include "expiry.h"
 #include "external.h"
 #include "install.h"
@@ -262,6 +263,41 @@ static uint16_t turn_pcp_precheck(struct server *s, const struct codec_request *
 	return TABLE_RESULT_SUCCESS;
 }
 
+/*
+ * PCP's THIRD_PARTY (RFC 6887 13.1): prohibited, UNSUPP_OPTION, unless a
+ * --rule 'third-party SENDER HOST' lets this sender map for that host,
+ * which must be a LAN host of the same interface (else NOT_AUTHORIZED);
+ * the mapping is then the host's (r->client), counted against the sender's
+ * link.  IPv4 only.  TABLE_RESULT_SUCCESS to go on, else r->result is set.
+ */
+static uint16_t turn_third_party(struct server *s, struct udp_socket *sock, struct table_addr sender,
+				 struct server_request *r, int64_t now)
+{
+	struct table_addr host;
+	char who[TABLE_ADDR_STRLEN], whom[TABLE_ADDR_STRLEN];
+	struct in_addr h;
+
+	memcpy(host.v6, r->req.third_party_address, sizeof(host.v6));
+	table_addr_str(&sender, who);
+	table_addr_str(&host, whom);
+	if (!table_addr_is_v4(&sender) || !table_addr_is_v4(&host) ||
+	    !config_third_party_allows(s->cfg.third_party, s->cfg.n_third_party, sender.v4, host.v4)) {
+		r->result = CODEC_RESULT_OPTION_REFUSED;
+		turn_log_refusal(s, now, "refused PCP THIRD_PARTY from %s for %s: no --rule 'third-party' allows it", who,
+				 whom);
+		return r->result;
+	}
+	h.s_addr = host.v4;
+	if (!udp_host_allowed(sock, h, now)) {
+		r->result = TABLE_RESULT_NOT_AUTHORIZED;
+		turn_log_refusal(s, now, "refused PCP THIRD_PARTY from %s for %s: not a host of %s's subnets", who, whom,
+				 sock->ifname);
+		return r->result;
+	}
+	r->client = host;
+	return TABLE_RESULT_SUCCESS;
+}
+
 /* Step 2 for a map request: the table decides, for the asker the codec names. */
 static void turn_map(struct server *s, struct udp_socket *sock, struct table_addr client, struct server_request *r,
 		     int64_t now)
@@ -269,9 +305,15 @@ static void turn_map(struct server *s, struct udp_socket *sock, struct table_add
 	struct table_asker who = { .origin = r->req.pcp ? TABLE_ORIGIN_PCP : TABLE_ORIGIN_NATPMP,
 				   .exact = r->req.prefer_failure };
 
+	struct table_addr sender = client;
+
 	memcpy(who.nonce, r->req.nonce, sizeof(who.nonce));
 	r->over_quota = false;
 	r->grant = (struct table_grant){ 0 };
+	r->client = client;
+	if (r->req.third_party && turn_third_party(s, sock, sender, r, now) != TABLE_RESULT_SUCCESS)
+		return;
+	client = r->client;
 	/*
 	 * PCP's internal port 0 names an all-ports mapping (RFC 6887 11.1),
 	 * which is never made: deleting it deletes nothing, not NAT-PMP's
@@ -284,7 +326,7 @@ static void turn_map(struct server *s, struct udp_socket *sock, struct table_add
 	if (!r->req.pcp || (r->result = turn_pcp_precheck(s, &r->req, &client)) == TABLE_RESULT_SUCCESS)
 		r->result = table_request_by(s->table, client, &who, r->req.protocol, r->req.internal_port,
 					     r->req.suggested_port, r->req.lifetime, now, &r->grant,
-					     turn_link(s, sock, client, &r->req));
+					     turn_link(s, sock, sender, &r->req));
 	if (r->result == TABLE_RESULT_SUCCESS)
 		waiting_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
 	else
@@ -429,7 +471,7 @@ static bool turn_outcome(struct server *s, struct server_listener *l, struct udp
 	if (!s->outer || r->result != TABLE_RESULT_SUCCESS || !r->req.lifetime || p->peer.sa.sa_family != AF_INET)
 		return true;
 	port = outer_granted(s->outer, r->req.protocol, r->grant.external_port);
-	m = table_find(s->table, turn_client(p), r->req.protocol, r->req.internal_port);
+	m = table_find(s->table, r->client, r->req.protocol, r->req.internal_port);
 	/* Deleted again later in the same batch: nothing will answer for it. */
 	if (!m || m->external_port != r->grant.external_port) {
 		r->result = TABLE_RESULT_NETWORK_FAILURE;
@@ -485,7 +527,7 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 			/* RFC 6887 11.3: another owner's mapping refuses for as long as it lasts. */
 			if (r->req.pcp && r->result == TABLE_RESULT_NOT_AUTHORIZED) {
 				const struct table_mapping *m =
-					table_find(s->table, turn_client(p), r->req.protocol, r->req.internal_port);
+					table_find(s->table, r->client, r->req.protocol, r->req.internal_port);
 				if (m && m->expires > now)
 					a.error_lifetime = (uint32_t)(m->expires - now);
 			}

@@ -215,12 +215,12 @@ static enum codec_verdict pcp_codec_decode(const uint8_t *buf, size_t len, const
 	pcp_addr_of(peer, source);
 	v = pcp_decode(buf, len, source, &r);
 	/*
-	 * Options this server does not act on are refused, never accepted and
-	 * ignored: FILTER (13.3) would promise a filter that is not there, and
-	 * THIRD_PARTY (13.1) is prohibited, as RFC 6887 recommends for
-	 * customer premises equipment ("UNSUPP_OPTION").
+	 * An option this server does not act on is refused, never accepted and
+	 * ignored: FILTER (13.3) would promise a filter that is not there.
+	 * THIRD_PARTY (13.1) goes to the turn, which refuses it unless a rule
+	 * lets this sender map for that host.
 	 */
-	if (v == PCP_MAP && (r.filters || r.third_party)) {
+	if (v == PCP_MAP && r.filters) {
 		r.result = PCP_UNSUPP_OPTION;
 		v = PCP_ERROR;
 	}
@@ -236,6 +236,8 @@ static enum codec_verdict pcp_codec_decode(const uint8_t *buf, size_t len, const
 	};
 	memcpy(req->nonce, r.nonce, sizeof(req->nonce));
 	memcpy(req->suggested_address, r.suggested_address, sizeof(req->suggested_address));
+	req->third_party = r.third_party;
+	memcpy(req->third_party_address, r.third_party_address, sizeof(req->third_party_address));
 	*out_len = 0;
 	switch (v) {
 	case PCP_DROP:
@@ -266,6 +268,8 @@ static uint8_t pcp_result_of(const struct codec_answer *a)
 		return a->over_quota ? PCP_USER_EX_QUOTA : PCP_NO_RESOURCES;
 	case PCP_CANNOT_PROVIDE_EXTERNAL: /* TABLE_RESULT_CANNOT_PROVIDE */
 		return PCP_CANNOT_PROVIDE_EXTERNAL;
+	case CODEC_RESULT_OPTION_REFUSED:
+		return PCP_UNSUPP_OPTION;
 	default:
 		return PCP_NETWORK_FAILURE;
 	}
@@ -275,7 +279,7 @@ static uint8_t pcp_result_of(const struct codec_answer *a)
  * A MAP answer echoes the request's nonce, protocol and internal port
  * whatever the result (RFC 6887 11.4; mDNSResponder matches an error only
  * on a full 60-byte answer); an error also echoes the suggested port and
- * address.  PREFER_FAILURE, processed, is the one option answered (7.3).
+ * address.  THIRD_PARTY and PREFER_FAILURE, processed, are answered (7.3).
  */
 static size_t pcp_codec_encode(const struct codec_request *req, const struct codec_answer *a, uint8_t *out)
 {
@@ -301,6 +305,13 @@ static size_t pcp_codec_encode(const struct codec_request *req, const struct cod
 		n = pcp_encode_map(out, &r, result, 0, a->epoch, req->suggested_port, req->suggested_address);
 	else
 		n = pcp_encode_map(out, &r, result, a->lifetime, a->epoch, a->external_port, address);
+	if (req->third_party) {
+		memset(out + n, 0, 4);
+		out[n] = PCP_OPTION_THIRD_PARTY;
+		proto_put16(out + n + 2, 16);
+		memcpy(out + n + 4, req->third_party_address, 16);
+		n += 20;
+	}
 	if (req->prefer_failure) {
 		memset(out + n, 0, 4);
 		out[n] = PCP_OPTION_PREFER_FAILURE;

@@ -138,7 +138,8 @@ npc raw "$(pcp_map $N1 6 8082 0 600 "" "" 030000140060000000000000000000000000ff
 check "FILTER: UNSUPP_OPTION (5), never accepted and ignored" \
 	eq "$(field result) $(kernel_not_to $CLIENT 8082 && echo none)" "5 none"
 npc raw "$(pcp_map $N1 6 8082 0 600 "" "" 0100001000000000000000000000ffffc0a84d03)"
-check "THIRD_PARTY for another host: UNSUPP_OPTION (prohibited, RFC 6887 13.1)" eq "$(field result)" "5"
+check "THIRD_PARTY for another host, with no rule allowing it: UNSUPP_OPTION (prohibited, RFC 6887 13.1)" \
+	eq "$(field result)" "5"
 npc raw "$(pcp_map $N1 6 8082 0 600 "" "" 01000010${ME})"
 check "THIRD_PARTY naming the sender itself: MALFORMED_REQUEST" eq "$(field result)" "3"
 npc raw "$(pcp_map $N1 6 8082 0 600 "" "" 63000000)"
@@ -180,6 +181,24 @@ check "... and the mapping is in the kernel again" kernel_has tcp 40000 $CLIENT 
 in_rtr nft flush ruleset
 check "nft flush ruleset: the PCP mapping is put back" within 10 kernel_has tcp 40000 $CLIENT 8080
 check "... and forwards again" forward tcp 40000 8080
+
+# --- THIRD_PARTY, where a rule lets a sender map for a host ---
+daemon_kill TERM
+daemon_start --log-level info "${HTTP[@]}" --allowed-ports 40000-40999 \
+	--rule 'third-party 192.168.77.2 192.168.77.3' --rule 'third-party 192.168.77.2 10.9.0.0/16'
+TP3=01000010$(printf '%020d' 0)ffffc0a84d03 # THIRD_PARTY ::ffff:192.168.77.3
+npc raw "$(pcp_map $N1 6 7300 40300 600 "" "" $TP3)"
+check "--rule 'third-party 192.168.77.2 192.168.77.3': .2 maps for .3, the option answered (80 bytes)" \
+	eq "$(field len) $(field result) $(field external)" "80 0 40300"
+check "... the forward goes to .3" kernel_has tcp 40300 $CLIENT2 7300
+check "... and a WAN peer reaches .3 through it" forward tcp 40300 7300 $CLIENT2
+OUT=$(in_lan "$NPC_BIN" -g $GW -b $CLIENT2 unmap tcp 7300 2>&1)
+check "... the host's own NAT-PMP delete cannot undo it (result 2): it is the sender's nonce's" \
+	eq "$(field result) $(kernel_has tcp 40300 $CLIENT2 7300 && echo kept)" "2 kept"
+OUT=$(in_lan "$NPC_BIN" -g $GW -b $CLIENT2 raw "$(pcp_map $N2 6 7301 0 600 00000000000000000000ffffc0a84d03 "" 01000010${ME})" 2>&1)
+check "... the rule does not work the other way round: UNSUPP_OPTION" eq "$(field result)" "5"
+npc raw "$(pcp_map $N1 6 7302 0 600 "" "" 01000010$(printf '%020d' 0)ffff0a090001)"
+check "a rule naming a host that is not on the LAN: NOT_AUTHORIZED" eq "$(field result)" "2"
 
 # --- limits: NO_RESOURCES and USER_EX_QUOTA ---
 # Two ports for each protocol, three mappings for the client.
