@@ -183,13 +183,16 @@ in
     };
 
     rules = mkOption {
-      type = types.listOf (types.strMatching "(allow|deny) [0-9]+(-[0-9]+)? [0-9.]+(/[0-9]+)? [0-9]+(-[0-9]+)?");
+      type = types.listOf (types.strMatching
+        "((allow|deny) [0-9]+(-[0-9]+)? [0-9.]+(/[0-9]+)? [0-9]+(-[0-9]+)?|third-party [0-9.]+(/[0-9]+)? [0-9.]+(/[0-9]+)?)");
       default = [ ];
       example = [ "allow 1024-65535 192.168.1.0/24 1024-65535" "deny 0-65535 0.0.0.0/0 0-65535" ];
       description = ''
         Per-client rules, miniupnpd's form: "allow|deny EXTERNAL CLIENT[/PREFIX] INTERNAL".
         The first rule that matches a mapping decides; once any rule is given, a mapping
         none allows is refused (NAT-PMP result 2, HTTP 403). Applied to every front end.
+        "third-party SENDER[/PREFIX] HOST[/PREFIX]" lets SENDER map for HOST with PCP's
+        THIRD_PARTY option, otherwise refused.
       '';
     };
 
