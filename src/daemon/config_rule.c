@@ -57,21 +57,29 @@ static int rule_net(char *word, const char *what, uint32_t *net, uint32_t *mask,
 	return 0;
 }
 
-int config_rule_parse(const char *s, struct table_rule *r, const char **why)
+/* Splits s into exactly n words (in buf, 128 bytes): 0, or -1 for another count or a line too long. */
+static int rule_words(const char *s, char buf[128], char **word, int n)
 {
-	char buf[128], *word[5], *save = NULL;
-	int n = 0;
+	char *save = NULL;
+	int got = 0;
 
-	*why = "write allow|deny EXTERNAL CLIENT[/PREFIX] INTERNAL, e.g. allow 1024-65535 192.168.1.0/24 1024-65535";
-	if (strlen(s) >= sizeof(buf))
+	if (strlen(s) >= 128)
 		return -1;
 	strcpy(buf, s);
 	for (char *w = strtok_r(buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
-		if (n < 5)
-			word[n++] = w;
-		else
+		if (got == n)
 			return -1;
-	if (n != 4)
+		else
+			word[got++] = w;
+	return got == n ? 0 : -1;
+}
+
+int config_rule_parse(const char *s, struct table_rule *r, const char **why)
+{
+	char buf[128], *word[4];
+
+	*why = "write allow|deny EXTERNAL CLIENT[/PREFIX] INTERNAL, e.g. allow 1024-65535 192.168.1.0/24 1024-65535";
+	if (rule_words(s, buf, word, 4) < 0)
 		return -1;
 	if (strcmp(word[0], "allow") != 0 && strcmp(word[0], "deny") != 0) {
 		*why = "a rule starts with allow or deny";
@@ -87,19 +95,10 @@ int config_rule_parse(const char *s, struct table_rule *r, const char **why)
 
 int config_third_party_parse(const char *s, struct config_third_party *t, const char **why)
 {
-	char buf[128], *word[4], *save = NULL;
-	int n = 0;
+	char buf[128], *word[3];
 
 	*why = "write third-party SENDER[/PREFIX] HOST[/PREFIX], e.g. third-party 192.168.1.2 192.168.1.0/24";
-	if (strlen(s) >= sizeof(buf))
-		return -1;
-	strcpy(buf, s);
-	for (char *w = strtok_r(buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
-		if (n < 4)
-			word[n++] = w;
-		else
-			return -1;
-	if (n != 3 || strcmp(word[0], "third-party") != 0)
+	if (rule_words(s, buf, word, 3) < 0 || strcmp(word[0], "third-party") != 0)
 		return -1;
 	if (rule_net(word[1], "sender", &t->sender_net, &t->sender_mask, why) < 0)
 		return -1;
