@@ -91,6 +91,18 @@ void external_warn_none(const struct server *s)
 			  s->cfg.external_interface);
 }
 
+/* What kind of address addr (network order) is when not one the Internet reaches: NULL for a public one. */
+static const char *external_unreachable_kind(uint32_t addr)
+{
+	uint32_t a = ntohl(addr);
+
+	if ((a & 0xffc00000u) == 0x64400000u)
+		return "in the shared address space of carrier-grade NAT (100.64.0.0/10, RFC 6598)";
+	if ((a & 0xff000000u) == 0x0a000000u || (a & 0xfff00000u) == 0xac100000u || (a & 0xffff0000u) == 0xc0a80000u)
+		return "a private address (RFC 1918)";
+	return NULL;
+}
+
 void external_changed(struct server *s)
 {
 	char addr[INET_ADDRSTRLEN];
@@ -103,6 +115,13 @@ void external_changed(struct server *s)
 			 netif_addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
 	else
 		external_warn_none(s);
+	/* Behind another NAT, what the clients are told is nobody's address on the Internet: say so. */
+	const char *kind = s->n_external ? external_unreachable_kind(s->external[0]) : NULL;
+	if (kind && !s->cfg.external_address && !s->cfg.upstream_gateway)
+		log_warnx("external address %s of %s is %s: another NAT stands between it and the Internet, and the "
+			  "forwards made here cannot be reached from outside; if that NAT speaks NAT-PMP, "
+			  "--upstream-gateway maps every port there too",
+			  addr, s->cfg.external_interface, kind);
 	/* Hairpinning follows the interface's addresses. */
 	nft_begin(s->nft);
 	if ((r = nft_set_external(s->nft, s->external, s->n_external)) < 0 || (r = install_commit(s)) < 0) {

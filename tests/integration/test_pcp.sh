@@ -228,6 +228,12 @@ wait $LISTENER 2>/dev/null
 new_address() { npc -n $N1 pcp-map udp 1 0 600; eq "$(field result) $(field address)" "0 198.51.100.7"; }
 check "... and a MAP answers the new address" within 5 new_address
 must ip -n "$RTR" addr del 198.51.100.7/24 dev "$RTR_WAN_IF"
+# Behind a carrier-grade NAT (issue 17): a shared-space address is told to clients, but nobody outside reaches it.
+check "a public external address brings no warning of another NAT" eval '! logged "another NAT stands between"'
+must ip -n "$RTR" addr add 100.64.0.9/10 dev "$RTR_WAN_IF"
+check "an external address in 100.64.0.0/10 is warned about: named, unreachable from outside, what helps" \
+	within 5 logged "external address 100.64.0.9 of $RTR_WAN_IF is in the shared address space of carrier-grade NAT (100.64.0.0/10, RFC 6598): another NAT stands between it and the Internet, and the forwards made here cannot be reached from outside; if that NAT speaks NAT-PMP, --upstream-gateway maps every port there too"
+must ip -n "$RTR" addr del 100.64.0.9/10 dev "$RTR_WAN_IF"
 must ip -n "$RTR" addr add $EXT/24 dev "$RTR_WAN_IF"
 
 # --- no external address: NETWORK_FAILURE, ANNOUNCE still answers ---
