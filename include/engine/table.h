@@ -273,6 +273,8 @@ int64_t table_next_expiry(const struct table *t);
 
 size_t table_count(const struct table *t);
 size_t table_client_count(const struct table *t, struct table_addr client);
+/* How many mappings one link (TABLE_LINK_*, table_mapping.link) holds; 0 for TABLE_LINK_NONE. */
+size_t table_link_count(struct table *t, uint64_t link);
 const struct table_mapping *table_find(const struct table *t, struct table_addr client, uint8_t protocol,
 				       uint16_t internal_port);
 const struct table_mapping *table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port);

@@ -88,6 +88,7 @@ struct server_request {
 	uint16_t result; /* CODEC_MAP, CODEC_ADDRESS: TABLE_RESULT_* */
 	bool over_quota; /* TABLE_RESULT_OUT_OF_RESOURCES: the client's own limit */
 	struct table_addr client; /* CODEC_MAP: whose mapping, the sender's or (THIRD_PARTY) another host's */
+	uint64_t link;		  /* CODEC_MAP: who sent it at the link layer (table_mapping.link) */
 	struct table_grant grant;
 };
 

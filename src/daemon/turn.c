@@ -228,8 +228,12 @@ static void turn_refused(struct server *s, struct table_addr client, struct serv
 		why = "there is no external address yet";
 	else if ((r->over_quota = table_client_count(s->table, client) >= s->cfg.max_mappings_per_ip))
 		why = "it holds --max-mappings-per-ip";
+	/* The same host under another of its addresses: its quota all the same (PCP's USER_EX_QUOTA). */
+	else if ((r->over_quota = r->link != TABLE_LINK_NONE && r->link != TABLE_LINK_UNKNOWN &&
+				  table_link_count(s->table, r->link) >= s->cfg.max_mappings_per_ip))
+		why = "its host holds --max-mappings-per-ip under other addresses";
 	else
-		why = "no free port in --allowed-ports (or its host holds --max-mappings-per-ip under other addresses)";
+		why = "no free port in --allowed-ports (or the hosts without a neighbour entry hold --max-mappings-per-ip together)";
 	/* The result is NAT-PMP's code; PCP words it its own way (wire/pcp.c). */
 	if (req->pcp)
 		turn_log_refusal(s, now, "refused to %s %s %u for %s by PCP: %s", req->lifetime ? "map" : "delete",
@@ -323,10 +327,11 @@ static void turn_map(struct server *s, struct udp_socket *sock, struct table_add
 		r->result = TABLE_RESULT_SUCCESS;
 		return;
 	}
+	r->link = TABLE_LINK_NONE;
 	if (!r->req.pcp || (r->result = turn_pcp_precheck(s, &r->req, &client)) == TABLE_RESULT_SUCCESS)
 		r->result = table_request_by(s->table, client, &who, r->req.protocol, r->req.internal_port,
 					     r->req.suggested_port, r->req.lifetime, now, &r->grant,
-					     turn_link(s, sock, sender, &r->req));
+					     r->link = turn_link(s, sock, sender, &r->req));
 	if (r->result == TABLE_RESULT_SUCCESS)
 		waiting_wish_add(s, r->req.protocol, r->grant.external_port, r->req.suggested_port);
 	else

@@ -676,6 +676,11 @@ size_t table_client_count(const struct table *t, struct table_addr client)
 	return c ? c->count : 0;
 }
 
+size_t table_link_count(struct table *t, uint64_t link)
+{
+	return link == TABLE_LINK_NONE ? 0 : link_held(t, link);
+}
+
 const struct table_mapping *table_find(const struct table *t, struct table_addr client, uint8_t protocol,
 				       uint16_t internal_port)
 {

@@ -216,6 +216,11 @@ check "a client at --max-mappings-per-ip: USER_EX_QUOTA (10), short lifetime" \
 	eq "$(field len) $(field result) $(field lifetime)" "60 10 30"
 check "/metrics counts them as PCP says them (results 8 and 10, not NAT-PMP's 4)" \
 	eq "$(metric 'natpmp_pcp_requests_total{opcode="map",result="8"}') $(metric 'natpmp_pcp_requests_total{opcode="map",result="10"}') $(metric 'natpmp_pcp_requests_total{opcode="map",result="4"}')" "1 1 0"
+# .3 is the same host as .2 (one link-layer address): its quota is spent too.
+sleep 1.1 # (refusals are logged at most once a second)
+OUT=$(in_lan "$NPC_BIN" -g $GW -b $CLIENT2 -n $N2 pcp-map tcp 3 0 600 2>&1)
+check "the same host under another address: USER_EX_QUOTA too, not NO_RESOURCES" eq "$(field result)" "10"
+check "... and the log says why" within 5 logged "its host holds --max-mappings-per-ip under other addresses"
 
 # --- a new external address: announced by PCP too (RFC 6887 14.1.3), with the epoch going on ---
 lan_listen 6 "$LAB_DIR/change.cap"
