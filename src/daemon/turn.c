@@ -204,6 +204,12 @@ static void turn_log_refusal(struct server *s, int64_t now, const char *fmt, ...
 	s->refusals_unlogged = 0;
 }
 
+/* An IPv6 link-local address (fe80::/10): no pinhole for one is reachable from outside. */
+static bool turn_link_local(const struct table_addr *a)
+{
+	return !table_addr_is_v4(a) && a->v6[0] == 0xfe && (a->v6[1] & 0xc0) == 0x80;
+}
+
 /* Why the table refused client a mapping, in words; r->over_quota says whether it was the client's own limit. */
 static void turn_refused(struct server *s, struct table_addr client, struct server_request *r, int64_t now)
 {
@@ -213,8 +219,7 @@ static void turn_refused(struct server *s, struct table_addr client, struct serv
 	const char *why;
 
 	table_addr_str(&client, who);
-	if (r->result == TABLE_RESULT_NOT_AUTHORIZED && !table_addr_is_v4(&client) && client.v6[0] == 0xfe &&
-	    (client.v6[1] & 0xc0) == 0x80)
+	if (r->result == TABLE_RESULT_NOT_AUTHORIZED && turn_link_local(&client))
 		why = "a link-local address is never reachable from outside: ask from a global one";
 	else if (r->result == TABLE_RESULT_NOT_AUTHORIZED && m && m->origin == TABLE_ORIGIN_PCP)
 		why = req->pcp ? "the mapping belongs to another PCP nonce" : "the mapping is a PCP client's";
@@ -257,7 +262,7 @@ static uint16_t turn_pcp_precheck(struct server *s, const struct codec_request *
 
 	if (!req->lifetime)
 		return TABLE_RESULT_SUCCESS;
-	if (!table_addr_is_v4(client) && ext.v6[0] == 0xfe && (ext.v6[1] & 0xc0) == 0x80)
+	if (turn_link_local(client))
 		return TABLE_RESULT_NOT_AUTHORIZED;
 	if (table_addr_is_v4(client) && !ext.v4)
 		return TABLE_RESULT_NETWORK_FAILURE;
@@ -370,14 +375,13 @@ static uint32_t turn_rate_key(const struct table_addr *a)
 }
 
 /* Whether the daemon serves a datagram from p's source to p's destination at all; counts and logs what it drops. */
-static bool turn_admits(struct server *s, struct udp_socket *sock, const struct udp_packet *p, int64_t now,
-			int64_t now_ms)
+static bool turn_admits(struct server *s, struct udp_socket *sock, const struct udp_packet *p,
+			const struct table_addr *client, int64_t now, int64_t now_ms)
 {
 	char peer[TABLE_ADDR_STRLEN], dest[INET6_ADDRSTRLEN];
-	struct table_addr client = turn_client(p);
 	bool v6 = sock->family == AF_INET6;
 
-	table_addr_str(&client, peer);
+	table_addr_str(client, peer);
 	if (v6 ? !udp_source6_allowed(sock, &p->peer.v6.sin6_addr, now) : !udp_source_allowed(sock, p->peer.v4.sin_addr, now)) {
 		s->metrics.drops[METRICS_DROP_NOT_LAN]++;
 		turn_log_refusal(s, now, "ignored a request on %s from %s: not inside its subnets (not a LAN host)",
@@ -394,7 +398,7 @@ static bool turn_admits(struct server *s, struct udp_socket *sock, const struct 
 			  sock->ifname);
 		return false;
 	}
-	if (!ratelimit_allow(s->ratelimit, turn_rate_key(&client), now_ms)) {
+	if (!ratelimit_allow(s->ratelimit, turn_rate_key(client), now_ms)) {
 		/* Counted, and logged at most once per power of two, so a flood cannot flood the log too. */
 		uint64_t n = ++s->metrics.drops[METRICS_DROP_RATE_LIMITED];
 		if ((n & (n - 1)) == 0)
@@ -419,7 +423,7 @@ static void turn_decide(struct server *s, struct udp_socket *sock, struct udp_pa
 
 	r->codec = NULL;
 	r->req.verdict = CODEC_DROP;
-	if (!turn_admits(s, sock, p, now, now_ms))
+	if (!turn_admits(s, sock, p, &client, now, now_ms))
 		return;
 	r->codec = codec_for(p->data, p->len);
 	/* NAT-PMP is IPv4's (RFC 6886): over IPv6 only PCP is served. */

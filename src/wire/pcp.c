@@ -255,7 +255,7 @@ static enum codec_verdict pcp_codec_decode(const uint8_t *buf, size_t len, const
 }
 
 /* The engine's result (engine/table.h, RFC 6886's values) in RFC 6887 7.4's words. */
-static uint8_t pcp_result_of(const struct codec_answer *a)
+static uint16_t pcp_result_of(const struct codec_answer *a)
 {
 	switch (a->result) {
 	case 0:
@@ -288,7 +288,7 @@ static size_t pcp_codec_encode(const struct codec_request *req, const struct cod
 		.protocol = req->protocol,
 		.internal_port = req->internal_port,
 	};
-	uint8_t result = pcp_result_of(a), address[16];
+	uint8_t result = (uint8_t)pcp_result_of(a), address[16];
 	size_t n;
 
 	if (req->verdict == CODEC_ADDRESS)
@@ -327,15 +327,10 @@ static size_t pcp_codec_announce(uint32_t epoch, uint32_t external_address, uint
 	return pcp_encode_announce(out, PCP_SUCCESS, epoch);
 }
 
-static uint16_t pcp_wire_result(const struct codec_answer *a)
-{
-	return pcp_result_of(a);
-}
-
 const struct codec codec_pcp = {
 	.name = "PCP",
 	.decode = pcp_codec_decode,
 	.encode = pcp_codec_encode,
 	.announce = pcp_codec_announce,
-	.wire_result = pcp_wire_result,
+	.wire_result = pcp_result_of,
 };
