@@ -452,15 +452,18 @@ kernel_timeout() { nft_map | awk -v p="$1" -v e="$2" '$1 == p && $2 == e { print
 # await_listening FILE: a traffic.py listener writing to FILE says it listens (at most 10 s).
 await_listening() { within 10 grep -q listening "$1" >/dev/null; }
 
-# forward PROTO EPORT LPORT [LAN_ADDR]: a WAN peer reaches the LAN client's
-# listener on LPORT through the router's EXT:EPORT.
+# forward PROTO EPORT LPORT [LAN_ADDR [DEST]]: a WAN peer reaches the LAN client's
+# listener on LPORT through DEST:EPORT (DEST: the router's EXT; an IPv6 pinhole's
+# is the client's own address).
 forward() {
-	local proto=$1 eport=$2 lport=$3 lan_addr=${4:-$CLIENT} spid prc
+	local proto=$1 eport=$2 lport=$3 lan_addr=${4:-$CLIENT} dest=${5:-$EXT} spid prc
 	in_lan $PYTHON "$TRAFFIC" serve "$proto" "$lan_addr" "$lport" 5 >"$LAB_DIR/serve.out" 2>&1 &
 	spid=$!
 	await_listening "$LAB_DIR/serve.out"
-	in_wan $PYTHON "$TRAFFIC" probe "$proto" $EXT "$eport" 2 >"$LAB_DIR/probe.out" 2>&1
+	in_wan $PYTHON "$TRAFFIC" probe "$proto" "$dest" "$eport" 2 >"$LAB_DIR/probe.out" 2>&1
 	prc=$?
+	# in_lan runs in a subshell: the listener is its child, and must not outlive the check (its port is reused).
+	pkill -KILL -P "$spid" 2>/dev/null
 	kill "$spid" 2>/dev/null
 	wait "$spid" 2>/dev/null
 	return $prc

@@ -35,21 +35,9 @@ has_pinhole() {
 	pinholes | grep -qx "$1 $(proto_num $2) $3" || { echo "       no pinhole $1 $2 $3 in: $(pinholes | tr '\n' '|')"; return 1; }
 }
 lacks_pinhole() { ! pinholes | grep -qx "$1 $(proto_num $2) $3" && daemon_alive; }
-reach6() { forward "$1" "$2" "$3" "$CLIENT6"; }
-blocked6() { ! forward "$1" "$2" "$3" "$CLIENT6" && daemon_alive; }
-forward() {
-	local proto=$1 eport=$2 lport=$3 lan_addr=$4 spid prc
-	in_lan $PYTHON "$TRAFFIC" serve "$proto" "$lan_addr" "$lport" 5 >"$LAB_DIR/serve.out" 2>&1 &
-	spid=$!
-	await_listening "$LAB_DIR/serve.out"
-	in_wan $PYTHON "$TRAFFIC" probe "$proto" "$lan_addr" "$eport" 2 >"$LAB_DIR/probe.out" 2>&1
-	prc=$?
-	# (in_lan runs in a subshell: the listener itself is its child, and must not outlive the check)
-	pkill -KILL -f "traffic.py serve $proto $lan_addr $lport " 2>/dev/null
-	wait "$spid" 2>/dev/null
-	[ $prc = 0 ] || echo "       $(cat "$LAB_DIR/probe.out" "$LAB_DIR/serve.out" | tr '\n' ' ')"
-	return $prc
-}
+# Through a pinhole the WAN peer connects to the client's own address.
+reach6() { forward "$1" "$2" "$3" "$CLIENT6" "$CLIENT6"; }
+blocked6() { ! forward "$1" "$2" "$3" "$CLIENT6" "$CLIENT6" && daemon_alive; }
 
 check "at start, PCP's unsolicited ANNOUNCE goes to [ff02::1]:5350 from the router's link-local address" \
 	eval 'grep -q "^datagram .*from=\[fe80::[0-9a-f:]*\]:5351 len=24 version=2 opcode=128 result=0" "$LAB_DIR/start6.cap"'
@@ -70,7 +58,7 @@ check "... a pinhole in table ip6 natpmp" has_pinhole $CLIENT6 tcp 8080
 check "... the hook hears of it with the client's own address as the external one" \
 	hook_saw "added tcp $CLIENT6 8080 $CLIENT6 8080 600"
 check "... through which a WAN peer reaches the LAN host over TCP" reach6 tcp 8080 8080
-check "... (the other host's port stays closed)" eval '! forward tcp 8080 8080 $CLIENT6B'
+check "... (the other host's port stays closed)" eval '! forward tcp 8080 8080 $CLIENT6B $CLIENT6B'
 npc6 -n $N1 pcp-map udp 5000 6000 600
 check "UDP MAP: the suggested port is a hint, the pinhole is the host's own port" \
 	eq "$(field result) $(field external)" "0 5000"
@@ -136,7 +124,8 @@ check "... the log counts the IPv6 conntrack entries removed" grep -q "removed [
 touch "$LAB_DIR/go"
 wait $CPID
 check "... the connection open through it is cut (its conntrack entry removed)" eq "$?" 1
-pkill -KILL -f "traffic.py serve tcp $CLIENT6 8080 " 2>/dev/null
+pkill -KILL -P $SPID 2>/dev/null
+kill $SPID 2>/dev/null
 wait $SPID 2>/dev/null
 check "... and a new connection from the WAN is dropped" blocked6 tcp 8080 8080
 
