@@ -26,6 +26,8 @@
 #define CONFIG_NAME_MAX 64
 #define CONFIG_TOKEN_MAX 256
 #define CONFIG_TOKEN_MIN 16
+#define CONFIG_MAX_STUN 8
+#define CONFIG_STUN_HOST_MAX 256
 
 /* The default --pinhole-mark (and mask): bit 24, clear of Tailscale's and Kubernetes' bits. */
 #define CONFIG_PINHOLE_MARK 0x1000000u
@@ -68,6 +70,12 @@ struct config {
 	uint32_t hook_timeout;	   /* seconds */
 	uint32_t upstream_gateway; /* network byte order; 0: not in upstream mode */
 	char upstream_interface[16]; /* upstream mode: also external_interface */
+	/* STUN mode: "HOST:PORT" each, tried in turn; n_stun 0: not in STUN mode */
+	char stun_servers[CONFIG_MAX_STUN][CONFIG_STUN_HOST_MAX + 6];
+	size_t n_stun;
+	uint32_t stun_keepalive;	  /* seconds between keep-alives of a binding */
+	char stun_keepalive_server[24];	  /* "A.B.C.D:PORT" of an HTTP server for TCP bindings; "": none */
+	bool stun_allow_filtered;	  /* map through an outer NAT that seems to filter */
 	bool check_config;
 	bool list_mappings; /* --list-mappings: print the state directory's mappings and exit */
 	bool json;	    /* ... as JSON */

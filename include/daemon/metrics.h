@@ -44,7 +44,7 @@ struct metrics {
 	uint64_t reload_errors;
 	uint64_t http_forwards;
 	uint64_t hooks[METRICS_HOOK_COUNT];
-	/* Upstream mode: copied from outer_stats() at each scrape. */
+	/* Upstream and STUN mode: copied from outer_stats() at each scrape. */
 	uint64_t upstream_requests;
 	uint64_t upstream_timeouts;
 	uint64_t upstream_resets;
@@ -56,7 +56,10 @@ struct metrics_gauges {
 	uint64_t mappings_http; /* of those, made through the HTTP API */
 	uint32_t epoch;
 	int serving; /* 1: answering with an external address, table installed */
-	int upstream; /* upstream mode: the upstream_* families are written */
+	int upstream; /* upstream or STUN mode: the outer NAT's families are written */
+	int stun;     /* STUN mode: ... as natpmp_stun_*, with what follows */
+	const char *mapping, *filtering; /* STUN mode: the outer NAT's behaviour (RFC 4787's words) */
+	int forwarding; /* STUN mode: new mappings are made through the outer NAT */
 };
 
 /* Appends the exposition text to out (an open memstream or file); 0 or -1 when the write failed. */

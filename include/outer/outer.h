@@ -9,9 +9,9 @@
  * when you have them, or that you failed; tell me when a port moves, when
  * the address changes, and when everything was lost and asked for again.
  *
- * Implementations: upstream.c asks a NAT-PMP gateway (--upstream-gateway).
- * A STUN-kept binding through a full-cone CGNAT will be a second one, with
- * its own outer_open_*() and nothing else changed in the daemon.
+ * Implementations: upstream.c asks a NAT-PMP gateway (--upstream-gateway);
+ * stunkeep.c opens and keeps bindings through a full-cone carrier-grade
+ * NAT itself, learning their public ports by STUN (--stun-server).
  *
  * Ports in host order, addresses in network byte order, until_s in
  * CLOCK_MONOTONIC seconds.  Functions return 0 or -errno.  A result in an
@@ -23,6 +23,7 @@
 #define NATPMP_OUTER_OUTER_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,25 @@ struct outer_events {
 	void (*remapped)(void *arg, size_t n);
 };
 
+/* How the outer NAT stands, for the log, /health and /metrics. */
+struct outer_status {
+	const char *kind;      /* "natpmp" (a gateway asked) or "stun" */
+	const char *mapping;   /* STUN mode: RFC 4787's word for its mapping ("endpoint-independent", ...) */
+	const char *filtering; /* ... and its filtering; "unknown" until told */
+	bool forwarding;       /* new mappings are made through it */
+	const char *why_not;   /* when not forwarding: why, in a sentence */
+};
+
+/* STUN mode's settings (config.h's --stun-* options). */
+struct outer_stun_config {
+	const char *ifname;		/* the external interface */
+	const char *const *servers;	/* "HOST[:PORT]", tried in turn */
+	size_t n_servers;
+	const char *keepalive_server;	/* "A.B.C.D[:PORT]" of an HTTP server for TCP bindings; NULL: none */
+	uint32_t keepalive_s;		/* seconds between keep-alives */
+	bool allow_filtered;		/* map through a NAT that seems to filter, too */
+};
+
 struct outer_stats {
 	uint64_t requests; /* requests sent, retransmissions not counted */
 	uint64_t timeouts; /* requests never answered */
@@ -58,6 +78,9 @@ struct outer_ops {
 	uint32_t (*address)(const void *impl);
 	size_t (*remapping)(const void *impl);
 	const struct outer_stats *(*stats)(const void *impl);
+	void (*recheck)(void *impl);
+	bool (*owns)(const void *impl, uint8_t protocol, uint16_t port);
+	void (*status)(const void *impl, struct outer_status *st);
 	void (*close)(void *impl);
 };
 
@@ -66,6 +89,9 @@ struct outer;
 /* A NAT-PMP gateway (port 5351) asked through ifname (upstream.c); NULL after logging why. */
 struct outer *outer_open_natpmp(struct event_base *base, uint32_t gateway, const char *ifname,
 				const struct outer_events *ev);
+/* STUN mode (stunkeep.c) through cfg->ifname; NULL after logging why. */
+struct outer *outer_open_stun(struct event_base *base, const struct outer_stun_config *cfg,
+			      const struct outer_events *ev);
 /* Leaves the outer NAT's mappings as they are: they expire there, or a restart asks again. */
 void outer_close(struct outer *o);
 
@@ -84,5 +110,10 @@ uint32_t outer_address(const struct outer *o);
 /* Mappings asked for again after a reset that have yet to be answered. */
 size_t outer_remapping(const struct outer *o);
 const struct outer_stats *outer_stats(const struct outer *o);
+/* The external interface's address changed: look at the outer NAT again (its address, its kind). */
+void outer_recheck(struct outer *o);
+/* Whether a socket of the outer NAT's own holds the router's protocol port (not a service to keep clear of). */
+bool outer_owns(const struct outer *o, uint8_t protocol, uint16_t port);
+void outer_status(const struct outer *o, struct outer_status *st);
 
 #endif

@@ -35,6 +35,19 @@ static int api_status(void *arg, struct json_object *out)
 	json_object_object_add(out, "mappings", json_object_new_int64((int64_t)table_count(s->table)));
 	json_object_object_add(out, "external_address", public ? json_object_new_string(netif_addr_str(public, addr)) : NULL);
 	json_object_object_add(out, "epoch", json_object_new_int64(server_epoch(s, server_mono_s())));
+	if (s->outer) {
+		struct outer_status st;
+		struct json_object *o = json_object_new_object();
+		outer_status(s->outer, &st);
+		json_object_object_add(o, "kind", json_object_new_string(st.kind));
+		if (st.mapping) {
+			json_object_object_add(o, "mapping", json_object_new_string(st.mapping));
+			json_object_object_add(o, "filtering", json_object_new_string(st.filtering));
+		}
+		json_object_object_add(o, "forwarding", json_object_new_boolean(st.forwarding));
+		json_object_object_add(o, "reason", st.why_not ? json_object_new_string(st.why_not) : NULL);
+		json_object_object_add(out, "outer_nat", o);
+	}
 	return strcmp(status, "serving") == 0;
 }
 
@@ -87,7 +100,13 @@ static int api_metrics(void *arg, FILE *out)
 	table_foreach(s->table, count_one, &g);
 	if (s->outer) {
 		const struct outer_stats *us = outer_stats(s->outer);
+		struct outer_status st;
+		outer_status(s->outer, &st);
 		g.upstream = 1;
+		g.stun = strcmp(st.kind, "stun") == 0;
+		g.mapping = st.mapping;
+		g.filtering = st.filtering;
+		g.forwarding = st.forwarding;
 		s->metrics.upstream_requests = us->requests;
 		s->metrics.upstream_timeouts = us->timeouts;
 		s->metrics.upstream_resets = us->resets;
@@ -167,7 +186,7 @@ struct http *api_listen(struct server *s, const char *listen)
 	struct http_backend b = server_http_backend;
 
 	b.arg = s;
-	b.upstream = s->cfg.upstream_gateway != 0;
+	b.upstream = s->outer || s->cfg.upstream_gateway || s->cfg.n_stun;
 	return http_open(s->base, listen, &s->cfg, &b);
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config_file.h"
+#include "config_outer.h"
 #include "config_rule.h"
 #include "daemon/config.h"
 #include "kernel/netif.h"
@@ -43,6 +44,10 @@ enum {
 	OPT_HOOK_TIMEOUT,
 	OPT_UPSTREAM_GATEWAY,
 	OPT_UPSTREAM_INTERFACE,
+	OPT_STUN_SERVER,
+	OPT_STUN_KEEPALIVE,
+	OPT_STUN_KEEPALIVE_SERVER,
+	OPT_STUN_ALLOW_FILTERED,
 	OPT_RULE,
 	OPT_CHECK_CONFIG,
 	OPT_HELP,
@@ -76,6 +81,10 @@ static const struct option config_options[] = {
 	{ "hook-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
 	{ "upstream-gateway", required_argument, NULL, OPT_UPSTREAM_GATEWAY },
 	{ "upstream-interface", required_argument, NULL, OPT_UPSTREAM_INTERFACE },
+	{ "stun-server", required_argument, NULL, OPT_STUN_SERVER },
+	{ "stun-keepalive", required_argument, NULL, OPT_STUN_KEEPALIVE },
+	{ "stun-keepalive-server", required_argument, NULL, OPT_STUN_KEEPALIVE_SERVER },
+	{ "stun-allow-filtered", no_argument, NULL, OPT_STUN_ALLOW_FILTERED },
 	{ "rule", required_argument, NULL, OPT_RULE },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -100,6 +109,7 @@ static void config_defaults(struct config *cfg)
 	strcpy(cfg->state_dir, "/var/lib/natpmp-server");
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->hook_timeout = 10;
+	cfg->stun_keepalive = 20;
 }
 
 static int config_error(const char *option, const char *value, const char *why)
@@ -437,6 +447,18 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 				     &cfg->upstream_gateway);
 	case OPT_UPSTREAM_INTERFACE:
 		return parse_interface("upstream-interface", arg, cfg->upstream_interface);
+	case OPT_STUN_SERVER:
+		return config_stun_server(cfg, arg);
+	case OPT_STUN_KEEPALIVE:
+		if (parse_uint("stun-keepalive", arg, 1, 3600, &v) < 0)
+			return -1;
+		cfg->stun_keepalive = (uint32_t)v;
+		return 0;
+	case OPT_STUN_KEEPALIVE_SERVER:
+		return config_stun_keepalive_server(cfg, arg);
+	case OPT_STUN_ALLOW_FILTERED:
+		cfg->stun_allow_filtered = true;
+		return 0;
 	case OPT_RATE_LIMIT:
 		if (parse_uint("rate-limit", arg, 0, 1000000, &v) < 0)
 			return -1;
@@ -497,7 +519,8 @@ static int config_apply(struct config *cfg, int opt, const char *arg, int *range
 
 static int option_repeatable(int opt)
 {
-	return opt == OPT_LISTEN_INTERFACE || opt == OPT_ALLOWED_PORTS || opt == OPT_RESERVED_PORTS || opt == OPT_RULE;
+	return opt == OPT_LISTEN_INTERFACE || opt == OPT_ALLOWED_PORTS || opt == OPT_RESERVED_PORTS || opt == OPT_RULE ||
+	       opt == OPT_STUN_SERVER;
 }
 
 /* NATPMP_LISTEN_INTERFACE for "listen-interface". */
@@ -602,47 +625,6 @@ static int config_from_env(struct config *cfg, const int *seen, int *ranges_rese
 	return 0;
 }
 
-/*
- * Upstream mode: the gateway forwards to the router's address on the
- * interface facing it, so that is where the local forwards must match, the
- * role --external-interface has otherwise.  --upstream-interface names it,
- * or --external-interface does; two different names cannot both be right.
- */
-static int config_upstream_check(struct config *cfg)
-{
-	if (!cfg->upstream_gateway) {
-		if (cfg->upstream_interface[0])
-			return config_error("upstream-interface", cfg->upstream_interface,
-					    "needs --upstream-gateway: name the gateway to ask through it");
-		return 0;
-	}
-	if (cfg->external_address) {
-		char addr[INET_ADDRSTRLEN];
-		struct in_addr a = { .s_addr = cfg->external_address };
-		return config_error("external-address", inet_ntop(AF_INET, &a, addr, sizeof(addr)),
-				    "cannot be combined with --upstream-gateway: the gateway tells the external "
-				    "address; drop one of them");
-	}
-	if (!cfg->upstream_interface[0]) {
-		if (!cfg->external_interface[0]) {
-			fprintf(stderr, "natpmp-server: error: --upstream-gateway needs the interface that faces it: "
-					"give --upstream-interface, e.g. --upstream-interface wg0\n");
-			return -1;
-		}
-		strcpy(cfg->upstream_interface, cfg->external_interface);
-	}
-	if (cfg->external_interface[0] && strcmp(cfg->external_interface, cfg->upstream_interface) != 0) {
-		fprintf(stderr,
-			"natpmp-server: error: --external-interface %s and --upstream-interface %s differ: in upstream mode "
-			"the forwards arrive from the gateway, so they name the same interface; give only "
-			"--upstream-interface\n",
-			cfg->external_interface, cfg->upstream_interface);
-		return -1;
-	}
-	strcpy(cfg->external_interface, cfg->upstream_interface);
-	return 0;
-}
-
 /* "a-b,c" for ranges, cut short with "..." when it does not fit. */
 static void config_ranges_str(const struct port_range *r, size_t n, char *out, size_t len)
 {
@@ -687,7 +669,7 @@ static int config_check(struct config *cfg)
 				"clients ask on, e.g. --listen-interface br-lan\n");
 		return -1;
 	}
-	if (config_upstream_check(cfg) < 0)
+	if (config_outer_check(cfg) < 0)
 		return -1;
 	if (cfg->external_interface[0] == '\0') {
 		fprintf(stderr, "natpmp-server: error: --external-interface is required: name the interface that "

@@ -47,6 +47,17 @@ void config_usage(FILE *out)
 	      "                             gateway (a VPN's, or the ISP router's: double NAT)\n"
 	      "  --upstream-interface IF    the interface facing that gateway; forwards arrive\n"
 	      "                             on it (default: --external-interface)\n"
+	      "  --stun-server HOST[:PORT]  STUN mode, behind a full-cone carrier-grade NAT: learn\n"
+	      "                             the public address there, and open and keep each\n"
+	      "                             mapping's port through it (repeatable, tried in turn;\n"
+	      "                             port 3478 when none)\n"
+	      "  --stun-keepalive SECS      STUN mode: keep each binding alive this often; below\n"
+	      "                             the outer NAT's idle timeout (default 20)\n"
+	      "  --stun-keepalive-server A.B.C.D[:PORT]\n"
+	      "                             STUN mode: also keep TCP bindings by a kept connection\n"
+	      "                             to this HTTP server (port 80 when none)\n"
+	      "  --stun-allow-filtered      STUN mode: map even when the outer NAT seems to filter\n"
+	      "                             or map per destination\n"
 	      "  --rule 'allow|deny EXT CLIENT[/PREFIX] INT'\n"
 	      "                             which LAN addresses may map which external ports to\n"
 	      "                             which internal ports (repeatable; first match wins;\n"
@@ -124,4 +135,12 @@ void config_print(const struct config *cfg, FILE *out)
 		fprintf(out, "--upstream-gateway %s\n--upstream-interface %s\n", inet_ntop(AF_INET, &a, addr, sizeof(addr)),
 			cfg->upstream_interface);
 	}
+	for (size_t i = 0; i < cfg->n_stun; i++)
+		fprintf(out, "--stun-server %s\n", cfg->stun_servers[i]);
+	if (cfg->n_stun)
+		fprintf(out, "--stun-keepalive %u\n", cfg->stun_keepalive);
+	if (cfg->stun_keepalive_server[0])
+		fprintf(out, "--stun-keepalive-server %s\n", cfg->stun_keepalive_server);
+	if (cfg->stun_allow_filtered)
+		fprintf(out, "--stun-allow-filtered\n");
 }

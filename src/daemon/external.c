@@ -13,12 +13,12 @@
 #include "install.h"
 
 /*
- * The address clients are told: the gateway's in upstream mode, else
- * --external-address, else the interface's first; 0 when none.
+ * The address clients are told: the outer NAT's in upstream and STUN mode,
+ * else --external-address, else the interface's first; 0 when none.
  */
 uint32_t external_address(const struct server *s)
 {
-	if (s->cfg.upstream_gateway)
+	if (s->cfg.upstream_gateway || s->cfg.n_stun)
 		return s->outer ? outer_address(s->outer) : 0;
 	if (s->cfg.external_address)
 		return s->cfg.external_address;
@@ -103,6 +103,20 @@ static const char *external_unreachable_kind(uint32_t addr)
 	return NULL;
 }
 
+void external_warn_unreachable(const struct server *s)
+{
+	char addr[INET_ADDRSTRLEN];
+	/* Behind another NAT, what the clients are told is nobody's address on the Internet: say so. */
+	const char *kind = s->n_external ? external_unreachable_kind(s->external[0]) : NULL;
+
+	if (kind && !s->cfg.external_address && !s->outer)
+		log_warnx("external address %s of %s is %s: another NAT stands between it and the Internet, and the "
+			  "forwards made here cannot be reached from outside; if that NAT speaks NAT-PMP, "
+			  "--upstream-gateway maps every port there too; if it is a full-cone carrier-grade NAT, "
+			  "--stun-server opens and keeps each port through it",
+			  netif_addr_str(s->external[0], addr), s->cfg.external_interface, kind);
+}
+
 void external_changed(struct server *s)
 {
 	char addr[INET_ADDRSTRLEN];
@@ -115,13 +129,7 @@ void external_changed(struct server *s)
 			 netif_addr_str(s->external[0], addr), s->n_external > 1 ? " (and more)" : "");
 	else
 		external_warn_none(s);
-	/* Behind another NAT, what the clients are told is nobody's address on the Internet: say so. */
-	const char *kind = s->n_external ? external_unreachable_kind(s->external[0]) : NULL;
-	if (kind && !s->cfg.external_address && !s->cfg.upstream_gateway)
-		log_warnx("external address %s of %s is %s: another NAT stands between it and the Internet, and the "
-			  "forwards made here cannot be reached from outside; if that NAT speaks NAT-PMP, "
-			  "--upstream-gateway maps every port there too",
-			  addr, s->cfg.external_interface, kind);
+	external_warn_unreachable(s);
 	/* Hairpinning follows the interface's addresses. */
 	nft_begin(s->nft);
 	if ((r = nft_set_external(s->nft, s->external, s->n_external)) < 0 || (r = install_commit(s)) < 0) {
@@ -130,9 +138,12 @@ void external_changed(struct server *s)
 	}
 	/*
 	 * RFC 6886 3.2.1: a new or changed address is announced; an override
-	 * does not change, and in upstream mode the address is the gateway's.
+	 * does not change, and behind an outer NAT the address is the outer
+	 * NAT's: STUN mode looks at it again, and announces what changed.
 	 */
-	if (s->cfg.external_address || s->cfg.upstream_gateway)
+	if (s->outer && s->n_external)
+		outer_recheck(s->outer);
+	if (s->cfg.external_address || s->outer)
 		return;
 	if (s->n_external)
 		announce_restart(s->announce);

@@ -16,6 +16,8 @@ uint32_t external_address(const struct server *s);
 int external_read(struct server *s);
 /* Says why there is no external address: the interface does not exist (yet), or has no IPv4 address. */
 void external_warn_none(const struct server *s);
+/* A private or shared-space address with no outer NAT configured: warns that forwards cannot be reached. */
+void external_warn_unreachable(const struct server *s);
 /* After a change: logged, the kernel's hairpin set updated, announcements started or stopped. */
 void external_changed(struct server *s);
 /* One round of announcements on every listen interface (announce.h's callback; arg: the server). */

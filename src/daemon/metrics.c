@@ -70,7 +70,20 @@ int metrics_format(const struct metrics *m, const struct metrics_gauges *g, FILE
 	family(out, "natpmp_hooks_total", "counter", "Hook runs, by outcome.");
 	for (int h = 0; h < METRICS_HOOK_COUNT; h++)
 		fprintf(out, "natpmp_hooks_total{outcome=\"%s\"} %" PRIu64 "\n", hooks[h], m->hooks[h]);
-	if (g->upstream) {
+	if (g->stun) {
+		counter(out, "natpmp_stun_requests_total", "STUN Binding requests sent (not counting retransmissions).",
+			m->upstream_requests);
+		counter(out, "natpmp_stun_timeouts_total", "STUN requests and connections that got no answer.",
+			m->upstream_timeouts);
+		counter(out, "natpmp_stun_port_changes_total",
+			"Times the outer NAT moved a binding to another public port (it restarted or dropped it).",
+			m->upstream_resets);
+		family(out, "natpmp_stun_nat_info", "gauge",
+		       "The outer NAT's mapping and filtering behaviour (RFC 4787, by RFC 5780 discovery).");
+		fprintf(out, "natpmp_stun_nat_info{mapping=\"%s\",filtering=\"%s\"} 1\n", g->mapping, g->filtering);
+		gauge(out, "natpmp_stun_forwarding", "1 when new mappings are made through the outer NAT; 0 when it filters.",
+		      (uint64_t)g->forwarding);
+	} else if (g->upstream) {
 		counter(out, "natpmp_upstream_requests_total", "Requests sent to the upstream gateway (not counting retransmissions).",
 			m->upstream_requests);
 		counter(out, "natpmp_upstream_timeouts_total", "Requests the upstream gateway never answered.",

@@ -41,7 +41,9 @@ int ports_busy(uint8_t protocol, uint16_t port, void *arg)
 	}
 	if (!s->busy_valid)
 		return 0;
-	return (s->busy[protocol == IPPROTO_TCP][port / 8] >> (port % 8)) & 1;
+	/* STUN mode's own socket on a mapping's local port keeps the outer binding: not a service. */
+	return (s->busy[protocol == IPPROTO_TCP][port / 8] >> (port % 8)) & 1 &&
+	       !(s->outer && outer_owns(s->outer, protocol, port));
 }
 
 struct shadowed {

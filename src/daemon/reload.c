@@ -103,6 +103,19 @@ static int listeners_differ(const struct config *a, const struct config *b)
  * so a bad reload leaves the daemon exactly as it was.  The state directory
  * cannot move while running.
  */
+/* Whether the STUN-mode options differ: the outer NAT was opened with them. */
+static int reload_stun_changed(const struct config *a, const struct config *b)
+{
+	if (a->n_stun != b->n_stun || a->stun_keepalive != b->stun_keepalive ||
+	    a->stun_allow_filtered != b->stun_allow_filtered ||
+	    strcmp(a->stun_keepalive_server, b->stun_keepalive_server) != 0)
+		return 1;
+	for (size_t i = 0; i < a->n_stun; i++)
+		if (strcmp(a->stun_servers[i], b->stun_servers[i]) != 0)
+			return 1;
+	return 0;
+}
+
 void reload_config(struct server *s)
 {
 	struct config next;
@@ -123,6 +136,15 @@ void reload_config(struct server *s)
 		ls[i].sock.fd = -1;
 	if (config_parse(&next, s->argc, s->argv) != 0)
 		goto refuse;
+	if (reload_stun_changed(&next, &s->cfg)) {
+		log_warnx("reload: STUN mode (--stun-server and the other --stun-* options) cannot change while "
+			  "running (restart to change it); keeping it as it was");
+		memcpy(next.stun_servers, s->cfg.stun_servers, sizeof(next.stun_servers));
+		next.n_stun = s->cfg.n_stun;
+		next.stun_keepalive = s->cfg.stun_keepalive;
+		strcpy(next.stun_keepalive_server, s->cfg.stun_keepalive_server);
+		next.stun_allow_filtered = s->cfg.stun_allow_filtered;
+	}
 	if (next.upstream_gateway != s->cfg.upstream_gateway ||
 	    strcmp(next.upstream_interface, s->cfg.upstream_interface) != 0) {
 		log_warnx("reload: upstream mode (--upstream-gateway, --upstream-interface) cannot change while "

@@ -97,6 +97,24 @@ struct server *server_new(const struct config *cfg, int argc, char **argv)
 	return s;
 }
 
+/* STUN mode's outer NAT, with what the configuration says (stunkeep.c copies what it keeps). */
+static struct outer *server_open_stun(struct server *s)
+{
+	const char *servers[CONFIG_MAX_STUN];
+	struct outer_stun_config sc = {
+		.ifname = s->cfg.external_interface,
+		.servers = servers,
+		.n_servers = s->cfg.n_stun,
+		.keepalive_server = s->cfg.stun_keepalive_server[0] ? s->cfg.stun_keepalive_server : NULL,
+		.keepalive_s = s->cfg.stun_keepalive,
+		.allow_filtered = s->cfg.stun_allow_filtered,
+	};
+
+	for (size_t i = 0; i < s->cfg.n_stun; i++)
+		servers[i] = s->cfg.stun_servers[i];
+	return outer_open_stun(s->base, &sc, &s->outer_ev);
+}
+
 int server_start(struct server *s)
 {
 	const struct config *cfg = &s->cfg;
@@ -184,14 +202,18 @@ int server_start(struct server *s)
 		return -1;
 	}
 	table_commit(s->table);
-	if (cfg->upstream_gateway) {
+	if (cfg->upstream_gateway || cfg->n_stun) {
 		s->outer_ev = (struct outer_events){
 			.arg = s,
 			.address = waiting_on_address,
 			.mapped = waiting_on_mapped,
 			.remapped = waiting_on_remapped,
 		};
-		if (!(s->outer = outer_open_natpmp(s->base, cfg->upstream_gateway, cfg->upstream_interface, &s->outer_ev)))
+		if (cfg->upstream_gateway)
+			s->outer = outer_open_natpmp(s->base, cfg->upstream_gateway, cfg->upstream_interface, &s->outer_ev);
+		else
+			s->outer = server_open_stun(s);
+		if (!s->outer)
 			return -1;
 		/* What the state file had: asked for again, suggesting the port each client was told. */
 		if (table_foreach(s->table, waiting_keep_one, s) < 0) {
@@ -232,8 +254,9 @@ int server_start(struct server *s)
 	/* RFC 6886 3.2.1: at start, and so after any loss of state, announce the address. */
 	if (external_address(s))
 		announce_restart(s->announce);
-	else if (!cfg->upstream_gateway)
+	else if (!s->outer)
 		external_warn_none(s);
+	external_warn_unreachable(s);
 	return 0;
 }
 

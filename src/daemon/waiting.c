@@ -9,7 +9,7 @@
 
 #include "server_impl.h"
 #include "waiting.h"
-/* For the gateway's retry interval in a log message: upstream mode is the one outer NAT so far. */
+/* For the gateway's retry interval in a log message. */
 #include "outer/upstream.h"
 #include "expiry.h"
 #include "external.h"
@@ -18,6 +18,12 @@
 
 static void waiting_answer(struct server *s, uint8_t protocol, uint16_t local_port, uint16_t result,
 			   uint16_t port);
+
+/* What the log calls the outer NAT: a NAT-PMP gateway is asked, a STUN-mode one is kept open from here. */
+static const char *waiting_outer(const struct server *s)
+{
+	return s->cfg.n_stun ? "outer NAT" : "gateway";
+}
 
 /*
  * Remembers what a client suggested for the mapping a request was granted
@@ -209,31 +215,44 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 				return;
 			}
 			if (was)
-				log_info("gateway moved %s %s:%u from port %u to %u (local port %u)",
+				log_info("%s moved %s %s:%u from port %u to %u (local port %u)", waiting_outer(s),
 					 proto_protocol_name(protocol), client, m->internal_port, was, port, local_port);
 			else
-				log_info("gateway maps %s %u -> local %u -> %s:%u", proto_protocol_name(protocol), port,
-					 local_port, client, m->internal_port);
+				log_info("%s maps %s %u -> local %u -> %s:%u", waiting_outer(s),
+					 proto_protocol_name(protocol), port, local_port, client, m->internal_port);
 			turn_hook(s, &ch.mapping, was ? "renewed" : "added");
 		} else {
-			log_debug("gateway renewed %s %u -> local %u -> %s:%u", proto_protocol_name(protocol), port,
-				  local_port, client, m->internal_port);
+			log_debug("%s renewed %s %u -> local %u -> %s:%u", waiting_outer(s), proto_protocol_name(protocol),
+				  port, local_port, client, m->internal_port);
 		}
 		waiting_answer(s, protocol, local_port, TABLE_RESULT_SUCCESS, port);
 		return;
 	}
 refused:
 	waiting_answer(s, protocol, local_port, waiting_result(result), 0);
+	struct outer_status st;
+	outer_status(s->outer, &st);
+	if (m->upstream_port && !st.forwarding) {
+		log_warnx("outer NAT: %s %u -> %s:%u is not kept there (%s); tried again once it forwards",
+			  proto_protocol_name(protocol), m->upstream_port, client, m->internal_port, st.why_not);
+		return;
+	}
 	if (m->upstream_port) {
-		log_warnx("gateway did not renew %s %u -> %s:%u (%s); trying again in %d s", proto_protocol_name(protocol),
-			  m->upstream_port, client, m->internal_port,
-			  result == TABLE_RESULT_NETWORK_FAILURE ? "no answer" : "refused", UPSTREAM_RETRY_MS / 1000);
+		log_warnx("%s did not renew %s %u -> %s:%u (%s); trying again in %u s", waiting_outer(s),
+			  proto_protocol_name(protocol), m->upstream_port, client, m->internal_port,
+			  result == TABLE_RESULT_NETWORK_FAILURE ? "no answer" : "refused",
+			  s->cfg.n_stun ? s->cfg.stun_keepalive : UPSTREAM_RETRY_MS / 1000);
 		return;
 	}
 	/* Never acknowledged to anyone: the local forward goes too, nothing is left half made. */
-	log_warnx("gateway %s %s %u -> %s:%u: removing the local forward",
-		  result == TABLE_RESULT_NETWORK_FAILURE ? "did not answer for" : "refused",
-		  proto_protocol_name(protocol), local_port, client, m->internal_port);
+	if (!st.forwarding)
+		/* Why was said once, when the outer NAT was found to filter; each refusal is a detail. */
+		log_debug("outer NAT: not mapping %s %u -> %s:%u (%s): removing the local forward",
+			  proto_protocol_name(protocol), local_port, client, m->internal_port, st.why_not);
+	else
+		log_warnx("%s %s %s %u -> %s:%u: removing the local forward", waiting_outer(s),
+			  result == TABLE_RESULT_NETWORK_FAILURE ? "did not answer for" : "refused",
+			  proto_protocol_name(protocol), local_port, client, m->internal_port);
 	struct table_asker owner = table_owner_of(m);
 	(void)table_request_by(s->table, m->client, &owner, protocol, m->internal_port, 0, 0, now, &g, TABLE_LINK_NONE);
 	(void)turn_apply(s, now, "rolled back");
@@ -246,6 +265,12 @@ void waiting_on_address(void *arg, uint32_t address)
 	struct server *s = arg;
 	char addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
 
+	if (s->cfg.n_stun) {
+		/* stunkeep.c logged it; a new public address is news to every client. */
+		if (address)
+			announce_restart(s->announce);
+		return;
+	}
 	netif_addr_str(s->cfg.upstream_gateway, gw);
 	if (!address) {
 		log_warnx("gateway %s has no external address: opcode 0 answers result 3 until it has one", gw);

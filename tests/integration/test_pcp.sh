@@ -237,7 +237,7 @@ must ip -n "$RTR" addr del 198.51.100.7/24 dev "$RTR_WAN_IF"
 check "a public external address brings no warning of another NAT" eval '! logged "another NAT stands between"'
 must ip -n "$RTR" addr add 100.64.0.9/10 dev "$RTR_WAN_IF"
 check "an external address in 100.64.0.0/10 is warned about: named, unreachable from outside, what helps" \
-	within 5 logged "external address 100.64.0.9 of $RTR_WAN_IF is in the shared address space of carrier-grade NAT (100.64.0.0/10, RFC 6598): another NAT stands between it and the Internet, and the forwards made here cannot be reached from outside; if that NAT speaks NAT-PMP, --upstream-gateway maps every port there too"
+	within 5 logged "external address 100.64.0.9 of $RTR_WAN_IF is in the shared address space of carrier-grade NAT (100.64.0.0/10, RFC 6598): another NAT stands between it and the Internet, and the forwards made here cannot be reached from outside; if that NAT speaks NAT-PMP, --upstream-gateway maps every port there too; if it is a full-cone carrier-grade NAT, --stun-server opens and keeps each port through it"
 must ip -n "$RTR" addr del 100.64.0.9/10 dev "$RTR_WAN_IF"
 must ip -n "$RTR" addr add $EXT/24 dev "$RTR_WAN_IF"
 
