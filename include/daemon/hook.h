@@ -6,6 +6,11 @@
  *
  * EVENT is added, renewed (only when the external port changed: a reload
  * took the old one out of the allowed ranges), deleted or expired; LIFETIME is the granted lifetime in seconds, 0 once gone.
+ * The same, and what natmap's scripts take, are in the environment too:
+ * NATPMP_EVENT, NATPMP_PROTOCOL (tcp, udp), NATPMP_INTERNAL_ADDRESS,
+ * NATPMP_INTERNAL_PORT, NATPMP_PUBLIC_ADDRESS, NATPMP_PUBLIC_PORT,
+ * NATPMP_LOCAL_PORT (the router's port) and NATPMP_IP4P (natmap's form of
+ * the public address and port, 2001::PORT:A.B-hex:C.D-hex; empty for IPv6).
  * Runs are queued and start one at a time, in order, so a script sees a
  * port's "added" before its "deleted".  The program is executed directly
  * (no shell), in its own process group, with stdin from /dev/null and the
@@ -32,6 +37,7 @@ struct hook_event {
 	/* IPv4: the router's public address (0.0.0.0 when none is known); a pinhole: the client's own */
 	struct table_addr external_address;
 	uint16_t external_port;
+	uint16_t local_port; /* the router's own port the forward matches (behind an outer NAT: not external_port) */
 	uint32_t lifetime;
 };
 

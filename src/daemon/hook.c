@@ -98,20 +98,44 @@ static int hook_hides(const char *var)
 	return 0;
 }
 
-/* The daemon's environment without what hook_hidden names. */
-static char **hook_environment(void)
+#define HOOK_VARS 8
+
+/* The daemon's environment without what hook_hidden names, nor its own NATPMP_ variables of a run; then vars. */
+static char **hook_environment(char vars[HOOK_VARS][80])
 {
 	size_t n = 0, k = 0;
 	char **env;
 
 	while (environ[n])
 		n++;
-	if (!(env = calloc(n + 1, sizeof(*env))))
+	if (!(env = calloc(n + HOOK_VARS + 1, sizeof(*env))))
 		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (!hook_hides(environ[i]))
+	for (size_t i = 0; i < n; i++) {
+		int shadowed = 0;
+		for (size_t v = 0; v < HOOK_VARS && !shadowed; v++)
+			shadowed = strncmp(environ[i], vars[v], (size_t)(strchr(vars[v], '=') - vars[v] + 1)) == 0;
+		if (!hook_hides(environ[i]) && !shadowed)
 			env[k++] = environ[i];
+	}
+	for (size_t v = 0; v < HOOK_VARS; v++)
+		env[k++] = vars[v];
 	return env;
+}
+
+/*
+ * natmap's IP4P: an IPv4 address and port as an IPv6 address, for a name
+ * whose AAAA record carries both: 2001::PORT:AB:CD in hex, where AB and
+ * CD are the address's halves.
+ */
+static void hook_ip4p(const struct hook_event *ev, char *out, size_t len)
+{
+	uint32_t a;
+
+	out[0] = '\0';
+	if (!table_addr_is_v4(&ev->external_address))
+		return;
+	a = ntohl(ev->external_address.v4);
+	snprintf(out, len, "2001::%x:%x:%x", ev->external_port, a >> 16, a & 0xffff);
 }
 
 static int hook_spawn(struct hook *h, const struct hook_event *ev)
@@ -121,18 +145,28 @@ static int hook_spawn(struct hook *h, const struct hook_event *ev)
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, defaults;
-	char **env = hook_environment();
+	char vars[HOOK_VARS][80], ip4p[48];
+	char **env;
 	pid_t pid;
 	int r;
 
-	if (!env)
-		return -ENOMEM;
 	snprintf(proto, sizeof(proto), "%s", proto_protocol_name(ev->protocol));
 	table_addr_str(&ev->client, client);
 	table_addr_str(&ev->external_address, external);
 	snprintf(iport, sizeof(iport), "%u", ev->internal_port);
 	snprintf(eport, sizeof(eport), "%u", ev->external_port);
 	snprintf(life, sizeof(life), "%u", ev->lifetime);
+	hook_ip4p(ev, ip4p, sizeof(ip4p));
+	snprintf(vars[0], sizeof(vars[0]), "NATPMP_EVENT=%s", ev->event);
+	snprintf(vars[1], sizeof(vars[1]), "NATPMP_PROTOCOL=%s", ev->protocol == IPPROTO_TCP ? "tcp" : "udp");
+	snprintf(vars[2], sizeof(vars[2]), "NATPMP_INTERNAL_ADDRESS=%s", client);
+	snprintf(vars[3], sizeof(vars[3]), "NATPMP_INTERNAL_PORT=%s", iport);
+	snprintf(vars[4], sizeof(vars[4]), "NATPMP_PUBLIC_ADDRESS=%s", external);
+	snprintf(vars[5], sizeof(vars[5]), "NATPMP_PUBLIC_PORT=%s", eport);
+	snprintf(vars[6], sizeof(vars[6]), "NATPMP_LOCAL_PORT=%u", ev->local_port);
+	snprintf(vars[7], sizeof(vars[7]), "NATPMP_IP4P=%s", ip4p);
+	if (!(env = hook_environment(vars)))
+		return -ENOMEM;
 
 	sigemptyset(&none);
 	/* The daemon ignores SIGPIPE, and an ignored signal stays ignored across exec. */

@@ -64,6 +64,7 @@ void turn_hook(struct server *s, const struct table_mapping *m, const char *even
 		.external_address = table_addr_is_v4(&m->client) ? table_addr_v4(external_address(s)) : m->client,
 		/* Upstream mode: the port the world reaches is the gateway's. */
 		.external_port = s->outer ? m->upstream_port : m->external_port,
+		.local_port = m->external_port,
 		.lifetime = gone ? 0 : m->lifetime,
 	};
 
