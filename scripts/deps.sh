@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="gcc meson ninja-build pkg-config libevent-dev libnftnl-dev libmnl-dev libjson-c-dev systemd strace
 nftables iproute2 natpmpc conntrack python3 valgrind procps clang libclang-rt-14-dev curl nix-bin
-qbittorrent-nox transmission-daemon"
+qbittorrent-nox transmission-daemon coturn"
 
 # promtool checks /metrics.  It comes in Debian's prometheus package, which
 # would also install and start a Prometheus server: only the tool is taken,
@@ -55,6 +55,15 @@ case " $missing " in
 *" transmission-daemon "*)
 	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 		systemctl disable --now transmission-daemon.service >/dev/null 2>&1 || true
+	fi
+	;;
+esac
+# coturn (the STUN server of tests/integration/cgnat.sh) alike: its systemd
+# unit is enabled and started on install, whatever /etc/default/coturn says.
+case " $missing " in
+*" coturn "*)
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl disable --now coturn.service >/dev/null 2>&1 || true
 	fi
 	;;
 esac
