@@ -63,6 +63,10 @@ let
     ++ lib.concatMap (r: [ "--rule" r ]) cfg.rules
     ++ lib.optionals (cfg.externalAddress != null) [ "--external-address" cfg.externalAddress ]
     ++ lib.optionals (cfg.upstreamGateway != null) [ "--upstream-gateway" cfg.upstreamGateway ]
+    ++ lib.concatMap (s: [ "--stun-server" s ]) cfg.stun.servers
+    ++ lib.optionals (cfg.stun.servers != [ ]) [ "--stun-keepalive" (toString cfg.stun.keepalive) ]
+    ++ lib.optionals (cfg.stun.keepaliveServer != null) [ "--stun-keepalive-server" cfg.stun.keepaliveServer ]
+    ++ lib.optional cfg.stun.allowFiltered "--stun-allow-filtered"
     ++ lib.optionals cfg.http.enable (
       [ "--http-listen" cfg.http.listen ]
       # %d is systemd's $CREDENTIALS_DIRECTORY, readable by the DynamicUser.
@@ -219,6 +223,45 @@ in
       '';
     };
 
+    stun = {
+      servers = mkOption {
+        type = types.listOf (types.strMatching "[A-Za-z0-9.-]+(:[0-9]+)?");
+        default = [ ];
+        example = [ "stun.example.net" "203.0.113.7:3478" ];
+        description = ''
+          STUN mode, for a router behind a carrier-grade NAT that maps and
+          filters independently of the endpoint (full cone) and speaks no
+          NAT-PMP: the public address is learnt from these STUN servers
+          (HOST or HOST:PORT, tried in turn), and each mapping's port is
+          opened and kept through the outer NAT, as natmap does. Empty: off.
+        '';
+      };
+      keepalive = mkOption {
+        type = types.ints.between 1 3600;
+        default = 20;
+        description = "Seconds between keep-alives of each binding; below the outer NAT's idle timeout.";
+      };
+      keepaliveServer = mkOption {
+        type = types.nullOr (types.strMatching "[0-9.]+(:[0-9]+)?");
+        default = null;
+        example = "203.0.113.5:80";
+        description = ''
+          An HTTP server (IPv4 address, port 80 by default) that each TCP
+          binding also keeps a connection to, for STUN servers that close
+          idle connections.
+        '';
+      };
+      allowFiltered = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Make mappings through the outer NAT even when discovery (RFC 5780)
+          says it filters or maps per destination, where forwards cannot be
+          reached.
+        '';
+      };
+    };
+
     rateLimit = mkOption {
       type = types.ints.between 0 1000000;
       default = 50;
@@ -301,6 +344,10 @@ in
         {
           assertion = !(builtins.elem cfg.externalInterface cfg.listenInterfaces);
           message = "services.natpmp-server: externalInterface ${cfg.externalInterface} is also in listenInterfaces; the daemon never answers on the external interface.";
+        }
+        {
+          assertion = cfg.stun.servers == [ ] || (cfg.upstreamGateway == null && cfg.externalAddress == null);
+          message = "services.natpmp-server: stun.servers cannot be set with upstreamGateway or externalAddress; the STUN server tells the address.";
         }
         {
           assertion = cfg.upstreamGateway == null || cfg.externalAddress == null;
