@@ -39,6 +39,27 @@ expect_error --upstream-gateway 255.255.255.255
 expect_error --upstream-interface wg0
 expect_error --upstream-interface 'bad/if'
 NATPMP_LISTEN_PORT=99999 expect_error --listen-port 99999
+# STUN mode: each bad value named, with what to write.
+expect_error --stun-server '[2001:db8::1]:3478'
+expect_error --stun-server 'stun_server!'
+expect_error --stun-server stun.example.net:0
+expect_error --stun-server stun.example.net:
+expect_error --stun-server ':3478'
+expect_error --stun-keepalive 0
+expect_error --stun-keepalive 3601
+expect_error --stun-keepalive-server stun.example.net:80
+expect_error --stun-keepalive-server 203.0.113.5:99999
+expect_error --stun-keepalive-server 203.0.113.5:80
+out=$(NATPMP_STUN_ALLOW_FILTERED=maybe "$bin" $base --stun-server 203.0.113.7 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF -- "--stun-allow-filtered 'maybe': environment value must be 1/true/yes or 0/false/no" <<<"$out" \
+	|| { echo "FAIL: NATPMP_STUN_ALLOW_FILTERED=maybe -> exit $rc, '$out'"; fail=1; }
+expect_error --upstream-gateway 10.2.0.1 --stun-server 203.0.113.7
+expect_error --external-address 203.0.113.9 --stun-server 203.0.113.7
+out=$("$bin" $base --stun-server stun.example.net --stun-server 203.0.113.7:3479 --stun-keepalive 15 \
+	--stun-keepalive-server 203.0.113.5 --stun-allow-filtered 2>/dev/null); rc=$?
+want=$'--stun-server stun.example.net:3478\n--stun-server 203.0.113.7:3479\n--stun-keepalive 15\n--stun-keepalive-server 203.0.113.5:80\n--stun-allow-filtered'
+[ $rc -eq 0 ] && [[ $out == *"$want"* ]] \
+	|| { echo "FAIL: good STUN options -> exit $rc, '$out' (wanted them printed with their default ports)"; fail=1; }
 expect_error --http-listen 0.0.0.0:8080
 expect_error --http-listen 192.168.1.1:8080
 expect_error --http-listen example.com:8080

@@ -68,7 +68,7 @@ int config_stun_server(struct config *cfg, const char *arg)
 
 int config_stun_keepalive_server(struct config *cfg, const char *arg)
 {
-	char host[INET_ADDRSTRLEN];
+	char host[CONFIG_STUN_HOST_MAX];
 	struct in_addr a;
 	const char *why;
 	uint16_t port;
@@ -78,7 +78,9 @@ int config_stun_keepalive_server(struct config *cfg, const char *arg)
 	if (inet_pton(AF_INET, host, &a) != 1)
 		return outer_error("stun-keepalive-server", arg,
 				   "is not an IPv4 address: give the HTTP server's address, e.g. 203.0.113.5:80");
-	snprintf(cfg->stun_keepalive_server, sizeof(cfg->stun_keepalive_server), "%s:%u", host, port);
+	/* Written back from the address, which always fits. */
+	inet_ntop(AF_INET, &a, host, INET_ADDRSTRLEN);
+	snprintf(cfg->stun_keepalive_server, sizeof(cfg->stun_keepalive_server), "%.15s:%u", host, port);
 	return 0;
 }
 
