@@ -87,8 +87,12 @@ static void probe_report(struct stunprobe *p, int discovered)
 {
 	p->state = PROBE_IDLE;
 	p->now.discovered = discovered;
-	if (p->now.address)
+	/* A refresh that found the same address keeps the discovery made for it. */
+	if (p->now.address) {
+		bool known = discovered || (p->last.discovered && p->now.address == p->last.address);
 		p->last = p->now;
+		p->last.discovered = known;
+	}
 	stun_io_arm(p->next_ev, p->now.address ? STUNPROBE_REFRESH_MS : p->retry_ms);
 	if (!p->now.address && (p->retry_ms *= 2) > STUNPROBE_REFRESH_MS)
 		p->retry_ms = STUNPROBE_REFRESH_MS;
