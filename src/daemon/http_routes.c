@@ -426,7 +426,9 @@ void http_forward_reply(const struct http_pending *p, int r, const struct table_
 						    : "no external port is free for this host, or it holds --max-mappings-per-ip");
 		return;
 	case TABLE_RESULT_NETWORK_FAILURE:
-		reply_error(req, 503, NULL, "the upstream gateway did not grant the port (no answer, or no address); try again");
+		reply_error(req, 503, NULL, "the outer NAT did not grant the port (the upstream gateway or the STUN server "
+					    "did not answer, there is no address, or the outer NAT filters: see /health); "
+					    "try again");
 		return;
 	default:
 		reply_error(req, 503, NULL, "the mapping could not be installed; try again");
