@@ -135,6 +135,21 @@ MUTANTS = {
         [("src/kernel/conntrack.c", "\tif ((v6 = ct_flush_family(c, ms, n, true)) < 0)",
           "\tif ((v6 = 0) < 0)")],
         ["int-pinhole"]),
+    "stun-no-keepalive": (
+        "STUN mode sends no keep-alive: the carrier NAT's binding lapses and peers stop getting through",
+        [("src/outer/stunkeep.c",
+          "\t\treturn;\n\t}\n\tstun_io_arm(b->timer, k->keepalive_ms);\n\tset_address(k, x.sin_addr.s_addr);",
+          "\t\treturn;\n\t}\n\tset_address(k, x.sin_addr.s_addr);")],
+        ["int-cgnat"]),
+    "stun-filtering-ignored": (
+        "STUN mode maps through a filtering or symmetric NAT as if it were a full cone",
+        [("src/outer/stunkeep.c", "\tk->forwarding = !k->why_not[0] || k->allow_filtered;",
+          "\tk->forwarding = true;")],
+        ["int-cgnat"]),
+    "stun-local-port-told": (
+        "STUN mode tells clients the router's local port, not the public one the carrier NAT gave",
+        [("src/outer/stunkeep.c", "\tb->port = ntohs(x.sin_port);", "\tb->port = b->local_port;")],
+        ["int-cgnat"]),
 }
 
 
