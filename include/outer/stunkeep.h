@@ -12,12 +12,13 @@
  *
  * - UDP: a Binding request from the local port, which also shows a public
  *   port that changed (the outer NAT restarted or dropped the binding);
- * - TCP: a connection from the local port to the STUN server, kept open,
- *   with a Binding request on it each time; with keepalive_server, a
- *   second connection from the port to that HTTP server, sent a HEAD
- *   request each time (natmap's way, for STUN servers that close idle
- *   connections).  A connection that breaks is made again and the port
- *   learnt again.
+ * - TCP: the port is learnt over a short connection from the local port
+ *   to the STUN server (servers close those within seconds: coturn after
+ *   3 s).  With keepalive_server, a second connection from the port to
+ *   that HTTP server stays open, sent a HEAD request each time (natmap's
+ *   way), and the port is learnt again when it breaks.  Without one, a new
+ *   STUN connection each time is all that keeps the binding: enough only
+ *   for an outer NAT that keeps a TCP mapping between connections.
  *
  * The public address and the NAT's behaviour come from stunprobe.c (RFC
  * 5780).  Behind a NAT whose mapping or filtering depends on the

@@ -136,9 +136,12 @@ void reload_config(struct server *s)
 		ls[i].sock.fd = -1;
 	if (config_parse(&next, s->argc, s->argv) != 0)
 		goto refuse;
-	if (reload_stun_changed(&next, &s->cfg)) {
-		log_warnx("reload: STUN mode (--stun-server and the other --stun-* options) cannot change while "
-			  "running (restart to change it); keeping it as it was");
+	if (reload_stun_changed(&next, &s->cfg) ||
+	    (s->cfg.n_stun && strcmp(next.external_interface, s->cfg.external_interface) != 0)) {
+		/* The bindings' sockets are tied to the external interface too. */
+		log_warnx("reload: STUN mode (--stun-server, the other --stun-* options and --external-interface) "
+			  "cannot change while running (restart to change it); keeping it as it was");
+		strcpy(next.external_interface, s->cfg.external_interface);
 		memcpy(next.stun_servers, s->cfg.stun_servers, sizeof(next.stun_servers));
 		next.n_stun = s->cfg.n_stun;
 		next.stun_keepalive = s->cfg.stun_keepalive;

@@ -35,6 +35,8 @@ struct sbind {
 	int waiting;	 /* not started: for the first probe, or for the outer NAT to forward again */
 	int failing;	 /* a failure to report from the timer */
 	int told;	 /* a failure was reported: the server kept the mapping (one it had granted before) */
+	int wanted;	 /* since then, a client asked for it again: the next failure is reported too */
+	int silent;	 /* keep-alives unanswered in a row (the first is logged, and the recovery) */
 	const char *why; /* ... and why */
 	int fd;		 /* UDP: the bound socket; TCP: the connection to the STUN server; -1: none */
 	struct event *io;
@@ -115,9 +117,13 @@ static void report_failure(struct sbind *b)
 	uint16_t local_port = b->local_port;
 
 	b->failing = 0;
-	report(b, 3, 0);
-	if (!(b = *slot(k, protocol, local_port)))
-		return;
+	/* Told once: a retry that fails again is news only to a client that asked since. */
+	if (!b->told || b->wanted) {
+		b->wanted = 0;
+		report(b, 3, 0);
+		if (!(b = *slot(k, protocol, local_port)))
+			return;
+	}
 	b->told = 1;
 	b->waiting = 1;
 	close_sockets(b);
@@ -152,6 +158,8 @@ static void close_sockets(struct sbind *b)
 	b->in_len = 0;
 }
 
+static void silent(struct sbind *b, const char *why, int server);
+
 /* An answer from the STUN server for b: its public address and port. */
 static void learnt(struct sbind *b, const struct stun_response *r)
 {
@@ -160,10 +168,13 @@ static void learnt(struct sbind *b, const struct stun_response *r)
 	uint16_t was = b->port;
 
 	if (!r->success || !r->has_mapped || stun_io_sockaddr(&r->mapped, &x) < 0) {
-		log_warnx("stun: the server gave no IPv4 mapped address for %s local port %u",
-			  proto_name(b->protocol), b->local_port);
+		silent(b, r->success ? "the STUN server gave no IPv4 mapped address" : "the STUN server answered an error", 0);
 		return;
 	}
+	if (b->silent)
+		log_info("stun: keep-alives of %s local port %u are answered again", proto_name(b->protocol),
+			 b->local_port);
+	b->silent = 0;
 	stun_io_arm(b->timer, k->keepalive_ms);
 	set_address(k, x.sin_addr.s_addr);
 	b->port = ntohs(x.sin_port);
@@ -178,20 +189,27 @@ static void learnt(struct sbind *b, const struct stun_response *r)
 	report(b, 0, b->port);
 }
 
-/* No answer: a binding never granted fails, a granted one keeps its port and tries again. */
-static void silent(struct sbind *b, const char *why)
+/*
+ * No answer: a binding never granted fails, a granted one keeps its port and
+ * tries again.  server: the STUN server stayed silent (not a local failure,
+ * nor a refused TCP connection, which many servers only serve over UDP):
+ * the next probe starts from the next server.
+ */
+static void silent(struct sbind *b, const char *why, int server)
 {
 	struct stunkeep *k = b->k;
 
 	k->stats.timeouts++;
-	stunprobe_server_failed(k->probe);
+	if (server)
+		stunprobe_server_failed(k->probe);
 	if (!b->granted) {
 		log_debug("stun: %s local port %u fails: %s", proto_name(b->protocol), b->local_port, why);
 		report_failure(b);
 		return;
 	}
-	log_warnx("stun: keep-alive of %s local port %u (public port %u): %s; trying again in %u s",
-		  proto_name(b->protocol), b->local_port, b->port, why, k->keepalive_ms / 1000);
+	if (!b->silent++)
+		log_warnx("stun: keep-alive of %s local port %u (public port %u): %s; trying again every %u s",
+			  proto_name(b->protocol), b->local_port, b->port, why, k->keepalive_ms / 1000);
 	stun_io_arm(b->timer, k->keepalive_ms);
 }
 
@@ -205,7 +223,7 @@ static void udp_on_answer(struct stun_tx *tx, const struct stun_response *r, voi
 	if (r)
 		learnt(b, r);
 	else
-		silent(b, "the STUN server did not answer");
+		silent(b, "the STUN server did not answer", 1);
 }
 
 static void udp_on_read(evutil_socket_t fd, short what, void *arg)
@@ -226,7 +244,7 @@ static void udp_ask(struct sbind *b)
 	struct sockaddr_in to;
 
 	if (!stunprobe_server(b->k->probe, &to)) {
-		silent(b, "no STUN server answers");
+		silent(b, "no STUN server answers", 0);
 		return;
 	}
 	stun_tx_start(&b->tx, &to, 0);
@@ -279,7 +297,7 @@ static void tcp_close(struct sbind *b)
 static void tcp_failed(struct sbind *b, const char *why)
 {
 	tcp_close(b);
-	silent(b, why);
+	silent(b, why, 0);
 }
 
 static void tcp_ask(struct sbind *b)
@@ -369,7 +387,7 @@ static void tcp_learn(struct sbind *b)
 
 	tcp_close(b);
 	if (!stunprobe_server(b->k->probe, &to)) {
-		silent(b, "no STUN server answers");
+		silent(b, "no STUN server answers", 0);
 		return;
 	}
 	/* Reused: the keep-alive connection leaves from the same port. */
@@ -515,13 +533,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		udp_ask(b);
 		return;
 	}
-	if (b->deadline_ms && stun_io_now_ms() >= b->deadline_ms) {
+	if (b->deadline_ms) {
+		/* libevent's clock may run a little ahead of CLOCK_MONOTONIC: wait out what is left. */
+		int64_t left = b->deadline_ms - stun_io_now_ms();
+		if (left > 0) {
+			stun_io_arm(b->timer, left);
+			return;
+		}
 		tcp_failed(b, b->connecting ? "no connection to the STUN server was made in time"
 					    : "the STUN server did not answer in time");
 		return;
 	}
-	if (b->connecting || b->asking)
-		return;
 	/* A kept connection holds the binding; without one, the STUN connection each time does. */
 	if (b->granted && b->k->http.sin_port && b->http_fd >= 0) {
 		http_keepalive(b);
@@ -553,6 +575,7 @@ int stunkeep_keep(struct stunkeep *k, uint8_t protocol, uint16_t local_port, int
 	if (b) {
 		/* One that failed: a client waits for its answer now, not at the next try. */
 		if (b->told && b->waiting) {
+			b->wanted = 1;
 			if (k->forwarding)
 				stun_io_arm(b->timer, 0);
 			else
@@ -681,10 +704,16 @@ static void on_probe(void *arg, const struct stunprobe_result *r)
 		/* A failure is told once: one already told waits for the outer NAT to forward. */
 		if (b->waiting && (k->forwarding || !b->told))
 			start(b);
-		/* A new public address moved every binding: learn each port again now. */
-		else if (was && k->address != was && !b->failing && !b->connecting && !b->asking)
+		/* A new public address moved every binding: learn each port again now (TCP by a new connection). */
+		else if (was && k->address != was && !b->failing && !b->connecting && !b->asking) {
+			if (b->protocol == IPPROTO_TCP)
+				http_close(b);
 			stun_io_arm(b->timer, 0);
+		}
 	}
+	/* A verdict that stops mappings is looked at again at each refresh: two lost answers may have made it. */
+	if (!r->discovered && r->address && !k->forwarding)
+		stunprobe_recheck(k->probe);
 }
 
 struct stunkeep *stunkeep_open(struct event_base *base, const struct outer_stun_config *cfg,
@@ -712,6 +741,10 @@ struct stunkeep *stunkeep_open(struct event_base *base, const struct outer_stun_
 		if (inet_pton(AF_INET, k->http_host, &k->http.sin_addr) != 1)
 			k->http.sin_port = 0;
 	}
+	if (!k->http.sin_port)
+		log_info("stun: TCP bindings are held by a new STUN connection every %u s; behind a carrier NAT that "
+			 "forgets a TCP mapping once its connection closes, give --stun-keepalive-server",
+			 cfg->keepalive_s);
 	if (!(k->probe = stunprobe_open(base, cfg->ifname, cfg->servers, cfg->n_servers, on_probe, k))) {
 		free(k);
 		return NULL;

@@ -39,8 +39,11 @@ struct stunprobe {
 	struct probe_server *servers;
 	size_t n, cur, tried;
 	int answered; /* servers[cur] answered the last probe */
+	struct sockaddr_in good; /* the last server that answered; sin_port 0: none ever did */
+	struct sockaddr_in filter_from; /* where the filtering test's last datagram came from */
 	struct evdns_base *dns;
 	struct evdns_getaddrinfo_request *resolving;
+	struct probe_lookup *lookup; /* the lookup in flight, cut loose at close */
 	int map_fd, filter_fd;
 	struct event *map_ev, *filter_ev, *next_ev;
 	struct stun_tx map_tx, filter_tx;
@@ -118,15 +121,30 @@ static void probe_next_server(struct stunprobe *p, const char *why)
 	probe_report(p, 0);
 }
 
+/*
+ * A lookup's link to its probe: a closed probe cuts it (libevent 2.1 reports
+ * a cancel later, from the loop, when the probe is gone).
+ */
+struct probe_lookup {
+	struct stunprobe *p;
+};
+
 static void probe_on_resolved(int err, struct evutil_addrinfo *res, void *arg)
 {
-	struct stunprobe *p = arg;
-	struct probe_server *s = &p->servers[p->cur];
+	struct probe_lookup *l = arg;
+	struct stunprobe *p = l->p;
+	struct probe_server *s;
 	char why[300];
 
-	p->resolving = NULL;
-	if (err == EVUTIL_EAI_CANCEL)
+	free(l);
+	if (!p || err == EVUTIL_EAI_CANCEL) {
+		if (res)
+			evutil_freeaddrinfo(res);
 		return;
+	}
+	p->resolving = NULL;
+	p->lookup = NULL;
+	s = &p->servers[p->cur];
 	if (err || !res || res->ai_family != AF_INET) {
 		snprintf(why, sizeof(why), "cannot be resolved: %s", err ? evutil_gai_strerror(err) : "no IPv4 address");
 		if (res)
@@ -145,6 +163,7 @@ static void probe_resolve(struct stunprobe *p)
 	struct probe_server *s = &p->servers[p->cur];
 	struct evutil_addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM };
 	struct evdns_getaddrinfo_request *req;
+	struct probe_lookup *l;
 
 	p->state = PROBE_RESOLVE;
 	if (s->numeric) {
@@ -156,7 +175,13 @@ static void probe_resolve(struct stunprobe *p)
 		return;
 	}
 	/* evdns may answer at once (from its cache, or a failure): the callback then runs before this returns. */
-	req = evdns_getaddrinfo(p->dns, s->host, NULL, &hints, probe_on_resolved, p);
+	if (!(l = malloc(sizeof(*l)))) {
+		probe_next_server(p, "cannot be resolved: out of memory");
+		return;
+	}
+	l->p = p;
+	p->lookup = l;
+	req = evdns_getaddrinfo(p->dns, s->host, NULL, &hints, probe_on_resolved, l);
 	if (req)
 		p->resolving = req;
 }
@@ -245,6 +270,7 @@ static void probe_on_map_answer(struct stun_tx *tx, const struct stun_response *
 			return;
 		}
 		p->answered = 1;
+		p->good = p->servers[p->cur].addr;
 		p->retry_ms = STUNPROBE_RETRY_MS;
 		p->x1 = x;
 		p->now = (struct stunprobe_result){ .address = x.sin_addr.s_addr, .nat = !probe_own(p, x.sin_addr.s_addr) };
@@ -306,6 +332,12 @@ static void probe_on_filter_answer(struct stun_tx *tx, const struct stun_respons
 		probe_report(p, 1);
 		return;
 	}
+	/* An answer from where the request went means the server ignored CHANGE-REQUEST: it tells nothing. */
+	if (r && p->filter_from.sin_addr.s_addr == p->filter_tx.to.sin_addr.s_addr &&
+	    p->filter_from.sin_port == p->filter_tx.to.sin_port) {
+		probe_report(p, 1);
+		return;
+	}
 	if (p->state == PROBE_FILT2) {
 		if (r) {
 			p->now.filtering = STUNPROBE_INDEPENDENT;
@@ -322,13 +354,21 @@ static void probe_on_filter_answer(struct stun_tx *tx, const struct stun_respons
 	}
 }
 
-static void probe_read(int fd, struct stun_tx *tx)
+/* Datagrams on fd for tx; the source of each into *from (NULL: not wanted). */
+static void probe_read(int fd, struct stun_tx *tx, struct sockaddr_in *from)
 {
+	struct sockaddr_in src;
+	socklen_t len = sizeof(src);
 	uint8_t buf[1500];
 	ssize_t n;
 
-	for (int i = 0; i < 16 && (n = recv(fd, buf, sizeof(buf), 0)) >= 0; i++)
-		stun_tx_input(tx, buf, (size_t)n);
+	for (int i = 0; i < 16 && (n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&src, &len)) >= 0; i++) {
+		if (from)
+			*from = src;
+		len = sizeof(src);
+		if (stun_tx_input(tx, buf, (size_t)n))
+			return;
+	}
 }
 
 static void probe_on_map_read(evutil_socket_t fd, short what, void *arg)
@@ -336,7 +376,7 @@ static void probe_on_map_read(evutil_socket_t fd, short what, void *arg)
 	struct stunprobe *p = arg;
 
 	(void)what;
-	probe_read(fd, &p->map_tx);
+	probe_read(fd, &p->map_tx, NULL);
 }
 
 static void probe_on_filter_read(evutil_socket_t fd, short what, void *arg)
@@ -344,7 +384,7 @@ static void probe_on_filter_read(evutil_socket_t fd, short what, void *arg)
 	struct stunprobe *p = arg;
 
 	(void)what;
-	probe_read(fd, &p->filter_tx);
+	probe_read(fd, &p->filter_tx, &p->filter_from);
 }
 
 /* "HOST[:PORT]" into s; the configuration checked its form. */
@@ -415,6 +455,8 @@ void stunprobe_close(struct stunprobe *p)
 {
 	if (!p)
 		return;
+	if (p->lookup)
+		p->lookup->p = NULL;
 	if (p->resolving)
 		evdns_getaddrinfo_cancel(p->resolving);
 	if (p->dns)
@@ -442,9 +484,10 @@ void stunprobe_recheck(struct stunprobe *p)
 
 int stunprobe_server(const struct stunprobe *p, struct sockaddr_in *to)
 {
-	if (!p->answered)
+	/* While none answers, the last that did: keep-alives that stop would let every binding lapse. */
+	if (!p->answered && !p->good.sin_port)
 		return 0;
-	*to = p->servers[p->cur].addr;
+	*to = p->answered ? p->servers[p->cur].addr : p->good;
 	return 1;
 }
 

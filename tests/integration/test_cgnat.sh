@@ -107,10 +107,15 @@ check "the hook hears the expiry with the public port" hook_saw "expired udp $CL
 
 # --- an unreachable STUN server: skipped, retried, nobody blocked ---
 daemon_kill TERM
+lan_listen 30 "$LAB_DIR/announce.cap"
 daemon_start --stun-server 198.51.100.99 --stun-server $STUN1 --stun-keepalive 2 --http-listen $HTTP
 check "a silent first STUN server is logged and the next one asked" \
 	within 15 logged "stun: server 198.51.100.99:3478 did not answer; trying the next"
 check "... which gives the public address" within 15 address_is_public
+check "the public address, once learnt, is announced on the LAN (NAT-PMP's announcement and PCP's ANNOUNCE)" \
+	within 10 eval "grep -q 'len=12 .*address=$CGN_PUBLIC' '$LAB_DIR/announce.cap' && grep -q 'len=24 version=2 opcode=128 result=0' '$LAB_DIR/announce.cap'"
+kill $LISTENER 2>/dev/null
+wait $LISTENER 2>/dev/null
 npc map tcp 8080 40040 600
 TPUB3=$(cgnat_public_port 40040)
 check "without a keep-alive server, a TCP mapping is told its public port all the same" \
@@ -123,7 +128,9 @@ daemon_start --stun-server 198.51.100.99 --http-listen $HTTP
 npc address
 check "with no STUN server answering, opcode 0 is answered (result 3: no address yet) while it is still being asked" \
 	eq "$(field result) $(logged "no STUN server answered" && echo gave-up)" "3 "
-check "the silence is logged, and the servers asked again" within 15 logged "stun: no STUN server answered; the public address stays unknown; trying again in 5 s"
+check "the silence is logged" within 15 logged "stun: no STUN server answered; the public address stays unknown; trying again in 5 s"
+check "... and the server is asked again 5 s later, then after 10 s" \
+	within 25 eval '[ "$(log_count "stun: no STUN server answered; the public address stays unknown; trying again in 10 s")" = 1 ]'
 npc map udp 5353 40000 600
 check "a map request then fails with result 3" eq "$(field result)" 3
 check "... and leaves no local forward behind" kernel_lacks udp 40000
