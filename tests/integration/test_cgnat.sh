@@ -135,6 +135,27 @@ npc map udp 5353 40000 600
 check "a map request then fails with result 3" eq "$(field result)" 3
 check "... and leaves no local forward behind" kernel_lacks udp 40000
 
+# --- STUN servers by name, from a slow name server, without holding anyone up ---
+DNS_ADDR=198.51.100.53
+must ip -n "$WAN" addr add $DNS_ADDR/24 dev "$WAN_IF"
+# ip netns exec puts /etc/netns/NS/resolv.conf over /etc/resolv.conf for what it runs.
+mkdir -p "/etc/netns/$RTR"
+trap 'rm -rf "/etc/netns/$RTR"; cgnat_cleanup' EXIT
+echo "nameserver $DNS_ADDR" >"/etc/netns/$RTR/resolv.conf"
+in_wan $PYTHON "$LAB_SRC/dns.py" $DNS_ADDR 1500 300 stun.lab.test=$STUN1 >"$LAB_DIR/dns.out" 2>&1 &
+await_listening "$LAB_DIR/dns.out" || lab_fail "the lab's name server did not start: $(cat "$LAB_DIR/dns.out")"
+daemon_kill TERM
+LEARNT=$(log_count "public address is")
+daemon_start --stun-server nosuch.lab.test --stun-server stun.lab.test:3478 --http-listen $HTTP
+npc address
+check "while the names are looked up (1.5 s each), opcode 0 is answered at once" \
+	eq "$(field result) $(log_count "public address is")" "3 $LEARNT"
+check "a name that does not resolve is logged, and the next server tried" \
+	within 15 logged "stun: server nosuch.lab.test:3478 cannot be resolved"
+check "the next server's name resolves (evdns) and its STUN answer gives the public address" within 15 address_is_public
+check "... the name server was asked for both names" \
+	eval "grep -q 'query nosuch.lab.test 1' '$LAB_DIR/dns.out' && grep -q 'query stun.lab.test 1' '$LAB_DIR/dns.out'"
+
 # --- a port-restricted carrier NAT (plain masquerade): forwards cannot work ---
 daemon_kill TERM
 must in_cgn nft flush ruleset
