@@ -14,6 +14,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../integration/lab.sh"
 . "$HERE/miniupnpd.sh"
 BENCH=${BENCH:-$HERE/../../build/tests/bench/natpmp-bench}
+RESPONDER=${RESPONDER:-$HERE/../../build/tests/bench/natpmp-responder}
+REF_PORT=5352 # the reference listens beside the daemon, on the same interface
 PEER_NAME=${BENCH_PEER:-miniupnpd}
 OURS_LEVELS=${OURS_LEVELS:-"100 1000 10000 60000"}
 PEER_LEVELS=${PEER_LEVELS:-"100 1000 5000"}
@@ -24,7 +26,7 @@ FIRST=192.168.77.10
 PROBE=192.168.77.200 # the client whose requests are timed one at a time
 RESULTS=$LAB_DIR/results
 
-[ -x "$BENCH" ] || { echo "bench.sh: build first (sh scripts/build.sh): no $BENCH" >&2; exit 1; }
+[ -x "$BENCH" ] && [ -x "$RESPONDER" ] || { echo "bench.sh: build first (sh scripts/build.sh): no $BENCH or $RESPONDER" >&2; exit 1; }
 if [ "$PEER_NAME" = miniupnpd ]; then
 	miniupnpd_install || exit 1
 fi
@@ -69,10 +71,25 @@ connections() {
 	record "$1" "$2" connect "$line"
 }
 
+# measure_reference LEVEL: natpmp-responder (the daemon's sockets, batching and
+# codecs, and nothing else: no table, journal or nftables) measured right beside
+# the daemon at this size, so that the machine's state of the moment falls on both.
+measure_reference() {
+	record ref "$1" create "$(gen -p $REF_PORT -a $PROBE -c $SEQ -i 50000 create)"
+	record ref "$1" renew "$(gen -p $REF_PORT -a $PROBE -c $SEQ -i 50000 renew)"
+	record ref "$1" delete "$(gen -p $REF_PORT -a $PROBE -c $SEQ -i 50000 delete)"
+	record ref "$1" create-bulk "$(gen -p $REF_PORT -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 20000 create)"
+	record ref "$1" renew-bulk "$(gen -p $REF_PORT -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 20000 renew)"
+	record ref "$1" delete-bulk "$(gen -p $REF_PORT -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 20000 delete)"
+}
+
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# --- natpmp-server ---
-echo "== natpmp-server"
+# --- natpmp-server, and beside it the reference ---
+echo "== natpmp-server (and natpmp-responder on port $REF_PORT)"
+in_rtr "$RESPONDER" "$RTR_LAN_IF" $REF_PORT >"$LAB_DIR/responder.out" 2>&1 &
+RESPONDER_PID=$!
+await_listening "$LAB_DIR/responder.out" || { echo "bench.sh: natpmp-responder did not start: $(cat "$LAB_DIR/responder.out")" >&2; exit 1; }
 OURS="--rate-limit 0 --max-mappings-per-ip 70000 --max-lifetime 86400"
 daemon_start $OURS
 echo "ours 0 rss kb=$(rss_kb "$DAEMON_PID")" >>"$RESULTS"
@@ -87,6 +104,7 @@ for n in $OURS_LEVELS; do
 	record ours "$n" renew-bulk "$(gen -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 20000 renew)"
 	record ours "$n" delete-bulk "$(gen -a $FIRST -n $ADDRS -w 16 -P udp -c $BULK -i 20000 delete)"
 	record ours "$n" address-bulk "$(gen -a $FIRST -n $ADDRS -w 16 -c $BULK address)"
+	measure_reference "$n"
 	# The same requests by PCP (60-byte MAP, one nonce per mapping), beside NAT-PMP's at this size.
 	record ours "$n" pcp-create "$(gen -2 -a $PROBE -c $SEQ -i 52000 create)"
 	record ours "$n" pcp-renew "$(gen -2 -a $PROBE -c $SEQ -i 52000 renew)"
@@ -98,6 +116,9 @@ for n in $OURS_LEVELS; do
 	echo "ours $n compaction $(grep -o 'compacted [0-9]* mapping(s) into [^ ]* in [0-9.]* ms' "$LOG" | tail -n1)" >>"$RESULTS"
 done
 connections ours "$prev"
+# in_rtr runs it in a subshell: the responder is that subshell's child.
+pkill -TERM -P "$RESPONDER_PID" 2>/dev/null
+wait "$RESPONDER_PID" 2>/dev/null
 # One client's delete-all: the first of the 64 holds about N/64 mappings.
 record ours "$prev" delete-all "$(gen -a $FIRST -n 1 -c 1 delete-all)"
 

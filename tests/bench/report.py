@@ -70,6 +70,21 @@ def main(argv):
             n, fmt(num(rows, k("create-bulk"), "rate")), fmt(num(rows, k("renew-bulk"), "rate")),
             fmt(num(rows, k("delete-bulk"), "rate")), fmt(num(rows, k("address-bulk"), "rate")),
             fmt(num(rows, k("create-bulk"), "p50")), fmt(num(rows, k("create-bulk"), "p99"))))
+    print("\nnatpmp-server against the reference (natpmp-responder: the daemon's sockets, batching and codecs, and")
+    print("nothing else), measured right after it at each size; ours / reference, and ours as a share of it:\n")
+    print("| installed | creates/s | renewals/s | deletes/s | create p50 (us) | renew p50 (us) | delete p50 (us) |")
+    print("|---|---|---|---|---|---|---|")
+    for n in levels:
+        k = lambda s_, w: (s_, str(n), w)
+        if k("ref", "create-bulk") not in rows:
+            continue
+        cells = []
+        for w, field in (("create-bulk", "rate"), ("renew-bulk", "rate"), ("delete-bulk", "rate"),
+                         ("create", "p50"), ("renew", "p50"), ("delete", "p50")):
+            a, b = num(rows, k("ours", w), field), num(rows, k("ref", w), field)
+            share = "-" if not a or not b else "{:.0f}%".format(a / b * 100) if field == "rate" else "{:.1f}x".format(a / b)
+            cells.append("{} / {} ({})".format(fmt(a), fmt(b), share))
+        print("| {:,} | {} |".format(n, " | ".join(cells)))
     print("\nPCP beside NAT-PMP (natpmp-server; same run, same size; ratio = PCP / NAT-PMP, 1.0x is the same cost):\n")
     print("| installed | create p50 NAT-PMP / PCP | renew p50 NAT-PMP / PCP | creates/s NAT-PMP / PCP | renewals/s NAT-PMP / PCP |")
     print("|---|---|---|---|---|")
