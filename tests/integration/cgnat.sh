@@ -180,6 +180,14 @@ cgnat_nft() {
 	esac
 }
 
+# cgnat_become MODE: the CGN replaced by one of another MODE, its state gone.
+cgnat_become() {
+	must in_cgn nft flush ruleset
+	CGN_MODE=$1
+	cgnat_nft
+	must in_cgn conntrack -F
+}
+
 # cgnat_renumber: the full-cone CGN restarts: the next offset, and its
 # conntrack table and bindings flushed (after the new maps are in, so no
 # flow is made with the old ones in between).

@@ -158,10 +158,7 @@ check "... the name server was asked for both names" \
 
 # --- a port-restricted carrier NAT (plain masquerade): forwards cannot work ---
 daemon_kill TERM
-must in_cgn nft flush ruleset
-CGN_MODE=restricted
-cgnat_nft
-must in_cgn conntrack -F
+cgnat_become restricted
 daemon_start --stun-server $STUN1 --http-listen $HTTP
 check "plain masquerade is classified: its filtering depends on the peer" \
 	within 20 logged "the outer NAT's filtering is address-and-port-dependent: it lets in only peers the router has sent to first: map requests fail with result 3 (PCP NETWORK_FAILURE); --stun-allow-filtered maps through it anyway"
@@ -185,10 +182,7 @@ check "--stun-allow-filtered maps through it anyway" \
 
 # --- a symmetric carrier NAT (fully-random masquerade) ---
 daemon_kill TERM
-must in_cgn nft flush ruleset
-CGN_MODE=symmetric
-cgnat_nft
-must in_cgn conntrack -F
+cgnat_become symmetric
 daemon_start --stun-server $STUN1 --http-listen $HTTP
 check "fully-random masquerade is classified: its mapping depends on the peer (symmetric)" \
 	within 20 logged "the outer NAT's mapping is address-and-port-dependent (symmetric NAT)"
