@@ -78,7 +78,13 @@ int install_all(struct server *s, int64_t now)
 	if ((r = nft_install(s->nft)) < 0 || (r = nft_set_external(s->nft, s->external, s->n_external)) < 0 ||
 	    (r = table_foreach(s->table, install_one, &ctx)) < 0)
 		return r;
+	/* Nobody listening, nf_tables builds no notification per element (nftmon.h). */
+	int paused = s->nftmon && nftmon_pause(s->nftmon) == 0, e;
 	r = install_commit(s);
+	/* Deaf to foreign changes from now on: say so, and keep serving. */
+	if (paused && (e = nftmon_resume(s->nftmon)) < 0)
+		log_warnx("cannot listen for nftables events again: %s; changes others make to table ip %s go "
+			  "unnoticed until a reload", strerror(-e), s->cfg.nat_table);
 	s->table_broken = r < 0;
 	return r;
 }

@@ -77,6 +77,20 @@ struct nftmon *nftmon_open(const char *table, uint32_t own_portid)
 	return m;
 }
 
+int nftmon_pause(struct nftmon *m)
+{
+	unsigned int group = NFNLGRP_NFTABLES;
+
+	return mnl_socket_setsockopt(m->nl, NETLINK_DROP_MEMBERSHIP, &group, sizeof(group)) < 0 ? -errno : 0;
+}
+
+int nftmon_resume(struct nftmon *m)
+{
+	unsigned int group = NFNLGRP_NFTABLES;
+
+	return mnl_socket_setsockopt(m->nl, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0 ? -errno : 0;
+}
+
 void nftmon_close(struct nftmon *m)
 {
 	if (!m)
