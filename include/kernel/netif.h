@@ -64,7 +64,8 @@ void netif_neigh_close(struct netif_neigh *n);
  * The link-layer address the kernel has resolved for addr (network byte
  * order) on interface ifindex, its six bytes in the low 48 bits of *lladdr:
  * 0, or -ENOENT when it has none that is resolved (never asked, INCOMPLETE,
- * FAILED), or -errno.  One netlink round trip.
+ * FAILED), or -errno.  One netlink round trip, unless the same address was
+ * resolved less than a second before: that answer is given again.
  */
 int netif_neighbour(struct netif_neigh *n, unsigned int ifindex, uint32_t addr, uint64_t *lladdr);
 /* The same for an IPv6 neighbour (the kernel's NDP table); addr is 16 bytes. */

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <time.h>
+#include <time.h>
 
 #include "kernel/netif.h"
 
@@ -221,10 +222,48 @@ int netif_watch_read(struct netif_watch *w)
 
 /* --- who sent it, at the link layer --- */
 
+/*
+ * Resolved answers, remembered for NEIGH_CACHE_MS: a client sending a burst
+ * of requests costs one netlink round trip a second, not one each (a
+ * tenth of the daemon's time under a pipelined load).  Only resolved
+ * entries are kept: an address the kernel cannot resolve yet is asked
+ * again each time, so a host is counted under its own link-layer address
+ * as soon as the kernel knows it.
+ */
+#define NEIGH_CACHE 256
+#define NEIGH_CACHE_MS 1000
+
+struct neigh_cached {
+	int64_t at_ms; /* 0: empty */
+	unsigned int ifindex;
+	uint8_t family;
+	uint8_t addr[16];
+	uint64_t lladdr;
+};
+
 struct netif_neigh {
 	struct mnl_socket *nl;
 	uint32_t seq;
+	struct neigh_cached cache[NEIGH_CACHE];
 };
+
+static int64_t neigh_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+}
+
+static struct neigh_cached *neigh_slot(struct netif_neigh *n, unsigned int ifindex, const uint8_t *addr,
+				       size_t addr_len)
+{
+	uint32_t h = ifindex * 2654435761u;
+
+	for (size_t i = 0; i < addr_len; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	return &n->cache[(h >> 8) % NEIGH_CACHE];
+}
 
 struct netif_neigh *netif_neigh_open(void)
 {
@@ -293,6 +332,14 @@ static int netif_neighbour_of(struct netif_neigh *n, unsigned int ifindex, uint8
 	ssize_t len;
 	int r;
 
+	struct neigh_cached *c = neigh_slot(n, ifindex, addr, addr_len);
+	int64_t now = neigh_now_ms();
+
+	if (c->at_ms && now - c->at_ms < NEIGH_CACHE_MS && c->ifindex == ifindex && c->family == family &&
+	    memcmp(c->addr, addr, addr_len) == 0) {
+		*lladdr = c->lladdr;
+		return 0;
+	}
 	nlh->nlmsg_type = RTM_GETNEIGH;
 	nlh->nlmsg_flags = NLM_F_REQUEST;
 	nlh->nlmsg_seq = seq;
@@ -311,6 +358,8 @@ static int netif_neighbour_of(struct netif_neigh *n, unsigned int ifindex, uint8
 	if (!ans.found)
 		return -ENOENT;
 	*lladdr = ans.lladdr;
+	*c = (struct neigh_cached){ .at_ms = now, .ifindex = ifindex, .family = family, .lladdr = ans.lladdr };
+	memcpy(c->addr, addr, addr_len);
 	return 0;
 }
 
