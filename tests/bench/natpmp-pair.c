@@ -1,0 +1,190 @@
+/*
+ * natpmp-pair.c - one client timing the same requests at two NAT-PMP
+ * servers in turn, for comparisons the machine's noise cannot bias.
+ *
+ *   natpmp-pair -g GATEWAY1 -a ADDR1 -G GATEWAY2 -A ADDR2 [-c COUNT] [-i PORT]
+ *               [-s SUGGESTED] [-P tcp|udp] [-l LIFETIME]
+ *
+ * Runs minutes apart differ by up to 20% on a shared machine, more than the
+ * differences bench.sh is asked to show (the cost of a create at 60,000
+ * mappings against one at 100).  Here each round sends one map request to
+ * each server, from ADDR1 to GATEWAY1 and from ADDR2 to GATEWAY2 (each
+ * server's own LAN client), the first of the pair alternating from round to
+ * round, each sent once the one before was answered: whatever slows the
+ * machine down falls on both alike.  Round k asks for internal port PORT+k
+ * (default 50000), suggesting SUGGESTED+k (default: the internal port; 0:
+ * none), for LIFETIME seconds (default 3600; 0 deletes).  A request
+ * unanswered within 1 s counts as lost.
+ *
+ * Output, one line per server, then the ratio of the medians:
+ *   result server=1 ok=N failed=N lost=N p50_us=U p90_us=U p99_us=U
+ *   result server=2 ...
+ *   ratio p50_2/p50_1=R
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tools/cli.h"
+#include "wire/proto.h"
+
+#define PAIR_MAX 100000
+#define PAIR_TIMEOUT_MS 1000
+
+struct pair_side {
+	int fd;
+	struct sockaddr_in server;
+	uint32_t *lat;
+	size_t n;
+	unsigned long ok, failed, lost;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int side_open(struct pair_side *s, struct in_addr local, struct in_addr server, size_t count)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = local };
+
+	s->server = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr = server, .sin_port = htons(5351) };
+	if ((s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(s->fd, (const struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    connect(s->fd, (const struct sockaddr *)&s->server, sizeof(s->server)) < 0 ||
+	    !(s->lat = calloc(count, sizeof(*s->lat)))) {
+		fprintf(stderr, "natpmp-pair: cannot open a socket from %s: %s\n", inet_ntoa(local), strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* One request, timed: its answer (ok or failed) or its loss is counted in s. */
+static void side_ask(struct pair_side *s, uint8_t protocol, uint16_t internal, uint16_t suggested, uint32_t lifetime)
+{
+	uint8_t req[PROTO_MAP_REQUEST_LEN], buf[64];
+	size_t len = proto_encode_map_request(req, protocol, internal, suggested, lifetime);
+	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+	struct proto_reply r;
+	int64_t t0 = now_us(), left;
+	ssize_t n;
+
+	if (send(s->fd, req, len, 0) != (ssize_t)len) {
+		s->lost++;
+		return;
+	}
+	while ((left = PAIR_TIMEOUT_MS - (now_us() - t0) / 1000) > 0 && poll(&p, 1, (int)left) > 0) {
+		if ((n = recv(s->fd, buf, sizeof(buf), 0)) < 0 || proto_decode_reply(buf, (size_t)n, &r) < 0 ||
+		    r.internal_port != internal)
+			continue;
+		s->lat[s->n++] = (uint32_t)(now_us() - t0);
+		if (r.result == NATPMP_RESULT_SUCCESS)
+			s->ok++;
+		else
+			s->failed++;
+		return;
+	}
+	s->lost++;
+}
+
+static uint32_t pct(const struct pair_side *s, unsigned int p)
+{
+	return s->n ? s->lat[(s->n - 1) * p / 100] : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct in_addr g1 = { 0 }, a1 = { 0 }, g2 = { 0 }, a2 = { 0 };
+	unsigned int count = 200, suggested = 1, lifetime = 3600;
+	uint16_t first = 50000, sugg_first = 0;
+	uint8_t protocol = IPPROTO_TCP;
+	struct pair_side side[2];
+	int opt;
+
+	while ((opt = getopt(argc, argv, "g:a:G:A:c:i:s:P:l:")) != -1) {
+		switch (opt) {
+		case 'g':
+			if (cli_parse_ipv4("-g GATEWAY1", optarg, &g1) < 0)
+				return 2;
+			break;
+		case 'a':
+			if (cli_parse_ipv4("-a ADDR1", optarg, &a1) < 0)
+				return 2;
+			break;
+		case 'G':
+			if (cli_parse_ipv4("-G GATEWAY2", optarg, &g2) < 0)
+				return 2;
+			break;
+		case 'A':
+			if (cli_parse_ipv4("-A ADDR2", optarg, &a2) < 0)
+				return 2;
+			break;
+		case 'c':
+			if (cli_parse_uint("-c COUNT", optarg, 1, PAIR_MAX, &count) < 0)
+				return 2;
+			break;
+		case 'i':
+			if (cli_parse_port("-i PORT", optarg, 1, &first) < 0)
+				return 2;
+			break;
+		case 's':
+			if (strcmp(optarg, "0") == 0)
+				suggested = 0;
+			else if (cli_parse_port("-s SUGGESTED", optarg, 1, &sugg_first) < 0)
+				return 2;
+			break;
+		case 'P':
+			if (strcmp(optarg, "tcp") && strcmp(optarg, "udp")) {
+				fprintf(stderr, "natpmp-pair: -P '%s': use tcp or udp\n", optarg);
+				return 2;
+			}
+			protocol = optarg[0] == 't' ? IPPROTO_TCP : IPPROTO_UDP;
+			break;
+		case 'l':
+			if (cli_parse_uint("-l LIFETIME", optarg, 0, 4294967295u, &lifetime) < 0)
+				return 2;
+			break;
+		default:
+			fprintf(stderr, "usage: natpmp-pair -g GATEWAY1 -a ADDR1 -G GATEWAY2 -A ADDR2 [-c COUNT] [-i PORT] "
+					"[-s SUGGESTED] [-P tcp|udp] [-l LIFETIME]\n");
+			return 2;
+		}
+	}
+	if (!g1.s_addr || !a1.s_addr || !g2.s_addr || !a2.s_addr || (unsigned int)first + count - 1 > 65535 ||
+	    (sugg_first && (unsigned int)sugg_first + count - 1 > 65535)) {
+		fprintf(stderr, "natpmp-pair: -g, -a, -G and -A are required, and the ports must stay below 65536\n");
+		return 2;
+	}
+	if (side_open(&side[0], a1, g1, count) < 0 || side_open(&side[1], a2, g2, count) < 0)
+		return 1;
+	for (unsigned int k = 0; k < count; k++) {
+		uint16_t internal = (uint16_t)(first + k);
+		uint16_t want = !suggested ? 0 : sugg_first ? (uint16_t)(sugg_first + k) : internal;
+		/* Who goes first alternates: neither server always meets the machine right after the other. */
+		for (int j = 0; j < 2; j++)
+			side_ask(&side[(k + (unsigned int)j) % 2], protocol, internal, want, lifetime);
+	}
+	for (int i = 0; i < 2; i++) {
+		qsort(side[i].lat, side[i].n, sizeof(side[i].lat[0]), cmp_u32);
+		printf("result server=%d ok=%lu failed=%lu lost=%lu p50_us=%u p90_us=%u p99_us=%u\n", i + 1, side[i].ok,
+		       side[i].failed, side[i].lost, pct(&side[i], 50), pct(&side[i], 90), pct(&side[i], 99));
+	}
+	printf("ratio p50_2/p50_1=%.2f\n", pct(&side[0], 50) ? (double)pct(&side[1], 50) / pct(&side[0], 50) : 0.0);
+	return 0;
+}

@@ -1,0 +1,75 @@
+#!/bin/bash
+# pair.sh - is a create at 60,000 mappings dearer than one at 100?  Asked
+# side by side (issue 18): two daemons in two labs, one filled to 100 and
+# one to 60,000, and one LAN client timing the same requests at both in turn
+# (natpmp-pair), so that the machine's noise, which moves bench.sh's figures
+# by up to 20% between runs, falls on both alike.  As root, after
+# sh scripts/build.sh:
+#
+#   bash tests/bench/pair.sh          # SMALL=100 FILL=60000 COUNT=400 by default
+#
+#   LAN ns: 192.168.77.x ---- router A (lab.sh's): natpmp-server, SMALL mappings
+#           192.168.79.x ---- router B: natpmp-server, FILL mappings, an external
+#                             interface of its own (203.0.113.1, a veth pair)
+#
+# Two kinds of create are timed: one whose suggested port (its internal one)
+# is free at both (UDP, which the fills leave empty), and one whose suggested
+# and internal ports are held by another client at both (TCP, the ports made
+# busy first), so the daemon draws a random port: where the 60,000-mapping
+# table makes it probe longest.  Not part of CI.
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/../integration/lab.sh"
+BENCH=${BENCH:-$HERE/../../build/tests/bench/natpmp-bench}
+PAIR=${PAIR:-$HERE/../../build/tests/bench/natpmp-pair}
+SMALL=${SMALL:-100}
+FILL=${FILL:-60000}
+COUNT=${COUNT:-400}
+ADDRS=64
+[ -x "$BENCH" ] && [ -x "$PAIR" ] || { echo "pair.sh: build first (sh scripts/build.sh)" >&2; exit 1; }
+
+lab_up
+RTRB=npb-$LAB_ID
+LAB_NETNS="$LAB_NETNS $RTRB"
+lab_netns "$RTRB"
+must ip link add "vm$LAB_ID" netns "$LAN" type veth peer name "vb$LAB_ID" netns "$RTRB"
+must ip -n "$LAN" addr add 192.168.79.200/24 dev "vm$LAB_ID"
+must ip -n "$LAN" link set "vm$LAB_ID" up
+must ip -n "$RTRB" addr add 192.168.79.1/24 dev "vb$LAB_ID"
+must ip -n "$RTRB" link set "vb$LAB_ID" up
+# A veth pair in the namespace itself: the external interface needs an address, not a peer (no dummy module everywhere).
+must ip -n "$RTRB" link add "xb$LAB_ID" type veth peer name "xc$LAB_ID"
+must ip -n "$RTRB" link set "xc$LAB_ID" up
+must ip -n "$RTRB" addr add 203.0.113.1/24 dev "xb$LAB_ID"
+must ip -n "$RTRB" link set "xb$LAB_ID" up
+ip -n "$LAN" addr add 192.168.77.200/24 dev "$LAN_IF"
+for i in $(seq 0 $((ADDRS - 1))); do
+	ip -n "$LAN" addr add 192.168.77.$((10 + i))/24 dev "$LAN_IF"
+	ip -n "$LAN" addr add 192.168.79.$((10 + i))/24 dev "vm$LAB_ID"
+done
+
+OURS="--rate-limit 0 --max-mappings-per-ip 70000 --max-lifetime 86400"
+# daemon_start runs A at --log-level debug: B gets the same.
+daemon_start $OURS
+mkdir -p "$LAB_DIR/stateB"
+ip netns exec "$RTRB" "$NPS_BIN" --listen-interface "vb$LAB_ID" --external-interface "xb$LAB_ID" \
+	--state-dir "$LAB_DIR/stateB" --log-level debug $OURS >>"$LAB_DIR/b.log" 2>&1 &
+BPID=$!
+trap 'kill $BPID 2>/dev/null; wait $BPID 2>/dev/null; lab_cleanup' EXIT
+await_answer "$LAN" 192.168.79.1 "$BPID" "$LAB_DIR/b.log" "second daemon"
+
+fill() { in_lan "$BENCH" map -g "$1" -a "$2" -n $ADDRS -w 16 -c "$3" -i 2000 -T 3000 fill | grep '^result'; }
+echo "filling A to $SMALL: $(fill $GW 192.168.77.10 "$SMALL")"
+echo "filling B to $FILL: $(fill 192.168.79.1 192.168.79.10 "$FILL")"
+pair() { in_lan "$PAIR" -g $GW -a "$1" -G 192.168.79.1 -A "$2" -c $COUNT "${@:3}"; }
+
+echo
+echo "== a create whose suggested port is free at both (UDP, internal ports 50000 up)"
+pair 192.168.77.200 192.168.79.200 -P udp -i 50000
+echo
+echo "== a create whose suggested and internal ports another client holds at both (TCP)"
+# The other client takes those ports first, where they are still free.
+pair 192.168.77.11 192.168.79.11 -P tcp -i 50000 >/dev/null
+pair 192.168.77.200 192.168.79.200 -P tcp -i 50000
+echo
+echo "(server 1: $SMALL mappings and up; server 2: $FILL and up; ratio above 1: dearer at $FILL)"
+daemon_kill TERM
