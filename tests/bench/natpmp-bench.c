@@ -85,12 +85,16 @@ struct map_opts {
 
 struct accept_opts {
 	struct sockaddr_in local;
+	struct sockaddr_in6 local6; /* -b with an IPv6 address: listens there instead */
+	bool v6;
 	bool port_given;
 	unsigned int seconds;
 };
 
 struct connect_opts {
 	struct sockaddr_in server;
+	struct sockaddr_in6 server6; /* -h with an IPv6 address: connects there instead */
+	bool v6;
 	bool server_given, port_given;
 	struct sockaddr_in local;
 	bool local_given;
@@ -203,11 +207,11 @@ static void bench_usage(FILE *out)
 	      "to the last reply, rate is replies (ok + failed) per second, latencies run from\n"
 	      "send to reply over the replies (all 0 without replies).\n"
 	      "\n"
-	      "accept: a TCP server on ADDR:PORT (ADDR default 0.0.0.0) that accepts and at once\n"
+	      "accept: a TCP server on ADDR:PORT (ADDR default 0.0.0.0; IPv6 too) that accepts and at once\n"
 	      "closes every connection, for SECONDS; \"listening\" on stderr once it listens.\n"
 	      "Output: accepted N\n"
 	      "\n"
-	      "connect: new TCP connections to HOST:PORT for SECONDS, CONCURRENCY at a time\n"
+	      "connect: new TCP connections to HOST:PORT (HOST IPv4 or IPv6) for SECONDS, CONCURRENCY at a time\n"
 	      "(1 to 65536, default 1), each closed with RST (SO_LINGER 0, so no TIME_WAIT)\n"
 	      "once established (a reset after the handshake counts as established); one not\n"
 	      "established within -T MS (default 1000) has failed.\n"
@@ -1002,16 +1006,24 @@ static int accept_parse(struct accept_opts *o, int argc, char **argv)
 	memset(o, 0, sizeof(*o));
 	o->local.sin_family = AF_INET;
 	o->local.sin_addr.s_addr = htonl(INADDR_ANY);
+	o->local6.sin6_family = AF_INET6;
 	while ((opt = getopt_long(argc, argv, ":b:p:t:h", bench_long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'b':
+			/* An IPv6 address: a pinhole's listener. */
+			if (strchr(optarg, ':')) {
+				if (inet_pton(AF_INET6, optarg, &o->local6.sin6_addr) != 1)
+					return cli_usage_error("-b ADDR", optarg, "not an IPv4 or IPv6 address");
+				o->v6 = true;
+				break;
+			}
 			if (cli_parse_ipv4("-b ADDR", optarg, &o->local.sin_addr) < 0)
 				return -EINVAL;
 			break;
 		case 'p':
 			if (cli_parse_port("-p PORT", optarg, 1, &port) < 0)
 				return -EINVAL;
-			o->local.sin_port = htons(port);
+			o->local.sin_port = o->local6.sin6_port = htons(port);
 			o->port_given = true;
 			break;
 		case 't':
@@ -1042,7 +1054,7 @@ static int run_accept(const struct accept_opts *o)
 	int64_t deadline, now;
 	int fd, epfd = -1, one = 1, n, c, err = 0;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+	if ((fd = socket(o->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return cli_system_error(-errno, "socket");
 	/*
 	 * A plain close (FIN), not SO_LINGER 0: an RST from here could reach a
@@ -1053,7 +1065,8 @@ static int run_accept(const struct accept_opts *o)
 		err = cli_system_error(-errno, "SO_REUSEADDR");
 		goto out;
 	}
-	if (bind(fd, (const struct sockaddr *)&o->local, sizeof(o->local)) < 0) {
+	if (o->v6 ? bind(fd, (const struct sockaddr *)&o->local6, sizeof(o->local6)) < 0
+		  : bind(fd, (const struct sockaddr *)&o->local, sizeof(o->local)) < 0) {
 		err = cli_system_error(-errno, "bind %s:%u", addr_str(o->local.sin_addr, a), ntohs(o->local.sin_port));
 		goto out;
 	}
@@ -1067,7 +1080,13 @@ static int run_accept(const struct accept_opts *o)
 		goto out;
 	}
 	/* Ready before the clock starts, so that a script may start the other end once this line is out. */
-	fprintf(stderr, BENCH_NAME ": listening on %s:%u\n", addr_str(o->local.sin_addr, a), ntohs(o->local.sin_port));
+	if (o->v6) {
+		char a6[INET6_ADDRSTRLEN];
+		fprintf(stderr, BENCH_NAME ": listening on [%s]:%u\n", inet_ntop(AF_INET6, &o->local6.sin6_addr, a6, sizeof(a6)),
+			ntohs(o->local6.sin6_port));
+	} else {
+		fprintf(stderr, BENCH_NAME ": listening on %s:%u\n", addr_str(o->local.sin_addr, a), ntohs(o->local.sin_port));
+	}
 	deadline = cli_now_us() + (int64_t)o->seconds * 1000000;
 	while (!bench_interrupted && (now = cli_now_us()) < deadline) {
 		n = epoll_wait(epfd, &ev, 1, wait_ms(deadline, now));
@@ -1111,6 +1130,7 @@ static int connect_parse(struct connect_opts *o, int argc, char **argv)
 
 	memset(o, 0, sizeof(*o));
 	o->server.sin_family = AF_INET;
+	o->server6.sin6_family = AF_INET6;
 	o->local.sin_family = AF_INET;
 	o->concurrency = 1;
 	o->timeout_ms = BENCH_TIMEOUT_MS;
@@ -1118,14 +1138,20 @@ static int connect_parse(struct connect_opts *o, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h:p:t:w:b:T:x", bench_long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
-			if (cli_parse_ipv4("-h HOST", optarg, &o->server.sin_addr) < 0)
+			/* An IPv6 address: a pinhole's host. */
+			if (strchr(optarg, ':')) {
+				if (inet_pton(AF_INET6, optarg, &o->server6.sin6_addr) != 1)
+					return cli_usage_error("-h HOST", optarg, "not an IPv4 or IPv6 address");
+				o->v6 = true;
+			} else if (cli_parse_ipv4("-h HOST", optarg, &o->server.sin_addr) < 0) {
 				return -EINVAL;
+			}
 			o->server_given = true;
 			break;
 		case 'p':
 			if (cli_parse_port("-p PORT", optarg, 1, &port) < 0)
 				return -EINVAL;
-			o->server.sin_port = htons(port);
+			o->server.sin_port = o->server6.sin6_port = htons(port);
 			o->port_given = true;
 			break;
 		case 't':
@@ -1158,6 +1184,8 @@ static int connect_parse(struct connect_opts *o, int argc, char **argv)
 		return cli_usage_message("unexpected argument", argv[optind]);
 	if (!o->server_given)
 		return cli_usage_message("connect needs -h HOST", NULL);
+	if (o->v6 && o->local_given)
+		return cli_usage_message("-b SRCADDR is IPv4 only: leave it out with an IPv6 -h HOST", NULL);
 	if (!o->port_given)
 		return cli_usage_message("connect needs -p PORT", NULL);
 	if (!o->seconds)
@@ -1199,7 +1227,7 @@ static int conn_start(struct connect_run *r)
 	struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = (uint32_t)(c - r->conns) };
 	int one = 1, err;
 
-	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+	if ((c->fd = socket(o->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
 		err = -errno;
 		c->fd = -1;
 		r->nfree++;
@@ -1213,7 +1241,8 @@ static int conn_start(struct connect_run *r)
 			       bind(c->fd, (const struct sockaddr *)&o->local, sizeof(o->local)) < 0))
 		goto system;
 	c->start_us = cli_now_us();
-	if (connect(c->fd, (const struct sockaddr *)&o->server, sizeof(o->server)) == 0) {
+	if ((o->v6 ? connect(c->fd, (const struct sockaddr *)&o->server6, sizeof(o->server6))
+		   : connect(c->fd, (const struct sockaddr *)&o->server, sizeof(o->server))) == 0) {
 		conn_done(r, c, 0);
 		return samples_add(&r->lat, cli_now_us() - c->start_us);
 	}

@@ -2,7 +2,7 @@
  * natpmp-pair.c - one client timing the same requests at two NAT-PMP
  * servers in turn, for comparisons the machine's noise cannot bias.
  *
- *   natpmp-pair -g GATEWAY1 -a ADDR1 -G GATEWAY2 -A ADDR2 [-c COUNT] [-i PORT]
+ *   natpmp-pair [-6] -g GATEWAY1 -a ADDR1 [-G GATEWAY2 -A ADDR2] [-c COUNT] [-i PORT]
  *               [-s SUGGESTED] [-P tcp|udp] [-l LIFETIME]
  *
  * Runs minutes apart differ by up to 20% on a shared machine, more than the
@@ -14,7 +14,12 @@
  * machine down falls on both alike.  Round k asks for internal port PORT+k
  * (default 50000), suggesting SUGGESTED+k (default: the internal port; 0:
  * none), for LIFETIME seconds (default 3600; 0 deletes).  A request
- * unanswered within 1 s counts as lost.
+ * unanswered within 1 s counts as lost.  Without -G and -A only the first
+ * server is asked (a fill).
+ *
+ * -6: PCP MAP requests (RFC 6887) over IPv6 instead of NAT-PMP, the
+ * addresses IPv6 ones: each opens a pinhole for ADDR's own port (no
+ * suggestion), the nonce naming the port.
  *
  * Output, one line per server, then the ratio of the medians:
  *   result server=1 ok=N failed=N lost=N p50_us=U p90_us=U p99_us=U
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include "tools/cli.h"
+#include "wire/pcp.h"
 #include "wire/proto.h"
 
 #define PAIR_MAX 100000
@@ -39,7 +45,8 @@
 
 struct pair_side {
 	int fd;
-	struct sockaddr_in server;
+	int pcp;	     /* -6: PCP over IPv6 */
+	uint8_t client[16]; /* -6: the address the requests name (PCP's client address) */
 	uint32_t *lat;
 	size_t n;
 	unsigned long ok, failed, lost;
@@ -60,26 +67,62 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int side_open(struct pair_side *s, struct in_addr local, struct in_addr server, size_t count)
+/* A socket from local to server:5351 (IPv4 or, with pcp, IPv6 addresses as text). */
+static int side_open(struct pair_side *s, int pcp, const char *local, const char *server, size_t count)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = local };
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} l = { 0 }, r = { 0 };
+	int family = pcp ? AF_INET6 : AF_INET;
+	socklen_t len = pcp ? sizeof(l.v6) : sizeof(l.v4);
 
-	s->server = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr = server, .sin_port = htons(5351) };
-	if ((s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    bind(s->fd, (const struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    connect(s->fd, (const struct sockaddr *)&s->server, sizeof(s->server)) < 0 ||
-	    !(s->lat = calloc(count, sizeof(*s->lat)))) {
-		fprintf(stderr, "natpmp-pair: cannot open a socket from %s: %s\n", inet_ntoa(local), strerror(errno));
+	s->pcp = pcp;
+	if (pcp ? inet_pton(AF_INET6, local, &l.v6.sin6_addr) != 1 || inet_pton(AF_INET6, server, &r.v6.sin6_addr) != 1
+		: inet_pton(AF_INET, local, &l.v4.sin_addr) != 1 || inet_pton(AF_INET, server, &r.v4.sin_addr) != 1) {
+		fprintf(stderr, "natpmp-pair: '%s' or '%s' is not an IPv%d address\n", local, server, pcp ? 6 : 4);
+		return -1;
+	}
+	l.sa.sa_family = r.sa.sa_family = (sa_family_t)family;
+	if (pcp) {
+		r.v6.sin6_port = htons(5351);
+		memcpy(s->client, &l.v6.sin6_addr, 16);
+	} else {
+		r.v4.sin_port = htons(5351);
+	}
+	if ((s->fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || bind(s->fd, &l.sa, len) < 0 ||
+	    connect(s->fd, &r.sa, len) < 0 || !(s->lat = calloc(count, sizeof(*s->lat)))) {
+		fprintf(stderr, "natpmp-pair: cannot open a socket from %s to %s: %s\n", local, server, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
+/* A PCP MAP (RFC 6887 11.1) for the pinhole of the side's own port internal; the nonce names the port. */
+static size_t pcp_request(const struct pair_side *s, uint8_t *buf, uint8_t protocol, uint16_t internal,
+			  uint32_t lifetime)
+{
+	uint8_t *d = buf + PCP_HEADER_LEN;
+
+	memset(buf, 0, PCP_MAP_LEN);
+	buf[0] = PCP_VERSION;
+	buf[1] = PCP_OP_MAP;
+	proto_put32(buf + 4, lifetime);
+	memcpy(buf + 8, s->client, 16);
+	memcpy(d, "pair", 4);
+	proto_put16(d + 4, internal);
+	d[12] = protocol;
+	proto_put16(d + 16, internal);
+	return PCP_MAP_LEN;
+}
+
 /* One request, timed: its answer (ok or failed) or its loss is counted in s. */
 static void side_ask(struct pair_side *s, uint8_t protocol, uint16_t internal, uint16_t suggested, uint32_t lifetime)
 {
-	uint8_t req[PROTO_MAP_REQUEST_LEN], buf[64];
-	size_t len = proto_encode_map_request(req, protocol, internal, suggested, lifetime);
+	uint8_t req[PCP_MAP_LEN], buf[128];
+	size_t len = s->pcp ? pcp_request(s, req, protocol, internal, lifetime)
+			    : proto_encode_map_request(req, protocol, internal, suggested, lifetime);
 	struct pollfd p = { .fd = s->fd, .events = POLLIN };
 	struct proto_reply r;
 	int64_t t0 = now_us(), left;
@@ -90,11 +133,18 @@ static void side_ask(struct pair_side *s, uint8_t protocol, uint16_t internal, u
 		return;
 	}
 	while ((left = PAIR_TIMEOUT_MS - (now_us() - t0) / 1000) > 0 && poll(&p, 1, (int)left) > 0) {
-		if ((n = recv(s->fd, buf, sizeof(buf), 0)) < 0 || proto_decode_reply(buf, (size_t)n, &r) < 0 ||
-		    r.internal_port != internal)
+		if ((n = recv(s->fd, buf, sizeof(buf), 0)) < 0)
 			continue;
+		if (s->pcp) {
+			if (n < PCP_MAP_LEN || buf[0] != PCP_VERSION || buf[1] != (PCP_OP_MAP | PCP_R) ||
+			    proto_get16(buf + PCP_HEADER_LEN + 16) != internal)
+				continue;
+			r.result = buf[3];
+		} else if (proto_decode_reply(buf, (size_t)n, &r) < 0 || r.internal_port != internal) {
+			continue;
+		}
 		s->lat[s->n++] = (uint32_t)(now_us() - t0);
-		if (r.result == NATPMP_RESULT_SUCCESS)
+		if (r.result == 0)
 			s->ok++;
 		else
 			s->failed++;
@@ -110,30 +160,30 @@ static uint32_t pct(const struct pair_side *s, unsigned int p)
 
 int main(int argc, char **argv)
 {
-	struct in_addr g1 = { 0 }, a1 = { 0 }, g2 = { 0 }, a2 = { 0 };
+	const char *g1 = NULL, *a1 = NULL, *g2 = NULL, *a2 = NULL;
 	unsigned int count = 200, suggested = 1, lifetime = 3600;
+	int pcp = 0, sides;
 	uint16_t first = 50000, sugg_first = 0;
 	uint8_t protocol = IPPROTO_TCP;
 	struct pair_side side[2];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "g:a:G:A:c:i:s:P:l:")) != -1) {
+	while ((opt = getopt(argc, argv, "6g:a:G:A:c:i:s:P:l:")) != -1) {
 		switch (opt) {
+		case '6':
+			pcp = 1;
+			break;
 		case 'g':
-			if (cli_parse_ipv4("-g GATEWAY1", optarg, &g1) < 0)
-				return 2;
+			g1 = optarg;
 			break;
 		case 'a':
-			if (cli_parse_ipv4("-a ADDR1", optarg, &a1) < 0)
-				return 2;
+			a1 = optarg;
 			break;
 		case 'G':
-			if (cli_parse_ipv4("-G GATEWAY2", optarg, &g2) < 0)
-				return 2;
+			g2 = optarg;
 			break;
 		case 'A':
-			if (cli_parse_ipv4("-A ADDR2", optarg, &a2) < 0)
-				return 2;
+			a2 = optarg;
 			break;
 		case 'c':
 			if (cli_parse_uint("-c COUNT", optarg, 1, PAIR_MAX, &count) < 0)
@@ -161,30 +211,33 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		default:
-			fprintf(stderr, "usage: natpmp-pair -g GATEWAY1 -a ADDR1 -G GATEWAY2 -A ADDR2 [-c COUNT] [-i PORT] "
-					"[-s SUGGESTED] [-P tcp|udp] [-l LIFETIME]\n");
+			fprintf(stderr, "usage: natpmp-pair [-6] -g GATEWAY1 -a ADDR1 [-G GATEWAY2 -A ADDR2] [-c COUNT] "
+					"[-i PORT] [-s SUGGESTED] [-P tcp|udp] [-l LIFETIME]\n");
 			return 2;
 		}
 	}
-	if (!g1.s_addr || !a1.s_addr || !g2.s_addr || !a2.s_addr || (unsigned int)first + count - 1 > 65535 ||
+	if (!g1 || !a1 || !g2 != !a2 || (unsigned int)first + count - 1 > 65535 ||
 	    (sugg_first && (unsigned int)sugg_first + count - 1 > 65535)) {
-		fprintf(stderr, "natpmp-pair: -g, -a, -G and -A are required, and the ports must stay below 65536\n");
+		fprintf(stderr, "natpmp-pair: -g and -a are required, -G and -A go together, and the ports must stay "
+				"below 65536\n");
 		return 2;
 	}
-	if (side_open(&side[0], a1, g1, count) < 0 || side_open(&side[1], a2, g2, count) < 0)
+	sides = g2 ? 2 : 1;
+	if (side_open(&side[0], pcp, a1, g1, count) < 0 || (sides == 2 && side_open(&side[1], pcp, a2, g2, count) < 0))
 		return 1;
 	for (unsigned int k = 0; k < count; k++) {
 		uint16_t internal = (uint16_t)(first + k);
 		uint16_t want = !suggested ? 0 : sugg_first ? (uint16_t)(sugg_first + k) : internal;
 		/* Who goes first alternates: neither server always meets the machine right after the other. */
-		for (int j = 0; j < 2; j++)
-			side_ask(&side[(k + (unsigned int)j) % 2], protocol, internal, want, lifetime);
+		for (int j = 0; j < sides; j++)
+			side_ask(&side[(k + (unsigned int)j) % (unsigned int)sides], protocol, internal, want, lifetime);
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < sides; i++) {
 		qsort(side[i].lat, side[i].n, sizeof(side[i].lat[0]), cmp_u32);
 		printf("result server=%d ok=%lu failed=%lu lost=%lu p50_us=%u p90_us=%u p99_us=%u\n", i + 1, side[i].ok,
 		       side[i].failed, side[i].lost, pct(&side[i], 50), pct(&side[i], 90), pct(&side[i], 99));
 	}
-	printf("ratio p50_2/p50_1=%.2f\n", pct(&side[0], 50) ? (double)pct(&side[1], 50) / pct(&side[0], 50) : 0.0);
+	if (sides == 2)
+		printf("ratio p50_2/p50_1=%.2f\n", pct(&side[0], 50) ? (double)pct(&side[1], 50) / pct(&side[0], 50) : 0.0);
 	return 0;
 }

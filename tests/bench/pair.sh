@@ -16,7 +16,9 @@
 # is free at both (UDP, which the fills leave empty), and one whose suggested
 # and internal ports are held by another client at both (TCP, the ports made
 # busy first), so the daemon draws a random port: where the 60,000-mapping
-# table makes it probe longest.  Not part of CI.
+# table makes it probe longest.  Then the same for IPv6 pinholes (PCP over
+# IPv6, 2001:db8:77::/64 and 2001:db8:79::/64): a pinhole opened beside 100
+# pinholes and beside 60,000.  Not part of CI.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../integration/lab.sh"
 BENCH=${BENCH:-$HERE/../../build/tests/bench/natpmp-bench}
@@ -42,12 +44,19 @@ must ip -n "$RTRB" link set "xc$LAB_ID" up
 must ip -n "$RTRB" addr add 203.0.113.1/24 dev "xb$LAB_ID"
 must ip -n "$RTRB" link set "xb$LAB_ID" up
 ip -n "$LAN" addr add 192.168.77.200/24 dev "$LAN_IF"
+lab_ipv6
+ip -n "$LAN" -6 addr add 2001:db8:77::200/64 dev "$LAN_IF" nodad
+ip -n "$LAN" -6 addr add 2001:db8:77::10/64 dev "$LAN_IF" nodad
+ip -n "$LAN" -6 addr add 2001:db8:79::200/64 dev "vm$LAB_ID" nodad
+ip -n "$LAN" -6 addr add 2001:db8:79::10/64 dev "vm$LAB_ID" nodad
+ip -n "$RTRB" -6 addr add 2001:db8:79::1/64 dev "vb$LAB_ID" nodad
 for i in $(seq 0 $((ADDRS - 1))); do
 	ip -n "$LAN" addr add 192.168.77.$((10 + i))/24 dev "$LAN_IF"
 	ip -n "$LAN" addr add 192.168.79.$((10 + i))/24 dev "vm$LAB_ID"
 done
 
-OURS="--rate-limit 0 --max-mappings-per-ip 70000 --max-lifetime 86400"
+# Every LAN address of a side shares one link-layer address, hence one per-host limit: the largest.
+OURS="--rate-limit 0 --max-mappings-per-ip 131072 --max-lifetime 86400"
 # daemon_start runs A at --log-level debug: B gets the same.
 daemon_start $OURS
 mkdir -p "$LAB_DIR/stateB"
@@ -70,6 +79,27 @@ echo "== a create whose suggested and internal ports another client holds at bot
 # The other client takes those ports first, where they are still free.
 pair 192.168.77.11 192.168.79.11 -P tcp -i 50000 >/dev/null
 pair 192.168.77.200 192.168.79.200 -P tcp -i 50000
+# conn6: new TCP connections a second from the WAN through the pinhole of [2001:db8:77::200]:8080 (16 in flight).
+conn6() {
+	in_lan "$BENCH" accept -b 2001:db8:77::200 -p 8080 -t 8 >/dev/null 2>"$LAB_DIR/accept.out" &
+	local apid=$!
+	await_listening "$LAB_DIR/accept.out"
+	in_wan "$BENCH" connect -h 2001:db8:77::200 -p 8080 -t 5 -w 16 | grep '^result'
+	wait $apid
+}
+pin() { in_lan "$PAIR" -6 -P tcp "$@" | grep '^result\|^ratio'; }
+echo
+echo "== new TCP connections from the WAN through one pinhole (router A), with 1 pinhole and, below, with $FILL"
+pin -g $GW6 -a 2001:db8:77::200 -c 1 -i 8080 >/dev/null
+echo "with 1: $(conn6)"
+echo
+echo "== a pinhole (PCP over IPv6, TCP) beside $SMALL pinholes (server 1) and beside $FILL (server 2)"
+echo "filling A: $(pin -g $GW6 -a 2001:db8:77::10 -c "$SMALL" -i 2000)"
+echo "filling B: $(pin -g 2001:db8:79::1 -a 2001:db8:79::10 -c "$FILL" -i 2000)"
+pin -g $GW6 -a 2001:db8:77::200 -G 2001:db8:79::1 -A 2001:db8:79::200 -c $COUNT -i 50000
+echo
+echo "filling A to $FILL pinholes: $(pin -g $GW6 -a 2001:db8:77::10 -c $((FILL - SMALL)) -i $((2000 + SMALL)))"
+echo "with $FILL: $(conn6)"
 echo
 echo "(server 1: $SMALL mappings and up; server 2: $FILL and up; ratio above 1: dearer at $FILL)"
 daemon_kill TERM
