@@ -2,7 +2,7 @@
  * natpmp-pair.c - one client timing the same requests at two NAT-PMP
  * servers in turn, for comparisons the machine's noise cannot bias.
  *
- *   natpmp-pair [-6] -g GATEWAY1 -a ADDR1 [-G GATEWAY2 -A ADDR2] [-c COUNT] [-i PORT]
+ *   natpmp-pair [-6 | -2] -g GATEWAY1 -a ADDR1 [-G GATEWAY2 -A ADDR2] [-c COUNT] [-i PORT]
  *               [-s SUGGESTED] [-P tcp|udp] [-l LIFETIME]
  *
  * Runs minutes apart differ by up to 20% on a shared machine, more than the
@@ -19,7 +19,9 @@
  *
  * -6: PCP MAP requests (RFC 6887) over IPv6 instead of NAT-PMP, the
  * addresses IPv6 ones: each opens a pinhole for ADDR's own port (no
- * suggestion), the nonce naming the port.
+ * suggestion), the nonce naming the port.  -2: the second server (which
+ * may be the first) is asked by PCP MAP over IPv4 and the first by
+ * NAT-PMP, to time the two protocols side by side at one server.
  *
  * Output, one line per server, then the ratio of the medians:
  *   result server=1 ok=N failed=N lost=N p50_us=U p90_us=U p99_us=U
@@ -45,8 +47,9 @@
 
 struct pair_side {
 	int fd;
-	int pcp;	     /* -6: PCP over IPv6 */
-	uint8_t client[16]; /* -6: the address the requests name (PCP's client address) */
+	int pcp;	     /* PCP MAP (-6, or -2's second side), not NAT-PMP */
+	int v6;		     /* -6: over IPv6 */
+	uint8_t client[16]; /* PCP: the address the requests name (its client address; IPv4 as ::ffff:a.b.c.d) */
 	uint32_t *lat;
 	size_t n;
 	unsigned long ok, failed, lost;
@@ -67,29 +70,32 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* A socket from local to server:5351 (IPv4 or, with pcp, IPv6 addresses as text). */
-static int side_open(struct pair_side *s, int pcp, const char *local, const char *server, size_t count)
+/* A socket from local to server:5351 (IPv4, or with v6 IPv6, addresses as text), asking by PCP or NAT-PMP. */
+static int side_open(struct pair_side *s, int v6, int pcp, const char *local, const char *server, size_t count)
 {
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in v4;
 		struct sockaddr_in6 v6;
 	} l = { 0 }, r = { 0 };
-	int family = pcp ? AF_INET6 : AF_INET;
-	socklen_t len = pcp ? sizeof(l.v6) : sizeof(l.v4);
+	int family = v6 ? AF_INET6 : AF_INET;
+	socklen_t len = v6 ? sizeof(l.v6) : sizeof(l.v4);
 
 	s->pcp = pcp;
-	if (pcp ? inet_pton(AF_INET6, local, &l.v6.sin6_addr) != 1 || inet_pton(AF_INET6, server, &r.v6.sin6_addr) != 1
-		: inet_pton(AF_INET, local, &l.v4.sin_addr) != 1 || inet_pton(AF_INET, server, &r.v4.sin_addr) != 1) {
-		fprintf(stderr, "natpmp-pair: '%s' or '%s' is not an IPv%d address\n", local, server, pcp ? 6 : 4);
+	s->v6 = v6;
+	if (v6 ? inet_pton(AF_INET6, local, &l.v6.sin6_addr) != 1 || inet_pton(AF_INET6, server, &r.v6.sin6_addr) != 1
+	       : inet_pton(AF_INET, local, &l.v4.sin_addr) != 1 || inet_pton(AF_INET, server, &r.v4.sin_addr) != 1) {
+		fprintf(stderr, "natpmp-pair: '%s' or '%s' is not an IPv%d address\n", local, server, v6 ? 6 : 4);
 		return -1;
 	}
 	l.sa.sa_family = r.sa.sa_family = (sa_family_t)family;
-	if (pcp) {
+	if (v6) {
 		r.v6.sin6_port = htons(5351);
 		memcpy(s->client, &l.v6.sin6_addr, 16);
 	} else {
 		r.v4.sin_port = htons(5351);
+		s->client[10] = s->client[11] = 0xff;
+		memcpy(s->client + 12, &l.v4.sin_addr, 4);
 	}
 	if ((s->fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 || bind(s->fd, &l.sa, len) < 0 ||
 	    connect(s->fd, &r.sa, len) < 0 || !(s->lat = calloc(count, sizeof(*s->lat)))) {
@@ -114,6 +120,9 @@ static size_t pcp_request(const struct pair_side *s, uint8_t *buf, uint8_t proto
 	proto_put16(d + 4, internal);
 	d[12] = protocol;
 	proto_put16(d + 16, internal);
+	/* No wish for the external address: :: for IPv6, ::ffff:0.0.0.0 for IPv4. */
+	if (!s->v6)
+		d[30] = d[31] = 0xff;
 	return PCP_MAP_LEN;
 }
 
@@ -162,16 +171,19 @@ int main(int argc, char **argv)
 {
 	const char *g1 = NULL, *a1 = NULL, *g2 = NULL, *a2 = NULL;
 	unsigned int count = 200, suggested = 1, lifetime = 3600;
-	int pcp = 0, sides;
+	int v6 = 0, pcp2 = 0, sides;
 	uint16_t first = 50000, sugg_first = 0;
 	uint8_t protocol = IPPROTO_TCP;
 	struct pair_side side[2];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "6g:a:G:A:c:i:s:P:l:")) != -1) {
+	while ((opt = getopt(argc, argv, "62g:a:G:A:c:i:s:P:l:")) != -1) {
 		switch (opt) {
 		case '6':
-			pcp = 1;
+			v6 = 1;
+			break;
+		case '2':
+			pcp2 = 1;
 			break;
 		case 'g':
 			g1 = optarg;
@@ -211,7 +223,7 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		default:
-			fprintf(stderr, "usage: natpmp-pair [-6] -g GATEWAY1 -a ADDR1 [-G GATEWAY2 -A ADDR2] [-c COUNT] "
+			fprintf(stderr, "usage: natpmp-pair [-6 | -2] -g GATEWAY1 -a ADDR1 [-G GATEWAY2 -A ADDR2] [-c COUNT] "
 					"[-i PORT] [-s SUGGESTED] [-P tcp|udp] [-l LIFETIME]\n");
 			return 2;
 		}
@@ -223,7 +235,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	sides = g2 ? 2 : 1;
-	if (side_open(&side[0], pcp, a1, g1, count) < 0 || (sides == 2 && side_open(&side[1], pcp, a2, g2, count) < 0))
+	if (side_open(&side[0], v6, v6, a1, g1, count) < 0 ||
+	    (sides == 2 && side_open(&side[1], v6, v6 || pcp2, a2, g2, count) < 0))
 		return 1;
 	for (unsigned int k = 0; k < count; k++) {
 		uint16_t internal = (uint16_t)(first + k);

@@ -44,6 +44,8 @@ must ip -n "$RTRB" link set "xc$LAB_ID" up
 must ip -n "$RTRB" addr add 203.0.113.1/24 dev "xb$LAB_ID"
 must ip -n "$RTRB" link set "xb$LAB_ID" up
 ip -n "$LAN" addr add 192.168.77.200/24 dev "$LAN_IF"
+ip -n "$LAN" addr add 192.168.77.201/24 dev "$LAN_IF"
+ip -n "$LAN" addr add 192.168.79.201/24 dev "vm$LAB_ID"
 lab_ipv6
 ip -n "$LAN" -6 addr add 2001:db8:77::200/64 dev "$LAN_IF" nodad
 ip -n "$LAN" -6 addr add 2001:db8:77::10/64 dev "$LAN_IF" nodad
@@ -79,6 +81,15 @@ echo "== a create whose suggested and internal ports another client holds at bot
 # The other client takes those ports first, where they are still free.
 pair 192.168.77.11 192.168.79.11 -P tcp -i 50000 >/dev/null
 pair 192.168.77.200 192.168.79.200 -P tcp -i 50000
+echo
+echo "== PCP against NAT-PMP at one server: a create by each in turn (NAT-PMP: server 1, PCP: server 2)"
+echo "at A ($SMALL):"
+in_lan "$PAIR" -2 -g $GW -a 192.168.77.200 -G $GW -A 192.168.77.201 -c $COUNT -P udp -i 51000
+echo "at B ($FILL):"
+in_lan "$PAIR" -2 -g 192.168.79.1 -a 192.168.79.200 -G 192.168.79.1 -A 192.168.79.201 -c $COUNT -P udp -i 51000
+echo "renewals of those, at B:"
+in_lan "$PAIR" -2 -g 192.168.79.1 -a 192.168.79.200 -G 192.168.79.1 -A 192.168.79.201 -c $COUNT -P udp -i 51000
+
 # conn6: new TCP connections a second from the WAN through the pinhole of [2001:db8:77::200]:8080 (16 in flight).
 conn6() {
 	in_lan "$BENCH" accept -b 2001:db8:77::200 -p 8080 -t 8 >/dev/null 2>"$LAB_DIR/accept.out" &
