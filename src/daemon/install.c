@@ -75,6 +75,7 @@ int install_all(struct server *s, int64_t now)
 	int r;
 
 	nft_begin(s->nft);
+	nft_presize(s->nft, table_count(s->table));
 	if ((r = nft_install(s->nft)) < 0 || (r = nft_set_external(s->nft, s->external, s->n_external)) < 0 ||
 	    (r = table_foreach(s->table, install_one, &ctx)) < 0)
 		return r;

@@ -129,6 +129,20 @@ int persist_compact(struct server *s, int64_t now)
 	return 0;
 }
 
+int persist_writable(const struct server *s)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/.write-test.XXXXXX", s->cfg.state_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if ((fd = mkstemp(path)) < 0)
+		return -errno;
+	unlink(path);
+	close(fd);
+	return 0;
+}
+
 void persist_on_compact(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;

@@ -15,6 +15,8 @@
 int persist_changes(struct server *s, const struct table_change *ch, size_t n, int64_t now);
 /* The whole table as the next generation's snapshot, then an empty journal of that generation. */
 int persist_compact(struct server *s, int64_t now);
+/* Whether a new file can be made in the state directory (a snapshot is one): 0 or -errno. */
+int persist_writable(const struct server *s);
 /* Where the journal ends now (bytes), for persist_take_back(); -1 with no journal open. */
 off_t persist_mark(const struct server *s);
 /*

@@ -68,6 +68,7 @@ struct nft {
 	int error;          /* first failure while building: reported by nft_commit() */
 	struct nft_pending pending[NFT_N_SETS];
 	int timeout_update; /* re-adding an element updates its timeout (nft_probe_timeout_update()) */
+	uint32_t presize;   /* the ip maps' size at the next install (nft_presize()); 0: none given */
 	uint32_t pinhole_mark, pinhole_mask; /* what the pinhole rule sets in a packet's mark */
 };
 

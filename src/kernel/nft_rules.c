@@ -71,6 +71,9 @@ static int nft_set_msg(struct nft *n, size_t set)
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, d->flags);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, d->key_type);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, d->key_len);
+	/* A size is also the most a set may hold: given only where nothing more could ever come. */
+	if (n->presize && (set == NFT_SET_MAPPINGS || set == NFT_SET_SOURCES))
+		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, n->presize);
 	if (d->flags & NFT_SET_MAP) {
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, d->data_type);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, d->data_len);
@@ -350,6 +353,11 @@ static int nft_rule_msg(struct nft *n, enum nft_rule_kind kind)
 	}
 	nftnl_rule_free(r);
 	return n->error;
+}
+
+void nft_presize(struct nft *n, size_t count)
+{
+	n->presize = count >= NFT_PRESIZE_MIN ? NFT_PRESIZE : 0;
 }
 
 int nft_install(struct nft *n)
