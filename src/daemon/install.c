@@ -57,6 +57,13 @@ struct install_ctx {
 	int64_t now;
 };
 
+/* table_foreach's callback: counts the IPv4 mappings (arg: a size_t), which the ip maps hold. */
+static int install_count_v4(const struct table_mapping *m, void *arg)
+{
+	*(size_t *)arg += table_addr_is_v4(&m->client);
+	return 0;
+}
+
 static int install_one(const struct table_mapping *m, void *arg)
 {
 	struct install_ctx *ctx = arg;
@@ -72,20 +79,25 @@ static int install_one(const struct table_mapping *m, void *arg)
 int install_all(struct server *s, int64_t now)
 {
 	struct install_ctx ctx = { s, now };
+	size_t v4 = 0;
 	int r;
 
 	nft_begin(s->nft);
-	nft_presize(s->nft, table_count(s->table));
+	/* Pinholes live in table ip6: only IPv4 mappings fill the maps presizing is for. */
+	(void)table_foreach(s->table, install_count_v4, &v4);
+	nft_presize(s->nft, v4);
 	if ((r = nft_install(s->nft)) < 0 || (r = nft_set_external(s->nft, s->external, s->n_external)) < 0 ||
 	    (r = table_foreach(s->table, install_one, &ctx)) < 0)
 		return r;
 	/* Nobody listening, nf_tables builds no notification per element (nftmon.h). */
 	int paused = s->nftmon && nftmon_pause(s->nftmon) == 0, e;
 	r = install_commit(s);
-	/* Deaf to foreign changes from now on: say so, and keep serving. */
-	if (paused && (e = nftmon_resume(s->nftmon)) < 0)
-		log_warnx("cannot listen for nftables events again: %s; changes others make to table ip %s go "
-			  "unnoticed until a reload", strerror(-e), s->cfg.nat_table);
+	/* Deaf to foreign changes until it listens again: a repair soon reinstalls, and tries to join again. */
+	if (paused && (e = nftmon_resume(s->nftmon)) < 0) {
+		log_warnx("cannot listen for nftables events again: %s; reinstalling table ip %s in 1 s to try again",
+			  strerror(-e), s->cfg.nat_table);
+		install_schedule_repair(s, 1000);
+	}
 	s->table_broken = r < 0;
 	return r;
 }

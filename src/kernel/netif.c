@@ -19,7 +19,6 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <time.h>
-#include <time.h>
 
 #include "kernel/netif.h"
 

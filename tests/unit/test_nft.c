@@ -87,6 +87,8 @@ static void test_layout(struct nft *n)
 	CHECK(contains(": 40000"));
 	/* Hairpinning. */
 	CHECK(contains("iifname != \"eth9\" ip daddr @external dnat ip to meta l4proto . th dport map @mappings"));
+	/* A small table's maps carry no size: the kernel grows them as they fill. */
+	CHECK(!contains("size "));
 	CHECK(contains("iifname != \"eth9\" oifname != \"eth9\" ct status dnat ct original ip daddr @external masquerade"));
 	if (check_failures)
 		fputs(listing, stderr);
@@ -239,6 +241,8 @@ static void test_large_batch(struct nft *n)
 	int r;
 
 	nft_begin(n);
+	/* A table this large is installed into maps sized once for the most they can hold. */
+	nft_presize(n, (size_t)count);
 	CHECK_EQ(nft_install(n), 0);
 	for (int i = 0; i < count; i++) {
 		struct table_mapping m = mapping("10.0.0.0", i % 2 ? IPPROTO_UDP : IPPROTO_TCP, (uint16_t)(1024 + i / 2),
@@ -254,6 +258,11 @@ static void test_large_batch(struct nft *n)
 	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	CHECK_EQ(nft_cmd("list map ip natpmp mappings | grep -o ' : 10\\.' | wc -l"), 0);
 	CHECK_EQ(atoi(listing), count);
+	CHECK_EQ(nft_cmd("list map ip natpmp sources | grep -c 'size 131072'"), 0);
+	CHECK_EQ(atoi(listing), 1);
+	CHECK_EQ(nft_cmd("list map ip natpmp mappings | grep -c 'size 131072'"), 0);
+	CHECK_EQ(atoi(listing), 1);
+	nft_presize(n, 0);
 }
 
 int main(void)
