@@ -116,5 +116,7 @@ int nft_probe_timeout_update(struct nft *n);
 
 /* Deletes the daemon's tables in a transaction of its own; a missing table is not an error. */
 int nft_remove(struct nft *n);
+/* Whether both of the daemon's tables exist: 1, 0 when one is missing, or -errno. */
+int nft_installed(struct nft *n);
 
 #endif

@@ -97,6 +97,14 @@ int install_all(struct server *s, int64_t now)
 		log_warnx("cannot listen for nftables events again: %s; reinstalling table ip %s in 1 s to try again",
 			  strerror(-e), s->cfg.nat_table);
 		install_schedule_repair(s, 1000);
+	} else if (paused && r == 0 && nft_installed(s->nft) == 0) {
+		/*
+		 * A firewall reload (flush ruleset) in the moment between the
+		 * commit and the join went unheard: what it did, looked at.
+		 */
+		log_warnx("table ip %s went away as it was installed, while nobody listened: restoring it",
+			  s->cfg.nat_table);
+		install_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
 	}
 	s->table_broken = r < 0;
 	return r;

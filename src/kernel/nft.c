@@ -456,3 +456,38 @@ int nft_remove(struct nft *n)
 		return n->error;
 	return nft_commit(n);
 }
+
+/* Whether table <family> <name> exists: 1, 0, or -errno; one GETTABLE round trip. */
+static int nft_table_there(struct nft *n, uint16_t family)
+{
+	char buf[NFT_RECV_SIZE];
+	struct nftnl_table *t = nftnl_table_alloc();
+	uint32_t seq = n->seq++;
+	struct nlmsghdr *nlh;
+	ssize_t len;
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, n->table);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, family, NLM_F_ACK, seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		if ((len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf))) < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(n->nl), NULL, NULL);
+	} while (r > MNL_CB_STOP);
+	if (r < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 1;
+}
+
+int nft_installed(struct nft *n)
+{
+	int r = nft_table_there(n, NFPROTO_IPV4);
+
+	return r == 1 ? nft_table_there(n, NFPROTO_IPV6) : r;
+}

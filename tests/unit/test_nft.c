@@ -300,6 +300,12 @@ int main(void)
 	test_atomic_failure(n);
 	test_reinstall_and_foreign_tables(n);
 	test_large_batch(n);
+	/* What a reinstall asks afterwards: are both tables still there? */
+	CHECK_EQ(nft_installed(n), 1);
+	CHECK_EQ(nft_cmd("delete table ip6 natpmp"), 0);
+	CHECK_EQ(nft_installed(n), 0);
+	CHECK_EQ(nft_remove(n), 0);
+	CHECK_EQ(nft_installed(n), 0);
 	nft_close(n);
 	return check_exit();
 }
