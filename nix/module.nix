@@ -242,11 +242,11 @@ in
         description = "Seconds between keep-alives of each binding; below the outer NAT's idle timeout.";
       };
       keepaliveServer = mkOption {
-        type = types.nullOr (types.strMatching "[0-9.]+(:[0-9]+)?");
+        type = types.nullOr (types.strMatching "[A-Za-z0-9.-]+(:[0-9]+)?");
         default = null;
-        example = "203.0.113.5:80";
+        example = "keepalive.example.net:80";
         description = ''
-          An HTTP server (IPv4 address, port 80 by default) that each TCP
+          An HTTP server (HOST or HOST:PORT, port 80 by default) that each TCP
           binding also keeps a connection to, for STUN servers that close
           idle connections.
         '';

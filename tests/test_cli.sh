@@ -47,7 +47,7 @@ expect_error --stun-server stun.example.net:
 expect_error --stun-server ':3478'
 expect_error --stun-keepalive 0
 expect_error --stun-keepalive 3601
-expect_error --stun-keepalive-server stun.example.net:80
+expect_error --stun-keepalive-server 'keepalive_server!:80'
 expect_error --stun-keepalive-server 203.0.113.5:99999
 expect_error --stun-keepalive-server 203.0.113.5:80
 out=$(NATPMP_STUN_ALLOW_FILTERED=maybe "$bin" $base --stun-server 203.0.113.7 2>&1); rc=$?
@@ -56,8 +56,8 @@ out=$(NATPMP_STUN_ALLOW_FILTERED=maybe "$bin" $base --stun-server 203.0.113.7 2>
 expect_error --upstream-gateway 10.2.0.1 --stun-server 203.0.113.7
 expect_error --external-address 203.0.113.9 --stun-server 203.0.113.7
 out=$("$bin" $base --stun-server stun.example.net --stun-server 203.0.113.7:3479 --stun-keepalive 15 \
-	--stun-keepalive-server 203.0.113.5 --stun-allow-filtered 2>/dev/null); rc=$?
-want=$'--stun-server stun.example.net:3478\n--stun-server 203.0.113.7:3479\n--stun-keepalive 15\n--stun-keepalive-server 203.0.113.5:80\n--stun-allow-filtered'
+	--stun-keepalive-server keepalive.example.net --stun-allow-filtered 2>/dev/null); rc=$?
+want=$'--stun-server stun.example.net:3478\n--stun-server 203.0.113.7:3479\n--stun-keepalive 15\n--stun-keepalive-server keepalive.example.net:80\n--stun-allow-filtered'
 [ $rc -eq 0 ] && [[ $out == *"$want"* ]] \
 	|| { echo "FAIL: good STUN options -> exit $rc, '$out' (wanted them printed with their default ports)"; fail=1; }
 expect_error --http-listen 0.0.0.0:8080

@@ -74,7 +74,7 @@ struct config {
 	char stun_servers[CONFIG_MAX_STUN][CONFIG_STUN_HOST_MAX + 6];
 	size_t n_stun;
 	uint32_t stun_keepalive;	  /* seconds between keep-alives of a binding */
-	char stun_keepalive_server[24];	  /* "A.B.C.D:PORT" of an HTTP server for TCP bindings; "": none */
+	char stun_keepalive_server[CONFIG_STUN_HOST_MAX + 6]; /* "HOST:PORT" of an HTTP server for TCP bindings; "": none */
 	bool stun_allow_filtered;	  /* map through an outer NAT that seems to filter */
 	bool check_config;
 	bool list_mappings; /* --list-mappings: print the state directory's mappings and exit */

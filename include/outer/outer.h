@@ -59,7 +59,7 @@ struct outer_stun_config {
 	const char *ifname;		/* the external interface */
 	const char *const *servers;	/* "HOST[:PORT]", tried in turn */
 	size_t n_servers;
-	const char *keepalive_server;	/* "A.B.C.D[:PORT]" of an HTTP server for TCP bindings; NULL: none */
+	const char *keepalive_server;	/* "HOST[:PORT]" of an HTTP server for TCP bindings; NULL: none */
 	uint32_t keepalive_s;		/* seconds between keep-alives */
 	bool allow_filtered;		/* map through a NAT that seems to filter, too */
 };

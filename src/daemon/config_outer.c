@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,15 @@ static int split_host_port(const char *arg, char *host, size_t hostlen, uint16_t
 	return 0;
 }
 
+/* A host name as DNS spells one (RFC 1123: letters, digits, hyphens and dots), or an IPv4 address. */
+static bool host_ok(const char *host)
+{
+	for (const char *c = host; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
+			return false;
+	return true;
+}
+
 int config_stun_server(struct config *cfg, const char *arg)
 {
 	char host[CONFIG_STUN_HOST_MAX];
@@ -57,11 +67,8 @@ int config_stun_server(struct config *cfg, const char *arg)
 		return outer_error("stun-server", arg, "too many STUN servers (8 at most)");
 	if (split_host_port(arg, host, sizeof(host), 3478, &port, &why) < 0)
 		return outer_error("stun-server", arg, why);
-	/* A name as DNS spells one (RFC 1123): letters, digits, hyphens and dots. */
-	for (const char *c = host; *c; c++)
-		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
-			return outer_error("stun-server", arg,
-					   "is not a host name or an IPv4 address, e.g. stun.example.net:3478");
+	if (!host_ok(host))
+		return outer_error("stun-server", arg, "is not a host name or an IPv4 address, e.g. stun.example.net:3478");
 	snprintf(cfg->stun_servers[cfg->n_stun++], sizeof(cfg->stun_servers[0]), "%s:%u", host, port);
 	return 0;
 }
@@ -69,18 +76,15 @@ int config_stun_server(struct config *cfg, const char *arg)
 int config_stun_keepalive_server(struct config *cfg, const char *arg)
 {
 	char host[CONFIG_STUN_HOST_MAX];
-	struct in_addr a;
 	const char *why;
 	uint16_t port;
 
 	if (split_host_port(arg, host, sizeof(host), 80, &port, &why) < 0)
 		return outer_error("stun-keepalive-server", arg, why);
-	if (inet_pton(AF_INET, host, &a) != 1)
+	if (!host_ok(host))
 		return outer_error("stun-keepalive-server", arg,
-				   "is not an IPv4 address: give the HTTP server's address, e.g. 203.0.113.5:80");
-	/* Written back from the address, which always fits. */
-	inet_ntop(AF_INET, &a, host, INET_ADDRSTRLEN);
-	snprintf(cfg->stun_keepalive_server, sizeof(cfg->stun_keepalive_server), "%.15s:%u", host, port);
+				   "is not a host name or an IPv4 address: give the HTTP server's, e.g. keepalive.example.net:80");
+	snprintf(cfg->stun_keepalive_server, sizeof(cfg->stun_keepalive_server), "%s:%u", host, port);
 	return 0;
 }
 

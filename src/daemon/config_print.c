@@ -53,7 +53,7 @@ void config_usage(FILE *out)
 	      "                             port 3478 when none)\n"
 	      "  --stun-keepalive SECS      STUN mode: keep each binding alive this often; below\n"
 	      "                             the outer NAT's idle timeout (default 20)\n"
-	      "  --stun-keepalive-server A.B.C.D[:PORT]\n"
+	      "  --stun-keepalive-server HOST[:PORT]\n"
 	      "                             STUN mode: also keep TCP bindings by a kept connection\n"
 	      "                             to this HTTP server (port 80 when none)\n"
 	      "  --stun-allow-filtered      STUN mode: map even when the outer NAT seems to filter\n"

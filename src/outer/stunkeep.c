@@ -59,8 +59,10 @@ struct stunkeep {
 	char ifname[16];
 	uint32_t keepalive_ms;
 	bool allow_filtered;
-	struct sockaddr_in http; /* the keep-alive server; sin_port 0: none */
-	char http_host[64];
+	struct sockaddr_in http; /* the keep-alive server; sin_port 0: none (yet) */
+	char http_host[256];
+	uint16_t http_port;
+	struct event *http_lookup_ev; /* the next lookup of its name, after one failed */
 	struct stunprobe *probe;
 	int probed; /* a probe has ended: bindings need not wait */
 	uint32_t address;
@@ -490,6 +492,37 @@ static void http_keepalive(struct sbind *b)
 	event_add(b->http_io, NULL);
 }
 
+/* --- the keep-alive server's address, by name or number --- */
+
+static void http_on_lookup_timer(evutil_socket_t fd, short what, void *arg);
+
+static void http_on_address(void *arg, const struct sockaddr_in *a)
+{
+	struct stunkeep *k = arg;
+	char text[22];
+
+	if (!a) {
+		log_warnx("stun: keep-alive server %s cannot be resolved; TCP bindings are held by STUN connections "
+			  "meanwhile; trying again in %d s", k->http_host, STUNPROBE_REFRESH_MS / 1000);
+		stun_io_arm(k->http_lookup_ev, STUNPROBE_REFRESH_MS);
+		return;
+	}
+	k->http = *a;
+	k->http.sin_port = htons(k->http_port);
+	log_info("stun: TCP bindings are held by connections to the keep-alive server %s (%s)", k->http_host,
+		 stun_io_addr_str(&k->http, text));
+}
+
+static void http_on_lookup_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct stunkeep *k = arg;
+
+	(void)fd;
+	(void)what;
+	if (stunprobe_lookup(k->probe, k->http_host, http_on_address, k) < 0)
+		http_on_address(k, NULL);
+}
+
 /* --- a binding's life --- */
 
 static void start(struct sbind *b)
@@ -736,19 +769,22 @@ struct stunkeep *stunkeep_open(struct event_base *base, const struct outer_stun_
 		const char *colon = strrchr(cfg->keepalive_server, ':');
 		size_t len = colon ? (size_t)(colon - cfg->keepalive_server) : strlen(cfg->keepalive_server);
 		snprintf(k->http_host, sizeof(k->http_host), "%.*s", (int)len, cfg->keepalive_server);
-		k->http.sin_family = AF_INET;
-		k->http.sin_port = htons(colon ? (uint16_t)atoi(colon + 1) : SBIND_HTTP_PORT);
-		if (inet_pton(AF_INET, k->http_host, &k->http.sin_addr) != 1)
-			k->http.sin_port = 0;
+		k->http_port = colon ? (uint16_t)atoi(colon + 1) : SBIND_HTTP_PORT;
 	}
-	if (!k->http.sin_port)
+	if (!k->http_port)
 		log_info("stun: TCP bindings are held by a new STUN connection every %u s; behind a carrier NAT that "
 			 "forgets a TCP mapping once its connection closes, give --stun-keepalive-server",
 			 cfg->keepalive_s);
-	if (!(k->probe = stunprobe_open(base, cfg->ifname, cfg->servers, cfg->n_servers, on_probe, k))) {
+	if (!(k->probe = stunprobe_open(base, cfg->ifname, cfg->servers, cfg->n_servers, on_probe, k)) ||
+	    !(k->http_lookup_ev = evtimer_new(base, http_on_lookup_timer, k))) {
+		if (k->probe)
+			stunprobe_close(k->probe);
 		free(k);
 		return NULL;
 	}
+	/* Last: a name evdns knows at once is answered within the call. */
+	if (k->http_port)
+		stun_io_arm(k->http_lookup_ev, 0);
 	return k;
 }
 
@@ -760,6 +796,7 @@ void stunkeep_close(struct stunkeep *k)
 		return;
 	while ((b = TAILQ_FIRST(&k->all)))
 		sbind_free(b);
+	event_free(k->http_lookup_ev);
 	stunprobe_close(k->probe);
 	free(k);
 }

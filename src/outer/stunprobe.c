@@ -44,6 +44,7 @@ struct stunprobe {
 	struct evdns_base *dns;
 	struct evdns_getaddrinfo_request *resolving;
 	struct probe_lookup *lookup; /* the lookup in flight, cut loose at close */
+	struct probe_lookup *lookups; /* stunprobe_lookup()'s in flight, cut loose at close */
 	int map_fd, filter_fd;
 	struct event *map_ev, *filter_ev, *next_ev;
 	struct stun_tx map_tx, filter_tx;
@@ -127,6 +128,12 @@ static void probe_next_server(struct stunprobe *p, const char *why)
  */
 struct probe_lookup {
 	struct stunprobe *p;
+	/* stunprobe_lookup()'s: its caller's callback; NULL for a server's lookup */
+	void (*done)(void *arg, const struct sockaddr_in *a);
+	void *arg;
+	struct event *later; /* a numeric host's answer, given from the loop */
+	struct sockaddr_in addr;
+	struct probe_lookup *next; /* on p->lookups, cut loose at close */
 };
 
 static void probe_on_resolved(int err, struct evutil_addrinfo *res, void *arg)
@@ -387,6 +394,76 @@ static void probe_on_filter_read(evutil_socket_t fd, short what, void *arg)
 	probe_read(fd, &p->filter_tx, &p->filter_from);
 }
 
+/* --- lookups for others (the keep-alive server's name) --- */
+
+static void lookup_forget(struct stunprobe *p, struct probe_lookup *l)
+{
+	for (struct probe_lookup **pp = &p->lookups; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			return;
+		}
+}
+
+static void lookup_on_answer(int err, struct evutil_addrinfo *res, void *arg)
+{
+	struct probe_lookup *l = arg;
+	struct sockaddr_in a;
+	int ok = !err && res && res->ai_family == AF_INET;
+
+	if (ok)
+		memcpy(&a, res->ai_addr, sizeof(a));
+	if (res)
+		evutil_freeaddrinfo(res);
+	if (l->p && err != EVUTIL_EAI_CANCEL) {
+		lookup_forget(l->p, l);
+		l->done(l->arg, ok ? &a : NULL);
+	}
+	free(l);
+}
+
+static void lookup_on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe_lookup *l = arg;
+
+	(void)fd;
+	(void)what;
+	lookup_forget(l->p, l);
+	event_free(l->later);
+	l->done(l->arg, &l->addr);
+	free(l);
+}
+
+int stunprobe_lookup(struct stunprobe *p, const char *host, void (*done)(void *arg, const struct sockaddr_in *a),
+		     void *arg)
+{
+	struct evutil_addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
+	struct probe_lookup *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	*l = (struct probe_lookup){ .p = p, .done = done, .arg = arg, .next = p->lookups };
+	p->lookups = l;
+	l->addr.sin_family = AF_INET;
+	if (inet_pton(AF_INET, host, &l->addr.sin_addr) == 1) {
+		if (!(l->later = evtimer_new(p->base, lookup_on_later, l))) {
+			lookup_forget(p, l);
+			free(l);
+			return -ENOMEM;
+		}
+		stun_io_arm(l->later, 0);
+		return 0;
+	}
+	if (!p->dns && !(p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS))) {
+		lookup_forget(p, l);
+		free(l);
+		return -EHOSTUNREACH;
+	}
+	/* evdns may answer within the call (stunprobe.h says so). */
+	(void)evdns_getaddrinfo(p->dns, host, NULL, &hints, lookup_on_answer, l);
+	return 0;
+}
+
 /* "HOST[:PORT]" into s; the configuration checked its form. */
 static void probe_parse(const char *text, struct probe_server *s)
 {
@@ -457,6 +534,15 @@ void stunprobe_close(struct stunprobe *p)
 		return;
 	if (p->lookup)
 		p->lookup->p = NULL;
+	while (p->lookups) {
+		struct probe_lookup *l = p->lookups;
+		p->lookups = l->next;
+		l->p = NULL;
+		if (l->later) {
+			event_free(l->later);
+			free(l);
+		}
+	}
 	if (p->resolving)
 		evdns_getaddrinfo_cancel(p->resolving);
 	if (p->dns)

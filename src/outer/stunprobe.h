@@ -61,6 +61,14 @@ void stunprobe_recheck(struct stunprobe *p);
 int stunprobe_server(const struct stunprobe *p, struct sockaddr_in *to);
 /* A binding found the server silent: the next probe starts from the next server. */
 void stunprobe_server_failed(struct stunprobe *p);
+/*
+ * Resolves host (a name or an IPv4 address) by the probe's evdns, without
+ * blocking; done gets its first IPv4 address (port 0), or NULL when it has
+ * none: from the event loop, or, for a name evdns answers at once (from
+ * /etc/hosts, or a failure), within this call.  0 or -errno.
+ */
+int stunprobe_lookup(struct stunprobe *p, const char *host, void (*done)(void *arg, const struct sockaddr_in *a),
+		     void *arg);
 /* "endpoint-independent", "address-dependent", "address-and-port-dependent", "unknown". */
 const char *stunprobe_kind_name(enum stunprobe_kind k);
 

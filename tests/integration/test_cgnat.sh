@@ -142,11 +142,13 @@ must ip -n "$WAN" addr add $DNS_ADDR/24 dev "$WAN_IF"
 mkdir -p "/etc/netns/$RTR"
 trap 'rm -rf "/etc/netns/$RTR"; cgnat_cleanup' EXIT
 echo "nameserver $DNS_ADDR" >"/etc/netns/$RTR/resolv.conf"
-in_wan $PYTHON "$LAB_SRC/dns.py" $DNS_ADDR 1500 300 stun.lab.test=$STUN1 >"$LAB_DIR/dns.out" 2>&1 &
+in_wan $PYTHON "$LAB_SRC/dns.py" $DNS_ADDR 1500 300 stun.lab.test=$STUN1 keepalive.lab.test=${HTTP_KEEPALIVE%:*} \
+	>"$LAB_DIR/dns.out" 2>&1 &
 await_listening "$LAB_DIR/dns.out" || lab_fail "the lab's name server did not start: $(cat "$LAB_DIR/dns.out")"
 daemon_kill TERM
 LEARNT=$(log_count "public address is")
-daemon_start --stun-server nosuch.lab.test --stun-server stun.lab.test:3478 --http-listen $HTTP
+daemon_start --stun-server nosuch.lab.test --stun-server stun.lab.test:3478 --http-listen $HTTP \
+	--stun-keepalive 2 --stun-keepalive-server keepalive.lab.test:${HTTP_KEEPALIVE#*:}
 npc address
 check "while the names are looked up (1.5 s each), opcode 0 is answered at once" \
 	eq "$(field result) $(log_count "public address is")" "3 $LEARNT"
@@ -155,6 +157,12 @@ check "a name that does not resolve is logged, and the next server tried" \
 check "the next server's name resolves (evdns) and its STUN answer gives the public address" within 15 address_is_public
 check "... the name server was asked for both names" \
 	eval "grep -q 'query nosuch.lab.test 1' '$LAB_DIR/dns.out' && grep -q 'query stun.lab.test 1' '$LAB_DIR/dns.out'"
+check "the keep-alive server is given by name too, and resolved" \
+	within 15 logged "stun: TCP bindings are held by connections to the keep-alive server keepalive.lab.test ($HTTP_KEEPALIVE)"
+npc map tcp 8090 40050 600
+check "a TCP mapping then gets its public port" eq "$(field result) $(field external)" "0 $(cgnat_public_port 40050)"
+check "... and its binding is kept by HEAD requests to that server, from the public port" \
+	within 15 grep -q "request $CGN_PUBLIC:$(cgnat_public_port 40050) HEAD" "$HTTP_KEEPALIVE_LOG"
 
 # --- a port-restricted carrier NAT (plain masquerade): forwards cannot work ---
 daemon_kill TERM
