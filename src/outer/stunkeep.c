@@ -21,58 +21,8 @@
 #include "kernel/netif.h"
 #include "outer/stunkeep.h"
 #include "stun_io.h"
+#include "stunkeep_impl.h"
 #include "stunprobe.h"
-
-#define SBIND_HTTP_PORT 80
-
-struct sbind {
-	struct stunkeep *k;
-	TAILQ_ENTRY(sbind) all;
-	uint8_t protocol;
-	uint16_t local_port;
-	uint16_t port;	 /* the public port last learnt; 0: none yet */
-	int granted;	 /* port was reported */
-	int waiting;	 /* not started: for the first probe, or for the outer NAT to forward again */
-	int failing;	 /* a failure to report from the timer */
-	int told;	 /* a failure was reported: the server kept the mapping (one it had granted before) */
-	int wanted;	 /* since then, a client asked for it again: the next failure is reported too */
-	int silent;	 /* keep-alives unanswered in a row (the first is logged, and the recovery) */
-	const char *why; /* ... and why */
-	int fd;		 /* UDP: the bound socket; TCP: the connection to the STUN server; -1: none */
-	struct event *io;
-	struct event *timer;
-	struct stun_tx tx; /* UDP */
-	/* TCP */
-	int connecting, asking;
-	int64_t deadline_ms; /* the connection or answer is due by then; 0: none is awaited */
-	uint8_t txid[STUN_TXID_LEN];
-	uint8_t in[576];
-	size_t in_len;
-	int http_fd;
-	struct event *http_io;
-	int http_connecting;
-};
-
-struct stunkeep {
-	struct event_base *base;
-	const struct outer_events *ev;
-	char ifname[16];
-	uint32_t keepalive_ms;
-	bool allow_filtered;
-	struct sockaddr_in http; /* the keep-alive server; sin_port 0: none (yet) */
-	char http_host[256];
-	uint16_t http_port;
-	struct event *http_lookup_ev; /* the next lookup of its name, after one failed */
-	struct stunprobe *probe;
-	int probed; /* a probe has ended: bindings need not wait */
-	uint32_t address;
-	enum stunprobe_kind mapping, filtering;
-	bool forwarding;
-	char why_not[200];
-	TAILQ_HEAD(, sbind) all;
-	struct sbind *index[2][65536]; /* [0] UDP, [1] TCP, by local port */
-	struct outer_stats stats;
-};
 
 static struct sbind **slot(const struct stunkeep *k, uint8_t protocol, uint16_t port)
 {
@@ -281,7 +231,6 @@ static int udp_open(struct sbind *b)
  */
 
 static void tcp_on_read(evutil_socket_t fd, short what, void *arg);
-static void http_keepalive(struct sbind *b);
 
 static void tcp_close(struct sbind *b)
 {
@@ -372,7 +321,7 @@ static void tcp_on_read(evutil_socket_t fd, short what, void *arg)
 		if (stun_decode_response(b->in, len, b->txid, &r) == STUN_ANSWER) {
 			tcp_close(b);
 			/* The binding lives on in the keep-alive connection, made now if it is not there. */
-			http_keepalive(b);
+			sbind_http_keepalive(b);
 			learnt(b, &r);
 			return;
 		}
@@ -382,7 +331,7 @@ static void tcp_on_read(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Learns the public port: a connection from the local port to the STUN server. */
-static void tcp_learn(struct sbind *b)
+void sbind_tcp_learn(struct sbind *b)
 {
 	struct sockaddr_in to;
 	int fd;
@@ -407,120 +356,6 @@ static void tcp_learn(struct sbind *b)
 	b->connecting = 1;
 	b->deadline_ms = stun_io_now_ms() + STUN_IO_GIVE_UP_MS;
 	stun_io_arm(b->timer, STUN_IO_GIVE_UP_MS);
-}
-
-/* --- TCP keep-alive connection to the HTTP server (natmap's -k/-h) --- */
-
-static void http_close(struct sbind *b)
-{
-	if (b->http_io)
-		event_free(b->http_io);
-	b->http_io = NULL;
-	stun_io_abort(b->http_fd);
-	b->http_fd = -1;
-	b->http_connecting = 0;
-}
-
-static void http_send(struct sbind *b)
-{
-	char req[160];
-	int len = snprintf(req, sizeof(req), "HEAD / HTTP/1.1\r\nHost: %s\r\nConnection: keep-alive\r\n\r\n",
-			   b->k->http_host);
-
-	if (send(b->http_fd, req, (size_t)len, MSG_NOSIGNAL) != len)
-		http_close(b);
-}
-
-static void http_on_io(evutil_socket_t fd, short what, void *arg)
-{
-	struct sbind *b = arg;
-	char buf[1024];
-	int err = 0;
-	socklen_t len = sizeof(err);
-	ssize_t n;
-
-	(void)what;
-	if (b->http_connecting) {
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-			log_debug("stun: keep-alive connection from local port %u: %s", b->local_port, strerror(err));
-			http_close(b);
-			return;
-		}
-		b->http_connecting = 0;
-		event_free(b->http_io);
-		if (!(b->http_io = event_new(b->k->base, fd, EV_READ | EV_PERSIST, http_on_io, b))) {
-			http_close(b);
-			return;
-		}
-		event_add(b->http_io, NULL);
-		http_send(b);
-		return;
-	}
-	/* The answers say nothing the binding needs; an end says it may have moved: learn it again. */
-	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
-		;
-	if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-		log_info("stun: the keep-alive connection from local port %u %s: learning its public port again",
-			 b->local_port, n == 0 ? "was closed" : "was reset");
-		http_close(b);
-		if (b->fd < 0)
-			tcp_learn(b);
-	}
-}
-
-/* Keeps the connection to the keep-alive server: made when it is not there, else a HEAD request. */
-static void http_keepalive(struct sbind *b)
-{
-	struct stunkeep *k = b->k;
-	int fd;
-
-	if (!k->http.sin_port || b->http_connecting)
-		return;
-	if (b->http_fd >= 0) {
-		http_send(b);
-		return;
-	}
-	if ((fd = stun_io_socket(SOCK_STREAM, k->ifname, b->local_port, 1)) < 0)
-		return;
-	b->http_fd = fd;
-	if ((connect(fd, (const struct sockaddr *)&k->http, sizeof(k->http)) < 0 && errno != EINPROGRESS) ||
-	    !(b->http_io = event_new(k->base, fd, EV_WRITE, http_on_io, b))) {
-		http_close(b);
-		return;
-	}
-	b->http_connecting = 1;
-	event_add(b->http_io, NULL);
-}
-
-/* --- the keep-alive server's address, by name or number --- */
-
-static void http_on_lookup_timer(evutil_socket_t fd, short what, void *arg);
-
-static void http_on_address(void *arg, const struct sockaddr_in *a)
-{
-	struct stunkeep *k = arg;
-	char text[22];
-
-	if (!a) {
-		log_warnx("stun: keep-alive server %s cannot be resolved; TCP bindings are held by STUN connections "
-			  "meanwhile; trying again in %d s", k->http_host, STUNPROBE_REFRESH_MS / 1000);
-		stun_io_arm(k->http_lookup_ev, STUNPROBE_REFRESH_MS);
-		return;
-	}
-	k->http = *a;
-	k->http.sin_port = htons(k->http_port);
-	log_info("stun: TCP bindings are held by connections to the keep-alive server %s (%s)", k->http_host,
-		 stun_io_addr_str(&k->http, text));
-}
-
-static void http_on_lookup_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct stunkeep *k = arg;
-
-	(void)fd;
-	(void)what;
-	if (stunprobe_lookup(k->probe, k->http_host, http_on_address, k) < 0)
-		http_on_address(k, NULL);
 }
 
 /* --- a binding's life --- */
@@ -579,11 +414,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	/* A kept connection holds the binding; without one, the STUN connection each time does. */
 	if (b->granted && b->k->http.sin_port && b->http_fd >= 0) {
-		http_keepalive(b);
+		sbind_http_keepalive(b);
 		stun_io_arm(b->timer, b->k->keepalive_ms);
 		return;
 	}
-	tcp_learn(b);
+	sbind_tcp_learn(b);
 }
 
 static void sbind_free(struct sbind *b)
@@ -740,7 +575,7 @@ static void on_probe(void *arg, const struct stunprobe_result *r)
 		/* A new public address moved every binding: learn each port again now (TCP by a new connection). */
 		else if (was && k->address != was && !b->failing && !b->connecting && !b->asking) {
 			if (b->protocol == IPPROTO_TCP)
-				http_close(b);
+				sbind_http_close(b);
 			stun_io_arm(b->timer, 0);
 		}
 	}
@@ -776,7 +611,7 @@ struct stunkeep *stunkeep_open(struct event_base *base, const struct outer_stun_
 			 "forgets a TCP mapping once its connection closes, give --stun-keepalive-server",
 			 cfg->keepalive_s);
 	if (!(k->probe = stunprobe_open(base, cfg->ifname, cfg->servers, cfg->n_servers, on_probe, k)) ||
-	    !(k->http_lookup_ev = evtimer_new(base, http_on_lookup_timer, k))) {
+	    !(k->http_lookup_ev = evtimer_new(base, stunkeep_http_lookup, k))) {
 		if (k->probe)
 			stunprobe_close(k->probe);
 		free(k);
