@@ -381,6 +381,27 @@ static int nft_elem_timeout_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+/*
+ * Sends one request (built in buf with sequence number seq and NLM_F_ACK)
+ * and reads until its acknowledgement, each answer through cb (NULL: none
+ * wanted).  0, or -errno: the kernel's error (ENOENT when what was asked
+ * for does not exist) or the socket's.
+ */
+static int nft_ask(struct nft *n, char *buf, const struct nlmsghdr *nlh, uint32_t seq, mnl_cb_t cb, void *data)
+{
+	ssize_t len;
+	int r;
+
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		if ((len = mnl_socket_recvfrom(n->nl, buf, NFT_RECV_SIZE)) < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(n->nl), cb, data);
+	} while (r > MNL_CB_STOP);
+	return r < 0 ? -errno : 0;
+}
+
 static int nft_get_timeout(struct nft *n, const struct table_mapping *m, uint64_t *timeout)
 {
 	char buf[NFT_RECV_SIZE];
@@ -390,8 +411,6 @@ static int nft_get_timeout(struct nft *n, const struct table_mapping *m, uint64_
 	uint16_t eport = htons(m->external_port);
 	struct nlmsghdr *nlh;
 	uint32_t seq = n->seq++;
-	ssize_t len;
-	int r;
 
 	if (!set || !e) {
 		nftnl_set_free(set);
@@ -407,15 +426,8 @@ static int nft_get_timeout(struct nft *n, const struct table_mapping *m, uint64_
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_IPV4, NLM_F_ACK, seq);
 	nftnl_set_elems_nlmsg_build_payload(nlh, set);
 	nftnl_set_free(set);
-	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
 	*timeout = 0;
-	do {
-		if ((len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf))) < 0)
-			return -errno;
-		r = mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(n->nl), nft_elem_timeout_cb, timeout);
-	} while (r > MNL_CB_STOP);
-	return r < 0 ? -errno : 0;
+	return nft_ask(n, buf, nlh, seq, nft_elem_timeout_cb, timeout);
 }
 
 /*
@@ -464,7 +476,6 @@ static int nft_table_there(struct nft *n, uint16_t family)
 	struct nftnl_table *t = nftnl_table_alloc();
 	uint32_t seq = n->seq++;
 	struct nlmsghdr *nlh;
-	ssize_t len;
 	int r;
 
 	if (!t)
@@ -473,16 +484,8 @@ static int nft_table_there(struct nft *n, uint16_t family)
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, family, NLM_F_ACK, seq);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
-	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		if ((len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf))) < 0)
-			return -errno;
-		r = mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(n->nl), NULL, NULL);
-	} while (r > MNL_CB_STOP);
-	if (r < 0)
-		return errno == ENOENT ? 0 : -errno;
-	return 1;
+	r = nft_ask(n, buf, nlh, seq, NULL, NULL);
+	return r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
 int nft_installed(struct nft *n)
