@@ -97,14 +97,14 @@ void sbind_http_keepalive(struct sbind *b)
 
 /* --- the keep-alive server's address, by name or number --- */
 
-static void http_on_address(void *arg, const struct sockaddr_in *a)
+static void http_on_address(void *arg, const struct sockaddr_in *a, const char *why)
 {
 	struct stunkeep *k = arg;
 	char text[22];
 
 	if (!a) {
-		log_warnx("stun: keep-alive server %s cannot be resolved; TCP bindings are held by STUN connections "
-			  "meanwhile; trying again in %d s", k->http_host, STUNPROBE_REFRESH_MS / 1000);
+		log_warnx("stun: keep-alive server %s cannot be resolved: %s; TCP bindings are held by STUN connections "
+			  "meanwhile; trying again in %d s", k->http_host, why, STUNPROBE_REFRESH_MS / 1000);
 		stun_io_arm(k->http_lookup_ev, STUNPROBE_REFRESH_MS);
 		return;
 	}
@@ -120,6 +120,5 @@ void stunkeep_http_lookup(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (stunprobe_lookup(k->probe, k->http_host, http_on_address, k) < 0)
-		http_on_address(k, NULL);
+	stunprobe_lookup(k->probe, k->http_host, http_on_address, k);
 }

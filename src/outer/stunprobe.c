@@ -42,8 +42,6 @@ struct stunprobe {
 	struct sockaddr_in good; /* the last server that answered; sin_port 0: none ever did */
 	struct sockaddr_in filter_from; /* where the filtering test's last datagram came from */
 	struct evdns_base *dns;
-	struct evdns_getaddrinfo_request *resolving;
-	struct probe_lookup *lookup; /* the lookup in flight, cut loose at close */
 	struct probe_lookup *lookups; /* stunprobe_lookup()'s in flight, cut loose at close */
 	int map_fd, filter_fd;
 	struct event *map_ev, *filter_ev, *next_ev;
@@ -122,75 +120,32 @@ static void probe_next_server(struct stunprobe *p, const char *why)
 	probe_report(p, 0);
 }
 
-/*
- * A lookup's link to its probe: a closed probe cuts it (libevent 2.1 reports
- * a cancel later, from the loop, when the probe is gone).
- */
-struct probe_lookup {
-	struct stunprobe *p;
-	/* stunprobe_lookup()'s: its caller's callback; NULL for a server's lookup */
-	void (*done)(void *arg, const struct sockaddr_in *a);
-	void *arg;
-	struct event *later; /* a numeric host's answer, given from the loop */
-	struct sockaddr_in addr;
-	struct probe_lookup *next; /* on p->lookups, cut loose at close */
-};
-
-static void probe_on_resolved(int err, struct evutil_addrinfo *res, void *arg)
+/* A server's address, or why there is none (stunprobe_lookup()'s callback; arg: the probe). */
+static void probe_on_address(void *arg, const struct sockaddr_in *a, const char *why)
 {
-	struct probe_lookup *l = arg;
-	struct stunprobe *p = l->p;
-	struct probe_server *s;
-	char why[300];
+	struct stunprobe *p = arg;
+	struct probe_server *s = &p->servers[p->cur];
+	char text[300];
 
-	free(l);
-	if (!p || err == EVUTIL_EAI_CANCEL) {
-		if (res)
-			evutil_freeaddrinfo(res);
+	if (!a) {
+		snprintf(text, sizeof(text), "cannot be resolved: %s", why);
+		probe_next_server(p, text);
 		return;
 	}
-	p->resolving = NULL;
-	p->lookup = NULL;
-	s = &p->servers[p->cur];
-	if (err || !res || res->ai_family != AF_INET) {
-		snprintf(why, sizeof(why), "cannot be resolved: %s", err ? evutil_gai_strerror(err) : "no IPv4 address");
-		if (res)
-			evutil_freeaddrinfo(res);
-		probe_next_server(p, why);
-		return;
-	}
-	memcpy(&s->addr, res->ai_addr, sizeof(s->addr));
+	s->addr = *a;
 	s->addr.sin_port = htons(s->port);
-	evutil_freeaddrinfo(res);
 	probe_test1(p);
 }
 
 static void probe_resolve(struct stunprobe *p)
 {
 	struct probe_server *s = &p->servers[p->cur];
-	struct evutil_addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM };
-	struct evdns_getaddrinfo_request *req;
-	struct probe_lookup *l;
 
 	p->state = PROBE_RESOLVE;
-	if (s->numeric) {
+	if (s->numeric)
 		probe_test1(p);
-		return;
-	}
-	if (!p->dns && !(p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS))) {
-		probe_next_server(p, "cannot be resolved: no name server (read /etc/resolv.conf)");
-		return;
-	}
-	/* evdns may answer at once (from its cache, or a failure): the callback then runs before this returns. */
-	if (!(l = malloc(sizeof(*l)))) {
-		probe_next_server(p, "cannot be resolved: out of memory");
-		return;
-	}
-	l->p = p;
-	p->lookup = l;
-	req = evdns_getaddrinfo(p->dns, s->host, NULL, &hints, probe_on_resolved, l);
-	if (req)
-		p->resolving = req;
+	else
+		stunprobe_lookup(p, s->host, probe_on_address, p);
 }
 
 static void probe_test1(struct stunprobe *p)
@@ -394,7 +349,21 @@ static void probe_on_filter_read(evutil_socket_t fd, short what, void *arg)
 	probe_read(fd, &p->filter_tx, &p->filter_from);
 }
 
-/* --- lookups for others (the keep-alive server's name) --- */
+/* --- name lookups: the servers', and the keep-alive server's (stunkeep_http.c) --- */
+
+/*
+ * A lookup's link to its probe: a closed probe cuts it (libevent 2.1 reports
+ * a cancel later, from the loop, when the probe is gone).
+ */
+struct probe_lookup {
+	struct stunprobe *p; /* NULL once the probe closed */
+	void (*done)(void *arg, const struct sockaddr_in *a, const char *why);
+	void *arg;
+	struct evdns_getaddrinfo_request *req; /* in flight at evdns, to cancel at close */
+	struct event *later;		       /* a numeric host's answer, given from the loop */
+	struct sockaddr_in addr;
+	struct probe_lookup *next; /* on p->lookups */
+};
 
 static void lookup_forget(struct stunprobe *p, struct probe_lookup *l)
 {
@@ -417,7 +386,7 @@ static void lookup_on_answer(int err, struct evutil_addrinfo *res, void *arg)
 		evutil_freeaddrinfo(res);
 	if (l->p && err != EVUTIL_EAI_CANCEL) {
 		lookup_forget(l->p, l);
-		l->done(l->arg, ok ? &a : NULL);
+		l->done(l->arg, ok ? &a : NULL, err ? evutil_gai_strerror(err) : "no IPv4 address");
 	}
 	free(l);
 }
@@ -430,18 +399,21 @@ static void lookup_on_later(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	lookup_forget(l->p, l);
 	event_free(l->later);
-	l->done(l->arg, &l->addr);
+	l->done(l->arg, &l->addr, NULL);
 	free(l);
 }
 
-int stunprobe_lookup(struct stunprobe *p, const char *host, void (*done)(void *arg, const struct sockaddr_in *a),
-		     void *arg)
+void stunprobe_lookup(struct stunprobe *p, const char *host,
+		      void (*done)(void *arg, const struct sockaddr_in *a, const char *why), void *arg)
 {
+	struct evdns_getaddrinfo_request *req;
 	struct evutil_addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
 	struct probe_lookup *l = calloc(1, sizeof(*l));
 
-	if (!l)
-		return -ENOMEM;
+	if (!l) {
+		done(arg, NULL, "out of memory");
+		return;
+	}
 	*l = (struct probe_lookup){ .p = p, .done = done, .arg = arg, .next = p->lookups };
 	p->lookups = l;
 	l->addr.sin_family = AF_INET;
@@ -449,19 +421,21 @@ int stunprobe_lookup(struct stunprobe *p, const char *host, void (*done)(void *a
 		if (!(l->later = evtimer_new(p->base, lookup_on_later, l))) {
 			lookup_forget(p, l);
 			free(l);
-			return -ENOMEM;
+			done(arg, NULL, "out of memory");
+			return;
 		}
 		stun_io_arm(l->later, 0);
-		return 0;
+		return;
 	}
 	if (!p->dns && !(p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS))) {
 		lookup_forget(p, l);
 		free(l);
-		return -EHOSTUNREACH;
+		done(arg, NULL, "no name server (read /etc/resolv.conf)");
+		return;
 	}
-	/* evdns may answer within the call (stunprobe.h says so). */
-	(void)evdns_getaddrinfo(p->dns, host, NULL, &hints, lookup_on_answer, l);
-	return 0;
+	/* evdns may answer within the call (stunprobe.h says so): then l is gone, and req NULL. */
+	if ((req = evdns_getaddrinfo(p->dns, host, NULL, &hints, lookup_on_answer, l)) != NULL)
+		l->req = req;
 }
 
 /* "HOST[:PORT]" into s; the configuration checked its form. */
@@ -532,8 +506,6 @@ void stunprobe_close(struct stunprobe *p)
 {
 	if (!p)
 		return;
-	if (p->lookup)
-		p->lookup->p = NULL;
 	while (p->lookups) {
 		struct probe_lookup *l = p->lookups;
 		p->lookups = l->next;
@@ -541,10 +513,11 @@ void stunprobe_close(struct stunprobe *p)
 		if (l->later) {
 			event_free(l->later);
 			free(l);
+		} else if (l->req) {
+			/* Its callback frees l, now or later from the loop. */
+			evdns_getaddrinfo_cancel(l->req);
 		}
 	}
-	if (p->resolving)
-		evdns_getaddrinfo_cancel(p->resolving);
 	if (p->dns)
 		evdns_base_free(p->dns, 0);
 	stun_tx_free(&p->map_tx);

@@ -63,12 +63,13 @@ int stunprobe_server(const struct stunprobe *p, struct sockaddr_in *to);
 void stunprobe_server_failed(struct stunprobe *p);
 /*
  * Resolves host (a name or an IPv4 address) by the probe's evdns, without
- * blocking; done gets its first IPv4 address (port 0), or NULL when it has
- * none: from the event loop, or, for a name evdns answers at once (from
- * /etc/hosts, or a failure), within this call.  0 or -errno.
+ * blocking; done gets its first IPv4 address (port 0), or NULL and why it
+ * has none: from the event loop, or, for a name evdns answers at once (from
+ * /etc/hosts, or a failure of its own), within this call.  The servers'
+ * names are resolved the same way.
  */
-int stunprobe_lookup(struct stunprobe *p, const char *host, void (*done)(void *arg, const struct sockaddr_in *a),
-		     void *arg);
+void stunprobe_lookup(struct stunprobe *p, const char *host,
+		      void (*done)(void *arg, const struct sockaddr_in *a, const char *why), void *arg);
 /* "endpoint-independent", "address-dependent", "address-and-port-dependent", "unknown". */
 const char *stunprobe_kind_name(enum stunprobe_kind k);
 
