@@ -91,23 +91,23 @@ static void fail_soon(struct sbind *b, const char *why)
 	stun_io_arm(b->timer, 0);
 }
 
+static void tcp_close(struct sbind *b);
+
+/* Everything b has open: its STUN socket or connection, its keep-alive connection, its transaction. */
 static void close_sockets(struct sbind *b)
 {
+	stun_tx_cancel(&b->tx);
+	sbind_http_close(b);
+	if (b->protocol == IPPROTO_TCP) {
+		tcp_close(b);
+		return;
+	}
 	if (b->io)
 		event_free(b->io);
 	b->io = NULL;
-	if (b->http_io)
-		event_free(b->http_io);
-	b->http_io = NULL;
-	stun_tx_cancel(&b->tx);
-	if (b->protocol == IPPROTO_TCP)
-		stun_io_abort(b->fd);
-	else if (b->fd >= 0)
+	if (b->fd >= 0)
 		close(b->fd);
-	stun_io_abort(b->http_fd);
-	b->fd = b->http_fd = -1;
-	b->connecting = b->asking = b->http_connecting = 0;
-	b->in_len = 0;
+	b->fd = -1;
 }
 
 static void silent(struct sbind *b, const char *why, int server);
