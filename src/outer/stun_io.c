@@ -170,3 +170,20 @@ int stun_tx_input(struct stun_tx *tx, const uint8_t *buf, size_t len)
 	tx->done(tx, &r, tx->arg);
 	return 1;
 }
+
+int stun_tx_read(struct stun_tx *tx, struct sockaddr_in *from)
+{
+	struct sockaddr_in src;
+	socklen_t len = sizeof(src);
+	uint8_t buf[1500];
+	ssize_t n;
+
+	for (int i = 0; i < 16 && (n = recvfrom(tx->fd, buf, sizeof(buf), 0, (struct sockaddr *)&src, &len)) >= 0; i++) {
+		if (from)
+			*from = src;
+		len = sizeof(src);
+		if (stun_tx_input(tx, buf, (size_t)n))
+			return 1;
+	}
+	return 0;
+}

@@ -72,5 +72,11 @@ void stun_tx_start(struct stun_tx *tx, const struct sockaddr_in *to, uint8_t cha
 void stun_tx_cancel(struct stun_tx *tx);
 /* A datagram read from tx->fd: 1 when it answered the transaction (done was called), else 0. */
 int stun_tx_input(struct stun_tx *tx, const uint8_t *buf, size_t len);
+/*
+ * Reads what waits on tx->fd (16 datagrams at most) into the transaction:
+ * 1 once one answered it (done was called, and may have freed tx), else 0.
+ * from, when not NULL, gets each datagram's source.
+ */
+int stun_tx_read(struct stun_tx *tx, struct sockaddr_in *from);
 
 #endif

@@ -181,14 +181,11 @@ static void udp_on_answer(struct stun_tx *tx, const struct stun_response *r, voi
 static void udp_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct sbind *b = arg;
-	uint8_t buf[1500];
-	ssize_t n;
 
+	(void)fd;
 	(void)what;
 	/* Only the server's answers come here: what peers send to the port is forwarded before it. */
-	for (int i = 0; i < 8 && b->fd == fd && (n = recv(fd, buf, sizeof(buf), 0)) >= 0; i++)
-		if (stun_tx_input(&b->tx, buf, (size_t)n))
-			return;
+	(void)stun_tx_read(&b->tx, NULL);
 }
 
 static void udp_ask(struct sbind *b)

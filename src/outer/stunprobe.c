@@ -316,29 +316,13 @@ static void probe_on_filter_answer(struct stun_tx *tx, const struct stun_respons
 	}
 }
 
-/* Datagrams on fd for tx; the source of each into *from (NULL: not wanted). */
-static void probe_read(int fd, struct stun_tx *tx, struct sockaddr_in *from)
-{
-	struct sockaddr_in src;
-	socklen_t len = sizeof(src);
-	uint8_t buf[1500];
-	ssize_t n;
-
-	for (int i = 0; i < 16 && (n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&src, &len)) >= 0; i++) {
-		if (from)
-			*from = src;
-		len = sizeof(src);
-		if (stun_tx_input(tx, buf, (size_t)n))
-			return;
-	}
-}
-
 static void probe_on_map_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct stunprobe *p = arg;
 
 	(void)what;
-	probe_read(fd, &p->map_tx, NULL);
+	(void)fd;
+	(void)stun_tx_read(&p->map_tx, NULL);
 }
 
 static void probe_on_filter_read(evutil_socket_t fd, short what, void *arg)
@@ -346,7 +330,8 @@ static void probe_on_filter_read(evutil_socket_t fd, short what, void *arg)
 	struct stunprobe *p = arg;
 
 	(void)what;
-	probe_read(fd, &p->filter_tx, &p->filter_from);
+	(void)fd;
+	(void)stun_tx_read(&p->filter_tx, &p->filter_from);
 }
 
 /* --- name lookups: the servers', and the keep-alive server's (stunkeep_http.c) --- */
