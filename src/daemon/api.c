@@ -186,7 +186,8 @@ struct http *api_listen(struct server *s, const char *listen)
 	struct http_backend b = server_http_backend;
 
 	b.arg = s;
-	b.upstream = s->outer || s->cfg.upstream_gateway || s->cfg.n_stun;
+	/* Opened before the outer NAT itself: the configuration says whether there will be one. */
+	b.upstream = s->cfg.upstream_gateway || s->cfg.n_stun;
 	return http_open(s->base, listen, &s->cfg, &b);
 }
 
