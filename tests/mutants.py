@@ -30,11 +30,11 @@ MUTANTS = {
     "renewal-lifetime-uncapped": (
         "a renewal is not capped at --max-lifetime",
         [("src/engine/table.c",
-          "\t\te->m.lifetime = granted;\n\t\te->m.expires = now + granted;",
-          "\t\te->m.lifetime = lifetime;\n\t\te->m.expires = now + lifetime;"),
+          "\t\te->lifetime = granted;\n\t\te->expires = now + granted;",
+          "\t\te->lifetime = lifetime;\n\t\te->expires = now + lifetime;"),
          ("src/engine/table.c",
-          "\t\tgrant->external_port = e->m.external_port;\n\t\tgrant->lifetime = granted;",
-          "\t\tgrant->external_port = e->m.external_port;\n\t\tgrant->lifetime = lifetime;")],
+          "\t\tgrant->external_port = e->external_port;\n\t\tgrant->lifetime = granted;",
+          "\t\tgrant->external_port = e->external_port;\n\t\tgrant->lifetime = lifetime;")],
         ["int-mapping"]),
     "journal-no-fdatasync": (
         "no fdatasync in the journal append: answers leave before the change is on disk",
@@ -59,13 +59,13 @@ MUTANTS = {
     "renewal-moves-port": (
         "a renewal suggesting another port gets a new port",
         [("src/engine/table.c", "\tif (e) {\n\t\t/*\n\t\t * Renewal:",
-          "\tif (e && suggested_port && suggested_port != e->m.external_port) {\n"
-          "\t\tentry_remove(t, e);\n\t\te = NULL;\n\t}\n\tif (e) {\n\t\t/*\n\t\t * Renewal:")],
+          "\tif (e && suggested_port && suggested_port != e->external_port) {\n"
+          "\t\ttable_entry_remove(t, ei);\n\t\te = NULL;\n\t}\n\tif (e) {\n\t\t/*\n\t\t * Renewal:")],
         ["int-mapping"]),
     "delete-all-crosses-protocols": (
         "a delete-all (internal port 0, lifetime 0) removes the other protocol's mappings too",
-        [("src/engine/table.c", "\t\tif (e->m.protocol == protocol && table_may_change(e, who->origin)",
-          "\t\tif ((e->m.protocol == protocol || 1) && table_may_change(e, who->origin)")],
+        [("src/engine/table.c", "\t\tif (e->protocol == protocol && table_may_change(e, who->origin)",
+          "\t\tif ((e->protocol == protocol || 1) && table_may_change(e, who->origin)")],
         ["int-mapping"]),
     "no-repair": (
         "no repair after nft flush ruleset or any foreign change",
@@ -107,7 +107,7 @@ MUTANTS = {
         ["int-lock"]),
     "client-deletes-admin-mapping": (
         "a LAN host's NAT-PMP delete removes a mapping the administrator made through the HTTP API",
-        [("src/engine/table.c", "\treturn origin == TABLE_ORIGIN_HTTP || e->m.origin != TABLE_ORIGIN_HTTP;",
+        [("src/engine/table.c", "\treturn origin == TABLE_ORIGIN_HTTP || e->origin != TABLE_ORIGIN_HTTP;",
           "\treturn true;")],
         ["int-http"]),
     "rules-ignored": (
@@ -118,7 +118,8 @@ MUTANTS = {
     "pcp-nonce-ignored": (
         "a PCP mapping is not its nonce's: another nonce (or NAT-PMP) renews or deletes it",
         [("src/engine/table.c",
-          "\treturn who->origin != TABLE_ORIGIN_PCP || memcmp(e->m.nonce, who->nonce, TABLE_NONCE_LEN) != 0;",
+          "\treturn who->origin != TABLE_ORIGIN_PCP || !e->nonce ||\n"
+          "\t       memcmp(table_pool_at(&t->nonce_pool, e->nonce), who->nonce, TABLE_NONCE_LEN) != 0;",
           "\treturn false;")],
         ["int-pcp"]),
     "pcp-filter-accepted": (

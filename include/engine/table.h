@@ -139,11 +139,6 @@ struct table_mapping {
 	 */
 	uint16_t upstream_port;
 	uint32_t lifetime; /* seconds granted by the last request */
-	/*
-	 * The table's own: where the mapping sits in its expiry heap.  Here,
-	 * in what would be padding, a mapping stays 64 bytes with its nonce.
-	 */
-	uint32_t heap_slot;
 	int64_t expires; /* table clock */
 	/*
 	 * Who asked at the link layer, for the per-host limit that a claimed
@@ -275,18 +270,28 @@ size_t table_count(const struct table *t);
 size_t table_client_count(const struct table *t, struct table_addr client);
 /* How many mappings one link (TABLE_LINK_*, table_mapping.link) holds; 0 for TABLE_LINK_NONE. */
 size_t table_link_count(struct table *t, uint64_t link);
-const struct table_mapping *table_find(const struct table *t, struct table_addr client, uint8_t protocol,
-				       uint16_t internal_port);
-const struct table_mapping *table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port);
+/*
+ * The lookups copy the mapping into *m (m may be NULL: only whether there
+ * is one) and return whether there is one.  The table keeps its mappings
+ * in its own compact form, so there is no pointer into it to hold.
+ */
+/* The mapping of (client, protocol, internal_port). */
+bool table_find(const struct table *t, struct table_addr client, uint8_t protocol, uint16_t internal_port,
+		struct table_mapping *m);
+/* The IPv4 mapping on (protocol, external_port); never a pinhole. */
+bool table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port, struct table_mapping *m);
 /*
  * Records the gateway's port for the mapping on external_port (upstream
- * mode).  Not a change of the kind table_changes() lists: nothing in the
- * kernel changes, and the caller journals it itself.  NULL when there is no
- * such mapping.
+ * mode) and copies the mapping as it now is.  Not a change of the kind
+ * table_changes() lists: nothing in the kernel changes, and the caller
+ * journals it itself.  false when there is no such mapping.
  */
-const struct table_mapping *table_set_upstream(struct table *t, uint8_t protocol, uint16_t external_port,
-					       uint16_t upstream_port);
-/* Calls fn for each mapping, in no particular order; stops early when fn returns non-zero. */
+bool table_set_upstream(struct table *t, uint8_t protocol, uint16_t external_port, uint16_t upstream_port,
+			struct table_mapping *m);
+/*
+ * Calls fn for each mapping, in no particular order, with a copy valid
+ * during the call; stops early when fn returns non-zero, and returns that.
+ */
 int table_foreach(const struct table *t, int (*fn)(const struct table_mapping *m, void *arg), void *arg);
 
 /* The change log since the last commit or rollback. */

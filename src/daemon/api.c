@@ -137,7 +137,7 @@ static int api_forward(void *arg, uint32_t client, uint8_t protocol, uint16_t in
 	if (!lan)
 		return HTTP_FORWARD_NOT_LAN;
 	/* A delete says whether there was something to delete. */
-	if (!lifetime && internal_port && !table_find(s->table, table_addr_v4(client), protocol, internal_port))
+	if (!lifetime && internal_port && !table_find(s->table, table_addr_v4(client), protocol, internal_port, NULL))
 		return HTTP_FORWARD_NOT_FOUND;
 	/* Upstream mode: room to wait for the gateway is made before anything changes. */
 	if (s->outer && lifetime &&

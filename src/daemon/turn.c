@@ -165,7 +165,7 @@ static uint64_t turn_link(struct server *s, const struct udp_socket *sock, struc
 	int r;
 
 	/* (The source was found inside one of the socket's subnets before this is asked.) */
-	if (!req->lifetime || !req->internal_port || table_find(s->table, client, req->protocol, req->internal_port))
+	if (!req->lifetime || !req->internal_port || table_find(s->table, client, req->protocol, req->internal_port, NULL))
 		return TABLE_LINK_UNKNOWN;
 	/* An IPv6 host has many addresses of its own (RFC 8981), and can invent more: the same rule holds. */
 	r = table_addr_is_v4(&client) ? netif_neighbour(s->neigh, sock->subnets[0].ifindex, client.v4, &mac)
@@ -215,7 +215,9 @@ static bool turn_link_local(const struct table_addr *a)
 static void turn_refused(struct server *s, struct table_addr client, struct server_request *r, int64_t now)
 {
 	const struct codec_request *req = &r->req;
-	const struct table_mapping *m = table_find(s->table, client, req->protocol, req->internal_port);
+	struct table_mapping found;
+	const struct table_mapping *m = table_find(s->table, client, req->protocol, req->internal_port, &found)
+						? &found : NULL;
 	char who[TABLE_ADDR_STRLEN];
 	const char *why;
 
@@ -471,7 +473,7 @@ static bool turn_outcome(struct server *s, struct server_listener *l, struct udp
 			 int failed)
 {
 	uint16_t port;
-	const struct table_mapping *m;
+	struct table_mapping m;
 
 	if (failed) {
 		r->result = TABLE_RESULT_NETWORK_FAILURE;
@@ -481,9 +483,9 @@ static bool turn_outcome(struct server *s, struct server_listener *l, struct udp
 	if (!s->outer || r->result != TABLE_RESULT_SUCCESS || !r->req.lifetime || p->peer.sa.sa_family != AF_INET)
 		return true;
 	port = outer_granted(s->outer, r->req.protocol, r->grant.external_port);
-	m = table_find(s->table, r->client, r->req.protocol, r->req.internal_port);
 	/* Deleted again later in the same batch: nothing will answer for it. */
-	if (!m || m->external_port != r->grant.external_port) {
+	if (!table_find(s->table, r->client, r->req.protocol, r->req.internal_port, &m) ||
+	    m.external_port != r->grant.external_port) {
 		r->result = TABLE_RESULT_NETWORK_FAILURE;
 		r->grant = (struct table_grant){ 0 };
 		return true;
@@ -536,10 +538,11 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 				a.own_address = p->peer.v6.sin6_addr.s6_addr;
 			/* RFC 6887 11.3: another owner's mapping refuses for as long as it lasts. */
 			if (r->req.pcp && r->result == TABLE_RESULT_NOT_AUTHORIZED) {
-				const struct table_mapping *m =
-					table_find(s->table, r->client, r->req.protocol, r->req.internal_port);
-				if (m && m->expires > now)
-					a.error_lifetime = (uint32_t)(m->expires - now);
+				struct table_mapping m;
+
+				if (table_find(s->table, r->client, r->req.protocol, r->req.internal_port, &m) &&
+				    m.expires > now)
+					a.error_lifetime = (uint32_t)(m.expires - now);
 			}
 			p->reply_len = r->codec->encode(&r->req, &a, p->reply);
 			turn_count_answer(s, r->req.metric_op, r->codec->wire_result(&a));

@@ -127,9 +127,10 @@ void waiting_defer(struct server *s, struct server_listener *l, const struct udp
 static void waiting_answer(struct server *s, uint8_t protocol, uint16_t local_port, uint16_t result,
 				  uint16_t port)
 {
-	const struct table_mapping *m = table_find_external(s->table, protocol, local_port);
+	struct table_mapping m;
 	struct server_pending *q, *next;
-	uint32_t lifetime = m && result == TABLE_RESULT_SUCCESS ? m->lifetime : 0;
+	uint32_t lifetime = table_find_external(s->table, protocol, local_port, &m) && result == TABLE_RESULT_SUCCESS
+				    ? m.lifetime : 0;
 
 	if (result != TABLE_RESULT_SUCCESS)
 		port = 0;
@@ -183,7 +184,8 @@ static uint16_t waiting_result(uint16_t result)
 void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_t result, uint16_t port)
 {
 	struct server *s = arg;
-	const struct table_mapping *m = table_find_external(s->table, protocol, local_port);
+	struct table_mapping found;
+	const struct table_mapping *m = table_find_external(s->table, protocol, local_port, &found) ? &found : NULL;
 	char client[TABLE_ADDR_STRLEN];
 	int64_t now = server_mono_s();
 	struct table_grant g;
@@ -197,7 +199,7 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 		if (port != m->upstream_port) {
 			uint16_t was = m->upstream_port;
 			struct table_change ch = { .op = TABLE_RENEW };
-			ch.mapping = *table_set_upstream(s->table, protocol, local_port, port);
+			(void)table_set_upstream(s->table, protocol, local_port, port, &ch.mapping);
 			/*
 			 * The gateway's port is acknowledged only once it is on disk.
 			 * A mapping nobody was told of yet is taken back as if the
@@ -207,7 +209,7 @@ void waiting_on_mapped(void *arg, uint8_t protocol, uint16_t local_port, uint16_
 			 */
 			if (persist_changes(s, &ch, 1, now) < 0) {
 				if (!was) {
-					table_set_upstream(s->table, protocol, local_port, 0);
+					(void)table_set_upstream(s->table, protocol, local_port, 0, NULL);
 					result = TABLE_RESULT_NETWORK_FAILURE;
 					goto refused;
 				}

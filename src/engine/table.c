@@ -6,8 +6,10 @@
  *   - a hash of (client, protocol, internal port) -> mapping;
  *   - per protocol, an array indexed by external port -> mapping;
  *   - a hash of clients, each with its count and list of mappings (limits,
- *     delete-all);
- *   - a binary min-heap on expiry time.
+ *     delete-all: table_client.c);
+ *   - a binary min-heap on expiry time (table_heap.c).
+ * Entries live in a pool (table_pool.c) and link to each other by index;
+ * callers get copies (struct table_mapping), never pointers into it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,42 +19,14 @@
 
 #include "table_impl.h"
 
-static uint64_t mix64(uint64_t x)
-{
-	/* A 64-bit finaliser: spreads neighbouring ports and addresses apart. */
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
-/* An IPv4 address as itself, an IPv6 one folded into 64 bits. */
-static uint64_t addr_bits(const struct table_addr *a)
-{
-	uint64_t hi, lo;
-
-	if (table_addr_is_v4(a))
-		return a->v4;
-	memcpy(&hi, a->v6, 8);
-	memcpy(&lo, a->v6 + 8, 8);
-	return mix64(hi) ^ lo;
-}
-
-static size_t addr_hash(const struct table_addr *a)
-{
-	return (size_t)mix64(addr_bits(a));
-}
-
 static size_t key_hash(const struct table_addr *client, uint8_t protocol, uint16_t port)
 {
 	uint64_t rest = (uint64_t)protocol << 16 | port;
 
 	/* An IPv4 key fits one word as it is; an IPv6 one keeps all of its folded bits. */
 	if (table_addr_is_v4(client))
-		return (size_t)mix64((uint64_t)client->v4 << 32 | rest);
-	return (size_t)mix64(addr_bits(client) ^ mix64(rest));
+		return (size_t)table_mix64((uint64_t)client->v4 << 32 | rest);
+	return (size_t)table_mix64(table_addr_bits(client) ^ table_mix64(rest));
 }
 
 const char *table_addr_str(const struct table_addr *a, char buf[TABLE_ADDR_STRLEN])
@@ -63,98 +37,42 @@ const char *table_addr_str(const struct table_addr *a, char buf[TABLE_ADDR_STRLE
 }
 
 
-/* --- clients --- */
+/* --- mapping entries --- */
 
-static struct client *client_find(const struct table *t, const struct table_addr *addr)
+uint32_t table_entry_find(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port)
 {
-	struct client *c = t->clients[addr_hash(addr) & (t->n_client_buckets - 1)];
+	uint32_t i = t->buckets[key_hash(client, protocol, port) & (t->n_buckets - 1)];
 
-	while (c && !table_addr_equal(&c->addr, addr))
-		c = c->next;
-	return c;
-}
-
-static int client_grow(struct table *t)
-{
-	size_t n = t->n_client_buckets * 2;
-	struct client **b = calloc(n, sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->n_client_buckets; i++) {
-		struct client *c = t->clients[i], *next;
-		for (; c; c = next) {
-			next = c->next;
-			size_t slot = addr_hash(&c->addr) & (n - 1);
-			c->next = b[slot];
-			b[slot] = c;
-		}
+	for (; i; i = table_entry(t, i)->hash_next) {
+		const struct entry *e = table_entry(t, i);
+		if (e->protocol == protocol && e->internal_port == port && table_addr_equal(table_entry_addr(t, i), client))
+			return i;
 	}
-	free(t->clients);
-	t->clients = b;
-	t->n_client_buckets = n;
 	return 0;
 }
 
-static struct client *client_get(struct table *t, const struct table_addr *addr)
+static size_t entry_hash(const struct table *t, uint32_t i)
 {
-	struct client *c = client_find(t, addr);
+	const struct entry *e = table_entry(t, i);
 
-	if (c)
-		return c;
-	if (t->n_clients >= t->n_client_buckets && client_grow(t) < 0)
-		return NULL;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	c->addr = *addr;
-	size_t slot = addr_hash(addr) & (t->n_client_buckets - 1);
-	c->next = t->clients[slot];
-	t->clients[slot] = c;
-	t->n_clients++;
-	return c;
-}
-
-static void client_drop_if_empty(struct table *t, struct client *c)
-{
-	struct client **pp;
-
-	if (c->count)
-		return;
-	for (pp = &t->clients[addr_hash(&c->addr) & (t->n_client_buckets - 1)]; *pp != c; pp = &(*pp)->next)
-		;
-	*pp = c->next;
-	t->n_clients--;
-	free(c);
-}
-
-/* --- mapping entries --- */
-
-struct entry *table_entry_find(const struct table *t, const struct table_addr *client, uint8_t protocol,
-				uint16_t port)
-{
-	struct entry *e = t->buckets[key_hash(client, protocol, port) & (t->n_buckets - 1)];
-
-	for (; e; e = e->hash_next)
-		if (e->m.protocol == protocol && e->m.internal_port == port && table_addr_equal(&e->m.client, client))
-			return e;
-	return NULL;
+	return key_hash(table_entry_addr(t, i), e->protocol, e->internal_port);
 }
 
 static int buckets_grow(struct table *t)
 {
 	size_t n = t->n_buckets * 2;
-	struct entry **b = calloc(n, sizeof(*b));
+	uint32_t *b = calloc(n, sizeof(*b));
 
 	if (!b)
 		return -ENOMEM;
-	for (size_t i = 0; i < t->n_buckets; i++) {
-		struct entry *e = t->buckets[i], *next;
-		for (; e; e = next) {
-			next = e->hash_next;
-			size_t slot = key_hash(&e->m.client, e->m.protocol, e->m.internal_port) & (n - 1);
-			e->hash_next = b[slot];
-			b[slot] = e;
+	for (size_t k = 0; k < t->n_buckets; k++) {
+		uint32_t i = t->buckets[k], next;
+		for (; i; i = next) {
+			size_t slot = entry_hash(t, i) & (n - 1);
+
+			next = table_entry(t, i)->hash_next;
+			table_entry(t, i)->hash_next = b[slot];
+			b[slot] = i;
 		}
 	}
 	free(t->buckets);
@@ -163,121 +81,130 @@ static int buckets_grow(struct table *t)
 	return 0;
 }
 
-
-static struct link_count **link_slot(struct table *t, uint64_t link)
+static bool nonce_zero(const uint8_t *nonce)
 {
-	struct link_count **pp = &t->links[mix64(link) & (TABLE_LINK_BUCKETS - 1)];
+	static const uint8_t zero[TABLE_NONCE_LEN];
 
-	while (*pp && (*pp)->link != link)
-		pp = &(*pp)->next;
-	return pp;
+	return !nonce || memcmp(nonce, zero, TABLE_NONCE_LEN) == 0;
 }
 
-static uint32_t link_held(struct table *t, uint64_t link)
+int table_entry_set_nonce(struct table *t, uint32_t i, const uint8_t *nonce)
 {
-	struct link_count *l = *link_slot(t, link);
+	uint32_t n = table_entry(t, i)->nonce;
 
-	return l ? l->count : 0;
-}
-
-/* Counts one more mapping for link: 0 or -ENOMEM. */
-static int link_add(struct table *t, uint64_t link)
-{
-	struct link_count **pp = link_slot(t, link);
-
-	if (link == TABLE_LINK_NONE)
+	if (nonce_zero(nonce)) {
+		if (n)
+			table_pool_give(&t->nonce_pool, n);
+		table_entry(t, i)->nonce = 0;
 		return 0;
-	if (!*pp) {
-		if (!(*pp = calloc(1, sizeof(**pp))))
-			return -ENOMEM;
-		(*pp)->link = link;
 	}
-	(*pp)->count++;
+	if (!n && !(n = table_pool_take(&t->nonce_pool)))
+		return -ENOMEM;
+	memcpy(table_pool_at(&t->nonce_pool, n), nonce, TABLE_NONCE_LEN);
+	table_entry(t, i)->nonce = n;
 	return 0;
 }
 
-static void link_drop(struct table *t, uint64_t link)
+void table_entry_view(const struct table *t, uint32_t i, struct table_mapping *m)
 {
-	struct link_count **pp = link_slot(t, link), *l = *pp;
+	const struct entry *e = table_entry(t, i);
 
-	if (link == TABLE_LINK_NONE || !l)
-		return;
-	if (--l->count == 0) {
-		*pp = l->next;
-		free(l);
-	}
+	*m = (struct table_mapping){
+		.client = *table_entry_addr(t, i),
+		.protocol = e->protocol,
+		.origin = e->origin,
+		.internal_port = e->internal_port,
+		.external_port = e->external_port,
+		.upstream_port = e->upstream_port,
+		.lifetime = e->lifetime,
+		.expires = e->expires,
+		.link = e->link ? ((struct link_count *)table_pool_at(&t->link_pool, e->link))->link : TABLE_LINK_NONE,
+	};
+	if (e->nonce)
+		memcpy(m->nonce, table_pool_at(&t->nonce_pool, e->nonce), TABLE_NONCE_LEN);
 }
 
 /* Inserts m; the caller has checked every conflict and limit. */
 int table_entry_insert(struct table *t, const struct table_mapping *m)
 {
-	struct client *c;
-	struct entry *e;
+	uint32_t i, c = 0;
+	int64_t l = -ENOMEM;
 
 	if (t->count >= t->n_buckets && buckets_grow(t) < 0)
 		return -ENOMEM;
 	/* Reserve the log slot first so that nothing fails after the insert. */
 	if (table_log_change(t, TABLE_ADD, m, 0, 0) < 0)
 		return -ENOMEM;
-	e = calloc(1, sizeof(*e));
-	c = e ? client_get(t, &m->client) : NULL;
-	if (!e || !c || link_add(t, m->link) < 0) {
-		if (c)
-			client_drop_if_empty(t, c);
-		free(e);
-		if (!t->replaying)
-			t->log_len--;
-		return -ENOMEM;
-	}
+	/* Every pool that may move grows before a pointer into it is taken. */
+	i = table_pool_take(&t->entry_pool);
+	if (!i || !(c = table_client_get(t, &m->client)) || (l = table_link_add(t, m->link)) < 0)
+		goto fail;
+	struct entry *e = table_entry(t, i);
+	*e = (struct entry){
+		.expires = m->expires, .lifetime = m->lifetime, .client = c, .link = (uint32_t)l,
+		.internal_port = m->internal_port, .external_port = m->external_port,
+		.upstream_port = m->upstream_port, .protocol = m->protocol, .origin = m->origin,
+	};
 	/* The heap orders by expiry: the entry must hold it before it is pushed. */
-	e->m = *m;
-	if (table_heap_push(t, e) < 0) {
-		link_drop(t, m->link);
-		client_drop_if_empty(t, c);
-		free(e);
-		if (!t->replaying)
-			t->log_len--;
-		return -ENOMEM;
-	}
+	if (table_entry_set_nonce(t, i, m->nonce) < 0 || table_heap_push(t, i) < 0)
+		goto fail;
 	size_t slot = key_hash(&m->client, m->protocol, m->internal_port) & (t->n_buckets - 1);
+	struct client *cl = table_client(t, c);
 	e->hash_next = t->buckets[slot];
-	t->buckets[slot] = e;
-	e->client_next = c->mappings;
-	if (c->mappings)
-		c->mappings->client_prev = &e->client_next;
-	e->client_prev = &c->mappings;
-	c->mappings = e;
-	c->count++;
+	t->buckets[slot] = i;
+	e->client_next = cl->first;
+	if (cl->first)
+		table_entry(t, cl->first)->client_prev = i;
+	cl->first = i;
+	cl->count++;
 	/* A pinhole opens the client's own port on its own address: it holds none of the router's. */
 	if (table_addr_is_v4(&m->client))
-		t->by_external[proto_slot(m->protocol)][m->external_port] = e;
+		t->by_external[proto_slot(m->protocol)][m->external_port] = i;
 	t->count++;
 	return 0;
+fail:
+	if (l > 0)
+		table_link_drop(t, (uint32_t)l);
+	if (c)
+		table_client_drop_if_empty(t, c);
+	if (i) {
+		(void)table_entry_set_nonce(t, i, NULL);
+		table_pool_give(&t->entry_pool, i);
+	}
+	if (!t->replaying)
+		t->log_len--;
+	return -ENOMEM;
 }
 
-void table_entry_remove(struct table *t, struct entry *e)
+void table_entry_remove(struct table *t, uint32_t i)
 {
-	struct entry **pp;
-	struct client *c = client_find(t, &e->m.client);
+	struct table_mapping m;
+	struct entry *e = table_entry(t, i);
+	uint32_t *pp, c = e->client;
+	struct client *cl = table_client(t, c);
 
 	/* A deletion that cannot be logged still happens: the log then lacks it,
 	 * and the caller's kernel copy keeps the element until its timeout. */
-	(void)table_log_change(t, TABLE_DEL, &e->m, 0, 0);
-	for (pp = &t->buckets[key_hash(&e->m.client, e->m.protocol, e->m.internal_port) & (t->n_buckets - 1)];
-	     *pp != e; pp = &(*pp)->hash_next)
+	table_entry_view(t, i, &m);
+	(void)table_log_change(t, TABLE_DEL, &m, 0, 0);
+	for (pp = &t->buckets[entry_hash(t, i) & (t->n_buckets - 1)]; *pp != i; pp = &table_entry(t, *pp)->hash_next)
 		;
 	*pp = e->hash_next;
-	*e->client_prev = e->client_next;
+	if (e->client_prev)
+		table_entry(t, e->client_prev)->client_next = e->client_next;
+	else
+		cl->first = e->client_next;
 	if (e->client_next)
-		e->client_next->client_prev = e->client_prev;
-	c->count--;
-	client_drop_if_empty(t, c);
-	link_drop(t, e->m.link);
-	if (table_addr_is_v4(&e->m.client))
-		t->by_external[proto_slot(e->m.protocol)][e->m.external_port] = NULL;
-	table_heap_remove(t, e);
+		table_entry(t, e->client_next)->client_prev = e->client_prev;
+	if (table_addr_is_v4(&cl->addr))
+		t->by_external[proto_slot(e->protocol)][e->external_port] = 0;
+	cl->count--;
+	table_client_drop_if_empty(t, c);
+	table_link_drop(t, e->link);
+	table_heap_remove(t, i);
+	(void)table_entry_set_nonce(t, i, NULL);
+	table_pool_give(&t->entry_pool, i);
 	t->count--;
-	free(e);
 }
 
 /* --- public interface --- */
@@ -294,6 +221,10 @@ struct table *table_new(const struct table_config *cfg)
 	/* The caller's arrays are not kept: table_configure() copies them. */
 	t->cfg.allowed = t->cfg.reserved = NULL;
 	t->cfg.rules = NULL;
+	table_pool_init(&t->entry_pool, sizeof(struct entry));
+	table_pool_init(&t->client_pool, sizeof(struct client));
+	table_pool_init(&t->link_pool, sizeof(struct link_count));
+	table_pool_init(&t->nonce_pool, TABLE_NONCE_LEN);
 	t->n_buckets = 64;
 	t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
 	t->n_client_buckets = 16;
@@ -353,22 +284,10 @@ void table_free(struct table *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->heap_size; i++)
-		free(t->heap[i]);
-	for (size_t i = 0; t->clients && i < t->n_client_buckets; i++) {
-		struct client *c = t->clients[i], *next;
-		for (; c; c = next) {
-			next = c->next;
-			free(c);
-		}
-	}
-	for (size_t i = 0; i < TABLE_LINK_BUCKETS; i++) {
-		struct link_count *l = t->links[i], *next;
-		for (; l; l = next) {
-			next = l->next;
-			free(l);
-		}
-	}
+	table_pool_free(&t->entry_pool);
+	table_pool_free(&t->client_pool);
+	table_pool_free(&t->link_pool);
+	table_pool_free(&t->nonce_pool);
 	free(t->clients);
 	free(t->buckets);
 	free(t->heap);
@@ -394,18 +313,19 @@ void table_free(struct table *t)
  */
 static bool table_may_change(const struct entry *e, enum table_origin origin)
 {
-	return origin == TABLE_ORIGIN_HTTP || e->m.origin != TABLE_ORIGIN_HTTP;
+	return origin == TABLE_ORIGIN_HTTP || e->origin != TABLE_ORIGIN_HTTP;
 }
 
 /*
  * A PCP mapping is its nonce's (RFC 6887 11.3): neither another nonce nor
  * NAT-PMP, which has none, may renew or delete it.  The administrator may.
  */
-static bool table_owned_elsewhere(const struct entry *e, const struct table_asker *who)
+static bool table_owned_elsewhere(const struct table *t, const struct entry *e, const struct table_asker *who)
 {
-	if (e->m.origin != TABLE_ORIGIN_PCP || who->origin == TABLE_ORIGIN_HTTP)
+	if (e->origin != TABLE_ORIGIN_PCP || who->origin == TABLE_ORIGIN_HTTP)
 		return false;
-	return who->origin != TABLE_ORIGIN_PCP || memcmp(e->m.nonce, who->nonce, TABLE_NONCE_LEN) != 0;
+	return who->origin != TABLE_ORIGIN_PCP || !e->nonce ||
+	       memcmp(table_pool_at(&t->nonce_pool, e->nonce), who->nonce, TABLE_NONCE_LEN) != 0;
 }
 
 /*
@@ -415,22 +335,20 @@ static bool table_owned_elsewhere(const struct entry *e, const struct table_aske
 static uint16_t delete_all(struct table *t, const struct table_addr *client, const struct table_asker *who,
 			   uint8_t protocol)
 {
-	struct client *c = client_find(t, client);
-	struct entry *e, *next;
+	uint32_t c = table_client_find(t, client), i, next;
 	uint16_t result = TABLE_RESULT_SUCCESS;
 
 	if (!c)
 		return result;
-	/* Removing the client's last mapping frees c: stop before touching it again. */
-	for (e = c->mappings; e; e = next) {
+	/* Removing the client's last mapping gives c back: never touch it again. */
+	for (i = table_client(t, c)->first; i; i = next) {
+		const struct entry *e = table_entry(t, i);
+
 		next = e->client_next;
-		int last = next == NULL;
-		if (e->m.protocol == protocol && table_may_change(e, who->origin) && !table_owned_elsewhere(e, who))
-			table_entry_remove(t, e);
-		else if (e->m.protocol == protocol)
+		if (e->protocol == protocol && table_may_change(e, who->origin) && !table_owned_elsewhere(t, e, who))
+			table_entry_remove(t, i);
+		else if (e->protocol == protocol)
 			result = TABLE_RESULT_NOT_AUTHORIZED;
-		if (last)
-			break;
 	}
 	return result;
 }
@@ -450,8 +368,8 @@ static uint16_t table_decide(struct table *t, struct table_addr client, const st
 {
 	enum table_origin origin = who->origin;
 	uint8_t nonce[TABLE_NONCE_LEN];
-	struct entry *e;
-	struct client *c;
+	struct entry *e = NULL;
+	uint32_t ei, c;
 	uint16_t upstream_port = 0;
 
 	grant->external_port = 0;
@@ -462,10 +380,11 @@ static uint16_t table_decide(struct table *t, struct table_addr client, const st
 		/* RFC 6886 3.4: the suggested port of a delete means nothing. */
 		if (internal_port == 0) {
 			return delete_all(t, &client, who, protocol);
-		} else if ((e = table_entry_find(t, &client, protocol, internal_port)) != NULL) {
-			if (!table_may_change(e, origin) || table_owned_elsewhere(e, who))
+		} else if ((ei = table_entry_find(t, &client, protocol, internal_port)) != 0) {
+			e = table_entry(t, ei);
+			if (!table_may_change(e, origin) || table_owned_elsewhere(t, e, who))
 				return TABLE_RESULT_NOT_AUTHORIZED;
-			table_entry_remove(t, e);
+			table_entry_remove(t, ei);
 		}
 		return TABLE_RESULT_SUCCESS;
 	}
@@ -477,8 +396,9 @@ static uint16_t table_decide(struct table *t, struct table_addr client, const st
 	uint32_t keep_lifetime = 0;
 	uint16_t moved_port = 0; /* an administrator's mapping moved: the port already chosen for it */
 
-	e = table_entry_find(t, &client, protocol, internal_port);
-	if (e && table_owned_elsewhere(e, who))
+	if ((ei = table_entry_find(t, &client, protocol, internal_port)) != 0)
+		e = table_entry(t, ei);
+	if (e && table_owned_elsewhere(t, e, who))
 		return TABLE_RESULT_NOT_AUTHORIZED;
 	/* An IPv6 client's mapping is a pinhole: its external port is its internal one (no NAT66). */
 	if (!table_addr_is_v4(&client)) {
@@ -487,7 +407,7 @@ static uint16_t table_decide(struct table *t, struct table_addr client, const st
 		suggested_port = internal_port;
 	}
 	/* PREFER_FAILURE on a renewal: the port it has is the one it asks for, or it fails (RFC 6887 13.2). */
-	if (e && who->exact && suggested_port && e->m.external_port != suggested_port)
+	if (e && who->exact && suggested_port && e->external_port != suggested_port)
 		return TABLE_RESULT_CANNOT_PROVIDE;
 	/*
 	 * A port a reload took out of the allowed ranges (or reserved), or one
@@ -496,8 +416,8 @@ static uint16_t table_decide(struct table *t, struct table_addr client, const st
 	 * another port, and clients use the one answered.
 	 */
 	if (e && table_addr_is_v4(&client) &&
-	    (!table_port_allowed(t, protocol, e->m.external_port) || table_port_busy(t, protocol, e->m.external_port) ||
-	     !table_rules_allow(t, &client, e->m.external_port, internal_port))) {
+	    (!table_port_allowed(t, protocol, e->external_port) || table_port_busy(t, protocol, e->external_port) ||
+	     !table_rules_allow(t, &client, e->external_port, internal_port))) {
 		bool authorized;
 
 		/*
@@ -508,15 +428,18 @@ static uint16_t table_decide(struct table *t, struct table_addr client, const st
 		if (!table_may_change(e, origin)) {
 			if (!(moved_port = table_port_choose(t, &client, protocol, internal_port, suggested_port, &authorized)))
 				goto renew;
-			keep_expires = e->m.expires;
-			keep_lifetime = e->m.lifetime;
+			keep_expires = e->expires;
+			keep_lifetime = e->lifetime;
 		}
-		origin = (enum table_origin)e->m.origin;
-		memcpy(nonce, e->m.nonce, sizeof(nonce)); /* and still its owner's, whoever renewed it */
-		link = e->m.link; /* the same mapping, moved: counted for whom it was */
+		struct table_mapping was;
+
+		table_entry_view(t, ei, &was);
+		origin = (enum table_origin)was.origin;
+		memcpy(nonce, was.nonce, sizeof(nonce)); /* and still its owner's, whoever renewed it */
+		link = was.link; /* the same mapping, moved: counted for whom it was */
 		/* The client was told the gateway's port: ask the gateway to keep it for the new one. */
-		upstream_port = e->m.upstream_port;
-		table_entry_remove(t, e);
+		upstream_port = was.upstream_port;
+		table_entry_remove(t, ei);
 		e = NULL;
 	}
 renew:
@@ -528,23 +451,27 @@ renew:
 		 * mapping never shortens it: it stands as it is, and the client
 		 * is told what is left of it.
 		 */
-		if (!table_may_change(e, origin) && e->m.expires >= now + granted) {
-			grant->external_port = e->m.external_port;
-			grant->lifetime = (uint32_t)(e->m.expires - now);
+		if (!table_may_change(e, origin) && e->expires >= now + granted) {
+			grant->external_port = e->external_port;
+			grant->lifetime = (uint32_t)(e->expires - now);
 			return TABLE_RESULT_SUCCESS;
 		}
-		if (table_log_change(t, TABLE_RENEW, &e->m, e->m.expires, e->m.lifetime) < 0)
+		struct table_mapping before;
+
+		table_entry_view(t, ei, &before);
+		if (table_log_change(t, TABLE_RENEW, &before, e->expires, e->lifetime) < 0)
 			return TABLE_RESULT_OUT_OF_RESOURCES;
 		/* A PCP client's request takes over what it asked for by NAT-PMP before. */
-		if (origin == TABLE_ORIGIN_PCP && e->m.origin == TABLE_ORIGIN_NATPMP) {
-			e->m.origin = TABLE_ORIGIN_PCP;
-			memcpy(e->m.nonce, who->nonce, TABLE_NONCE_LEN);
+		if (origin == TABLE_ORIGIN_PCP && e->origin == TABLE_ORIGIN_NATPMP) {
+			if (table_entry_set_nonce(t, ei, who->nonce) < 0)
+				return TABLE_RESULT_OUT_OF_RESOURCES;
+			e->origin = TABLE_ORIGIN_PCP;
 		}
-		e->m.lifetime = granted;
-		e->m.expires = now + granted;
-		t->log[t->log_len - 1].mapping = e->m;
-		table_heap_update(t, e);
-		grant->external_port = e->m.external_port;
+		e->lifetime = granted;
+		e->expires = now + granted;
+		table_entry_view(t, ei, &t->log[t->log_len - 1].mapping);
+		table_heap_update(t, ei);
+		grant->external_port = e->external_port;
 		grant->lifetime = granted;
 		return TABLE_RESULT_SUCCESS;
 	}
@@ -552,11 +479,11 @@ renew:
 	/* Per-client rules: no allow rule for this client and internal port is result 2 (RFC 6886 3.5). */
 	if (!table_rules_permit(t, &client, internal_port))
 		return TABLE_RESULT_NOT_AUTHORIZED;
-	c = client_find(t, &client);
-	if (c && c->count >= t->cfg.max_per_client)
+	c = table_client_find(t, &client);
+	if (c && table_client(t, c)->count >= t->cfg.max_per_client)
 		return TABLE_RESULT_OUT_OF_RESOURCES;
 	/* One host inventing source addresses is still one host at the link layer. */
-	if (link != TABLE_LINK_NONE && link_held(t, link) >= t->cfg.max_per_client)
+	if (link != TABLE_LINK_NONE && table_link_held(t, link) >= t->cfg.max_per_client)
 		return TABLE_RESULT_OUT_OF_RESOURCES;
 
 	bool authorized = true;
@@ -616,7 +543,7 @@ uint16_t table_request_by(struct table *t, struct table_addr client, const struc
 
 int table_restore(struct table *t, const struct table_mapping *m)
 {
-	struct client *c;
+	uint32_t c;
 
 	if ((m->protocol != IPPROTO_UDP && m->protocol != IPPROTO_TCP) || m->internal_port == 0)
 		return -EINVAL;
@@ -628,8 +555,8 @@ int table_restore(struct table *t, const struct table_mapping *m)
 			return -EACCES;
 		if (table_entry_find(t, &m->client, m->protocol, m->internal_port))
 			return -EEXIST;
-		c = client_find(t, &m->client);
-		if (c && c->count >= t->cfg.max_per_client)
+		c = table_client_find(t, &m->client);
+		if (c && table_client(t, c)->count >= t->cfg.max_per_client)
 			return -ENOSPC;
 		return table_entry_insert(t, m);
 	}
@@ -642,8 +569,8 @@ int table_restore(struct table *t, const struct table_mapping *m)
 	if (table_entry_find(t, &m->client, m->protocol, m->internal_port) ||
 	    !table_port_free(t, &m->client, m->protocol, m->external_port, m->internal_port))
 		return -EEXIST;
-	c = client_find(t, &m->client);
-	if (c && c->count >= t->cfg.max_per_client)
+	c = table_client_find(t, &m->client);
+	if (c && table_client(t, c)->count >= t->cfg.max_per_client)
 		return -ENOSPC;
 	return table_entry_insert(t, m);
 }
@@ -652,7 +579,7 @@ size_t table_expire(struct table *t, int64_t now)
 {
 	size_t n = 0;
 
-	while (t->heap_size && t->heap[0]->m.expires <= now) {
+	while (t->heap_size && table_entry(t, t->heap[0])->expires <= now) {
 		table_entry_remove(t, t->heap[0]);
 		n++;
 	}
@@ -661,7 +588,7 @@ size_t table_expire(struct table *t, int64_t now)
 
 int64_t table_next_expiry(const struct table *t)
 {
-	return t->heap_size ? t->heap[0]->m.expires : INT64_MAX;
+	return t->heap_size ? table_entry(t, t->heap[0])->expires : INT64_MAX;
 }
 
 size_t table_count(const struct table *t)
@@ -671,46 +598,53 @@ size_t table_count(const struct table *t)
 
 size_t table_client_count(const struct table *t, struct table_addr client)
 {
-	const struct client *c = client_find(t, &client);
+	uint32_t c = table_client_find(t, &client);
 
-	return c ? c->count : 0;
+	return c ? table_client(t, c)->count : 0;
 }
 
 size_t table_link_count(struct table *t, uint64_t link)
 {
-	return link == TABLE_LINK_NONE ? 0 : link_held(t, link);
+	return link == TABLE_LINK_NONE ? 0 : table_link_held(t, link);
 }
 
-const struct table_mapping *table_find(const struct table *t, struct table_addr client, uint8_t protocol,
-				       uint16_t internal_port)
+/* Entry i, if any, as the caller's view into m (which may be NULL); whether there is one. */
+static bool table_view(const struct table *t, uint32_t i, struct table_mapping *m)
 {
-	const struct entry *e = table_entry_find(t, &client, protocol, internal_port);
-
-	return e ? &e->m : NULL;
+	if (i && m)
+		table_entry_view(t, i, m);
+	return i != 0;
 }
 
-const struct table_mapping *table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port)
+bool table_find(const struct table *t, struct table_addr client, uint8_t protocol, uint16_t internal_port,
+		struct table_mapping *m)
 {
-	const struct entry *e = t->by_external[proto_slot(protocol)][external_port];
-
-	return e ? &e->m : NULL;
+	return table_view(t, table_entry_find(t, &client, protocol, internal_port), m);
 }
 
-const struct table_mapping *table_set_upstream(struct table *t, uint8_t protocol, uint16_t external_port,
-					       uint16_t upstream_port)
+bool table_find_external(const struct table *t, uint8_t protocol, uint16_t external_port, struct table_mapping *m)
 {
-	struct entry *e = t->by_external[proto_slot(protocol)][external_port];
-
-	if (!e)
-		return NULL;
-	e->m.upstream_port = upstream_port;
-	return &e->m;
+	return table_view(t, t->by_external[proto_slot(protocol)][external_port], m);
 }
 
+bool table_set_upstream(struct table *t, uint8_t protocol, uint16_t external_port, uint16_t upstream_port,
+			struct table_mapping *m)
+{
+	uint32_t i = t->by_external[proto_slot(protocol)][external_port];
+
+	if (i)
+		table_entry(t, i)->upstream_port = upstream_port;
+	return table_view(t, i, m);
+}
+
+/* In expiry heap order, which is no order a caller may count on. */
 int table_foreach(const struct table *t, int (*fn)(const struct table_mapping *m, void *arg), void *arg)
 {
+	struct table_mapping m;
+
 	for (size_t i = 0; i < t->heap_size; i++) {
-		int r = fn(&t->heap[i]->m, arg);
+		table_entry_view(t, t->heap[i], &m);
+		int r = fn(&m, arg);
 		if (r)
 			return r;
 	}

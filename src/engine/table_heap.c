@@ -1,28 +1,33 @@
 /*
  * table_heap.c - the table's expiry order: a binary min-heap of entries on
- * their expiry time, each entry knowing its slot (table_mapping.heap_slot),
- * so that a renewal or a removal costs O(log n) and the next expiry O(1).
+ * their expiry time, each entry knowing its slot (entry.heap_slot), so that
+ * a renewal or a removal costs O(log n) and the next expiry O(1).
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "table_impl.h"
 
+static int64_t expires_at(const struct table *t, size_t slot)
+{
+	return table_entry(t, t->heap[slot])->expires;
+}
+
 static void table_heap_swap(struct table *t, size_t a, size_t b)
 {
-	struct entry *tmp = t->heap[a];
+	uint32_t tmp = t->heap[a];
 
 	t->heap[a] = t->heap[b];
 	t->heap[b] = tmp;
-	t->heap[a]->m.heap_slot = (uint32_t)a;
-	t->heap[b]->m.heap_slot = (uint32_t)b;
+	table_entry(t, t->heap[a])->heap_slot = (uint32_t)a;
+	table_entry(t, t->heap[b])->heap_slot = (uint32_t)b;
 }
 
 static void table_heap_up(struct table *t, size_t i)
 {
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (t->heap[parent]->m.expires <= t->heap[i]->m.expires)
+		if (expires_at(t, parent) <= expires_at(t, i))
 			break;
 		table_heap_swap(t, i, parent);
 		i = parent;
@@ -33,9 +38,9 @@ static void table_heap_down(struct table *t, size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, min = i;
-		if (l < t->heap_size && t->heap[l]->m.expires < t->heap[min]->m.expires)
+		if (l < t->heap_size && expires_at(t, l) < expires_at(t, min))
 			min = l;
-		if (r < t->heap_size && t->heap[r]->m.expires < t->heap[min]->m.expires)
+		if (r < t->heap_size && expires_at(t, r) < expires_at(t, min))
 			min = r;
 		if (min == i)
 			break;
@@ -44,36 +49,36 @@ static void table_heap_down(struct table *t, size_t i)
 	}
 }
 
-int table_heap_push(struct table *t, struct entry *e)
+int table_heap_push(struct table *t, uint32_t i)
 {
 	if (t->heap_size == t->heap_cap) {
 		size_t cap = t->heap_cap ? t->heap_cap * 2 : 64;
-		struct entry **h = realloc(t->heap, cap * sizeof(*h));
+		uint32_t *h = realloc(t->heap, cap * sizeof(*h));
 		if (!h)
 			return -ENOMEM;
 		t->heap = h;
 		t->heap_cap = cap;
 	}
-	e->m.heap_slot = (uint32_t)t->heap_size;
-	t->heap[t->heap_size++] = e;
-	table_heap_up(t, e->m.heap_slot);
+	table_entry(t, i)->heap_slot = (uint32_t)t->heap_size;
+	t->heap[t->heap_size++] = i;
+	table_heap_up(t, t->heap_size - 1);
 	return 0;
 }
 
-void table_heap_remove(struct table *t, struct entry *e)
+void table_heap_remove(struct table *t, uint32_t i)
 {
-	size_t i = e->m.heap_slot;
+	size_t slot = table_entry(t, i)->heap_slot;
 
 	t->heap_size--;
-	if (i != t->heap_size) {
-		table_heap_swap(t, i, t->heap_size);
-		table_heap_up(t, i);
-		table_heap_down(t, i);
+	if (slot != t->heap_size) {
+		table_heap_swap(t, slot, t->heap_size);
+		table_heap_up(t, slot);
+		table_heap_down(t, slot);
 	}
 }
 
-void table_heap_update(struct table *t, struct entry *e)
+void table_heap_update(struct table *t, uint32_t i)
 {
-	table_heap_up(t, e->m.heap_slot);
-	table_heap_down(t, e->m.heap_slot);
+	table_heap_up(t, table_entry(t, i)->heap_slot);
+	table_heap_down(t, table_entry(t, i)->heap_slot);
 }

@@ -66,7 +66,7 @@ void table_rollback(struct table *t)
 
 void table_undo(struct table *t, size_t to)
 {
-	struct entry *e;
+	uint32_t i;
 
 	t->replaying = 1;
 	while (t->log_len > to) {
@@ -75,19 +75,22 @@ void table_undo(struct table *t, size_t to)
 
 		switch (ch->op) {
 		case TABLE_ADD:
-			if ((e = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != NULL)
-				table_entry_remove(t, e);
+			if ((i = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != 0)
+				table_entry_remove(t, i);
 			break;
 		case TABLE_DEL:
 			(void)table_entry_insert(t, m);
 			break;
 		case TABLE_RENEW:
-			if ((e = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != NULL) {
-				e->m.expires = ch->previous_expires;
-				e->m.lifetime = ch->previous_lifetime;
-				e->m.origin = ch->previous_origin;
-				memcpy(e->m.nonce, ch->previous_nonce, TABLE_NONCE_LEN);
-				table_heap_update(t, e);
+			if ((i = table_entry_find(t, &m->client, m->protocol, m->internal_port)) != 0) {
+				struct entry *e = table_entry(t, i);
+
+				e->expires = ch->previous_expires;
+				e->lifetime = ch->previous_lifetime;
+				e->origin = ch->previous_origin;
+				/* Giving a nonce back, or reusing the one the renewal replaced, needs no memory. */
+				(void)table_entry_set_nonce(t, i, ch->previous_nonce);
+				table_heap_update(t, i);
 			}
 			break;
 		}

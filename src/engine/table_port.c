@@ -103,13 +103,13 @@ bool table_rules_permit(const struct table *t, const struct table_addr *client, 
 int table_port_free(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t port,
 		    uint16_t internal)
 {
-	const struct entry *other = t->by_external[!proto_slot(protocol)][port];
+	uint32_t other = t->by_external[!proto_slot(protocol)][port];
 
 	if (port == 0 || !table_port_allowed(t, protocol, port) || t->by_external[proto_slot(protocol)][port] ||
 	    !table_rules_allow(t, client, port, internal))
 		return 0;
 	/* Another client's mapping of the other protocol keeps the port for that client. */
-	if (other && !table_addr_equal(&other->m.client, client))
+	if (other && !table_addr_equal(table_entry_addr(t, other), client))
 		return 0;
 	/* Last, as it asks the kernel: the router's own services keep their ports. */
 	return !table_port_busy(t, protocol, port);
@@ -179,9 +179,8 @@ static uint16_t port_choose_ruled(const struct table *t, const struct table_addr
 uint16_t table_port_choose(const struct table *t, const struct table_addr *client, uint8_t protocol, uint16_t internal_port,
 			    uint16_t suggested, bool *authorized)
 {
-	const struct entry *sibling = table_entry_find(t, client, protocol == IPPROTO_TCP ? IPPROTO_UDP : IPPROTO_TCP,
-						 internal_port);
-	uint16_t sibling_port = sibling ? sibling->m.external_port : 0;
+	uint32_t sibling = table_entry_find(t, client, protocol == IPPROTO_TCP ? IPPROTO_UDP : IPPROTO_TCP, internal_port);
+	uint16_t sibling_port = sibling ? table_entry(t, sibling)->external_port : 0;
 	uint16_t wishes[3];
 	size_t n = 0;
 

@@ -25,6 +25,29 @@ static uint32_t fake_random(uint32_t bound, void *arg)
 
 static uint32_t rng_state = 42;
 
+/*
+ * The lookups as checks use them: the mapping or NULL.  Each call has a
+ * buffer of its own among eight, so that a check may hold a few at once.
+ */
+static const struct table_mapping *find(const struct table *t, struct table_addr client, uint8_t proto,
+					uint16_t iport)
+{
+	static struct table_mapping found[8];
+	static unsigned int next;
+	struct table_mapping *m = &found[next++ % 8];
+
+	return table_find(t, client, proto, iport, m) ? m : NULL;
+}
+
+static const struct table_mapping *find_ext(const struct table *t, uint8_t proto, uint16_t eport)
+{
+	static struct table_mapping found[8];
+	static unsigned int next;
+	struct table_mapping *m = &found[next++ % 8];
+
+	return table_find_external(t, proto, eport, m) ? m : NULL;
+}
+
 static struct table *make(uint16_t from, uint16_t to, uint32_t max_per_client, uint32_t max_lifetime)
 {
 	struct port_range r = { from, to };
@@ -214,7 +237,7 @@ static void test_renewal_and_lifetimes(void)
 	CHECK_EQ(ch[0].op, TABLE_RENEW);
 	CHECK_EQ(ch[0].mapping.expires, 7300);
 	table_commit(t);
-	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 51413)->expires, 7300);
+	CHECK_EQ(find(t, table_addr_v4(A), TCP, 51413)->expires, 7300);
 	/* Capped at the maximum, never above what was asked. */
 	CHECK_EQ(map(t, A, TCP, 1, 0, 3600000, 0, &g), 0);
 	CHECK_EQ(g.lifetime, 86400);
@@ -246,12 +269,12 @@ static void test_deletes(void)
 	CHECK_EQ(ch[0].op, TABLE_DEL);
 	CHECK_EQ(ch[0].mapping.external_port, 2000);
 	table_commit(t);
-	CHECK(table_find(t, table_addr_v4(A), TCP, 2000) == NULL);
+	CHECK(find(t, table_addr_v4(A), TCP, 2000) == NULL);
 	/* Delete all of A's UDP: A's TCP and B's UDP stay. */
 	CHECK_EQ(map(t, A, UDP, 0, 0, 0, 0, &g), 0);
 	CHECK_EQ(table_client_count(t, table_addr_v4(A)), 4);
-	CHECK(table_find(t, table_addr_v4(B), UDP, 3000) != NULL);
-	CHECK(table_find(t, table_addr_v4(A), TCP, 2001) != NULL);
+	CHECK(find(t, table_addr_v4(B), UDP, 3000) != NULL);
+	CHECK(find(t, table_addr_v4(A), TCP, 2001) != NULL);
 	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), 0);
 	CHECK_EQ(table_client_count(t, table_addr_v4(A)), 0);
 	CHECK_EQ(table_count(t), 1);
@@ -330,11 +353,11 @@ static void test_rollback(void)
 	CHECK_EQ(table_request(t, table_addr_v4(B), TABLE_ORIGIN_NATPMP, UDP, 7001, 7001, 100, 50, &g, TABLE_LINK_NONE), 0);
 	table_rollback(t);
 	CHECK_EQ(table_count(t), 2);
-	CHECK(table_find(t, table_addr_v4(B), TCP, 7002) == NULL);
-	CHECK(table_find(t, table_addr_v4(B), UDP, 7001) == NULL);
-	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 7000)->expires, 100);
-	CHECK_EQ(table_find(t, table_addr_v4(A), UDP, 7001)->external_port, 7001);
-	CHECK_EQ(table_find_external(t, UDP, 7001)->client.v4, A);
+	CHECK(find(t, table_addr_v4(B), TCP, 7002) == NULL);
+	CHECK(find(t, table_addr_v4(B), UDP, 7001) == NULL);
+	CHECK_EQ(find(t, table_addr_v4(A), TCP, 7000)->expires, 100);
+	CHECK_EQ(find(t, table_addr_v4(A), UDP, 7001)->external_port, 7001);
+	CHECK_EQ(find_ext(t, UDP, 7001)->client.v4, A);
 	CHECK_EQ(table_next_expiry(t), 100);
 	const struct table_change *ch;
 	CHECK_EQ(table_changes(t, &ch), 0);
@@ -383,6 +406,50 @@ static void test_scale(void)
 		CHECK_EQ(map(t, htonl(0x0a000000 + c), UDP, 0, 0, 0, 0, &g), 0);
 	}
 	CHECK_EQ(table_count(t), 30000);
+
+	/*
+	 * The freed room is used again (the table keeps its mappings in
+	 * pools, linked by index): every mapping is still found by its key and
+	 * by its external port, and each client's and link's counts hold.
+	 */
+	uint8_t nonce[TABLE_NONCE_LEN];
+	for (uint32_t c = 0; c < 600; c += 2)
+		for (uint16_t p = 0; p < 100; p++) {
+			struct table_asker who = { .origin = p % 3 ? TABLE_ORIGIN_NATPMP : TABLE_ORIGIN_PCP };
+
+			memcpy(who.nonce, &c, sizeof(c));
+			memcpy(who.nonce + 4, &p, sizeof(p));
+			CHECK_EQ(table_request_by(t, table_addr_v4(htonl(0x0a000000 + c)), &who, p % 2 ? TCP : UDP,
+						  (uint16_t)(2000 + p), 0, 3600, 0, &g, TABLE_LINK_HOST(c)),
+				 0);
+		}
+	table_commit(t);
+	CHECK_EQ(table_count(t), 60000);
+	size_t bad = 0;
+	for (uint32_t c = 0; c < 600; c++)
+		for (uint16_t p = 0; p < 100; p++) {
+			uint16_t iport = (uint16_t)(c % 2 ? 1000 + p : 2000 + p);
+			const struct table_mapping *m = find(t, table_addr_v4(htonl(0x0a000000 + c)), p % 2 ? TCP : UDP, iport);
+			const struct table_mapping *x = m ? find_ext(t, m->protocol, m->external_port) : NULL;
+			bool pcp_one = c % 2 == 0 && p % 3 == 0;
+
+			memcpy(nonce, &c, sizeof(c));
+			memcpy(nonce + 4, &p, sizeof(p));
+			memset(nonce + 6, 0, sizeof(nonce) - 6);
+			if (!m || !x || !table_addr_equal(&x->client, &m->client) || x->internal_port != iport ||
+			    m->origin != (pcp_one ? TABLE_ORIGIN_PCP : TABLE_ORIGIN_NATPMP) ||
+			    (pcp_one && memcmp(m->nonce, nonce, sizeof(nonce)) != 0) ||
+			    m->link != (c % 2 ? TABLE_LINK_NONE : TABLE_LINK_HOST(c)))
+				bad++;
+		}
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(table_client_count(t, table_addr_v4(htonl(0x0a000000 + 8))), 100);
+	CHECK_EQ(table_link_count(t, TABLE_LINK_HOST(8)), 100);
+	CHECK_EQ(table_expire(t, 3600), 60000);
+	table_commit(t);
+	CHECK_EQ(table_count(t), 0);
+	CHECK_EQ(table_link_count(t, TABLE_LINK_HOST(8)), 0);
+	CHECK(find_ext(t, UDP, 1000) == NULL && find(t, table_addr_v4(htonl(0x0a000000 + 8)), UDP, 2000) == NULL);
 	table_free(t);
 }
 
@@ -400,9 +467,9 @@ static void test_origin_and_configure(void)
 	CHECK_EQ(map(t, A, TCP, 81, 8081, 3600, 0, &g), 0);
 	/* NAT-PMP delete-all: its own go; the administrator's stays, and it says so (RFC 6886 3.4). */
 	CHECK_EQ(map(t, A, TCP, 0, 0, 0, 0, &g), TABLE_RESULT_NOT_AUTHORIZED);
-	CHECK(table_find(t, table_addr_v4(A), TCP, 80) != NULL);
-	CHECK(table_find(t, table_addr_v4(A), TCP, 81) == NULL);
-	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 80)->origin, TABLE_ORIGIN_HTTP);
+	CHECK(find(t, table_addr_v4(A), TCP, 80) != NULL);
+	CHECK(find(t, table_addr_v4(A), TCP, 81) == NULL);
+	CHECK_EQ(find(t, table_addr_v4(A), TCP, 80)->origin, TABLE_ORIGIN_HTTP);
 
 	CHECK_EQ(table_configure(t, &tc), 0);
 	CHECK_EQ(table_count(t), 1); /* kept until its renewal */
@@ -416,7 +483,7 @@ static void test_origin_and_configure(void)
 	CHECK_EQ(ch[1].op, TABLE_ADD);
 	CHECK_EQ(ch[1].mapping.origin, TABLE_ORIGIN_HTTP); /* the mapping stays the host's HTTP one */
 	table_commit(t);
-	CHECK(table_find_external(t, TCP, 8080) == NULL);
+	CHECK(find_ext(t, TCP, 8080) == NULL);
 	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 0, 0, 0, 20, &g, TABLE_LINK_NONE), 0); /* HTTP delete-all */
 	table_commit(t);
 	CHECK_EQ(table_count(t), 0);
@@ -496,14 +563,15 @@ static void test_ipv6_clients(void)
 	CHECK_EQ(g.external_port, 8080);
 	table_commit(t);
 	/* The IPv4 client with the same low bytes has nothing, and the router's port 20000 is still free for it. */
-	CHECK(table_find(t, v4, TCP, 8080) == NULL);
+	CHECK(find(t, v4, TCP, 8080) == NULL);
 	CHECK_EQ(table_request(t, v4, TABLE_ORIGIN_NATPMP, TCP, 8080, 20000, 600, 0, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(g.external_port, 20000);
 	table_commit(t);
-	m = table_find(t, v6, TCP, 8080);
+	m = find(t, v6, TCP, 8080);
 	CHECK(m != NULL && !table_addr_is_v4(&m->client) && m->external_port == 8080);
-	CHECK(table_find_external(t, TCP, 20000) == table_find(t, v4, TCP, 8080));
-	CHECK(table_find_external(t, TCP, 8080) == NULL);
+	m = find_ext(t, TCP, 20000);
+	CHECK(m != NULL && table_addr_equal(&m->client, &v4) && m->internal_port == 8080);
+	CHECK(find_ext(t, TCP, 8080) == NULL);
 	/* Two IPv6 hosts' pinholes of one port do not meet; PREFER_FAILURE with another port cannot be met. */
 	CHECK_EQ(table_request(t, v6b, TABLE_ORIGIN_NATPMP, TCP, 8080, 0, 600, 0, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(g.external_port, 8080);
@@ -516,7 +584,7 @@ static void test_ipv6_clients(void)
 	CHECK_EQ(table_client_count(t, v4), 1);
 	CHECK_EQ(table_client_count(t, v6b), 0);
 	CHECK_EQ(table_client_count(t, v6c), 0);
-	CHECK(table_find(t, v6c, TCP, 8080) == NULL);
+	CHECK(find(t, v6c, TCP, 8080) == NULL);
 	/* Limits are per client: the IPv6 client reaches its own, not the IPv4 one's. */
 	CHECK_EQ(table_request(t, v6, TABLE_ORIGIN_NATPMP, UDP, 53, 0, 600, 0, &g, TABLE_LINK_NONE), 0);
 	table_commit(t);
@@ -528,8 +596,8 @@ static void test_ipv6_clients(void)
 	/* A delete-all of the IPv6 client leaves the IPv4 one's mappings. */
 	CHECK_EQ(table_request(t, v6, TABLE_ORIGIN_NATPMP, TCP, 0, 0, 0, 0, &g, TABLE_LINK_NONE), 0);
 	table_commit(t);
-	CHECK(table_find(t, v6, TCP, 8080) == NULL);
-	CHECK(table_find(t, v4, TCP, 8080) != NULL);
+	CHECK(find(t, v6, TCP, 8080) == NULL);
+	CHECK(find(t, v4, TCP, 8080) != NULL);
 	CHECK_EQ(table_count(t), 3);
 	/* A pinhole from the state file: back on its own port, outside the ranges; one on another port is damage. */
 	struct table_mapping p = { .client = v6c, .protocol = UDP, .internal_port = 7000, .external_port = 7000,
@@ -598,20 +666,20 @@ static void test_ownership(void)
 	CHECK_EQ(g.external_port, 0);
 	CHECK_EQ(g.lifetime, 0);
 	table_rollback(t);
-	m = table_find(t, table_addr_v4(A), TCP, 80);
+	m = find(t, table_addr_v4(A), TCP, 80);
 	CHECK(m != NULL && m->expires == 3600 && m->origin == TABLE_ORIGIN_HTTP);
 	/* A shorter renewal by the client: the mapping stands, and the client hears what is left. */
 	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 60, 100, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(g.external_port, 20080);
 	CHECK_EQ(g.lifetime, 3500);
 	table_commit(t);
-	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 80)->expires, 3600);
+	CHECK_EQ(find(t, table_addr_v4(A), TCP, 80)->expires, 3600);
 	CHECK_EQ(table_next_expiry(t), 3600);
 	/* A longer one lengthens it, and it stays the administrator's. */
 	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 7200, 100, &g, TABLE_LINK_NONE), 0);
 	CHECK_EQ(g.lifetime, 7200);
 	table_commit(t);
-	m = table_find(t, table_addr_v4(A), TCP, 80);
+	m = find(t, table_addr_v4(A), TCP, 80);
 	CHECK(m->expires == 7300 && m->origin == TABLE_ORIGIN_HTTP);
 	/* Its port taken out of the ranges by a reload: a client's short renewal moves it, but does not shorten it. */
 	struct port_range narrow = { 20090, 20100 };
@@ -622,7 +690,7 @@ static void test_ownership(void)
 	CHECK(g.external_port >= 20090 && g.external_port <= 20100);
 	CHECK_EQ(g.lifetime, 7100);
 	table_commit(t);
-	m = table_find(t, table_addr_v4(A), TCP, 80);
+	m = find(t, table_addr_v4(A), TCP, 80);
 	CHECK(m->expires == 7300 && m->origin == TABLE_ORIGIN_HTTP && m->external_port == g.external_port);
 	/* With no port left in the new range, it stays where it is rather than go. */
 	{
@@ -636,7 +704,7 @@ static void test_ownership(void)
 		CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 80, 0, 60, 210, &g, TABLE_LINK_NONE), 0);
 		CHECK_EQ(g.external_port, at);
 		table_commit(t);
-		CHECK(table_find(t, table_addr_v4(A), TCP, 80) != NULL);
+		CHECK(find(t, table_addr_v4(A), TCP, 80) != NULL);
 		CHECK_EQ(map(t, B, TCP, 443, 0, 0, 210, &g), 0);
 	}
 	narrow = (struct port_range){ 20000, 20100 };
@@ -644,7 +712,7 @@ static void test_ownership(void)
 	/* The client's own mapping is its to delete, and a delete-all of only its own answers 0. */
 	CHECK_EQ(map(t, A, UDP, 53, 0, 600, 100, &g), 0);
 	CHECK_EQ(map(t, A, UDP, 0, 0, 0, 100, &g), 0);
-	CHECK(table_find(t, table_addr_v4(A), UDP, 53) == NULL);
+	CHECK(find(t, table_addr_v4(A), UDP, 53) == NULL);
 	/* The administrator deletes anything: its own, and a client's. */
 	CHECK_EQ(map(t, B, TCP, 443, 0, 600, 100, &g), 0);
 	CHECK_EQ(table_request(t, table_addr_v4(B), TABLE_ORIGIN_HTTP, TCP, 443, 0, 0, 100, &g, TABLE_LINK_NONE), 0);
@@ -745,7 +813,7 @@ static void test_pcp_nonces(void)
 	CHECK_EQ(pcp(t, A, 1, false, 80, 20080, 3600, 0, &g), 0);
 	CHECK_EQ(g.external_port, 20080);
 	table_commit(t);
-	m = table_find(t, table_addr_v4(A), TCP, 80);
+	m = find(t, table_addr_v4(A), TCP, 80);
 	CHECK(m && m->origin == TABLE_ORIGIN_PCP && m->nonce[0] == 1 && m->nonce[11] == 1);
 	/* Another nonce: renewal and delete refused, nothing changed. */
 	CHECK_EQ(pcp(t, A, 2, false, 80, 0, 7200, 10, &g), TABLE_RESULT_NOT_AUTHORIZED);
@@ -766,18 +834,18 @@ static void test_pcp_nonces(void)
 	table_commit(t);
 	CHECK_EQ(pcp(t, A, 1, false, 80, 0, 0, 30, &g), 0);
 	table_commit(t);
-	CHECK(table_find(t, table_addr_v4(A), TCP, 80) == NULL);
+	CHECK(find(t, table_addr_v4(A), TCP, 80) == NULL);
 
 	/* A NAT-PMP mapping taken over by PCP; rolled back, it is NAT-PMP's again. */
 	CHECK_EQ(map(t, A, TCP, 81, 20081, 3600, 0, &g), 0);
 	CHECK_EQ(pcp(t, A, 3, false, 81, 0, 3600, 40, &g), 0);
 	CHECK_EQ(g.external_port, 20081);
 	table_rollback(t);
-	m = table_find(t, table_addr_v4(A), TCP, 81);
+	m = find(t, table_addr_v4(A), TCP, 81);
 	CHECK(m && m->origin == TABLE_ORIGIN_NATPMP && m->nonce[0] == 0 && m->expires == 3600);
 	CHECK_EQ(pcp(t, A, 3, false, 81, 0, 3600, 40, &g), 0);
 	table_commit(t);
-	m = table_find(t, table_addr_v4(A), TCP, 81);
+	m = find(t, table_addr_v4(A), TCP, 81);
 	CHECK(m && m->origin == TABLE_ORIGIN_PCP && m->nonce[0] == 3);
 	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 81, 0, 0, 50, &g, TABLE_LINK_NONE),
 		 TABLE_RESULT_NOT_AUTHORIZED);
@@ -790,13 +858,13 @@ static void test_pcp_nonces(void)
 	CHECK_EQ(map(t, B, TCP, 90, 20090, 3600, 0, &g), 0);
 	CHECK_EQ(pcp(t, A, 4, true, 90, 20090, 3600, 60, &g), TABLE_RESULT_CANNOT_PROVIDE);
 	CHECK_EQ(g.external_port, 0);
-	CHECK(table_find(t, table_addr_v4(A), TCP, 90) == NULL);
+	CHECK(find(t, table_addr_v4(A), TCP, 90) == NULL);
 	CHECK_EQ(pcp(t, A, 4, true, 90, 20091, 3600, 60, &g), 0);
 	CHECK_EQ(g.external_port, 20091);
 	table_commit(t);
 	/* ... and a renewal suggesting another port than the one held fails, keeping the mapping. */
 	CHECK_EQ(pcp(t, A, 4, true, 90, 20092, 3600, 70, &g), TABLE_RESULT_CANNOT_PROVIDE);
-	CHECK_EQ(table_find(t, table_addr_v4(A), TCP, 90)->external_port, 20091);
+	CHECK_EQ(find(t, table_addr_v4(A), TCP, 90)->external_port, 20091);
 	/* Without it, the same request gets another port. */
 	CHECK_EQ(pcp(t, A, 5, false, 91, 20090, 3600, 80, &g), 0);
 	CHECK(g.external_port != 20090 && g.external_port != 0);
@@ -816,12 +884,12 @@ static void test_pcp_nonces(void)
 	CHECK_EQ(pcp(t, A, 6, true, 85, 20085, 3600, 100, &g), TABLE_RESULT_CANNOT_PROVIDE);
 	CHECK_EQ(g.external_port, 0);
 	CHECK_EQ(table_changes(t, &(const struct table_change *){ NULL }), 0);
-	m = table_find(t, table_addr_v4(A), TCP, 85);
+	m = find(t, table_addr_v4(A), TCP, 85);
 	CHECK(m && m->external_port == 20085 && m->expires == 3690 && m->nonce[0] == 6);
 	/* The administrator's renewal moves it; it stays its nonce's. */
 	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_HTTP, TCP, 85, 0, 3600, 110, &g, TABLE_LINK_NONE), 0);
 	table_commit(t);
-	m = table_find(t, table_addr_v4(A), TCP, 85);
+	m = find(t, table_addr_v4(A), TCP, 85);
 	CHECK(m && m->external_port >= 20095 && m->origin == TABLE_ORIGIN_PCP && m->nonce[0] == 6);
 	table_free(t);
 }
