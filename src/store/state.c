@@ -439,12 +439,21 @@ int state_read_file(struct reader *r, const char *path, char **bufp, size_t *len
 	return 0;
 }
 
-/* What state_load() and state_parse() share; buf[len] must be the NUL that ends the input. */
-static int parse_into(struct reader *r, const char *buf, size_t len, struct state *out)
+/*
+ * What state_load() and state_parse() share; buf[len] must be the NUL that
+ * ends the input.  fast: the daemon's own shape is read without a tree
+ * first; anything else, and every error, is json-c's.
+ */
+static int parse_into(struct reader *r, const char *buf, size_t len, struct state *out, bool fast)
 {
 	struct state st = { 0 };
 	int rc;
 
+	if (fast && (rc = state_fast_snapshot(buf, len, &st)) != 0) {
+		if (rc > 0)
+			*out = st;
+		return rc < 0 ? rc : 0;
+	}
 	if ((rc = parse(r, buf, len, &st)) < 0) {
 		state_free(&st);
 		return rc;
@@ -453,7 +462,7 @@ static int parse_into(struct reader *r, const char *buf, size_t len, struct stat
 	return 0;
 }
 
-int state_parse(const char *buf, size_t len, struct state *out, char *err, size_t errlen)
+static int parse_copy(const char *buf, size_t len, struct state *out, char *err, size_t errlen, bool fast)
 {
 	struct reader r = { .err = err, .errlen = err ? errlen : 0 };
 	char *copy;
@@ -471,9 +480,19 @@ int state_parse(const char *buf, size_t len, struct state *out, char *err, size_
 	if (len)
 		memcpy(copy, buf, len);
 	copy[len] = '\0';
-	rc = parse_into(&r, copy, len, out);
+	rc = parse_into(&r, copy, len, out, fast);
 	free(copy);
 	return rc;
+}
+
+int state_parse(const char *buf, size_t len, struct state *out, char *err, size_t errlen)
+{
+	return parse_copy(buf, len, out, err, errlen, true);
+}
+
+int state_parse_json(const char *buf, size_t len, struct state *out, char *err, size_t errlen)
+{
+	return parse_copy(buf, len, out, err, errlen, false);
 }
 
 int state_load(const char *path, struct state *out, char *err, size_t errlen)
@@ -489,7 +508,7 @@ int state_load(const char *path, struct state *out, char *err, size_t errlen)
 	if ((rc = state_read_file(&r, path, &buf, &len)) < 0)
 		return rc;
 	/* state_read_file() ends the buffer with a NUL, so it is parsed in place rather than copied. */
-	rc = parse_into(&r, buf, len, out);
+	rc = parse_into(&r, buf, len, out, true);
 	free(buf);
 	return rc;
 }

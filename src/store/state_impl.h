@@ -42,6 +42,14 @@ int state_member_int(struct reader *r, struct json_object *obj, const char *wher
 		     int64_t max, const char *range, int64_t *out);
 /* One mapping object into *m: 0 or -EBADMSG. */
 int state_read_mapping(struct reader *r, struct json_object *o, const char *where, struct state_mapping *m);
+/*
+ * The snapshot buf[0..len) read directly (state_fast.c) if it has exactly
+ * the shape state.c writes: 1 with *st filled, 0 when it does not (*st
+ * empty: the json-c reader then decides), -ENOMEM.
+ */
+int state_fast_snapshot(const char *buf, size_t len, struct state *st);
+/* state_parse() by json-c's reader alone, never state_fast_snapshot(): for the fuzz target that compares them. */
+int state_parse_json(const char *buf, size_t len, struct state *out, char *err, size_t errlen);
 /* A whole file into a malloc'd NUL-terminated buffer (at most STATE_MAX_SIZE): 0 or -errno. */
 int state_read_file(struct reader *r, const char *path, char **bufp, size_t *lenp);
 

@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "store/state.h"
+#include "../../src/store/state_impl.h"
 
 #define TCP IPPROTO_TCP
 #define UDP IPPROTO_UDP
@@ -761,6 +762,92 @@ static void test_journal_scale(void)
 	unlink(path);
 }
 
+/* Two readings agree on everything a state holds. */
+static void expect_identical(const struct state *a, const struct state *b)
+{
+	CHECK(a->epoch_start == b->epoch_start && a->epoch_start_boot == b->epoch_start_boot &&
+	      a->generation == b->generation && strcmp(a->boot_id, b->boot_id) == 0);
+	CHECK_EQ(a->n_mappings, b->n_mappings);
+	for (size_t i = 0; i < a->n_mappings && i < b->n_mappings; i++)
+		CHECK(memcmp(&a->mappings[i], &b->mappings[i], sizeof(a->mappings[i])) == 0);
+}
+
+/*
+ * A restart reads the daemon's own snapshot without json-c's tree
+ * (state_fast.c): what state_format() writes must be that shape, or every
+ * restart pays json-c's 200 ms again without a word.  Files of another
+ * shape (edited by hand, or damaged) are json-c's, with the same values
+ * or the same error.
+ */
+static void test_own_shape(void)
+{
+	struct state_mapping m[4] = {
+		{ .client = inet_addr("192.168.77.10"), .protocol = TCP, .internal_port = 2000, .external_port = 41000,
+		  .lifetime = 3600, .expires = 1795003600, .expires_boot = 3612 },
+		{ .client = inet_addr("192.168.77.11"), .protocol = UDP, .internal_port = 51413, .external_port = 51413,
+		  .lifetime = 4294967295u, .expires = INT64_MAX, .origin = STATE_ORIGIN_HTTP, .upstream_port = 40001 },
+		{ .protocol = TCP, .internal_port = 8080, .external_port = 8080, .lifetime = 120,
+		  .origin = STATE_ORIGIN_PCP, .nonce = { 0, 0x11, 0xff, 3, 4, 5, 6, 7, 8, 9, 0xab, 0xcd }, .ipv6 = true,
+		  .client6 = { 0x20, 0x01, 0x0d, 0xb8, 0, 0x77, [15] = 2 } },
+		{ .client = inet_addr("10.0.0.1"), .protocol = UDP, .internal_port = 1, .external_port = 65535 },
+	};
+	struct state in = { .epoch_start = 1795000000, .epoch_start_boot = 12, .generation = 9, .n_mappings = 4,
+			    .mappings = m },
+		     fast, tree;
+	static const char *const others[] = {
+		/* Valid JSON of other shapes: json-c's reader takes them. */
+		"{\"version\": 1, \"epoch_start\": 5, \"mappings\": []}",
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": []}\r\n",
+		"{\"version\":1,\"epoch_start\":5,\"generation\":2,\"mappings\":[{\"client\":\"10.0.0.1\",\"protocol\":\"tcp\","
+		"\"internal_port\":80,\"external_port\":8080,\"lifetime\":60,\"expires\":70}]}",
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": [\n  {\"client\": \"\\u0031\\u0030.0.0.1\", "
+		"\"protocol\": \"tcp\", \"internal_port\": 80, \"external_port\": 8080, \"lifetime\": 60, \"expires\": 70, "
+		"\"origin\": \"natpmp\"}\n]}\n",
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": [\n  {\"protocol\": \"udp\", "
+		"\"client\": \"10.0.0.1\", \"internal_port\": 80, \"external_port\": 8080, \"lifetime\": 60, \"expires\": 70}\n]}\n  ",
+		/* The daemon's shape, damaged: json-c's reader words the error. */
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": [\n  {\"client\": \"10.0.0.256\", "
+		"\"protocol\": \"tcp\", \"internal_port\": 80, \"external_port\": 8080, \"lifetime\": 60, \"expires\": 70}\n]}\n",
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": [\n  {\"client\": \"10.0.0.1\", "
+		"\"protocol\": \"tcp\", \"internal_port\": 080, \"external_port\": 8080, \"lifetime\": 60, \"expires\": 70}\n]}\n",
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": [\n  {\"client\": \"10.0.0.1\", "
+		"\"protocol\": \"tcp\", \"internal_port\": 65536, \"external_port\": 8080, \"lifetime\": 60, \"expires\": 70}\n]}\n",
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": [\n  {\"client\": \"10.0.0.1\", "
+		"\"protocol\": \"tcp\", \"internal_port\": 80, \"external_port\": 8080, \"lifetime\": 60, \"expires\": 9223372036854775808}\n]}\n",
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": [\n  {\"client\": \"10.0.0.1\", "
+		"\"protocol\": \"tcp\", \"internal_port\": 80, \"external_port\": 8080, \"lifetime\": 60, \"expires\": 70, "
+		"\"origin\": \"pcp\", \"nonce\": \"0011\"}\n]}\n",
+		"{\"version\": 2, \"epoch_start\": 5, \"generation\": 2, \"mappings\": []}\n",
+		"{\"version\": 1, \"epoch_start\": 5, \"generation\": 2, \"mappings\": [\n  {\"client\": \"10.0.0.1\", "
+		"\"protocol\": \"tcp\", \"internal_port\": 80, \"external_port\": 8080, \"lifetime\": 60, \"expires\": 70}\n]}\n{}",
+	};
+	char err[256], err2[256], *text;
+	size_t len;
+
+	strcpy(in.boot_id, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+	CHECK_EQ(state_format(&in, &text, &len), 0);
+	CHECK_EQ(state_fast_snapshot(text, len, &fast), 1);
+	CHECK_EQ(state_parse_json(text, len, &tree, err, sizeof(err)), 0);
+	expect_identical(&fast, &tree);
+	expect_identical(&fast, &in);
+	state_free(&fast);
+	state_free(&tree);
+	free(text);
+
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		size_t n = strlen(others[i]);
+		int rc = state_parse(others[i], n, &fast, err, sizeof(err));
+
+		CHECK_EQ(state_fast_snapshot(others[i], n, &tree), 0);
+		CHECK_EQ(state_parse_json(others[i], n, &tree, err2, sizeof(err2)), rc);
+		CHECK(strcmp(err, err2) == 0);
+		CHECK_EQ(rc, i < 5 ? 0 : -EBADMSG);
+		expect_identical(&fast, &tree);
+		state_free(&fast);
+		state_free(&tree);
+	}
+}
+
 int main(void)
 {
 	strcpy(dir, "/tmp/natpmp-test-state.XXXXXX");
@@ -779,6 +866,7 @@ int main(void)
 	test_not_json();
 	test_size_limit();
 	test_scale();
+	test_own_shape();
 	test_quarantine();
 	test_journal();
 	test_journal_scale();
