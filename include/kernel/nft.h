@@ -105,6 +105,13 @@ int nft_del(struct nft *n, const struct table_mapping *m);
 /* Replaces the contents of the external set (addresses in network byte order). */
 int nft_set_external(struct nft *n, const uint32_t *addrs, size_t n_addrs);
 int nft_commit(struct nft *n);
+/* Whether the last nft_commit() sent a transaction: it sends none when nothing was queued. */
+int nft_sent(const struct nft *n);
+/*
+ * The kernel's nftables generation id (host order), which every committed
+ * transaction, anyone's, moves on by one: 0 or -errno; one GETGEN round trip.
+ */
+int nft_generation(struct nft *n, uint32_t *gen);
 
 /*
  * Asks the kernel, with a probe element in the installed table, whether

@@ -337,11 +337,13 @@ int nft_commit(struct nft *n)
 	char *at, *small;
 	int r;
 
+	n->sent = 0;
 	nft_flush_all(n);
 	if (n->error)
 		return n->error;
 	if (n->n_msgs == 0)
 		return 0;
+	n->sent = 1;
 	last_seq = n->seq - 1;
 	if (!(at = nft_room(n)))
 		return n->error;
@@ -486,6 +488,31 @@ static int nft_table_there(struct nft *n, uint16_t family)
 	nftnl_table_free(t);
 	r = nft_ask(n, buf, nlh, seq, NULL, NULL);
 	return r == -ENOENT ? 0 : r < 0 ? r : 1;
+}
+
+int nft_sent(const struct nft *n)
+{
+	return n->sent;
+}
+
+/* Reads NEWGEN, the answer to GETGEN: its generation id. */
+static int nft_gen_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *attr;
+
+	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg))
+		if (mnl_attr_get_type(attr) == NFTA_GEN_ID && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+			*(uint32_t *)data = ntohl(mnl_attr_get_u32(attr));
+	return MNL_CB_OK;
+}
+
+int nft_generation(struct nft *n, uint32_t *gen)
+{
+	char buf[NFT_RECV_SIZE];
+	uint32_t seq = n->seq++;
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, NFPROTO_UNSPEC, NLM_F_ACK, seq);
+
+	return nft_ask(n, buf, nlh, seq, nft_gen_cb, gen);
 }
 
 int nft_installed(struct nft *n)

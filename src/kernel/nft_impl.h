@@ -65,6 +65,7 @@ struct nft {
 	size_t len, cap;
 	uint32_t batch_seq; /* seq of NFNL_MSG_BATCH_BEGIN */
 	size_t n_msgs;      /* messages after BEGIN */
+	int sent;           /* the last nft_commit() sent a transaction (nft_sent()) */
 	int error;          /* first failure while building: reported by nft_commit() */
 	struct nft_pending pending[NFT_N_SETS];
 	int timeout_update; /* re-adding an element updates its timeout (nft_probe_timeout_update()) */
