@@ -50,6 +50,13 @@
 
 /* Rounds of recvmmsg per readable event before other sockets get a turn. */
 #define SERVER_ROUNDS 8
+/*
+ * The most requests one turn decides, makes durable (one journal sync) and
+ * real (one nftables transaction) together: what up to four rounds
+ * brought.  More would cost each turn's buffers (2.3 kB a request) for a
+ * sync that is already a few percent of the time.
+ */
+#define SERVER_TURN_MAX (4 * UDP_BATCH)
 /* How long a burst of foreign nftables changes (a ruleset reload) may take before the repair. */
 #define SERVER_REPAIR_DELAY_MS 100
 #define SERVER_MAX_EXTERNAL 16
@@ -140,8 +147,8 @@ struct server {
 	int restored;	     /* the state file has been read: saving may replace it */
 	char boot_id[STATE_BOOT_ID_LEN + 1];
 	int64_t epoch_start; /* monotonic seconds when the mapping table began */
-	struct udp_packet pkts[UDP_BATCH];
-	struct server_request reqs[UDP_BATCH];
+	struct udp_packet pkts[SERVER_TURN_MAX];
+	struct server_request reqs[SERVER_TURN_MAX];
 
 	/* The external interface's addresses, kept current by the rtnetlink watcher. */
 	uint32_t external[SERVER_MAX_EXTERNAL];
@@ -189,7 +196,7 @@ struct server {
 	struct outer_events outer_ev;
 	TAILQ_HEAD(, server_pending) pending;
 	size_t n_pending;
-	struct waiting_wish wishes[UDP_BATCH];
+	struct waiting_wish wishes[SERVER_TURN_MAX];
 	size_t n_wishes;
 };
 

@@ -552,7 +552,8 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 			turn_count_answer(s, r->req.metric_op, r->req.result);
 		}
 	}
-	udp_send(&l->sock, s->pkts, n);
+	for (int i = 0; i < n; i += UDP_BATCH)
+		udp_send(&l->sock, s->pkts + i, n - i < UDP_BATCH ? n - i : UDP_BATCH);
 	expiry_end_flows(s);
 	expiry_arm(s, now);
 }
@@ -564,16 +565,20 @@ void turn_on_readable(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	for (int round = 0; round < SERVER_ROUNDS; round++) {
-		int n = udp_recv(&l->sock, s->pkts, UDP_BATCH);
-		if (n < 0) {
-			log_warnx("receive on %s: %s", l->sock.ifname, strerror(-n));
-			return;
-		}
-		if (n == 0)
-			return;
-		turn_handle(s, l, n);
-		if (n < UDP_BATCH)
+	for (int round = 0; round < SERVER_ROUNDS;) {
+		int n = 0, got;
+
+		/* A turn takes what is waiting, up to SERVER_TURN_MAX: one sync and one transaction for all of it. */
+		do {
+			if ((got = udp_recv(&l->sock, s->pkts + n, UDP_BATCH)) < 0)
+				log_warnx("receive on %s: %s", l->sock.ifname, strerror(-got));
+			else
+				n += got;
+			round++;
+		} while (got == UDP_BATCH && n + UDP_BATCH <= SERVER_TURN_MAX && round < SERVER_ROUNDS);
+		if (n)
+			turn_handle(s, l, n);
+		if (got < UDP_BATCH)
 			return;
 	}
 }

@@ -32,7 +32,7 @@ static const char *waiting_outer(const struct server *s)
  */
 void waiting_wish_add(struct server *s, uint8_t protocol, uint16_t local_port, uint16_t suggested)
 {
-	if (local_port && s->n_wishes < UDP_BATCH)
+	if (local_port && s->n_wishes < SERVER_TURN_MAX)
 		s->wishes[s->n_wishes++] = (struct waiting_wish){ protocol, local_port, suggested };
 }
 
