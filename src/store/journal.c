@@ -23,14 +23,7 @@
 /* One journal line: a change, as a mapping object with its op in front. */
 static int format_change(struct outbuf *b, const struct state_change *c)
 {
-	char client[INET6_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
-
-	state_client_str(&c->m, client);
-	return state_out_printf(b,
-			  "{\"op\": \"%s\", \"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
-			  "\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}\n",
-			  c->op == STATE_DEL ? "del" : "put", client, c->m.protocol == IPPROTO_TCP ? "tcp" : "udp",
-			  c->m.internal_port, c->m.external_port, c->m.lifetime, c->m.expires, state_extras(&c->m, more));
+	return state_out_mapping(b, c->op == STATE_DEL ? "{\"op\": \"del\", " : "{\"op\": \"put\", ", &c->m, "}\n");
 }
 
 int state_journal_start(const char *path, uint64_t generation, int *fd, off_t *end)

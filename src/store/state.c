@@ -558,37 +558,8 @@ const char *state_client_str(const struct state_mapping *m, char buf[INET6_ADDRS
 	return inet_ntop(AF_INET, &in, buf, INET6_ADDRSTRLEN);
 }
 
-/* The optional members of a mapping object, in buf: those whose value is not the default. */
-const char *state_extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MAX])
-{
-	int n = 0;
-
-	buf[0] = '\0';
-	if (m->origin == STATE_ORIGIN_HTTP)
-		n = snprintf(buf, STATE_EXTRAS_MAX, ", \"origin\": \"http\"");
-	if (m->origin == STATE_ORIGIN_PCP) {
-		/* By hand, not a dozen snprintf()s: every PCP renewal writes this to the journal. */
-		static const char hex[] = "0123456789abcdef";
-		static const char head[] = ", \"origin\": \"pcp\", \"nonce\": \"";
-		memcpy(buf, head, sizeof(head) - 1);
-		n = (int)sizeof(head) - 1;
-		for (size_t i = 0; i < sizeof(m->nonce); i++) {
-			buf[n++] = hex[m->nonce[i] >> 4];
-			buf[n++] = hex[m->nonce[i] & 15];
-		}
-		buf[n++] = '"';
-		buf[n] = '\0';
-	}
-	if (m->upstream_port)
-		n += snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, ", \"upstream_port\": %u", m->upstream_port);
-	if (m->expires_boot)
-		snprintf(buf + n, STATE_EXTRAS_MAX - (size_t)n, ", \"expires_boot\": %" PRId64, m->expires_boot);
-	return buf;
-}
-
 static int format_state(const struct state *s, struct outbuf *b)
 {
-	char client[INET6_ADDRSTRLEN], more[STATE_EXTRAS_MAX];
 	int rc;
 
 	if (s->n_mappings > (SIZE_MAX - 256) / STATE_MAPPING_BYTES)
@@ -608,15 +579,7 @@ static int format_state(const struct state *s, struct outbuf *b)
 	if ((rc = state_out_printf(b, ", \"generation\": %" PRIu64 ", \"mappings\": [", s->generation)) < 0)
 		return rc;
 	for (size_t i = 0; i < s->n_mappings; i++) {
-		const struct state_mapping *m = &s->mappings[i];
-
-		state_client_str(m, client);
-		rc = state_out_printf(b,
-				"%s\n  {\"client\": \"%s\", \"protocol\": \"%s\", \"internal_port\": %u, "
-				"\"external_port\": %u, \"lifetime\": %" PRIu32 ", \"expires\": %" PRId64 "%s}",
-				i ? "," : "", client, m->protocol == IPPROTO_TCP ? "tcp" : "udp", m->internal_port,
-				m->external_port, m->lifetime, m->expires, state_extras(m, more));
-		if (rc < 0)
+		if ((rc = state_out_mapping(b, i ? ",\n  {" : "\n  {", &s->mappings[i], "}")) < 0)
 			return rc;
 		/* Streaming to a file: a snapshot of 100,000 mappings never sits in memory whole. */
 		if (b->fd > 0 && b->len > STATE_CHUNK) {

@@ -16,8 +16,6 @@
 
 /* The longest mapping line, with room to spare. */
 #define STATE_MAPPING_BYTES 304
-/* Room for the optional members of one mapping object. */
-#define STATE_EXTRAS_MAX 160
 
 /* Where a reader's error message goes: the first error wins. */
 struct reader {
@@ -54,8 +52,12 @@ int state_parse_json(const char *buf, size_t len, struct state *out, char *err, 
 int state_read_file(struct reader *r, const char *path, char **bufp, size_t *lenp);
 
 int __attribute__((format(printf, 2, 3))) state_out_printf(struct outbuf *b, const char *fmt, ...);
-/* The optional members of a mapping object, in buf: those whose value is not the default. */
-const char *state_extras(const struct state_mapping *m, char buf[STATE_EXTRAS_MAX]);
+/*
+ * Appends before, m's members as the daemon writes them (state_fast.c:
+ * "client" to "expires", then those of the optional ones that are not
+ * their default), and after, each at most 32 bytes.  0 or -ENOMEM.
+ */
+int state_out_mapping(struct outbuf *b, const char *before, const struct state_mapping *m, const char *after);
 /* write(2) until done: 0 or -errno. */
 int state_write_all(int fd, const char *p, size_t len);
 /* text as the file path, atomically (temporary file, fdatasync, rename, directory sync): 0 or -errno. */
