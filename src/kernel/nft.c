@@ -121,6 +121,7 @@ struct nlmsghdr *nft_msg(struct nft *n, uint16_t family, uint16_t type, uint16_t
 
 	if (!at)
 		return NULL;
+	n->last_seq = n->seq;
 	return nftnl_nlmsg_build_hdr(at, type, family, flags | NLM_F_ACK, n->seq++);
 }
 
@@ -344,7 +345,7 @@ int nft_commit(struct nft *n)
 	if (n->n_msgs == 0)
 		return 0;
 	n->sent = 1;
-	last_seq = n->seq - 1;
+	last_seq = n->last_seq;
 	if (!(at = nft_room(n)))
 		return n->error;
 	nftnl_batch_end(at, n->seq++);

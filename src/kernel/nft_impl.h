@@ -64,6 +64,7 @@ struct nft {
 	char *buf; /* the batch being built */
 	size_t len, cap;
 	uint32_t batch_seq; /* seq of NFNL_MSG_BATCH_BEGIN */
+	uint32_t last_seq;  /* seq of the batch's last message: a question asked meanwhile takes one too */
 	size_t n_msgs;      /* messages after BEGIN */
 	int sent;           /* the last nft_commit() sent a transaction (nft_sent()) */
 	int error;          /* first failure while building: reported by nft_commit() */
