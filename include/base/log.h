@@ -27,6 +27,14 @@ void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_error(const char *fmt, ...) LOG_PRINTF(1, 2);
+/*
+ * Between log_hold() and log_release(), lines are kept and written
+ * together, in one write(2) (or more, when over 16 kB): a request turn's
+ * lines, one per mapping at the default level, cost one system call, not
+ * one each.  fatal() writes what is held.
+ */
+void log_hold(void);
+void log_release(void);
 __attribute__((noreturn)) void fatal(const char *fmt, ...) LOG_PRINTF(1, 2);
 __attribute__((noreturn)) void fatalx(const char *fmt, ...) LOG_PRINTF(1, 2);
 

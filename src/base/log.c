@@ -18,6 +18,10 @@
 
 static enum log_level log_threshold = LOG_LEVEL_INFO;
 static int log_journal;
+/* log_hold(): lines kept for one write at log_release(). */
+static char log_held[16384];
+static size_t log_held_len;
+static int log_holding;
 
 static const char *const log_names[] = { "debug", "info", "warning", "error" };
 static const int log_priorities[] = { 7, 6, 4, 3 };
@@ -46,31 +50,66 @@ const char *log_level_name(enum log_level level)
 	return log_names[level];
 }
 
+/* Writes what log_hold() kept, in one write. */
+static void log_release_held(void)
+{
+	if (log_held_len)
+		(void)fwrite(log_held, 1, log_held_len, stderr);
+	log_held_len = 0;
+}
+
 static void __attribute__((format(printf, 3, 0))) log_vwrite(enum log_level level, const char *errstr, const char *fmt,
 							       va_list ap)
 {
-	char msg[1024];
+	char msg[1024], line[1200];
+	int n;
 
 	if (level < log_threshold)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_journal)
-		fprintf(stderr, "<%d>%s%s%s\n", log_priorities[level], msg, errstr ? ": " : "", errstr ? errstr : "");
+		n = snprintf(line, sizeof(line), "<%d>%s%s%s\n", log_priorities[level], msg, errstr ? ": " : "",
+			     errstr ? errstr : "");
 	else {
 		char stamp[48] = "";
 		struct timeval tv;
 		struct tm tm;
-		size_t n;
+		size_t at;
 
 		gettimeofday(&tv, NULL);
-		if (localtime_r(&tv.tv_sec, &tm) && (n = strftime(stamp, 32, "%Y-%m-%dT%H:%M:%S", &tm)) > 0) {
-			n += (size_t)snprintf(stamp + n, sizeof(stamp) - n, ".%03u", (unsigned)(tv.tv_usec / 1000) % 1000);
-			if (n < sizeof(stamp) - 8 && strftime(stamp + n, sizeof(stamp) - n, "%z ", &tm) == 0)
-				stamp[n] = '\0';
+		if (localtime_r(&tv.tv_sec, &tm) && (at = strftime(stamp, 32, "%Y-%m-%dT%H:%M:%S", &tm)) > 0) {
+			at += (size_t)snprintf(stamp + at, sizeof(stamp) - at, ".%03u", (unsigned)(tv.tv_usec / 1000) % 1000);
+			if (at < sizeof(stamp) - 8 && strftime(stamp + at, sizeof(stamp) - at, "%z ", &tm) == 0)
+				stamp[at] = '\0';
 		}
-		fprintf(stderr, "%snatpmp-server: %s: %s%s%s\n", stamp, log_names[level], msg, errstr ? ": " : "",
-			errstr ? errstr : "");
+		n = snprintf(line, sizeof(line), "%snatpmp-server: %s: %s%s%s\n", stamp, log_names[level], msg,
+			     errstr ? ": " : "", errstr ? errstr : "");
 	}
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	if (log_holding && log_held_len + (size_t)n > sizeof(log_held))
+		log_release_held();
+	if (log_holding) {
+		memcpy(log_held + log_held_len, line, (size_t)n);
+		log_held_len += (size_t)n;
+	} else {
+		(void)fwrite(line, 1, (size_t)n, stderr);
+	}
+}
+
+void log_hold(void)
+{
+	log_holding = 1;
+}
+
+void log_release(void)
+{
+	log_release_held();
+	log_holding = 0;
 }
 
 #define LOG_FUNC(name, level, with_errno)                                                  \
@@ -98,6 +137,7 @@ void fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vwrite(LOG_LEVEL_ERROR, strerror(saved), fmt, ap);
 	va_end(ap);
+	log_release();
 	exit(1);
 }
 
@@ -108,5 +148,6 @@ void fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vwrite(LOG_LEVEL_ERROR, NULL, fmt, ap);
 	va_end(ap);
+	log_release();
 	exit(1);
 }

@@ -513,6 +513,8 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 	int64_t now_ms = server_mono_ms(), now = now_ms / 1000;
 	int failed;
 
+	/* The turn's log lines leave together, before its answers. */
+	log_hold();
 	for (int i = 0; i < n; i++)
 		turn_decide(s, &l->sock, &s->pkts[i], &s->reqs[i], now, now_ms);
 
@@ -552,6 +554,7 @@ static void turn_handle(struct server *s, struct server_listener *l, int n)
 			turn_count_answer(s, r->req.metric_op, r->req.result);
 		}
 	}
+	log_release();
 	for (int i = 0; i < n; i += UDP_BATCH)
 		udp_send(&l->sock, s->pkts + i, n - i < UDP_BATCH ? n - i : UDP_BATCH);
 	expiry_end_flows(s);

@@ -90,7 +90,8 @@ echo "== natpmp-server (and natpmp-responder on port $REF_PORT)"
 in_rtr "$RESPONDER" "$RTR_LAN_IF" $REF_PORT >"$LAB_DIR/responder.out" 2>&1 &
 RESPONDER_PID=$!
 await_listening "$LAB_DIR/responder.out" || { echo "bench.sh: natpmp-responder did not start: $(cat "$LAB_DIR/responder.out")" >&2; exit 1; }
-OURS="--rate-limit 0 --max-mappings-per-ip 70000 --max-lifetime 86400"
+# At the default log level, as a router runs it (daemon_start's --log-level debug is overridden).
+OURS="--rate-limit 0 --max-mappings-per-ip 70000 --max-lifetime 86400 --log-level info"
 daemon_start $OURS
 echo "ours 0 rss kb=$(rss_kb "$DAEMON_PID")" >>"$RESULTS"
 connections ours 1
