@@ -107,9 +107,12 @@ int nft_set_external(struct nft *n, const uint32_t *addrs, size_t n_addrs);
 int nft_commit(struct nft *n);
 /* Whether the last nft_commit() sent a transaction: it sends none when nothing was queued. */
 int nft_sent(const struct nft *n);
+/* How many element operations the batch begun by nft_begin() holds so far. */
+size_t nft_queued(const struct nft *n);
 /*
- * The kernel's nftables generation id (host order), which every committed
- * transaction, anyone's, moves on by one: 0 or -errno; one GETGEN round trip.
+ * The kernel's nftables generation id (host order, never 0), which every
+ * transaction that changes anything, anyone's, moves on by one (skipping
+ * 0): 0 or -errno; one GETGEN round trip.
  */
 int nft_generation(struct nft *n, uint32_t *gen);
 

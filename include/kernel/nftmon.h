@@ -27,20 +27,17 @@ int nftmon_fd(const struct nftmon *m);
  */
 int nftmon_read(struct nftmon *m, char *who, size_t wholen);
 /*
- * Leaves and joins the group again, around each of the daemon's own
- * commits: while anyone listens, nf_tables builds a notification for every
- * set element of a transaction (a third of a restart with 60,000
- * mappings, a tenth of a busy turn), only for the filter to drop them as
- * ours.  What someone else commits while the socket is out goes unheard:
- * the caller compares generation ids (nftmon_generation(),
- * nft_generation()).  0 or -errno.
+ * Leaves and joins the group again, around the daemon's own large commits:
+ * while anyone listens, nf_tables builds a notification for every set
+ * element of a transaction (a third of a restart with 60,000 mappings, a
+ * tenth of a busy turn), only for the filter to drop them as ours.  What
+ * someone else commits while the socket is out goes unheard: the caller
+ * compares generation ids (nft_generation()) and nftmon_heard().  0 or
+ * -errno.
  */
 int nftmon_pause(struct nftmon *m);
 int nftmon_resume(struct nftmon *m);
-/*
- * The generation id (nft_generation()) of the last commit by someone else
- * that nftmon_read() has heard, whatever it touched; 0 before the first.
- */
-uint32_t nftmon_generation(const struct nftmon *m);
+/* How many commits by someone else nftmon_read() has heard, whatever they touched. */
+uint64_t nftmon_heard(const struct nftmon *m);
 
 #endif

@@ -32,6 +32,9 @@ int install_commit(struct server *s)
 	return r;
 }
 
+/* Element operations from which a commit is made with the monitor out of the group (install_commit_quiet()). */
+#define INSTALL_QUIET_MIN 64
+
 /* Reads what the monitor heard; someone else's change to the table schedules a repair. */
 static void install_hear(struct server *s)
 {
@@ -46,59 +49,55 @@ static void install_hear(struct server *s)
 	}
 }
 
-/* The later of two generation ids, which wrap. */
-static uint32_t install_gen_newest(uint32_t a, uint32_t b)
+/* The generation after gen once one more transaction went in (the kernel skips 0). */
+static uint32_t install_gen_next(uint32_t gen)
 {
-	return (int32_t)(a - b) >= 0 ? a : b;
+	return gen + 1 ? gen + 1 : 1;
 }
 
 /*
- * Commits the transaction built since nft_begin() with the monitor out of
- * nf_tables' group: while anyone listens, the kernel builds a notification
- * for every element of it (a third of a restart with 60,000 mappings, a
- * tenth of a busy turn), only for the monitor's filter to drop them as
- * ours.  Someone else's commit in that moment goes unheard; the
- * generation id, which every commit moves on by one, says whether there
- * was one, and if so whether both tables are still there is asked (a
- * firewall reload's flush ruleset).  What such a commit did to single
- * elements of ours in that moment stays unseen (docs/architecture.md).
+ * Commits the transaction built since nft_begin(); a large one (a busy
+ * turn, a reinstall) with the monitor out of nf_tables' group: while
+ * anyone listens, the kernel builds a notification for every element of
+ * it (a third of a restart with 60,000 mappings, a tenth of a busy turn),
+ * only for the monitor's filter to drop them as ours.  Small ones, a home
+ * router's usual turn, commit while it listens, and nothing goes unheard.
+ * Someone else's commit in the moment out is found by the generation id
+ * (asked before and after: it moves by exactly one for ours) or heard
+ * after it (then whether it came before or after ours is not known); then
+ * whether both tables are still there is asked (a firewall reload's flush
+ * ruleset).  What such a commit did to single elements or rules of ours in
+ * that moment stays unseen (docs/architecture.md).
  */
 static int install_commit_quiet(struct server *s)
 {
-	uint32_t known, gen;
-	int r, e;
+	uint32_t before, after;
+	uint64_t heard;
+	int r, e, unsure;
 
-	if (!s->nftmon)
+	if (!s->nftmon || nft_queued(s->nft) < INSTALL_QUIET_MIN)
 		return install_commit(s);
-	/* Heard before: judged now, and the generation it reached is known. */
+	/* What was heard so far is judged now: the generation asked next has it. */
 	install_hear(s);
-	if (!s->nft_gen_known)
-		s->nft_gen_known = nft_generation(s->nft, &s->nft_gen) == 0;
-	if (!s->nft_gen_known || nftmon_pause(s->nftmon) < 0)
+	if (nft_generation(s->nft, &before) < 0 || nftmon_pause(s->nftmon) < 0)
 		return install_commit(s);
-	known = install_gen_newest(s->nft_gen, nftmon_generation(s->nftmon));
+	heard = nftmon_heard(s->nftmon);
 	r = install_commit(s);
 	/* Deaf to foreign changes until it listens again: a repair soon reinstalls, and tries to join again. */
 	if ((e = nftmon_resume(s->nftmon)) < 0) {
 		log_warnx("cannot listen for nftables events again: %s; reinstalling table ip %s in 1 s to try again",
 			  strerror(-e), s->cfg.nat_table);
 		install_schedule_repair(s, 1000);
-		s->nft_gen_known = 0;
 		return r;
 	}
-	/* Commits by others queued before the pause are heard; ours moved the generation by one if it went in. */
 	install_hear(s);
-	known = install_gen_newest(known, nftmon_generation(s->nftmon)) + (r == 0 && nft_sent(s->nft));
-	if (nft_generation(s->nft, &gen) < 0) {
-		s->nft_gen_known = 0;
-		gen = known + 1; /* not known: look as if someone had committed */
-	}
-	if (gen != known && nft_installed(s->nft) == 0) {
+	unsure = nft_generation(s->nft, &after) < 0 || nftmon_heard(s->nftmon) != heard ||
+		 after != (r == 0 && nft_sent(s->nft) ? install_gen_next(before) : before);
+	if (unsure && nft_installed(s->nft) == 0) {
 		log_warnx("table ip %s went away while this daemon committed to it, unheard: restoring it",
 			  s->cfg.nat_table);
 		install_schedule_repair(s, SERVER_REPAIR_DELAY_MS);
 	}
-	s->nft_gen = gen;
 	return r;
 }
 

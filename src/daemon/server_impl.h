@@ -163,8 +163,6 @@ struct server {
 	struct event *nftmon_ev;
 	struct event *repair_ev;
 	int table_broken; /* the last install failed: a repair is pending */
-	uint32_t nft_gen;  /* nftables' generation id after our last commit (install_commit_quiet()) */
-	int nft_gen_known; /* nft_gen holds one */
 	int serving;	  /* start-up finished */
 
 	struct metrics metrics;

@@ -324,8 +324,11 @@ static bool table_owned_elsewhere(const struct table *t, const struct entry *e, 
 {
 	if (e->origin != TABLE_ORIGIN_PCP || who->origin == TABLE_ORIGIN_HTTP)
 		return false;
-	return who->origin != TABLE_ORIGIN_PCP || !e->nonce ||
-	       memcmp(table_pool_at(&t->nonce_pool, e->nonce), who->nonce, TABLE_NONCE_LEN) != 0;
+	/* A nonce of zeros is kept as none (entry.nonce 0): it is still its owner's. */
+	if (who->origin != TABLE_ORIGIN_PCP)
+		return true;
+	return e->nonce ? memcmp(table_pool_at(&t->nonce_pool, e->nonce), who->nonce, TABLE_NONCE_LEN) != 0
+			: !nonce_zero(who->nonce);
 }
 
 /*

@@ -151,6 +151,7 @@ void nft_begin(struct nft *n)
 {
 	nft_drop_pending(n);
 	n->n_msgs = 0;
+	n->n_elems = 0;
 	n->error = 0;
 	n->batch_seq = n->seq++;
 	nftnl_batch_begin(n->buf, n->batch_seq);
@@ -189,6 +190,7 @@ static int nft_elem(struct nft *n, size_t set, uint16_t type, const void *key, c
 		nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)timeout * 1000);
 	nftnl_set_elem_add(p->elems, e);
 	p->n++;
+	n->n_elems++;
 	return 0;
 }
 
@@ -496,6 +498,11 @@ int nft_sent(const struct nft *n)
 	return n->sent;
 }
 
+size_t nft_queued(const struct nft *n)
+{
+	return n->n_elems;
+}
+
 /* Reads NEWGEN, the answer to GETGEN: its generation id. */
 static int nft_gen_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -512,8 +519,13 @@ int nft_generation(struct nft *n, uint32_t *gen)
 	char buf[NFT_RECV_SIZE];
 	uint32_t seq = n->seq++;
 	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, NFPROTO_UNSPEC, NLM_F_ACK, seq);
+	int r;
 
-	return nft_ask(n, buf, nlh, seq, nft_gen_cb, gen);
+	*gen = 0;
+	if ((r = nft_ask(n, buf, nlh, seq, nft_gen_cb, gen)) < 0)
+		return r;
+	/* The kernel's generation is never 0: an answer without one is not an answer. */
+	return *gen ? 0 : -EPROTO;
 }
 
 int nft_installed(struct nft *n)

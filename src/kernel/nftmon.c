@@ -28,7 +28,7 @@ struct nftmon {
 	struct mnl_socket *nl;
 	char table[64];
 	uint32_t own_portid;
-	uint32_t generation; /* of the last foreign commit heard; 0: none yet */
+	uint64_t heard; /* foreign commits heard (their NEWGEN), ever */
 };
 
 /*
@@ -92,9 +92,9 @@ int nftmon_resume(struct nftmon *m)
 	return mnl_socket_setsockopt(m->nl, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0 ? -errno : 0;
 }
 
-uint32_t nftmon_generation(const struct nftmon *m)
+uint64_t nftmon_heard(const struct nftmon *m)
 {
-	return m->generation;
+	return m->heard;
 }
 
 void nftmon_close(struct nftmon *m)
@@ -115,7 +115,6 @@ struct nftmon_attrs {
 	const struct nlattr *table;
 	const struct nlattr *pid;
 	const struct nlattr *name;
-	const struct nlattr *gen;
 };
 
 static int nftmon_attr(const struct nlattr *attr, void *data)
@@ -129,8 +128,6 @@ static int nftmon_attr(const struct nlattr *attr, void *data)
 		a->pid = attr;
 	if (type == NFTA_GEN_PROC_NAME && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
 		a->name = attr;
-	if (type == NFTA_GEN_ID && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
-		a->gen = attr;
 	return MNL_CB_OK;
 }
 
@@ -148,8 +145,8 @@ static int nftmon_message(struct nftmon *m, const struct nlmsghdr *nlh, char *wh
 	g = mnl_nlmsg_get_payload(nlh);
 	mnl_attr_parse(nlh, sizeof(*g), nftmon_attr, &a);
 	if (type == NFT_MSG_NEWGEN) {
-		if (nlh->nlmsg_pid != m->own_portid && a.gen)
-			m->generation = ntohl(mnl_attr_get_u32(a.gen));
+		if (nlh->nlmsg_pid != m->own_portid)
+			m->heard++;
 		if (nlh->nlmsg_pid != m->own_portid && a.name && a.pid)
 			/* The kernel puts the pid big-endian (nla_put_be32). */
 			snprintf(who, wholen, "%s (pid %u)", mnl_attr_get_str(a.name), ntohl(mnl_attr_get_u32(a.pid)));

@@ -836,6 +836,22 @@ static void test_pcp_nonces(void)
 	table_commit(t);
 	CHECK(find(t, table_addr_v4(A), TCP, 80) == NULL);
 
+	/*
+	 * A nonce of zeros (the codec takes one) owns its mapping like any
+	 * other: the table keeps it as no nonce at all, and still knows whose.
+	 */
+	CHECK_EQ(pcp(t, A, 0, false, 82, 20082, 3600, 30, &g), 0);
+	table_commit(t);
+	CHECK_EQ(pcp(t, A, 0, false, 82, 0, 7200, 31, &g), 0);
+	CHECK_EQ(g.lifetime, 7200);
+	table_commit(t);
+	CHECK_EQ(pcp(t, A, 9, false, 82, 0, 0, 32, &g), TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(table_request(t, table_addr_v4(A), TABLE_ORIGIN_NATPMP, TCP, 82, 0, 0, 32, &g, TABLE_LINK_NONE),
+		 TABLE_RESULT_NOT_AUTHORIZED);
+	CHECK_EQ(pcp(t, A, 0, false, 82, 0, 0, 33, &g), 0);
+	table_commit(t);
+	CHECK(find(t, table_addr_v4(A), TCP, 82) == NULL);
+
 	/* A NAT-PMP mapping taken over by PCP; rolled back, it is NAT-PMP's again. */
 	CHECK_EQ(map(t, A, TCP, 81, 20081, 3600, 0, &g), 0);
 	CHECK_EQ(pcp(t, A, 3, false, 81, 0, 3600, 40, &g), 0);
