@@ -58,27 +58,9 @@ static size_t entry_hash(const struct table *t, uint32_t i)
 	return key_hash(table_entry_addr(t, i), e->protocol, e->internal_port);
 }
 
-static int buckets_grow(struct table *t)
+static uint32_t *entry_next(const struct table *t, uint32_t i)
 {
-	size_t n = t->n_buckets * 2;
-	uint32_t *b = calloc(n, sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	for (size_t k = 0; k < t->n_buckets; k++) {
-		uint32_t i = t->buckets[k], next;
-		for (; i; i = next) {
-			size_t slot = entry_hash(t, i) & (n - 1);
-
-			next = table_entry(t, i)->hash_next;
-			table_entry(t, i)->hash_next = b[slot];
-			b[slot] = i;
-		}
-	}
-	free(t->buckets);
-	t->buckets = b;
-	t->n_buckets = n;
-	return 0;
+	return &table_entry(t, i)->hash_next;
 }
 
 static bool nonce_zero(const uint8_t *nonce)
@@ -130,7 +112,7 @@ int table_entry_insert(struct table *t, const struct table_mapping *m)
 	uint32_t i, c = 0;
 	int64_t l = -ENOMEM;
 
-	if (t->count >= t->n_buckets && buckets_grow(t) < 0)
+	if (t->count >= t->n_buckets && table_chains_grow(t, &t->buckets, &t->n_buckets, entry_hash, entry_next) < 0)
 		return -ENOMEM;
 	/* Reserve the log slot first so that nothing fails after the insert. */
 	if (table_log_change(t, TABLE_ADD, m, 0, 0) < 0)

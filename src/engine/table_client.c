@@ -19,28 +19,14 @@ uint32_t table_client_find(const struct table *t, const struct table_addr *addr)
 	return c;
 }
 
-static int table_client_grow(struct table *t)
+static size_t client_hash(const struct table *t, uint32_t c)
 {
-	size_t n = t->n_client_buckets * 2;
-	uint32_t *b = calloc(n, sizeof(*b));
+	return table_addr_hash(&table_client(t, c)->addr);
+}
 
-	if (!b)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->n_client_buckets; i++) {
-		uint32_t c = t->clients[i], next;
-		for (; c; c = next) {
-			struct client *cl = table_client(t, c);
-			size_t slot = table_addr_hash(&cl->addr) & (n - 1);
-
-			next = cl->next;
-			cl->next = b[slot];
-			b[slot] = c;
-		}
-	}
-	free(t->clients);
-	t->clients = b;
-	t->n_client_buckets = n;
-	return 0;
+static uint32_t *client_next(const struct table *t, uint32_t c)
+{
+	return &table_client(t, c)->next;
 }
 
 /* The client of addr, made if new; 0 when out of memory. */
@@ -50,7 +36,8 @@ uint32_t table_client_get(struct table *t, const struct table_addr *addr)
 
 	if (c)
 		return c;
-	if (t->n_clients >= t->n_client_buckets && table_client_grow(t) < 0)
+	if (t->n_clients >= t->n_client_buckets &&
+	    table_chains_grow(t, &t->clients, &t->n_client_buckets, client_hash, client_next) < 0)
 		return 0;
 	if (!(c = table_pool_take(&t->client_pool)))
 		return 0;

@@ -40,6 +40,15 @@ uint32_t table_pool_take(struct table_pool *p);
 void table_pool_give(struct table_pool *p, uint32_t i);
 void table_pool_free(struct table_pool *p);
 
+struct table;
+/*
+ * Doubles a hash of index chains (*buckets, *n of them, a power of two):
+ * every item is linked again at hash_of(t, i) through *next_of(t, i).
+ * 0 or -ENOMEM, leaving the hash as it was.
+ */
+int table_chains_grow(struct table *t, uint32_t **buckets, size_t *n, size_t (*hash_of)(const struct table *t, uint32_t i),
+		      uint32_t *(*next_of)(const struct table *t, uint32_t i));
+
 static inline void *table_pool_at(const struct table_pool *p, uint32_t i)
 {
 	return p->items + (size_t)i * p->item_size;

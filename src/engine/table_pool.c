@@ -5,6 +5,7 @@
  * array grows by doubling (realloc, which for large arrays remaps pages
  * rather than copy them), and freed items are reused before it grows.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,31 @@ void table_pool_give(struct table_pool *p, uint32_t i)
 {
 	memcpy(table_pool_at(p, i), &p->free, sizeof(p->free));
 	p->free = i;
+}
+
+int table_chains_grow(struct table *t, uint32_t **buckets, size_t *n, size_t (*hash_of)(const struct table *t, uint32_t i),
+		      uint32_t *(*next_of)(const struct table *t, uint32_t i))
+{
+	size_t size = *n * 2;
+	uint32_t *b = calloc(size, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t k = 0; k < *n; k++) {
+		uint32_t i = (*buckets)[k], next;
+
+		for (; i; i = next) {
+			size_t slot = hash_of(t, i) & (size - 1);
+
+			next = *next_of(t, i);
+			*next_of(t, i) = b[slot];
+			b[slot] = i;
+		}
+	}
+	free(*buckets);
+	*buckets = b;
+	*n = size;
+	return 0;
 }
 
 void table_pool_free(struct table_pool *p)
