@@ -169,13 +169,13 @@ static void str(struct cursor *c, const char *set, char *buf, size_t max)
 
 static const char hex_digits[] = "0123456789abcdefABCDEF";
 
-/* One mapping object, as state_out_mapping() writes it. */
-static void mapping(struct cursor *c, struct state_mapping *m)
+/* A mapping object's members, as state_out_mapping() writes them (its braces are the caller's). */
+static void members(struct cursor *c, struct state_mapping *m)
 {
 	char s[INET6_ADDRSTRLEN + 1];
 
 	memset(m, 0, sizeof(*m));
-	lit(c, "{\"client\": ");
+	lit(c, "\"client\": ");
 	str(c, "0123456789abcdefABCDEF.:", s, INET6_ADDRSTRLEN);
 	if (c->ok && inet_pton(AF_INET, s, &m->client) != 1 && !(m->ipv6 = inet_pton(AF_INET6, s, m->client6) == 1))
 		c->ok = false;
@@ -212,7 +212,29 @@ static void mapping(struct cursor *c, struct state_mapping *m)
 		m->upstream_port = (uint16_t)num(c, 1, 65535);
 	if (next_is(c, ", \"expires_boot\": "))
 		m->expires_boot = num(c, 1, INT64_MAX);
+}
+
+/* One mapping object, as a snapshot line holds it. */
+static void mapping(struct cursor *c, struct state_mapping *m)
+{
+	lit(c, "{");
+	members(c, m);
 	lit(c, "}");
+}
+
+int state_fast_change(const char *line, size_t len, struct state_change *ch)
+{
+	struct cursor c = { .p = line, .end = line + len, .ok = true };
+
+	if (next_is(&c, "{\"op\": \"put\", "))
+		ch->op = STATE_PUT;
+	else if (next_is(&c, "{\"op\": \"del\", "))
+		ch->op = STATE_DEL;
+	else
+		return 0;
+	members(&c, &ch->m);
+	lit(&c, "}");
+	return c.ok && c.p == c.end;
 }
 
 int state_fast_snapshot(const char *buf, size_t len, struct state *st)

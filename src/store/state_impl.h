@@ -46,6 +46,14 @@ int state_read_mapping(struct reader *r, struct json_object *o, const char *wher
  * empty: the json-c reader then decides), -ENOMEM.
  */
 int state_fast_snapshot(const char *buf, size_t len, struct state *st);
+/*
+ * One journal line (without its newline) read directly if it has exactly
+ * the shape state_out_mapping() writes for a change: 1 with *c filled, 0
+ * when it does not (json-c's reader then decides).
+ */
+int state_fast_change(const char *line, size_t len, struct state_change *c);
+/* One journal line by json-c's reader alone (line NUL-terminated at len): 0 or -EBADMSG/-ENOMEM; for the fuzz target. */
+int state_journal_line_json(const char *line, size_t len, struct state_change *c);
 /* state_parse() by json-c's reader alone, never state_fast_snapshot(): for the fuzz target that compares them. */
 int state_parse_json(const char *buf, size_t len, struct state *out, char *err, size_t errlen);
 /* A whole file into a malloc'd NUL-terminated buffer (at most STATE_MAX_SIZE): 0 or -errno. */

@@ -6,6 +6,7 @@
 #define NATPMP_STATE_INVARIANTS_H
 
 #include <netinet/in.h>
+#include <string.h>
 
 #include "fuzz.h"
 #include "store/state.h"
@@ -23,6 +24,16 @@ static inline void require_valid_mappings(const struct state *s)
 		REQUIRE(m->expires >= 0);
 		REQUIRE(m->expires_boot >= 0);
 	}
+}
+
+/* Every field of two mappings (not their padding) is the same. */
+static inline void require_same_mapping(const struct state_mapping *x, const struct state_mapping *y)
+{
+	REQUIRE(x->client == y->client && x->protocol == y->protocol && x->internal_port == y->internal_port);
+	REQUIRE(x->external_port == y->external_port && x->lifetime == y->lifetime && x->expires == y->expires);
+	REQUIRE(x->origin == y->origin && x->upstream_port == y->upstream_port && x->expires_boot == y->expires_boot);
+	REQUIRE(memcmp(x->nonce, y->nonce, sizeof(x->nonce)) == 0 && x->ipv6 == y->ipv6);
+	REQUIRE(memcmp(x->client6, y->client6, sizeof(x->client6)) == 0);
 }
 
 #endif

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -762,6 +764,16 @@ static void test_journal_scale(void)
 	unlink(path);
 }
 
+/* Every field of two mappings (not their padding). */
+static bool same_mapping(const struct state_mapping *x, const struct state_mapping *y)
+{
+	return x->client == y->client && x->protocol == y->protocol && x->internal_port == y->internal_port &&
+	       x->external_port == y->external_port && x->lifetime == y->lifetime && x->expires == y->expires &&
+	       x->origin == y->origin && x->upstream_port == y->upstream_port && x->expires_boot == y->expires_boot &&
+	       memcmp(x->nonce, y->nonce, sizeof(x->nonce)) == 0 && x->ipv6 == y->ipv6 &&
+	       memcmp(x->client6, y->client6, sizeof(x->client6)) == 0;
+}
+
 /* Two readings agree on everything a state holds. */
 static void expect_identical(const struct state *a, const struct state *b)
 {
@@ -769,7 +781,7 @@ static void expect_identical(const struct state *a, const struct state *b)
 	      a->generation == b->generation && strcmp(a->boot_id, b->boot_id) == 0);
 	CHECK_EQ(a->n_mappings, b->n_mappings);
 	for (size_t i = 0; i < a->n_mappings && i < b->n_mappings; i++)
-		CHECK(memcmp(&a->mappings[i], &b->mappings[i], sizeof(a->mappings[i])) == 0);
+		CHECK(same_mapping(&a->mappings[i], &b->mappings[i]));
 }
 
 /*
@@ -833,6 +845,40 @@ static void test_own_shape(void)
 	state_free(&fast);
 	state_free(&tree);
 	free(text);
+
+	/* The journal's lines too: each one the writer wrote is read directly, to json-c's values. */
+	char jpath[160], *buf = NULL;
+	struct state_change changes[4];
+	off_t end;
+	int fd;
+
+	for (size_t i = 0; i < 4; i++)
+		changes[i] = (struct state_change){ .op = i % 2 ? STATE_DEL : STATE_PUT, .m = m[i] };
+	snprintf(jpath, sizeof(jpath), "%s/%s", dir, STATE_JOURNAL_NAME);
+	CHECK_EQ(state_journal_start(jpath, 9, &fd, &end), 0);
+	CHECK_EQ(state_journal_append(fd, &end, changes, 4), 0);
+	close(fd);
+	FILE *f = fopen(jpath, "r");
+	size_t cap = 0, lines = 0;
+	ssize_t got;
+
+	CHECK(f != NULL);
+	while (f && (got = getline(&buf, &cap, f)) > 0) {
+		struct state_change a, b;
+
+		buf[--got] = '\0';
+		if (lines++ == 0)
+			continue; /* the header */
+		CHECK_EQ(state_fast_change(buf, (size_t)got, &a), 1);
+		CHECK_EQ(state_journal_line_json(buf, (size_t)got, &b), 0);
+		CHECK(a.op == b.op && a.op == changes[lines - 2].op);
+		CHECK(same_mapping(&a.m, &b.m) && same_mapping(&a.m, &changes[lines - 2].m));
+	}
+	CHECK_EQ(lines, 5);
+	if (f)
+		fclose(f);
+	free(buf);
+	unlink(jpath);
 
 	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
 		size_t n = strlen(others[i]);
