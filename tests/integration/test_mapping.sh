@@ -9,6 +9,8 @@ daemon_start
 npc map tcp 6000 45000 3600
 check "a free suggested port is granted" eq "$(field result) $(field external)" "0 45000"
 check "... and the kernel forwards it to the client" kernel_has tcp 45000 $CLIENT 6000
+# A turn's log lines are written together, before its answers: by the time the client has its answer, the line is there.
+check "... and the log says so by the time the client has its answer" logged "mapped tcp 45000 -> $CLIENT:6000 for 3600 s"
 
 npc map tcp 6000 46000 3600
 check "renewal keeps the external port whatever is suggested now" eq "$(field result) $(field external)" "0 45000"
