@@ -31,7 +31,9 @@ void log_error(const char *fmt, ...) LOG_PRINTF(1, 2);
  * Between log_hold() and log_release(), lines are kept and written
  * together, in one write(2) (or more, when over 16 kB): a request turn's
  * lines, one per mapping at the default level, cost one system call, not
- * one each.  fatal() writes what is held.
+ * one each.  fatal() writes what is held; a process killed by a signal
+ * meanwhile loses them (the turn's answers were not sent either).  Holds
+ * do not nest.
  */
 void log_hold(void);
 void log_release(void);

@@ -321,8 +321,9 @@ static int nft_wait_acks(struct nft *n, uint32_t last_seq)
 		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
 		     nlh = mnl_nlmsg_next(nlh, &left)) {
 			const struct nlmsgerr *err;
-			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < n->batch_seq ||
-			    nlh->nlmsg_seq > last_seq)
+			/* Within [batch_seq, last_seq], counted from batch_seq: the numbers wrap. */
+			if (nlh->nlmsg_type != NLMSG_ERROR ||
+			    (uint32_t)(nlh->nlmsg_seq - n->batch_seq) > (uint32_t)(last_seq - n->batch_seq))
 				continue;
 			err = mnl_nlmsg_get_payload(nlh);
 			if (err->error && !first_error)

@@ -60,7 +60,7 @@ static void check_fast_lines(const uint8_t *data, size_t size)
 			require_same_mapping(&a.m, &b.m);
 		}
 		free(line);
-		p += len + 1;
+		p = nl ? nl + 1 : end;
 	}
 }
 

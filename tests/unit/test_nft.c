@@ -300,6 +300,27 @@ int main(void)
 	test_atomic_failure(n);
 	test_reinstall_and_foreign_tables(n);
 	test_large_batch(n);
+	/*
+	 * The generation, as install.c asks it around a large commit: it moves
+	 * by exactly one for a transaction (nobody else commits in this
+	 * namespace), and asking it while a batch is being built, with nothing
+	 * left to flush after the question, does not make the commit wait for
+	 * the question's number (it waited 5 s and failed: -ETIMEDOUT).
+	 */
+	uint32_t g1 = 0, g2 = 0;
+	CHECK_EQ(nft_generation(n, &g1), 0);
+	nft_begin(n);
+	CHECK_EQ(nft_install(n), 0);
+	CHECK_EQ(nft_queued(n), 0);
+	CHECK_EQ(nft_generation(n, &g2), 0);
+	CHECK_EQ(g2, g1);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_sent(n), 1);
+	CHECK_EQ(nft_generation(n, &g2), 0);
+	CHECK_EQ(g2, g1 + 1);
+	nft_begin(n);
+	CHECK_EQ(nft_commit(n), 0);
+	CHECK_EQ(nft_sent(n), 0);
 	/* What a reinstall asks afterwards: are both tables still there? */
 	CHECK_EQ(nft_installed(n), 1);
 	CHECK_EQ(nft_cmd("delete table ip6 natpmp"), 0);
