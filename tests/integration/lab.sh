@@ -90,6 +90,11 @@ lab_cleanup() {
 	daemon_kill KILL
 	[ -n "$GWY_PID" ] && kill -KILL "$GWY_PID" 2>/dev/null
 	for p in $(jobs -p); do kill "$p" 2>/dev/null; done
+	# Whatever still runs in the lab's namespaces (a client started as `in_lan cmd &`
+	# is the job's child, not the job): deleting a namespace would leave it running.
+	for ns in $LAN $RTR $WAN $GWY $LAB_NETNS; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+	done
 	for ns in $LAN $RTR $WAN $GWY $LAB_NETNS; do ip netns del "$ns" 2>/dev/null; done
 	for m in $LAB_MOUNTS; do umount -l "$m" 2>/dev/null; done
 	rm -rf "$LAB_DIR"

@@ -86,7 +86,9 @@ check "natpmpc maps UDP 6881 by NAT-PMP" eval 'grep -q "Mapped public port 6881 
 check "... and qBittorrent's PCP mappings are still there" \
 	eval 'kernel_has tcp 51413 $CLIENT 51413 && kernel_has udp 51413 $CLIENT 51413'
 
-kill -TERM "$TR_PID" "$QB_PID"
+# in_lan ... & is a subshell: the clients are its children.
+pkill -TERM -P "$TR_PID" 2>/dev/null
+pkill -TERM -P "$QB_PID" 2>/dev/null
 wait "$TR_PID" "$QB_PID" 2>/dev/null
 
 lab_finish
