@@ -33,11 +33,7 @@ lab_up
 RTRB=npb-$LAB_ID
 LAB_NETNS="$LAB_NETNS $RTRB"
 lab_netns "$RTRB"
-must ip link add "vm$LAB_ID" netns "$LAN" type veth peer name "vb$LAB_ID" netns "$RTRB"
-must ip -n "$LAN" addr add 192.168.79.200/24 dev "vm$LAB_ID"
-must ip -n "$LAN" link set "vm$LAB_ID" up
-must ip -n "$RTRB" addr add 192.168.79.1/24 dev "vb$LAB_ID"
-must ip -n "$RTRB" link set "vb$LAB_ID" up
+lab_link "$LAN" "vm$LAB_ID" 192.168.79.200/24 "$RTRB" "vb$LAB_ID" 192.168.79.1/24
 # A veth pair in the namespace itself: the external interface needs an address, not a peer (no dummy module everywhere).
 must ip -n "$RTRB" link add "xb$LAB_ID" type veth peer name "xc$LAB_ID"
 must ip -n "$RTRB" link set "xc$LAB_ID" up

@@ -81,12 +81,8 @@ lab_up_cgnat() {
 	LAB_NETNS="$LAB_NETNS $CGN"
 	lab_netns "$LAN" "$RTR" "$CGN" "$WAN"
 	lab_lan
-	must ip link add "$RTR_WAN_IF" netns "$RTR" type veth peer name "$CGN_IN_IF" netns "$CGN"
-	ip -n "$RTR" addr add $RTR_WAN_ADDR/24 dev "$RTR_WAN_IF"
-	ip -n "$RTR" link set "$RTR_WAN_IF" up
+	lab_link "$RTR" "$RTR_WAN_IF" $RTR_WAN_ADDR/24 "$CGN" "$CGN_IN_IF" $CGN_INSIDE/24
 	ip -n "$RTR" route add default via $CGN_INSIDE
-	ip -n "$CGN" addr add $CGN_INSIDE/24 dev "$CGN_IN_IF"
-	ip -n "$CGN" link set "$CGN_IN_IF" up
 	lab_wan "$CGN" "$CGN_OUT_IF"
 	ip -n "$WAN" addr add $STUN1/24 dev "$WAN_IF"
 	ip -n "$WAN" addr add $STUN2/24 dev "$WAN_IF"

@@ -148,6 +148,16 @@ lab_netns() {
 	done
 }
 
+# lab_link NS1 IF1 ADDR1 NS2 IF2 ADDR2: a veth pair between two namespaces,
+# IF1 in NS1 and IF2 in NS2, each end with its address (a.b.c.d/len) and up.
+lab_link() {
+	must ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+	must ip -n "$1" addr add "$3" dev "$2"
+	must ip -n "$1" link set "$2" up
+	must ip -n "$4" addr add "$6" dev "$5"
+	must ip -n "$4" link set "$5" up
+}
+
 # lab_lan: the LAN namespace's two clients, wired to the router's LAN
 # interface, which forwards.
 lab_lan() {
@@ -164,11 +174,7 @@ lab_lan() {
 
 # lab_wan NS IF: the WAN peer, wired to interface IF of namespace NS (which has EXT).
 lab_wan() {
-	must ip link add "$WAN_IF" netns "$WAN" type veth peer name "$2" netns "$1"
-	ip -n "$1" addr add $EXT/24 dev "$2"
-	ip -n "$1" link set "$2" up
-	ip -n "$WAN" addr add $PEER/24 dev "$WAN_IF"
-	ip -n "$WAN" link set "$WAN_IF" up
+	lab_link "$1" "$2" $EXT/24 "$WAN" "$WAN_IF" $PEER/24
 }
 
 lab_up() {
@@ -185,12 +191,8 @@ lab_up() {
 lab_up_double() {
 	lab_netns "$LAN" "$RTR" "$GWY" "$WAN"
 	lab_lan
-	must ip link add "$RTR_WAN_IF" netns "$RTR" type veth peer name "$GWY_LAN_IF" netns "$GWY"
-	ip -n "$RTR" addr add $UP_RTR/24 dev "$RTR_WAN_IF"
-	ip -n "$RTR" link set "$RTR_WAN_IF" up
+	lab_link "$RTR" "$RTR_WAN_IF" $UP_RTR/24 "$GWY" "$GWY_LAN_IF" $UP_GW/24
 	ip -n "$RTR" route add default via $UP_GW
-	ip -n "$GWY" addr add $UP_GW/24 dev "$GWY_LAN_IF"
-	ip -n "$GWY" link set "$GWY_LAN_IF" up
 	in_gwy sysctl -qw net.ipv4.ip_forward=1
 	lab_wan "$GWY" "$GWY_WAN_IF"
 	GWY_STATE_DIR=$LAB_DIR/gwstate

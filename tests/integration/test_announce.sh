@@ -65,11 +65,7 @@ npc map tcp 8080 40000 3600
 check "a mapping before the interface goes" eq "$(field result) $(field external)" "0 40000"
 must ip -n "$RTR" link del "$RTR_WAN_IF"
 check "external interface deleted: result 3" within 5 answers_address 3 0.0.0.0
-must ip link add "$WAN_IF" netns "$WAN" type veth peer name "$RTR_WAN_IF" netns "$RTR"
-must ip -n "$RTR" addr add $EXT/24 dev "$RTR_WAN_IF"
-must ip -n "$RTR" link set "$RTR_WAN_IF" up
-must ip -n "$WAN" addr add $PEER/24 dev "$WAN_IF"
-must ip -n "$WAN" link set "$WAN_IF" up
+lab_wan "$RTR" "$RTR_WAN_IF"
 must ip -n "$WAN" route add 192.168.77.0/24 via $EXT
 check "recreated under its name: opcode 0 reports the address again" within 5 answers_address 0 $EXT
 check "... and the existing mapping forwards through the new interface" within 5 forward tcp 40000 8080

@@ -32,11 +32,7 @@ check "... and the log says so" logged "external interface $LATE_WAN has address
 
 # The second LAN appears (a bridge or VPN interface created after the daemon).
 lab_netns "$LAN2"
-must ip link add "$LAN2_IF" netns "$LAN2" type veth peer name "$RTR_LAN2_IF" netns "$RTR"
-must ip -n "$LAN2" addr add 192.168.79.2/24 dev "$LAN2_IF"
-must ip -n "$LAN2" link set "$LAN2_IF" up
-must ip -n "$RTR" addr add 192.168.79.1/24 dev "$RTR_LAN2_IF"
-must ip -n "$RTR" link set "$RTR_LAN2_IF" up
+lab_link "$LAN2" "$LAN2_IF" 192.168.79.2/24 "$RTR" "$RTR_LAN2_IF" 192.168.79.1/24
 check "once the listen interface appears, the log says the daemon serves on it" \
 	within 10 logged "listen interface $RTR_LAN2_IF appeared: serving NAT-PMP and PCP on it"
 lan2() { ip netns exec "$LAN2" "$NPC_BIN" -g 192.168.79.1 "$@" 2>&1; }
@@ -48,11 +44,7 @@ check "the first LAN is served as before" daemon_alive
 # The interface is deleted and made anew (a network restart re-creates br-lan).
 must ip -n "$RTR" link del "$RTR_LAN2_IF"
 check "a listen interface that goes away is noticed" within 10 logged "listen interface $RTR_LAN2_IF went away: waiting for it"
-must ip link add "$LAN2_IF" netns "$LAN2" type veth peer name "$RTR_LAN2_IF" netns "$RTR"
-must ip -n "$LAN2" addr add 192.168.79.2/24 dev "$LAN2_IF"
-must ip -n "$LAN2" link set "$LAN2_IF" up
-must ip -n "$RTR" addr add 192.168.79.1/24 dev "$RTR_LAN2_IF"
-must ip -n "$RTR" link set "$RTR_LAN2_IF" up
+lab_link "$LAN2" "$LAN2_IF" 192.168.79.2/24 "$RTR" "$RTR_LAN2_IF" 192.168.79.1/24
 appeared_twice() { [ "$(log_count "listen interface $RTR_LAN2_IF appeared")" = 2 ]; }
 check "... and served again once it is back" within 10 appeared_twice
 lan2_again() { OUT=$(lan2 map udp 5353 40101 600) && eq "$(field result)" "0" >/dev/null; }
