@@ -105,8 +105,6 @@ int nft_del(struct nft *n, const struct table_mapping *m);
 /* Replaces the contents of the external set (addresses in network byte order). */
 int nft_set_external(struct nft *n, const uint32_t *addrs, size_t n_addrs);
 int nft_commit(struct nft *n);
-/* Whether the last nft_commit() sent a transaction: it sends none when nothing was queued. */
-int nft_sent(const struct nft *n);
 /* How many element operations the batch begun by nft_begin() holds so far. */
 size_t nft_queued(const struct nft *n);
 /*

@@ -91,8 +91,9 @@ static int install_commit_quiet(struct server *s)
 		return r;
 	}
 	install_hear(s);
+	/* With elements queued, a commit that succeeded sent a transaction, and one that failed went in not at all. */
 	unsure = nft_generation(s->nft, &after) < 0 || nftmon_heard(s->nftmon) != heard ||
-		 after != (r == 0 && nft_sent(s->nft) ? install_gen_next(before) : before);
+		 after != (r == 0 ? install_gen_next(before) : before);
 	if (unsure && nft_installed(s->nft) == 0) {
 		log_warnx("table ip %s went away while this daemon committed to it, unheard: restoring it",
 			  s->cfg.nat_table);

@@ -341,13 +341,11 @@ int nft_commit(struct nft *n)
 	char *at, *small;
 	int r;
 
-	n->sent = 0;
 	nft_flush_all(n);
 	if (n->error)
 		return n->error;
 	if (n->n_msgs == 0)
 		return 0;
-	n->sent = 1;
 	last_seq = n->last_seq;
 	if (!(at = nft_room(n)))
 		return n->error;
@@ -492,11 +490,6 @@ static int nft_table_there(struct nft *n, uint16_t family)
 	nftnl_table_free(t);
 	r = nft_ask(n, buf, nlh, seq, NULL, NULL);
 	return r == -ENOENT ? 0 : r < 0 ? r : 1;
-}
-
-int nft_sent(const struct nft *n)
-{
-	return n->sent;
 }
 
 size_t nft_queued(const struct nft *n)

@@ -66,7 +66,6 @@ struct nft {
 	uint32_t batch_seq; /* seq of NFNL_MSG_BATCH_BEGIN */
 	uint32_t last_seq;  /* seq of the batch's last message: a question asked meanwhile takes one too */
 	size_t n_msgs;      /* messages after BEGIN */
-	int sent;           /* the last nft_commit() sent a transaction (nft_sent()) */
 	size_t n_elems;     /* element operations queued since nft_begin() (nft_queued()) */
 	int error;          /* first failure while building: reported by nft_commit() */
 	struct nft_pending pending[NFT_N_SETS];
