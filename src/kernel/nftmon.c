@@ -55,7 +55,6 @@ static int nftmon_filter_own(struct nftmon *m)
 struct nftmon *nftmon_open(const char *table, uint32_t own_portid)
 {
 	struct nftmon *m = calloc(1, sizeof(*m));
-	unsigned int group = NFNLGRP_NFTABLES;
 	int err;
 
 	if (!m)
@@ -67,7 +66,7 @@ struct nftmon *nftmon_open(const char *table, uint32_t own_portid)
 	m->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	/* The filter goes on before the subscription, so that nothing of ours gets in first. */
 	if (!m->nl || mnl_socket_bind(m->nl, 0, MNL_SOCKET_AUTOPID) < 0 || nftmon_filter_own(m) < 0 ||
-	    mnl_socket_setsockopt(m->nl, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0) {
+	    nftmon_resume(m) < 0) {
 		err = errno;
 		nftmon_close(m);
 		errno = err;
@@ -145,11 +144,13 @@ static int nftmon_message(struct nftmon *m, const struct nlmsghdr *nlh, char *wh
 	g = mnl_nlmsg_get_payload(nlh);
 	mnl_attr_parse(nlh, sizeof(*g), nftmon_attr, &a);
 	if (type == NFT_MSG_NEWGEN) {
-		if (nlh->nlmsg_pid != m->own_portid)
+		if (nlh->nlmsg_pid != m->own_portid) {
 			m->heard++;
-		if (nlh->nlmsg_pid != m->own_portid && a.name && a.pid)
 			/* The kernel puts the pid big-endian (nla_put_be32). */
-			snprintf(who, wholen, "%s (pid %u)", mnl_attr_get_str(a.name), ntohl(mnl_attr_get_u32(a.pid)));
+			if (a.name && a.pid)
+				snprintf(who, wholen, "%s (pid %u)", mnl_attr_get_str(a.name),
+					 ntohl(mnl_attr_get_u32(a.pid)));
+		}
 		return 0;
 	}
 	/* Table ip and table ip6 of that name are both the daemon's. */
