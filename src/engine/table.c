@@ -100,7 +100,7 @@ void table_entry_view(const struct table *t, uint32_t i, struct table_mapping *m
 		.upstream_port = e->upstream_port,
 		.lifetime = e->lifetime,
 		.expires = e->expires,
-		.link = e->link ? ((struct link_count *)table_pool_at(&t->link_pool, e->link))->link : TABLE_LINK_NONE,
+		.link = e->link ? table_link(t, e->link)->link : TABLE_LINK_NONE,
 	};
 	if (e->nonce)
 		memcpy(m->nonce, table_pool_at(&t->nonce_pool, e->nonce), TABLE_NONCE_LEN);

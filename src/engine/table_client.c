@@ -69,7 +69,7 @@ static uint32_t *table_link_slot(struct table *t, uint64_t link)
 	uint32_t *pp = &t->links[table_mix64(link) & (TABLE_LINK_BUCKETS - 1)];
 	struct link_count *l;
 
-	while (*pp && (l = table_pool_at(&t->link_pool, *pp))->link != link)
+	while (*pp && (l = table_link(t, *pp))->link != link)
 		pp = &l->next;
 	return pp;
 }
@@ -78,7 +78,7 @@ uint32_t table_link_held(struct table *t, uint64_t link)
 {
 	uint32_t l = *table_link_slot(t, link);
 
-	return l ? ((struct link_count *)table_pool_at(&t->link_pool, l))->count : 0;
+	return l ? table_link(t, l)->count : 0;
 }
 
 /* Counts one more mapping for link: its index in the link pool (0 for TABLE_LINK_NONE), or -ENOMEM. */
@@ -91,13 +91,13 @@ int64_t table_link_add(struct table *t, uint64_t link)
 	if (!(l = *table_link_slot(t, link))) {
 		if (!(l = table_pool_take(&t->link_pool)))
 			return -ENOMEM;
-		struct link_count *lc = table_pool_at(&t->link_pool, l);
+		struct link_count *lc = table_link(t, l);
 		uint32_t *head = &t->links[table_mix64(link) & (TABLE_LINK_BUCKETS - 1)];
 		lc->link = link;
 		lc->next = *head;
 		*head = l;
 	}
-	((struct link_count *)table_pool_at(&t->link_pool, l))->count++;
+	table_link(t, l)->count++;
 	return l;
 }
 
@@ -108,7 +108,7 @@ void table_link_drop(struct table *t, uint32_t l)
 
 	if (!l)
 		return;
-	lc = table_pool_at(&t->link_pool, l);
+	lc = table_link(t, l);
 	if (--lc->count)
 		return;
 	pp = table_link_slot(t, lc->link);

@@ -131,6 +131,11 @@ static inline struct client *table_client(const struct table *t, uint32_t i)
 	return table_pool_at(&t->client_pool, i);
 }
 
+static inline struct link_count *table_link(const struct table *t, uint32_t i)
+{
+	return table_pool_at(&t->link_pool, i);
+}
+
 /* The address of entry i's client. */
 static inline const struct table_addr *table_entry_addr(const struct table *t, uint32_t i)
 {
