@@ -62,9 +62,8 @@ static const char *type_desc(enum json_type type)
 	return "of an unknown type";
 }
 
-/* A string from the file, quoted and made safe to log; long ones are cut short. */
 /* 2 * n hex digits (either case) from s into out's n bytes: false for anything else. */
-static bool state_unhex(const char *s, uint8_t *out, size_t n)
+bool state_unhex(const char *s, uint8_t *out, size_t n)
 {
 	for (size_t i = 0; i < 2 * n; i++) {
 		int c = s[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
@@ -75,6 +74,7 @@ static bool state_unhex(const char *s, uint8_t *out, size_t n)
 	return true;
 }
 
+/* A string from the file, quoted and made safe to log; long ones are cut short. */
 static const char *quote(const char *s, size_t len, char *buf, size_t buflen)
 {
 	size_t o = 0, i;

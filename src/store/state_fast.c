@@ -201,12 +201,8 @@ static void members(struct cursor *c, struct state_mapping *m)
 
 		m->origin = STATE_ORIGIN_PCP;
 		str(c, hex_digits, nonce, 2 * sizeof(m->nonce));
-		if (c->ok && strlen(nonce) != 2 * sizeof(m->nonce))
+		if (c->ok && (strlen(nonce) != 2 * sizeof(m->nonce) || !state_unhex(nonce, m->nonce, sizeof(m->nonce))))
 			c->ok = false;
-		for (size_t i = 0; c->ok && i < sizeof(m->nonce); i++) {
-			char byte[3] = { nonce[2 * i], nonce[2 * i + 1], '\0' };
-			m->nonce[i] = (uint8_t)strtoul(byte, NULL, 16);
-		}
 	}
 	if (next_is(c, ", \"upstream_port\": "))
 		m->upstream_port = (uint16_t)num(c, 1, 65535);

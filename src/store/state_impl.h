@@ -38,6 +38,8 @@ struct json_object *state_member(struct reader *r, struct json_object *obj, cons
 /* obj's integer member key in [min, max] into *out (range says what the bounds mean): 0 or -EBADMSG. */
 int state_member_int(struct reader *r, struct json_object *obj, const char *where, const char *key, int64_t min,
 		     int64_t max, const char *range, int64_t *out);
+/* 2 * n hex digits (either case) from s into out's n bytes: false for anything else. */
+bool state_unhex(const char *s, uint8_t *out, size_t n);
 /* One mapping object into *m: 0 or -EBADMSG. */
 int state_read_mapping(struct reader *r, struct json_object *o, const char *where, struct state_mapping *m);
 /*
